@@ -1,0 +1,24 @@
+//! Framecart's write side.
+//!
+//! Commands go through cqrs-es over the postgres-es event store; a command is
+//! acknowledged only after its events are committed to `events`. The relay then carries
+//! every committed event, in commit order, into the installation's JetStream stream.
+//!
+//! # Architecture invariants
+//!
+//! - Imports `domain` and no other workspace crate.
+//! - The `events` table is append-only (triggers); nothing here updates or deletes a row.
+//! - The plain event store only: cqrs-es 0.5 snapshot and aggregate stores apply events
+//!   twice. No cqrs-es `Query` is registered: durable projections read the JetStream
+//!   log, because in-process dispatch is lost on a crash.
+//! - Exactly one relay publishes at a time (a Postgres advisory lock), and it never
+//!   reads past the oldest running transaction, so the log is complete and in commit
+//!   order (see [`relay`]).
+
+pub mod db;
+pub mod execute;
+pub mod relay;
+pub mod store;
+pub mod stream;
+
+pub use execute::{CommandError, Commands};

@@ -1,0 +1,127 @@
+//! Reading committed events in commit order, and the relay's own table.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// A position in commit order: the inserting transaction, then the identity value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct CommitCursor {
+    pub tx_id: u64,
+    pub global_position: i64,
+}
+
+/// One committed event as stored, payload and metadata as their stored JSON text.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub tx_id: String,
+    pub global_position: i64,
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub metadata: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    pub fn cursor(&self) -> Result<CommitCursor, sqlx::Error> {
+        let tx_id = self
+            .tx_id
+            .parse()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(CommitCursor { tx_id, global_position: self.global_position })
+    }
+}
+
+/// Events committed after `after`, in commit order.
+///
+/// Only transactions below the snapshot's xmin are read: every one of those has ended,
+/// so a transaction that commits late (it took its id, and its identity values, before
+/// others that committed first) is read in its place, never skipped. The identity alone
+/// would skip it: it is taken at insert time.
+pub async fn committed_after(
+    conn: &mut PgConnection,
+    after: CommitCursor,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT tx_id::text AS tx_id, global_position, event_id, aggregate_type, aggregate_id,
+                sequence, event_type, event_version, payload::text AS payload,
+                metadata::text AS metadata, recorded_at
+         FROM events
+         WHERE (tx_id, global_position) > ($1::text::xid8, $2)
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY tx_id, global_position
+         LIMIT $3",
+    )
+    .bind(after.tx_id.to_string())
+    .bind(after.global_position)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// The last log position the relay recorded.
+pub async fn last_logged(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    let last: i64 = sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM event_log")
+        .fetch_one(conn)
+        .await?;
+    Ok(u64::try_from(last).unwrap_or(0))
+}
+
+/// Where the relay resumes: the commit cursor and hash of the event at `log_position`.
+pub async fn cursor_at(
+    conn: &mut PgConnection,
+    log_position: u64,
+) -> Result<Option<(CommitCursor, String)>, sqlx::Error> {
+    let row: Option<(String, i64, String)> = sqlx::query_as(
+        "SELECT e.tx_id::text, e.global_position, l.hash
+         FROM event_log l JOIN events e ON e.global_position = l.global_position
+         WHERE l.log_position = $1",
+    )
+    .bind(i64::try_from(log_position).unwrap_or(i64::MAX))
+    .fetch_optional(conn)
+    .await?;
+    row.map(|(tx, global_position, hash)| {
+        let tx_id = tx.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok((CommitCursor { tx_id, global_position }, hash))
+    })
+    .transpose()
+}
+
+/// One row of the relay's table.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub log_position: u64,
+    pub global_position: i64,
+    pub event_id: Uuid,
+    pub hash: String,
+}
+
+pub async fn record(conn: &mut PgConnection, entries: &[LogEntry]) -> Result<(), sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let positions: Vec<i64> = entries
+        .iter()
+        .map(|e| i64::try_from(e.log_position).unwrap_or(i64::MAX))
+        .collect();
+    let globals: Vec<i64> = entries.iter().map(|e| e.global_position).collect();
+    let ids: Vec<Uuid> = entries.iter().map(|e| e.event_id).collect();
+    let hashes: Vec<&str> = entries.iter().map(|e| e.hash.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO event_log (log_position, global_position, event_id, hash)
+         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::uuid[], $4::text[])",
+    )
+    .bind(&positions)
+    .bind(&globals)
+    .bind(&ids)
+    .bind(&hashes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

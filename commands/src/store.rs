@@ -1,0 +1,220 @@
+//! The event repository behind cqrs-es: postgres-es, with group commit for appends.
+//!
+//! postgres-es appends each command's events in a transaction of its own, one INSERT per
+//! event. At thousands of small commands a second (clicks) the commit, not the work, is
+//! the cost: Postgres manages 300–600 single-row commits a second on one connection. So
+//! appends from concurrent commands are queued to a few writer tasks, and each writer
+//! commits everything waiting as one transaction with one multi-row INSERT. A command is
+//! still answered only after its own events are committed.
+//!
+//! Reads (loading an aggregate, replay streams) are postgres-es's own. Batching can be
+//! switched off, and then appends are postgres-es's own too.
+//!
+//! Conflicts stay per command: if a batch hits a unique violation (an optimistic-lock
+//! conflict of one of its commands), the batch is rolled back and each command in it is
+//! appended alone, so only the conflicting one sees `OptimisticLockError`.
+
+use std::sync::Arc;
+
+use cqrs_es::Aggregate;
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// Most commands one writer commits in one transaction.
+const MAX_BATCH: usize = 256;
+const QUEUE_DEPTH: usize = 4096;
+
+/// How appends reach Postgres.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// postgres-es: one transaction per command.
+    PerCommand,
+    /// Group commit with this many writer tasks.
+    Batched { writers: usize },
+}
+
+/// Cheap to clone: every aggregate's framework shares the same writers.
+#[derive(Clone)]
+pub struct EventRepository {
+    inner: Arc<PostgresEventRepository>,
+    queue: Option<mpsc::Sender<Append>>,
+}
+
+struct Append {
+    aggregate_type: &'static str,
+    events: Vec<SerializedEvent>,
+    done: oneshot::Sender<Result<(), PersistenceError>>,
+}
+
+impl EventRepository {
+    /// Must be called inside a Tokio runtime when `mode` is batched (it spawns writers).
+    pub fn new(pool: PgPool, mode: WriteMode) -> Self {
+        let queue = match mode {
+            WriteMode::PerCommand => None,
+            WriteMode::Batched { writers } => {
+                let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+                let rx = Arc::new(Mutex::new(rx));
+                for _ in 0..writers.max(1) {
+                    tokio::spawn(writer(pool.clone(), rx.clone()));
+                }
+                Some(tx)
+            }
+        };
+        Self { inner: Arc::new(PostgresEventRepository::new(pool)), queue }
+    }
+}
+
+impl PersistedEventRepository for EventRepository {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.inner.get_events::<A>(aggregate_id).await
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.inner.get_last_events::<A>(aggregate_id, last_sequence).await
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        self.inner.get_snapshot::<A>(aggregate_id).await
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let Some(queue) = self.queue.as_ref().filter(|_| snapshot_update.is_none()) else {
+            return self.inner.persist::<A>(events, snapshot_update).await;
+        };
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (done, result) = oneshot::channel();
+        let append = Append { aggregate_type: A::TYPE, events: events.to_vec(), done };
+        queue
+            .send(append)
+            .await
+            .map_err(|_| unknown("the event writer has stopped"))?;
+        result.await.map_err(|_| unknown("the event writer dropped an append"))?
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        self.inner.stream_events::<A>(aggregate_id).await
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        self.inner.stream_all_events::<A>().await
+    }
+}
+
+fn unknown(message: &'static str) -> PersistenceError {
+    PersistenceError::UnknownError(message.into())
+}
+
+async fn writer(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        {
+            let mut rx = queue.lock().await;
+            if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return; // every repository handle is gone
+            }
+        }
+        write_batch(&pool, std::mem::take(&mut batch)).await;
+    }
+}
+
+async fn write_batch(pool: &PgPool, batch: Vec<Append>) {
+    if batch.len() == 1 {
+        let append = batch.into_iter().next().expect("one append");
+        let result = insert(pool, std::slice::from_ref(&append)).await;
+        let _ = append.done.send(result);
+        return;
+    }
+    match insert(pool, &batch).await {
+        Ok(()) => {
+            for append in batch {
+                let _ = append.done.send(Ok(()));
+            }
+        }
+        Err(PersistenceError::OptimisticLockError) => {
+            // Someone in this batch conflicts: find out who, one command at a time.
+            for append in batch {
+                let result = insert(pool, std::slice::from_ref(&append)).await;
+                let _ = append.done.send(result);
+            }
+        }
+        Err(err) => {
+            let message = err.to_string();
+            for append in batch {
+                let _ = append
+                    .done
+                    .send(Err(PersistenceError::ConnectionError(message.clone().into())));
+            }
+        }
+    }
+}
+
+/// Appends the events of several commands in one transaction, in order.
+async fn insert(pool: &PgPool, appends: &[Append]) -> Result<(), PersistenceError> {
+    let rows: usize = appends.iter().map(|a| a.events.len()).sum();
+    let mut aggregate_type = Vec::with_capacity(rows);
+    let mut aggregate_id = Vec::with_capacity(rows);
+    let mut sequence = Vec::with_capacity(rows);
+    let mut event_type = Vec::with_capacity(rows);
+    let mut event_version = Vec::with_capacity(rows);
+    let mut payload = Vec::with_capacity(rows);
+    let mut metadata = Vec::with_capacity(rows);
+    for append in appends {
+        for event in &append.events {
+            aggregate_type.push(append.aggregate_type);
+            aggregate_id.push(event.aggregate_id.as_str());
+            sequence.push(i64::try_from(event.sequence).map_err(|e| PersistenceError::UnknownError(e.into()))?);
+            event_type.push(event.event_type.as_str());
+            event_version.push(event.event_version.as_str());
+            payload.push(event.payload.to_string());
+            metadata.push(event.metadata.to_string());
+        }
+    }
+    // ORDINALITY keeps the insert (and so the identity) order of the arrays.
+    let result = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT t, i, s, et, ev, p::json, m::json
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+              WITH ORDINALITY AS u(t, i, s, et, ev, p, m, n)
+         ORDER BY n",
+    )
+    .bind(&aggregate_type)
+    .bind(&aggregate_id)
+    .bind(&sequence)
+    .bind(&event_type)
+    .bind(&event_version)
+    .bind(&payload)
+    .bind(&metadata)
+    .execute(pool)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(PersistenceError::OptimisticLockError)
+        }
+        Err(e) => Err(PersistenceError::ConnectionError(Box::new(e))),
+    }
+}

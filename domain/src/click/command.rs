@@ -1,0 +1,46 @@
+//! Commands to the click aggregate.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::geometry::Size;
+use crate::{UserId, VideoId};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClickCommand {
+    RecordClick(RecordClick),
+}
+
+/// Record one click on a video as the client reported it, with the facts the server
+/// observed (peer address, cookie, time of receipt) looked up before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordClick {
+    pub click_id: Uuid,
+    /// False when the client sent no click id and the server made one.
+    pub click_id_from_client: bool,
+    pub video_id: VideoId,
+    /// The video id exactly as the client reported it (a URL, `ID&list=…`, …).
+    pub video_id_reported: String,
+    pub user_id: Option<UserId>,
+    /// CSS pixels from the `<video>` element's top-left corner.
+    pub x: f64,
+    pub y: f64,
+    /// Media time in seconds (`currentTime`).
+    pub media_time: f64,
+    /// The `<video>` element's size and the played frame's size, when the client sent them.
+    pub sizes: Option<ClickSizes>,
+    /// The client said an ad was playing in the player at click time.
+    pub during_ad: bool,
+    pub client_ip: IpAddr,
+    pub viewer_cookie: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The element and frame sizes at click time: both or neither.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClickSizes {
+    pub player: Size,
+    pub video: Size,
+}

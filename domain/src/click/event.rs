@@ -1,0 +1,56 @@
+//! Events of the click aggregate. Type names and versions are stable strings.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::geometry::{FrameHit, Size};
+use crate::{UserId, VideoId};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClickEvent {
+    ClickRecorded(ClickRecorded),
+}
+
+/// A viewer clicked on a video. Holds the raw client facts and the frame point derived
+/// from them, so the stored fact is complete and the mapping can be re-checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClickRecorded {
+    pub click_id: Uuid,
+    pub click_id_from_client: bool,
+    /// Canonical YouTube id.
+    pub video_id: VideoId,
+    pub video_id_reported: String,
+    pub user_id: Option<UserId>,
+    pub x: f64,
+    pub y: f64,
+    /// Media time in seconds.
+    pub timestamp: f64,
+    pub player: Option<Size>,
+    pub video: Option<Size>,
+    /// Where the click landed in the played frame; absent without sizes.
+    pub frame: Option<FrameHit>,
+    /// The click landed on a black band beside or above the picture.
+    pub on_black_band: bool,
+    pub during_ad: bool,
+    pub client_ip: IpAddr,
+    pub viewer_cookie: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+pub const CLICK_RECORDED: &str = "ClickRecorded";
+
+impl DomainEvent for ClickEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ClickRecorded(_) => CLICK_RECORDED.to_owned(),
+        }
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}

@@ -1,0 +1,130 @@
+//! The click aggregate: one click on one video, identified by its click id.
+//!
+//! Recording is idempotent on the click id: the same click sent again (a client retry)
+//! changes nothing and is answered as the first time; a different click under a used id
+//! is refused.
+
+mod command;
+mod error;
+mod event;
+
+pub use command::{ClickCommand, ClickSizes, RecordClick};
+pub use error::ClickError;
+pub use event::{CLICK_RECORDED, ClickEvent, ClickRecorded};
+
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::element_to_frame;
+
+/// Aggregate type name: the `events.aggregate_type` column and the subject token.
+pub const AGGREGATE_TYPE: &str = "click";
+
+/// Largest media time accepted, in seconds (about 115 days: longer than any live stream
+/// YouTube keeps seekable).
+pub const MAX_MEDIA_TIME: f64 = 1e7;
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Click {
+    recorded: Option<ClickRecorded>,
+}
+
+impl Click {
+    pub fn recorded(&self) -> Option<&ClickRecorded> {
+        self.recorded.as_ref()
+    }
+
+    /// Decides what a command means for this click: the events to append, or a refusal.
+    pub fn decide(&self, command: ClickCommand) -> Result<Vec<ClickEvent>, ClickError> {
+        match command {
+            ClickCommand::RecordClick(cmd) => {
+                let recorded = record(cmd)?;
+                match &self.recorded {
+                    None => Ok(vec![ClickEvent::ClickRecorded(recorded)]),
+                    Some(first) if same_client_click(first, &recorded) => Ok(vec![]),
+                    Some(_) => Err(ClickError::ClickIdReused),
+                }
+            }
+        }
+    }
+}
+
+fn record(cmd: RecordClick) -> Result<ClickRecorded, ClickError> {
+    if !(cmd.media_time.is_finite() && (0.0..MAX_MEDIA_TIME).contains(&cmd.media_time)) {
+        return Err(ClickError::InvalidMediaTime { max: MAX_MEDIA_TIME });
+    }
+    if !(cmd.x.is_finite() && cmd.y.is_finite() && cmd.x >= 0.0 && cmd.y >= 0.0) {
+        return Err(ClickError::InvalidPosition);
+    }
+    let frame = match cmd.sizes {
+        Some(sizes) => {
+            let (w, h) = (sizes.player.width(), sizes.player.height());
+            if cmd.x > w || cmd.y > h {
+                return Err(ClickError::OutsidePlayer { x: cmd.x, y: cmd.y, width: w, height: h });
+            }
+            Some(element_to_frame(cmd.x, cmd.y, sizes.player, sizes.video))
+        }
+        None => None,
+    };
+    Ok(ClickRecorded {
+        click_id: cmd.click_id,
+        click_id_from_client: cmd.click_id_from_client,
+        video_id: cmd.video_id,
+        video_id_reported: cmd.video_id_reported,
+        user_id: cmd.user_id,
+        x: cmd.x,
+        y: cmd.y,
+        timestamp: cmd.media_time,
+        player: cmd.sizes.map(|s| s.player),
+        video: cmd.sizes.map(|s| s.video),
+        on_black_band: frame.is_some_and(|f| !f.on_frame),
+        frame,
+        during_ad: cmd.during_ad,
+        client_ip: cmd.client_ip,
+        viewer_cookie: cmd.viewer_cookie,
+        received_at: cmd.received_at,
+    })
+}
+
+/// A retry is the same click when everything the client said is the same; what the
+/// server observed (address, cookie, time of receipt) may differ between attempts.
+fn same_client_click(a: &ClickRecorded, b: &ClickRecorded) -> bool {
+    a.video_id_reported == b.video_id_reported
+        && a.user_id == b.user_id
+        && a.x == b.x
+        && a.y == b.y
+        && a.timestamp == b.timestamp
+        && a.player == b.player
+        && a.video == b.video
+        && a.during_ad == b.during_ad
+}
+
+impl Aggregate for Click {
+    const TYPE: &'static str = AGGREGATE_TYPE;
+    type Command = ClickCommand;
+    type Event = ClickEvent;
+    type Error = ClickError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ClickEvent::ClickRecorded(e) => self.recorded = Some(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
