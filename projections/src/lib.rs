@@ -1,1 +1,34 @@
-//! placeholder
+//! Framecart's read side: projections of the JetStream log into Postgres views and into
+//! the JSON files of the original system under `media/`.
+//!
+//! # Architecture invariants
+//!
+//! - Imports `domain` and no other workspace crate; reads events only from the log.
+//! - Exactly-once in effect: a projection stores the stream sequence it applied last in
+//!   the same transaction as its view, and skips anything at or below it. The durable
+//!   consumer is only a cursor: every time a runner takes over it recreates it at the
+//!   stored sequence + 1, so a lost ack or a lost asynchronous commit re-delivers rather
+//!   than skips.
+//! - One applier per projection: a session advisory lock elects it.
+//! - A file under `media/` is rewritten whole from its view after the view's transaction
+//!   commits (temporary file, then rename); the view remembers which files are not yet
+//!   rewritten, so a crash in between is repaired on the next start.
+//! - Every projection can be rebuilt from sequence 1 while the API keeps serving.
+
+pub mod clicks;
+pub mod client_files;
+pub mod files;
+pub mod runner;
+
+pub use runner::{Projection, ProjectionError, ProjectionRunner};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Every projection of this installation, by name.
+pub fn all(media_dir: PathBuf) -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(clicks::ClicksProjection),
+        Arc::new(client_files::ClientFilesProjection::new(media_dir)),
+    ]
+}

@@ -1,0 +1,218 @@
+//! Wiring: connects to the store and the log, and runs the API, the relay and the
+//! projections of one installation.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use async_nats::jetstream;
+use framecart_commands::relay::{Relay, RelayConfig, RelayStats};
+use framecart_commands::store::WriteMode;
+use framecart_commands::{Commands, db, stream};
+use framecart_projections::ProjectionRunner;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{HttpSettings, Settings};
+
+/// Everything a request handler may use.
+pub struct App {
+    /// The event store and the views.
+    pub pool: PgPool,
+    /// The NATS connection, for readiness checks.
+    pub nats: async_nats::Client,
+    /// JetStream, where the event log lives.
+    pub jetstream: jetstream::Context,
+    /// Where files go; nothing is written outside it.
+    pub settings: Settings,
+    /// Proxies, cookies and limits of the HTTP side.
+    pub http: HttpSettings,
+    /// The command side: one cqrs-es framework per aggregate.
+    pub commands: Commands,
+}
+
+/// The router's state: one shared [`App`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The store and the log, connected and ready: migrations applied, stream in place.
+#[derive(Clone)]
+pub struct Infra {
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub jetstream: jetstream::Context,
+}
+
+impl Infra {
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let pool = db::connect(&settings.database_url, settings.db_max_connections)
+            .await
+            .with_context(|| format!("connecting to Postgres at {}", crate::settings::redact(&settings.database_url)))?;
+        db::migrate(&pool).await.context("applying database migrations")?;
+        let nats = async_nats::ConnectOptions::new()
+            .name("framecart")
+            .connect(settings.nats_url.as_str())
+            .await
+            .with_context(|| format!("connecting to NATS at {}", crate::settings::redact(&settings.nats_url)))?;
+        let jetstream = jetstream::ContextBuilder::new()
+            .max_ack_inflight(4096)
+            .backpressure_on_inflight(true)
+            .build(nats.clone());
+        stream::ensure_stream(&jetstream, &settings.namespace).await?;
+        Ok(Self { pool, nats, jetstream })
+    }
+}
+
+/// Which background parts run beside the API.
+#[derive(Debug, Clone, Copy)]
+pub struct Components {
+    pub relay: bool,
+    pub projections: bool,
+}
+
+impl Default for Components {
+    fn default() -> Self {
+        Self { relay: true, projections: true }
+    }
+}
+
+/// A running installation: the API on a socket, and its background parts.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    relay: Option<(JoinHandle<()>, Arc<RelayStats>)>,
+    projections: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Connects, then serves on `http.bind` (port 0 picks a free port).
+    pub async fn start(settings: Settings, http: HttpSettings, components: Components) -> anyhow::Result<Self> {
+        let infra = Infra::connect(&settings).await?;
+        let listener = TcpListener::bind(http.bind)
+            .await
+            .with_context(|| format!("binding {}", http.bind))?;
+        let addr = listener.local_addr()?;
+        let write_mode = if settings.write_batching {
+            WriteMode::Batched { writers: 4 }
+        } else {
+            WriteMode::PerCommand
+        };
+        let app = App {
+            pool: infra.pool.clone(),
+            nats: infra.nats.clone(),
+            jetstream: infra.jetstream.clone(),
+            commands: Commands::new(infra.pool.clone(), write_mode),
+            settings,
+            http,
+        };
+        let state = AppState(Arc::new(app));
+        let shutdown = CancellationToken::new();
+        let router = crate::routes::router(state.clone());
+        let server = {
+            let token = shutdown.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(async move { token.cancelled().await })
+                    .await
+            })
+        };
+        let mut running = Self { addr, state, shutdown, server, relay: None, projections: Vec::new() };
+        if components.relay {
+            running.start_relay();
+        }
+        if components.projections {
+            running.start_projections();
+        }
+        tracing::info!(%addr, namespace = %running.state.settings.namespace, "framecart is serving");
+        Ok(running)
+    }
+
+    /// Starts the relay (it stands by if another process is the active relay).
+    pub fn start_relay(&mut self) {
+        let relay = Relay::new(
+            self.state.pool.clone(),
+            self.state.jetstream.clone(),
+            self.state.settings.namespace.clone(),
+            RelayConfig::default(),
+        );
+        let stats = relay.stats();
+        let handle = tokio::spawn(relay.run(self.shutdown.child_token()));
+        self.relay = Some((handle, stats));
+    }
+
+    /// Kills the relay where it stands, as a crash would: no clean-up runs.
+    pub async fn kill_relay(&mut self) {
+        if let Some((handle, _)) = self.relay.take() {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+
+    pub fn relay_stats(&self) -> Option<Arc<RelayStats>> {
+        self.relay.as_ref().map(|(_, stats)| stats.clone())
+    }
+
+    pub fn start_projections(&mut self) {
+        for projection in framecart_projections::all(self.state.settings.media_dir.clone()) {
+            let runner = ProjectionRunner::new(
+                self.state.pool.clone(),
+                self.state.jetstream.clone(),
+                self.state.settings.namespace.clone(),
+                projection,
+            );
+            self.projections.push(tokio::spawn(runner.run(self.shutdown.child_token())));
+        }
+    }
+
+    /// Kills the projection runners where they stand.
+    pub async fn kill_projections(&mut self) {
+        for handle in self.projections.drain(..) {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+
+    /// A token that stops everything when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting requests, lets running ones finish, stops the background parts.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.server.await??;
+        if let Some((handle, _)) = self.relay {
+            handle.await?;
+        }
+        for handle in self.projections {
+            handle.await?;
+        }
+        self.state.pool.close().await;
+        Ok(())
+    }
+
+    /// Runs until `shutdown` is cancelled (or the server fails), then stops.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let token = self.shutdown.clone();
+        tokio::select! {
+            () = token.cancelled() => {}
+            result = &mut self.server => {
+                self.shutdown.cancel();
+                result??;
+                anyhow::bail!("the HTTP server stopped unexpectedly");
+            }
+        }
+        self.stop().await
+    }
+}

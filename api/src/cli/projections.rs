@@ -1,0 +1,69 @@
+//! `framecart projections …`
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use framecart_projections::{ProjectionError, ProjectionRunner};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::app::Infra;
+use crate::settings::Settings;
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// List the projections and how far each has applied the log.
+    Status {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Empty a projection's views and replay it from the start of the log. Safe while a
+    /// server runs: the server replays it and this waits until it has caught up.
+    Rebuild {
+        /// The projection's name (see `status`).
+        name: String,
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
+    match command {
+        ProjectionsCommand::Status { settings } => {
+            let infra = Infra::connect(&settings).await?;
+            let mut stream = infra.jetstream.get_stream(settings.namespace.stream_name()).await?;
+            let last = stream.info().await?.state.last_sequence;
+            println!("log: {last} events in {}", settings.namespace.stream_name());
+            for projection in framecart_projections::all(settings.media_dir.clone()) {
+                let applied: Option<i64> =
+                    sqlx::query_scalar("SELECT last_sequence FROM projection_checkpoints WHERE name = $1")
+                        .bind(projection.name())
+                        .fetch_optional(&infra.pool)
+                        .await?;
+                println!("{:<16} applied up to {}", projection.name(), applied.unwrap_or(0));
+            }
+            Ok(())
+        }
+        ProjectionsCommand::Rebuild { name, settings } => {
+            let infra = Infra::connect(&settings).await?;
+            let projection = framecart_projections::all(settings.media_dir.clone())
+                .into_iter()
+                .find(|p| p.name() == name)
+                .ok_or(ProjectionError::Unknown(name.clone()))?;
+            let runner = ProjectionRunner::new(infra.pool, infra.jetstream, settings.namespace, projection);
+            let bar = ProgressBar::new(0).with_style(
+                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message(format!("rebuilding {name}"));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            runner
+                .rebuild(&|applied, last| {
+                    bar.set_length(last);
+                    bar.set_position(applied);
+                })
+                .await?;
+            bar.finish_with_message(format!("rebuilt {name}"));
+            Ok(())
+        }
+    }
+}

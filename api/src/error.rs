@@ -1,0 +1,156 @@
+//! The one error type of the HTTP API.
+//!
+//! Every error a client sees is JSON, `{"error": {"code", "message"}}`, with a stable
+//! machine code. A refused command (the client's doing) is 4xx; a failure of ours is an
+//! opaque 500 or 503 whose cause is logged once, by [`log_internal_errors`], and never
+//! sent to the client.
+
+use axum::extract::Request;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request could not be read (malformed JSON, bad query string).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 404: no such resource, or no such route.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the request conflicts with what is stored (a reused id).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 413: the body is larger than the configured limit.
+    #[error("the request body is larger than this server accepts")]
+    PayloadTooLarge,
+    /// 415: the body is not of a type this route takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: the request was read but a value in it is not acceptable.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// 503: a service we depend on (Postgres, NATS) is not available; try again later.
+    #[error("a service Framecart depends on is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// 500: a bug or an unexpected failure.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(code: &'static str, message: impl ToString) -> Self {
+        Self::Invalid { code, message: message.to_string() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl ToString) -> Self {
+        Self::BadRequest { code, message: message.to_string() }
+    }
+
+    pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
+        Self::Unavailable(error.into())
+    }
+
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_video_id`.
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+/// The cause of a 5xx, carried to [`log_internal_errors`] in the response's extensions.
+#[derive(Clone)]
+struct InternalCause(std::sync::Arc<anyhow::Error>);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: self.to_string() } };
+        let mut response = (status, Json(body)).into_response();
+        if let Self::Unavailable(cause) | Self::Internal(cause) = self {
+            response.extensions_mut().insert(InternalCause(std::sync::Arc::new(cause)));
+        }
+        response
+    }
+}
+
+/// Logs the cause of every 5xx once, inside the request's span (which names its id).
+pub async fn log_internal_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(%method, %path, status = response.status().as_u16(), error = ?cause, "request failed");
+    }
+    response
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonSyntaxError(e) => Self::bad_request("malformed_json", e.body_text()),
+            JsonRejection::JsonDataError(e) => Self::invalid("invalid_body", e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::UnsupportedMediaType("send the body as JSON with `Content-Type: application/json`".into())
+            }
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::PayloadTooLarge
+            }
+            other => Self::bad_request("unreadable_body", other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::bad_request("invalid_path", rejection.body_text())
+    }
+}
+
+/// Answers routes that do not exist.
+pub async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!("no route for {} {}", request.method(), request.uri().path()))
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

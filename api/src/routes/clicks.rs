@@ -1,0 +1,255 @@
+//! Click capture: `POST /api/v1/clicks`, and reading the `clicks` view.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use framecart_commands::CommandError;
+use framecart_commands::execute::execute;
+use framecart_domain::click::{ClickCommand, ClickError, ClickSizes, RecordClick};
+use framecart_domain::geometry::Size;
+use framecart_domain::{EventMetadata, UserId, VideoId};
+use framecart_projections::clicks::{self, ClickFilter, ClickView};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Path, Query, client_ip, cookie_value, header_token};
+use crate::routes::REQUEST_ID;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(record_click, list_clicks))
+        .routes(routes!(get_click))
+}
+
+/// A click as the browser extension (or the original client) sends it. Field names are
+/// the original system's; the snake_case spellings are accepted too.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ClickRequest {
+    /// A UUID made by the client, so a retried click is recorded once. The server makes
+    /// one when it is missing.
+    #[serde(rename = "clickId", alias = "click_id", default)]
+    pub click_id: Option<Uuid>,
+    /// A YouTube id, a YouTube URL in any form, or `ID&list=…&index=…`.
+    #[serde(rename = "videoId", alias = "video_id")]
+    #[schema(example = "VESeA6leQuk")]
+    pub video_id: String,
+    /// CSS pixels from the left edge of the `<video>` element.
+    pub x: f64,
+    /// CSS pixels from the top edge of the `<video>` element.
+    pub y: f64,
+    /// Media time in seconds (`currentTime`).
+    pub timestamp: f64,
+    /// The `<video>` element's size in CSS pixels.
+    #[serde(default)]
+    pub player: Option<SizeBody>,
+    /// The played frame size (`videoWidth`, `videoHeight`).
+    #[serde(default)]
+    pub video: Option<SizeBody>,
+    /// The viewer's user id: 1–64 of `[A-Za-z0-9_-]`.
+    #[serde(rename = "userId", alias = "user_id", default)]
+    pub user_id: Option<String>,
+    /// True when the player was showing an ad at click time.
+    #[serde(rename = "adShowing", alias = "ad_showing", default)]
+    pub ad_showing: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+pub struct SizeBody {
+    pub width: f64,
+    pub height: f64,
+}
+
+/// The click is stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClickAccepted {
+    pub click_id: Uuid,
+    /// The canonical YouTube id the click was recorded under.
+    pub video_id: String,
+}
+
+/// Records a click. Answers only after the click is committed to the event store; the
+/// same `clickId` sent again is recorded once and answered the same way.
+#[utoipa::path(
+    post,
+    path = "/api/v1/clicks",
+    tag = "clicks",
+    request_body = ClickRequest,
+    responses(
+        (status = 202, description = "Recorded", body = ClickAccepted),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "The click id was used for another click", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "A value is not acceptable", body = ErrorBody),
+        (status = 503, description = "The event store is unavailable", body = ErrorBody),
+    )
+)]
+async fn record_click(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<ClickRequest>,
+) -> Result<(StatusCode, axum::Json<ClickAccepted>), ApiError> {
+    let video_id = VideoId::parse(&body.video_id).map_err(|e| ApiError::invalid("invalid_video_id", e))?;
+    let user_id = body
+        .user_id
+        .as_deref()
+        .map(UserId::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid("invalid_user_id", e))?;
+    let sizes = match (body.player, body.video) {
+        (Some(player), Some(video)) => Some(ClickSizes { player: size("player", player)?, video: size("video", video)? }),
+        (None, None) => None,
+        _ => return Err(ApiError::invalid("incomplete_sizes", "`player` and `video` sizes must be sent together")),
+    };
+    let click_id_from_client = body.click_id.is_some();
+    let click_id = body.click_id.unwrap_or_else(Uuid::now_v7);
+    let command = RecordClick {
+        click_id,
+        click_id_from_client,
+        video_id_reported: body.video_id.trim().to_owned(),
+        video_id: video_id.clone(),
+        user_id,
+        x: body.x,
+        y: body.y,
+        media_time: body.timestamp,
+        sizes,
+        during_ad: body.ad_showing,
+        client_ip: client_ip(peer.ip(), &headers, &app.http.trusted_proxies),
+        viewer_cookie: app.http.viewer_cookie.as_deref().and_then(|name| cookie_value(&headers, name)),
+        received_at: Utc::now(),
+    };
+    let metadata = request_metadata(&headers);
+    execute(&app.commands.clicks, &click_id.to_string(), ClickCommand::RecordClick(command), metadata)
+        .await
+        .map_err(click_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(ClickAccepted { click_id, video_id: video_id.to_string() }),
+    ))
+}
+
+fn size(what: &str, body: SizeBody) -> Result<Size, ApiError> {
+    Size::new(body.width, body.height).map_err(|e| ApiError::invalid("invalid_size", format!("{what}: {e}")))
+}
+
+/// Metadata of a command sent by this request.
+pub fn request_metadata(headers: &HeaderMap) -> EventMetadata {
+    let request_id = header_token(headers, REQUEST_ID, 128).unwrap_or_else(|| Uuid::now_v7().to_string());
+    let correlation = header_token(headers, "x-correlation-id", 128);
+    EventMetadata::for_request(&request_id, correlation.as_deref(), "anonymous".to_owned())
+}
+
+fn click_error(e: CommandError<ClickError>) -> ApiError {
+    match e {
+        CommandError::Refused(refused) => {
+            let code = match refused {
+                ClickError::InvalidMediaTime { .. } => "invalid_timestamp",
+                ClickError::InvalidPosition | ClickError::OutsidePlayer { .. } => "invalid_position",
+                ClickError::IncompleteSizes => "incomplete_sizes",
+                ClickError::ClickIdReused => {
+                    return ApiError::Conflict { code: "click_id_reused", message: refused.to_string() };
+                }
+            };
+            ApiError::invalid(code, refused)
+        }
+        CommandError::Conflict(_) => ApiError::Conflict { code: "concurrent_update", message: e.to_string() },
+        CommandError::Store(_) => ApiError::unavailable(anyhow::anyhow!(e.to_string())),
+    }
+}
+
+/// Filters of `GET /api/v1/clicks`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ClickQuery {
+    /// A YouTube id or URL: only clicks on this video.
+    pub video_id: Option<String>,
+    /// Only clicks of this user.
+    pub user_id: Option<String>,
+    /// Only clicks of this viewer (`cookie:<value>` or `ip:<address>`).
+    pub viewer: Option<String>,
+    /// At most this many (1–1000, default 100).
+    pub limit: Option<i64>,
+    /// Only clicks after this log position (the previous page's `next_after`).
+    pub after: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClickPage {
+    pub items: Vec<ClickView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// Lists clicks from the `clicks` view, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/clicks",
+    tag = "clicks",
+    params(ClickQuery),
+    responses(
+        (status = 200, body = ClickPage),
+        (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+async fn list_clicks(
+    State(app): State<AppState>,
+    Query(q): Query<ClickQuery>,
+) -> Result<axum::Json<ClickPage>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 1000"));
+    }
+    if q.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::invalid("invalid_after", "after must not be negative"));
+    }
+    let video_id = q
+        .video_id
+        .as_deref()
+        .map(VideoId::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid("invalid_video_id", e))?;
+    let user_id = q
+        .user_id
+        .as_deref()
+        .map(UserId::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid("invalid_user_id", e))?;
+    let filter = ClickFilter {
+        video_id: video_id.map(String::from),
+        user_id: user_id.map(String::from),
+        viewer: q.viewer,
+        after: q.after,
+        limit,
+    };
+    let items = clicks::list(&app.pool, &filter).await.map_err(ApiError::unavailable)?;
+    let next_after = (items.len() as i64 == limit).then(|| items.last().map(|c| c.log_position)).flatten();
+    Ok(axum::Json(ClickPage { items, next_after }))
+}
+
+/// One click from the `clicks` view (404 until the view has it).
+#[utoipa::path(
+    get,
+    path = "/api/v1/clicks/{click_id}",
+    tag = "clicks",
+    params(("click_id" = Uuid, Path, description = "The click's id")),
+    responses((status = 200, body = ClickView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn get_click(
+    State(app): State<AppState>,
+    Path(click_id): Path<Uuid>,
+) -> Result<axum::Json<ClickView>, ApiError> {
+    clicks::get(&app.pool, click_id)
+        .await
+        .map_err(ApiError::unavailable)?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no click {click_id}")))
+}

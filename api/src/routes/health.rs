@@ -1,0 +1,67 @@
+//! Liveness and readiness.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `ready` or `unavailable`.
+    pub status: &'static str,
+    /// Each dependency: `ok` or what is wrong with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Checks>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Checks {
+    pub postgres: String,
+    pub nats: String,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok", checks: None })
+}
+
+/// Postgres and NATS (with the installation's stream) are reachable.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = Health))
+)]
+async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
+    const LIMIT: Duration = Duration::from_secs(2);
+    let postgres = match tokio::time::timeout(LIMIT, sqlx::query("SELECT 1").execute(&app.pool)).await {
+        Ok(Ok(_)) => "ok".to_owned(),
+        Ok(Err(e)) => format!("unreachable: {e}"),
+        Err(_) => "no answer within 2 s".to_owned(),
+    };
+    let stream = app.settings.namespace.stream_name();
+    let nats = match tokio::time::timeout(LIMIT, app.jetstream.get_stream(&stream)).await {
+        Ok(Ok(_)) => "ok".to_owned(),
+        Ok(Err(e)) => format!("stream {stream}: {e}"),
+        Err(_) => "no answer within 2 s".to_owned(),
+    };
+    let ready = postgres == "ok" && nats == "ok";
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let health = Health {
+        status: if ready { "ready" } else { "unavailable" },
+        checks: Some(Checks { postgres, nats }),
+    };
+    (status, Json(health))
+}

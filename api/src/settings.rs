@@ -1,0 +1,120 @@
+//! Typed settings, from flags and environment, in one place. Secrets are never printed.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args};
+use framecart_domain::log::Namespace;
+use ipnet::IpNet;
+
+/// Where Framecart keeps its state: the store, the log, the media folder.
+#[derive(Args, Clone)]
+pub struct Settings {
+    /// Postgres connection URL (the event store and the views).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub database_url: String,
+
+    /// NATS server URL (JetStream carries the event log).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Folder for runtime files: client_files/, source_video_files/, detections/.
+    #[arg(long, env = "FRAMECART_MEDIA_DIR", default_value = "media")]
+    pub media_dir: PathBuf,
+
+    /// This installation's namespace on NATS: stream `<NAMESPACE>_EVENTS`,
+    /// subjects `<namespace>.events.>`.
+    #[arg(long, env = "FRAMECART_NAMESPACE", default_value = "framecart", value_parser = parse_namespace)]
+    pub namespace: Namespace,
+
+    /// Most Postgres connections this process opens.
+    #[arg(long, env = "FRAMECART_DB_MAX_CONNECTIONS", default_value_t = 32)]
+    pub db_max_connections: u32,
+
+    /// Commit concurrent commands together (group commit); `false` uses postgres-es's
+    /// one transaction per command.
+    #[arg(long, env = "FRAMECART_WRITE_BATCHING", default_value_t = true, action = ArgAction::Set)]
+    pub write_batching: bool,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact(&self.database_url))
+            .field("nats_url", &redact(&self.nats_url))
+            .field("media_dir", &self.media_dir)
+            .field("namespace", &self.namespace)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("write_batching", &self.write_batching)
+            .finish()
+    }
+}
+
+/// How the HTTP side behaves.
+#[derive(Args, Debug, Clone)]
+pub struct HttpSettings {
+    /// Address to listen on.
+    #[arg(long, env = "FRAMECART_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Proxies (addresses or CIDR blocks, comma-separated) whose `X-Forwarded-For` is
+    /// believed. Without any, the client address is the direct peer.
+    #[arg(long, env = "FRAMECART_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Name of a cookie whose value identifies a viewer, recorded with each click.
+    #[arg(long, env = "FRAMECART_VIEWER_COOKIE")]
+    pub viewer_cookie: Option<String>,
+
+    /// Largest JSON request body accepted, in bytes (larger ones get 413).
+    #[arg(long, env = "FRAMECART_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            trusted_proxies: Vec::new(),
+            viewer_cookie: None,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+fn parse_namespace(s: &str) -> Result<Namespace, String> {
+    Namespace::parse(s).map_err(|e| e.to_string())
+}
+
+/// A URL with its password replaced, for logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("********"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/framecart"),
+            "postgres://app:********@db:5432/framecart"
+        );
+        assert!(!redact("not a url s3cret").contains("s3cret"));
+    }
+}

@@ -1,0 +1,239 @@
+//! Projection `clicks`: one row per click, queryable by video, by user and by viewer.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use framecart_domain::click::{self, CLICK_RECORDED, ClickEvent};
+use framecart_domain::log::{LoggedEvent, Namespace};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::runner::{Projection, ProjectionError, decode};
+
+pub struct ClicksProjection;
+
+pub const NAME: &str = "clicks";
+
+#[async_trait]
+impl Projection for ClicksProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn filter_subject(&self, ns: &Namespace) -> String {
+        ns.aggregate_subject(click::AGGREGATE_TYPE)
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["clicks_view"]
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &LoggedEvent,
+        log_position: i64,
+    ) -> Result<(), ProjectionError> {
+        if event.event_type != CLICK_RECORDED {
+            return Ok(());
+        }
+        let ClickEvent::ClickRecorded(c) = decode(event, log_position)?;
+        let frame = c.frame.as_ref();
+        sqlx::query(
+            "INSERT INTO clicks_view (click_id, log_position, event_id, video_id, video_id_reported,
+                 user_id, viewer, client_ip, viewer_cookie, x, y, media_time,
+                 player_width, player_height, video_width, video_height,
+                 frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     $17, $18, $19, $20, $21, $22, $23, $24)
+             ON CONFLICT (click_id) DO NOTHING",
+        )
+        .bind(c.click_id)
+        .bind(log_position)
+        .bind(event.event_id)
+        .bind(c.video_id.as_str())
+        .bind(&c.video_id_reported)
+        .bind(c.user_id.as_ref().map(|u| u.as_str()))
+        .bind(viewer(c.viewer_cookie.as_deref(), &c.client_ip.to_string()))
+        .bind(c.client_ip.to_string())
+        .bind(c.viewer_cookie.as_deref())
+        .bind(c.x)
+        .bind(c.y)
+        .bind(c.timestamp)
+        .bind(c.player.map(|s| s.width()))
+        .bind(c.player.map(|s| s.height()))
+        .bind(c.video.map(|s| s.width()))
+        .bind(c.video.map(|s| s.height()))
+        .bind(frame.map(|f| f.x))
+        .bind(frame.map(|f| f.y))
+        .bind(frame.map(|f| f.u))
+        .bind(frame.map(|f| f.v))
+        .bind(c.on_black_band)
+        .bind(c.during_ad)
+        .bind(c.received_at)
+        .bind(event.recorded_at)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Who the viewer is: the configured cookie's value when the client sent one (it survives
+/// address changes), else the client address.
+pub fn viewer(cookie: Option<&str>, client_ip: &str) -> String {
+    match cookie {
+        Some(cookie) => format!("cookie:{cookie}"),
+        None => format!("ip:{client_ip}"),
+    }
+}
+
+/// A size in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct SizeView {
+    pub width: f64,
+    pub height: f64,
+}
+
+/// Where the click landed in the played frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct FrameView {
+    /// Frame pixel column in the played resolution.
+    pub x: f64,
+    /// Frame pixel row in the played resolution.
+    pub y: f64,
+    /// `x / frame width`.
+    pub u: f64,
+    /// `y / frame height`.
+    pub v: f64,
+}
+
+/// One click as the `clicks` view holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ClickView {
+    pub click_id: Uuid,
+    /// Position in the event log; `after` pages by it.
+    pub log_position: i64,
+    /// Canonical YouTube id.
+    pub video_id: String,
+    /// The video id as the client reported it.
+    pub video_id_reported: String,
+    pub user_id: Option<String>,
+    /// `cookie:<value>` or `ip:<address>`.
+    pub viewer: String,
+    pub client_ip: String,
+    /// CSS pixels from the video element's top-left corner.
+    pub x: f64,
+    pub y: f64,
+    /// Media time in seconds.
+    pub timestamp: f64,
+    pub player: Option<SizeView>,
+    pub video: Option<SizeView>,
+    pub frame: Option<FrameView>,
+    pub on_black_band: bool,
+    pub during_ad: bool,
+    pub received_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    click_id: Uuid,
+    log_position: i64,
+    video_id: String,
+    video_id_reported: String,
+    user_id: Option<String>,
+    viewer: String,
+    client_ip: String,
+    x: f64,
+    y: f64,
+    media_time: f64,
+    player_width: Option<f64>,
+    player_height: Option<f64>,
+    video_width: Option<f64>,
+    video_height: Option<f64>,
+    frame_x: Option<f64>,
+    frame_y: Option<f64>,
+    frame_u: Option<f64>,
+    frame_v: Option<f64>,
+    on_black_band: bool,
+    during_ad: bool,
+    received_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+}
+
+fn size(w: Option<f64>, h: Option<f64>) -> Option<SizeView> {
+    Some(SizeView { width: w?, height: h? })
+}
+
+impl From<Row> for ClickView {
+    fn from(r: Row) -> Self {
+        let frame = match (r.frame_x, r.frame_y, r.frame_u, r.frame_v) {
+            (Some(x), Some(y), Some(u), Some(v)) => Some(FrameView { x, y, u, v }),
+            _ => None,
+        };
+        Self {
+            click_id: r.click_id,
+            log_position: r.log_position,
+            video_id: r.video_id,
+            video_id_reported: r.video_id_reported,
+            user_id: r.user_id,
+            viewer: r.viewer,
+            client_ip: r.client_ip,
+            x: r.x,
+            y: r.y,
+            timestamp: r.media_time,
+            player: size(r.player_width, r.player_height),
+            video: size(r.video_width, r.video_height),
+            frame,
+            on_black_band: r.on_black_band,
+            during_ad: r.during_ad,
+            received_at: r.received_at,
+            recorded_at: r.recorded_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "click_id, log_position, video_id, video_id_reported, user_id, viewer, client_ip,
+    x, y, media_time, player_width, player_height, video_width, video_height,
+    frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at";
+
+/// Which clicks to list; every filter is optional and they combine.
+#[derive(Debug, Clone, Default)]
+pub struct ClickFilter {
+    pub video_id: Option<String>,
+    pub user_id: Option<String>,
+    pub viewer: Option<String>,
+    /// Only clicks after this log position.
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+/// Clicks in log order.
+pub async fn list(pool: &PgPool, filter: &ClickFilter) -> Result<Vec<ClickView>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM clicks_view
+         WHERE ($1::text IS NULL OR video_id = $1)
+           AND ($2::text IS NULL OR user_id = $2)
+           AND ($3::text IS NULL OR viewer = $3)
+           AND log_position > $4
+         ORDER BY log_position
+         LIMIT $5"
+    ))
+    .bind(filter.video_id.as_deref())
+    .bind(filter.user_id.as_deref())
+    .bind(filter.viewer.as_deref())
+    .bind(filter.after.unwrap_or(0))
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(ClickView::from).collect())
+}
+
+pub async fn get(pool: &PgPool, click_id: Uuid) -> Result<Option<ClickView>, sqlx::Error> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM clicks_view WHERE click_id = $1"))
+        .bind(click_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(ClickView::from))
+}

@@ -1,0 +1,154 @@
+//! Projection `client_files`: the original system's per-viewer click files,
+//! `media/client_files/{user_id}_{user_ip}_{video_id}.json` (`None` for no user), each a
+//! JSON list of `{"x", "y", "timestamp", "videoId"}` in click order.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use framecart_domain::click::{self, CLICK_RECORDED, ClickEvent, ClickRecorded};
+use framecart_domain::log::{LoggedEvent, Namespace};
+use serde::{Serialize, Serializer};
+use sqlx::{PgConnection, PgPool};
+
+use crate::files::write_atomically;
+use crate::runner::{Projection, ProjectionError, decode};
+
+pub const NAME: &str = "client_files";
+pub const FOLDER: &str = "client_files";
+
+pub struct ClientFilesProjection {
+    dir: PathBuf,
+}
+
+impl ClientFilesProjection {
+    pub fn new(media_dir: PathBuf) -> Self {
+        Self { dir: media_dir.join(FOLDER) }
+    }
+}
+
+/// The file a click belongs to. Every part is a parsed value: a user id token, an IP
+/// address, a canonical video id; none can hold a path separator.
+pub fn file_name(click: &ClickRecorded) -> String {
+    let user = click.user_id.as_ref().map_or("None", |u| u.as_str());
+    format!("{user}_{}_{}.json", click.client_ip, click.video_id)
+}
+
+/// One entry of a client file, in the original field order.
+#[derive(Serialize)]
+struct Entry {
+    #[serde(serialize_with = "plain_number")]
+    x: f64,
+    #[serde(serialize_with = "plain_number")]
+    y: f64,
+    #[serde(serialize_with = "plain_number")]
+    timestamp: f64,
+    #[serde(rename = "videoId")]
+    video_id: String,
+}
+
+/// Whole numbers are written as integers (`255`, not `255.0`), as the browser sent them.
+fn plain_number<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if value.fract() == 0.0 && value.abs() < EXACT {
+        s.serialize_i64(*value as i64)
+    } else {
+        s.serialize_f64(*value)
+    }
+}
+
+#[async_trait]
+impl Projection for ClientFilesProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn filter_subject(&self, ns: &Namespace) -> String {
+        ns.aggregate_subject(click::AGGREGATE_TYPE)
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["client_file_clicks", "client_files_dirty"]
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &LoggedEvent,
+        log_position: i64,
+    ) -> Result<(), ProjectionError> {
+        if event.event_type != CLICK_RECORDED {
+            return Ok(());
+        }
+        let ClickEvent::ClickRecorded(c) = decode(event, log_position)?;
+        let name = file_name(&c);
+        sqlx::query(
+            "INSERT INTO client_file_clicks (file_name, log_position, x, y, media_time, video_id)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(&name)
+        .bind(log_position)
+        .bind(c.x)
+        .bind(c.y)
+        .bind(c.timestamp)
+        .bind(c.video_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO client_files_dirty (file_name) VALUES ($1)
+             ON CONFLICT (file_name) DO UPDATE SET version = client_files_dirty.version + 1",
+        )
+        .bind(&name)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Rewrites every file whose rows changed, then forgets it, unless it changed again
+    /// in the meantime.
+    async fn after_commit(&self, pool: &PgPool) -> Result<(), ProjectionError> {
+        let dirty: Vec<(String, i64)> =
+            sqlx::query_as("SELECT file_name, version FROM client_files_dirty")
+                .fetch_all(pool)
+                .await?;
+        for (name, version) in dirty {
+            let rows: Vec<(f64, f64, f64, String)> = sqlx::query_as(
+                "SELECT x, y, media_time, video_id FROM client_file_clicks
+                 WHERE file_name = $1 ORDER BY log_position",
+            )
+            .bind(&name)
+            .fetch_all(pool)
+            .await?;
+            let entries: Vec<Entry> = rows
+                .into_iter()
+                .map(|(x, y, timestamp, video_id)| Entry { x, y, timestamp, video_id })
+                .collect();
+            let json = serde_json::to_vec(&entries)
+                .map_err(|e| ProjectionError::Internal(format!("serialising {name}: {e}")))?;
+            let dir = self.dir.clone();
+            let file = name.clone();
+            tokio::task::spawn_blocking(move || write_atomically(&dir, &file, &json))
+                .await
+                .map_err(|e| ProjectionError::Internal(format!("file writer task: {e}")))??;
+            sqlx::query("DELETE FROM client_files_dirty WHERE file_name = $1 AND version = $2")
+                .bind(&name)
+                .bind(version)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_keep_the_original_shape() {
+        let entries = [Entry { x: 431.0625, y: 255.0, timestamp: 2.983575, video_id: "VESeA6leQuk".into() }];
+        assert_eq!(
+            serde_json::to_string(&entries).expect("json"),
+            r#"[{"x":431.0625,"y":255,"timestamp":2.983575,"videoId":"VESeA6leQuk"}]"#
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! The projection runner: one durable pull consumer per projection, batches applied in
+//! one Postgres transaction together with the checkpoint, acks after the commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use async_trait::async_trait;
+use framecart_domain::log::{LoggedEvent, Namespace};
+use futures::StreamExt;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+/// One read model fed from the log.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// Stable name: the checkpoint row, the consumer name, the CLI argument.
+    fn name(&self) -> &'static str;
+
+    /// The one subject filter of its consumer (NATS 2.9 allows only one per consumer).
+    fn filter_subject(&self, ns: &Namespace) -> String;
+
+    /// Its tables, emptied when it is rebuilt.
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Applies one event inside the batch's transaction. Events it does not know are
+    /// ignored, so new event types never stall an old projection.
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &LoggedEvent,
+        log_position: i64,
+    ) -> Result<(), ProjectionError>;
+
+    /// Work that follows a committed batch (files). Must be idempotent: it also runs on
+    /// start, to finish what a crash interrupted.
+    async fn after_commit(&self, _pool: &PgPool) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("JetStream: {0}")]
+    Nats(String),
+    #[error("event at log position {position} cannot be read: {reason}")]
+    Decode { position: u64, reason: String },
+    #[error(transparent)]
+    File(#[from] crate::files::MediaFileError),
+    #[error("the projection is being rebuilt")]
+    Rebuilt,
+    #[error("no projection is called {0:?}")]
+    Unknown(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn nats(e: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Nats(e.to_string())
+}
+
+/// Decodes an event's payload; a failure names the log position.
+pub fn decode<E: serde::de::DeserializeOwned>(
+    event: &LoggedEvent,
+    log_position: i64,
+) -> Result<E, ProjectionError> {
+    event.decode().map_err(|e| ProjectionError::Decode {
+        position: u64::try_from(log_position).unwrap_or(0),
+        reason: e.to_string(),
+    })
+}
+
+/// Most messages applied in one transaction.
+const BATCH: usize = 500;
+/// How often an idle runner checks for a rebuild (and, when rebuilding, for the end).
+const CHECK_EVERY: Duration = Duration::from_millis(500);
+
+pub struct ProjectionRunner {
+    pool: PgPool,
+    js: jetstream::Context,
+    ns: Namespace,
+    projection: Arc<dyn Projection>,
+}
+
+/// Why a leading runner stopped without an error.
+enum Ended {
+    Shutdown,
+    /// `until_caught_up` was asked and nothing is pending.
+    CaughtUp,
+}
+
+impl ProjectionRunner {
+    pub fn new(pool: PgPool, js: jetstream::Context, ns: Namespace, projection: Arc<dyn Projection>) -> Self {
+        Self { pool, js, ns, projection }
+    }
+
+    fn lock_key(&self) -> String {
+        format!("framecart:projection:{}", self.projection.name())
+    }
+
+    fn consumer_name(&self) -> String {
+        self.ns.consumer_name(&format!("proj_{}", self.projection.name()))
+    }
+
+    /// Runs until `shutdown`: stands by while another process applies this projection,
+    /// takes over when it can, and starts over after errors and rebuilds.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let name = self.projection.name();
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            match self.elect_and_lead(&shutdown, false).await {
+                Ok(_) => return,
+                Err(ProjectionError::Rebuilt) => {
+                    tracing::info!(projection = name, "rebuild requested; replaying from the start");
+                    backoff = Duration::from_millis(100);
+                }
+                Err(e) => {
+                    tracing::warn!(projection = name, error = %e, "projection stopped; starting over");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Waits until this process holds the projection, then applies it.
+    async fn elect_and_lead(&self, shutdown: &CancellationToken, until_caught_up: bool) -> Result<Ended, ProjectionError> {
+        let mut conn = self.pool.acquire().await?.detach();
+        loop {
+            let elected: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+                .bind(self.lock_key())
+                .fetch_one(&mut conn)
+                .await?;
+            if elected {
+                break;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(Ended::Shutdown),
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        let result = self.lead(&mut conn, shutdown, until_caught_up).await;
+        let _ = conn.close().await; // releases the lock
+        result
+    }
+
+    async fn lead(
+        &self,
+        conn: &mut PgConnection,
+        shutdown: &CancellationToken,
+        until_caught_up: bool,
+    ) -> Result<Ended, ProjectionError> {
+        let name = self.projection.name();
+        sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+        let (applied, generation): (i64, i64) = sqlx::query_as(
+            "UPDATE projection_checkpoints SET leader_generation = generation
+             WHERE name = $1 RETURNING last_sequence, generation",
+        )
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?;
+        self.projection.after_commit(&self.pool).await?;
+        let consumer = self.recreate_consumer(u64::try_from(applied).unwrap_or(0)).await?;
+        tracing::info!(projection = name, applied, generation, "projection running");
+
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(BATCH)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(nats)?
+            .ready_chunks(BATCH);
+        let mut tick = tokio::time::interval(CHECK_EVERY);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(Ended::Shutdown),
+                _ = tick.tick() => {
+                    let now: i64 = sqlx::query_scalar("SELECT generation FROM projection_checkpoints WHERE name = $1")
+                        .bind(name)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if now != generation {
+                        return Err(ProjectionError::Rebuilt);
+                    }
+                    if until_caught_up {
+                        let mut consumer = consumer.clone();
+                        let info = consumer.info().await.map_err(nats)?;
+                        if info.num_pending == 0 && info.num_ack_pending == 0 {
+                            return Ok(Ended::CaughtUp);
+                        }
+                    }
+                }
+                chunk = messages.next() => {
+                    let Some(chunk) = chunk else {
+                        return Err(ProjectionError::Nats("the consumer's message stream ended".into()));
+                    };
+                    let mut batch = Vec::with_capacity(chunk.len());
+                    for message in chunk {
+                        batch.push(message.map_err(nats)?);
+                    }
+                    self.apply_batch(conn, generation, &batch).await?;
+                    self.projection.after_commit(&self.pool).await?;
+                    for message in &batch {
+                        message.ack().await.map_err(nats)?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The consumer is only a cursor; the checkpoint in Postgres is the truth. Recreating
+    /// it at the checkpoint + 1 means nothing applied is lost and nothing is skipped,
+    /// whatever acks or asynchronous commits a crash lost.
+    async fn recreate_consumer(&self, applied: u64) -> Result<consumer::PullConsumer, ProjectionError> {
+        let stream = self.js.get_stream(self.ns.stream_name()).await.map_err(nats)?;
+        let name = self.consumer_name();
+        let _ = stream.delete_consumer(&name).await; // absent is fine
+        let deliver_policy = if applied == 0 {
+            consumer::DeliverPolicy::All
+        } else {
+            consumer::DeliverPolicy::ByStartSequence { start_sequence: applied + 1 }
+        };
+        stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(name),
+                description: Some(format!("projection {}", self.projection.name())),
+                filter_subject: self.projection.filter_subject(&self.ns),
+                deliver_policy,
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(60),
+                max_ack_pending: 20_000,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)
+    }
+
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        generation: i64,
+        batch: &[jetstream::Message],
+    ) -> Result<(), ProjectionError> {
+        let name = self.projection.name();
+        let mut tx = conn.begin().await?;
+        // The view is derived from a durable log and committed with its checkpoint, so a
+        // crash can lose only whole batches, which are then applied again.
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        let (mut applied, current): (i64, i64) = sqlx::query_as(
+            "SELECT last_sequence, generation FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        if current != generation {
+            return Err(ProjectionError::Rebuilt);
+        }
+        for message in batch {
+            let position = message.info().map_err(nats)?.stream_sequence;
+            let log_position = i64::try_from(position).map_err(|e| ProjectionError::Decode {
+                position,
+                reason: e.to_string(),
+            })?;
+            if log_position <= applied {
+                continue;
+            }
+            let event: LoggedEvent = serde_json::from_slice(&message.payload)
+                .map_err(|e| ProjectionError::Decode { position, reason: e.to_string() })?;
+            self.projection.apply(&mut tx, &event, log_position).await?;
+            applied = log_position;
+        }
+        sqlx::query(
+            "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = clock_timestamp() WHERE name = $1",
+        )
+        .bind(name)
+        .bind(applied)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Empties the projection's views and replays it from sequence 1.
+    ///
+    /// When no process runs the projection, this one applies it until nothing is pending.
+    /// When a server runs it, the server notices the new generation and replays; this call
+    /// waits until it has caught up. `progress` hears `(applied, stream_last)` now and then.
+    pub async fn rebuild(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<(), ProjectionError> {
+        let generation = request_rebuild(&self.pool, self.projection.as_ref()).await?;
+        let mut conn = self.pool.acquire().await?.detach();
+        let elected: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(self.lock_key())
+            .fetch_one(&mut conn)
+            .await?;
+        if elected {
+            let never = CancellationToken::new();
+            let result = tokio::select! {
+                r = self.lead(&mut conn, &never, true) => r.map(|_| ()),
+                () = self.watch_progress(progress) => Ok(()),
+            };
+            let _ = conn.close().await;
+            return result;
+        }
+        let _ = conn.close().await;
+        // A server applies it: wait until it took the new generation and drained.
+        loop {
+            tokio::time::sleep(CHECK_EVERY).await;
+            let (leader, applied): (i64, i64) = sqlx::query_as(
+                "SELECT leader_generation, last_sequence FROM projection_checkpoints WHERE name = $1",
+            )
+            .bind(self.projection.name())
+            .fetch_one(&self.pool)
+            .await?;
+            let last = self.stream_last().await?;
+            progress(u64::try_from(applied).unwrap_or(0), last);
+            if leader != generation {
+                continue;
+            }
+            let stream = self.js.get_stream(self.ns.stream_name()).await.map_err(nats)?;
+            let info = stream.consumer_info(self.consumer_name()).await.map_err(nats)?;
+            if info.num_pending == 0 && info.num_ack_pending == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn stream_last(&self) -> Result<u64, ProjectionError> {
+        let mut stream = self.js.get_stream(self.ns.stream_name()).await.map_err(nats)?;
+        Ok(stream.info().await.map_err(nats)?.state.last_sequence)
+    }
+
+    /// Reports progress until dropped.
+    async fn watch_progress(&self, progress: &(dyn Fn(u64, u64) + Sync)) {
+        loop {
+            tokio::time::sleep(CHECK_EVERY).await;
+            let applied: Result<i64, _> =
+                sqlx::query_scalar("SELECT last_sequence FROM projection_checkpoints WHERE name = $1")
+                    .bind(self.projection.name())
+                    .fetch_one(&self.pool)
+                    .await;
+            if let (Ok(applied), Ok(last)) = (applied, self.stream_last().await) {
+                progress(u64::try_from(applied).unwrap_or(0), last);
+            }
+        }
+    }
+}
+
+/// Starts a new generation: empties the views and resets the checkpoint, atomically with
+/// respect to the running applier (it holds the checkpoint row while it applies).
+pub async fn request_rebuild(pool: &PgPool, projection: &dyn Projection) -> Result<i64, ProjectionError> {
+    let name = projection.name();
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    for table in projection.tables() {
+        // Table names are the projection's own constants, never input.
+        sqlx::query(&format!("TRUNCATE {table}")).execute(&mut *tx).await?;
+    }
+    let generation: i64 = sqlx::query_scalar(
+        "UPDATE projection_checkpoints SET last_sequence = 0, generation = generation + 1,
+             updated_at = clock_timestamp()
+         WHERE name = $1 RETURNING generation",
+    )
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(generation)
+}
