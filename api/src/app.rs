@@ -159,6 +159,11 @@ impl Running {
         }
     }
 
+    /// Aborts the relay from anywhere, as a crash would; [`Self::kill_relay`] then reaps it.
+    pub fn relay_abort_handle(&self) -> Option<tokio::task::AbortHandle> {
+        self.relay.as_ref().map(|(handle, _)| handle.abort_handle())
+    }
+
     pub fn relay_stats(&self) -> Option<Arc<RelayStats>> {
         self.relay.as_ref().map(|(_, stats)| stats.clone())
     }

@@ -1,1 +1,262 @@
+//! Helpers for black-box tests of a running Framecart.
+//!
+//! Each [`TestApp`] is a whole installation: its own Postgres database, its own NATS
+//! namespace (stream and consumers), its own media folder, and the real API on a port
+//! picked by the OS. Tests run in parallel and leave nothing behind: dropping a
+//! `TestApp` drops its database and deletes its stream.
 
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use framecart_api::domain::log::Namespace;
+use framecart_api::{Components, HttpSettings, Running, Settings};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+/// The server every test uses; CI and the README's set-up start it.
+pub fn postgres_base() -> String {
+    std::env::var("FRAMECART_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("FRAMECART_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A database of its own, dropped (with its connections) when this is dropped.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> anyhow::Result<Self> {
+        let name = format!("framecart_test_{}", Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&format!("{}/postgres", postgres_base())).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
+        admin.close().await?;
+        let url = format!("{}/{name}", postgres_base());
+        Ok(Self { name, url })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside any runtime we may block: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async {
+                let mut admin = PgConnection::connect(&format!("{}/postgres", postgres_base())).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+    }
+}
+
+/// A namespace of its own on the NATS server; its stream is deleted on drop.
+pub struct TestNamespace {
+    pub namespace: Namespace,
+}
+
+impl TestNamespace {
+    pub fn new() -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let namespace = Namespace::parse(&format!("t{}", &id[..16])).expect("a valid namespace");
+        Self { namespace }
+    }
+}
+
+impl Default for TestNamespace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let stream = self.namespace.stream_name();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async {
+                let client = async_nats::connect(nats_url()).await?;
+                let js = jetstream::new(client);
+                let _ = js.delete_stream(&stream).await;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+    }
+}
+
+/// A running installation of its own.
+pub struct TestApp {
+    pub running: Running,
+    pub base_url: String,
+    pub http: reqwest::Client,
+    /// A small pool of the test's own, for looking at tables.
+    pub db: PgPool,
+    pub jetstream: jetstream::Context,
+    pub media: tempfile::TempDir,
+    // Dropped last: the database and the stream outlive everything above.
+    pub namespace: TestNamespace,
+    pub database: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_, _| {}, Components::default()).await
+    }
+
+    /// Spawns with settings adjusted by `configure`.
+    pub async fn spawn_with(
+        configure: impl FnOnce(&mut Settings, &mut HttpSettings),
+        components: Components,
+    ) -> Self {
+        init_logs();
+        let database = TestDatabase::create().await.expect("a test database");
+        let namespace = TestNamespace::new();
+        let media = tempfile::tempdir().expect("a media folder");
+        let mut settings = Settings {
+            database_url: database.url.clone(),
+            nats_url: nats_url(),
+            media_dir: media.path().to_path_buf(),
+            namespace: namespace.namespace.clone(),
+            db_max_connections: 8,
+            write_batching: true,
+        };
+        let mut http = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), ..HttpSettings::default() };
+        configure(&mut settings, &mut http);
+        let running = Running::start(settings, http, components).await.expect("framecart starts");
+        let db = PgPool::connect(&database.url).await.expect("a test pool");
+        let client = async_nats::connect(nats_url()).await.expect("NATS");
+        Self {
+            base_url: format!("http://{}", running.addr),
+            running,
+            http: reqwest::Client::new(),
+            db,
+            jetstream: jetstream::new(client),
+            media,
+            namespace,
+            database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn media_dir(&self) -> &Path {
+        self.media.path()
+    }
+
+    pub fn client_file(&self, name: &str) -> PathBuf {
+        self.media.path().join("client_files").join(name)
+    }
+
+    /// Posts a JSON body to `path`; returns the status and the JSON answer.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self.http.post(self.url(path)).json(body).send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.http.get(self.url(path)).send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.expect("count query")
+    }
+
+    /// The number of messages in the installation's stream.
+    pub async fn stream_len(&self) -> u64 {
+        let mut stream = self
+            .jetstream
+            .get_stream(self.namespace.namespace.stream_name())
+            .await
+            .expect("the stream");
+        stream.info().await.expect("stream info").state.messages
+    }
+
+    pub async fn stream_message(&self, sequence: u64) -> async_nats::jetstream::message::StreamMessage {
+        let stream = self
+            .jetstream
+            .get_stream(self.namespace.namespace.stream_name())
+            .await
+            .expect("the stream");
+        stream.direct_get(sequence).await.expect("a message at that sequence")
+    }
+
+    /// Waits until every click event is in the `clicks` view.
+    pub async fn wait_for_clicks_view(&self) {
+        eventually("the clicks view to catch up", Duration::from_secs(20), || async {
+            let events = self.count("SELECT count(*) FROM events WHERE aggregate_type = 'click'").await;
+            let rows = self.count("SELECT count(*) FROM clicks_view").await;
+            (events == rows).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until the client files are all written.
+    pub async fn wait_for_client_files(&self) {
+        eventually("the client files to be written", Duration::from_secs(20), || async {
+            let events = self.count("SELECT count(*) FROM events WHERE aggregate_type = 'click'").await;
+            let rows = self.count("SELECT count(*) FROM client_file_clicks").await;
+            let dirty = self.count("SELECT count(*) FROM client_files_dirty").await;
+            (events == rows && dirty == 0).then_some(())
+        })
+        .await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop the background parts before the database and the stream go away.
+        self.running.shutdown_token().cancel();
+    }
+}
+
+/// Logs of the app under test, shown for failing tests (`RUST_LOG` to change the level).
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
+/// Polls `check` until it yields a value, or panics after `limit` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A full click body as the extension sends it.
+pub fn click_body(click_id: Uuid, video: &str, x: f64, y: f64, t: f64) -> serde_json::Value {
+    serde_json::json!({
+        "clickId": click_id,
+        "videoId": video,
+        "x": x,
+        "y": y,
+        "timestamp": t,
+        "player": {"width": 800, "height": 600},
+        "video": {"width": 1280, "height": 720},
+    })
+}

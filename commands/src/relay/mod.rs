@@ -255,6 +255,16 @@ impl Relay {
         }
         tail::record(conn, &entries).await?;
         let last = events.last().expect("a non-empty batch");
+        tracing::debug!(
+            from = first + 1,
+            to = first + events.len() as u64,
+            first_tx = %events[0].tx_id_text,
+            first_gp = events[0].global_position,
+            last_tx = %last.tx_id_text,
+            last_gp = last.global_position,
+            ids = ?events.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+            "published"
+        );
         at.cursor = last.cursor()?;
         at.log_position = first + events.len() as u64;
         self.stats.published.fetch_add(events.len() as u64, Ordering::Relaxed);

@@ -14,7 +14,8 @@ pub struct CommitCursor {
 /// One committed event as stored, payload and metadata as their stored JSON text.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
-    pub tx_id: String,
+    /// The xid8 as text (sqlx has no xid8 type).
+    pub tx_id_text: String,
     pub global_position: i64,
     pub event_id: Uuid,
     pub aggregate_type: String,
@@ -30,7 +31,7 @@ pub struct StoredEvent {
 impl StoredEvent {
     pub fn cursor(&self) -> Result<CommitCursor, sqlx::Error> {
         let tx_id = self
-            .tx_id
+            .tx_id_text
             .parse()
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         Ok(CommitCursor { tx_id, global_position: self.global_position })
@@ -49,13 +50,15 @@ pub async fn committed_after(
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT tx_id::text AS tx_id, global_position, event_id, aggregate_type, aggregate_id,
-                sequence, event_type, event_version, payload::text AS payload,
-                metadata::text AS metadata, recorded_at
-         FROM events
-         WHERE (tx_id, global_position) > ($1::text::xid8, $2)
-           AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY tx_id, global_position
+        // The text form of tx_id gets its own name: `ORDER BY tx_id` would otherwise sort
+        // by the output column, as text ("1000" < "999"), not by the xid8.
+        "SELECT e.tx_id::text AS tx_id_text, e.global_position, e.event_id, e.aggregate_type,
+                e.aggregate_id, e.sequence, e.event_type, e.event_version,
+                e.payload::text AS payload, e.metadata::text AS metadata, e.recorded_at
+         FROM events e
+         WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2)
+           AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY e.tx_id, e.global_position
          LIMIT $3",
     )
     .bind(after.tx_id.to_string())

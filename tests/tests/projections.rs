@@ -1,0 +1,121 @@
+//! Projections: exactly-once in effect across crashes, and rebuildable while serving.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use framecart_api::projections::{self, ProjectionRunner};
+use framecart_tests::{TestApp, click_body};
+use serde_json::json;
+use uuid::Uuid;
+
+/// The `clicks` view, minus the column that records when a row was written.
+async fn clicks_view(app: &TestApp) -> Vec<serde_json::Value> {
+    sqlx::query_scalar(
+        "SELECT to_jsonb(c) - 'projected_at' FROM clicks_view c ORDER BY log_position",
+    )
+    .fetch_all(&app.db)
+    .await
+    .expect("the view")
+}
+
+fn files(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir.join("client_files"))
+        .expect("client_files")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).expect("file"),
+            )
+        })
+        .collect()
+}
+
+async fn post_mixed_clicks(app: &TestApp, n: usize) {
+    for i in 0..n {
+        let mut body = click_body(Uuid::new_v4(), "VESeA6leQuk", (i * 7 % 800) as f64, 100.0 + i as f64, i as f64 * 0.5);
+        if i % 3 == 0 {
+            body["userId"] = json!(format!("user{}", i % 2));
+        }
+        let (status, answer) = app.post("/api/v1/clicks", &body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_projection_rebuilt_from_scratch_while_serving_gives_the_same_view_and_files() {
+    let app = TestApp::spawn().await;
+    post_mixed_clicks(&app, 30).await;
+    app.wait_for_clicks_view().await;
+    app.wait_for_client_files().await;
+    let view_before = clicks_view(&app).await;
+    let files_before = files(app.media_dir());
+    assert_eq!(view_before.len(), 30);
+    assert_eq!(files_before.len(), 3, "no user, user0 and user1");
+
+    // Files are rewritten from the view: remove them to see them come back.
+    std::fs::remove_dir_all(app.media_dir().join("client_files")).expect("remove");
+    for projection in projections::all(app.media_dir().to_path_buf()) {
+        let runner = ProjectionRunner::new(
+            app.running.state.pool.clone(),
+            app.running.state.jetstream.clone(),
+            app.namespace.namespace.clone(),
+            Arc::clone(&projection),
+        );
+        // The running server holds the projection: the rebuild waits for it to replay.
+        runner.rebuild(&|_, _| {}).await.expect("rebuild");
+    }
+    assert_eq!(clicks_view(&app).await, view_before);
+    assert_eq!(files(app.media_dir()), files_before);
+
+    // And it keeps projecting afterwards.
+    post_mixed_clicks(&app, 2).await;
+    app.wait_for_clicks_view().await;
+    assert_eq!(clicks_view(&app).await.len(), 32);
+}
+
+#[tokio::test]
+async fn a_rebuild_with_no_server_running_applies_the_log_itself() {
+    let mut app = TestApp::spawn().await;
+    post_mixed_clicks(&app, 12).await;
+    app.wait_for_clicks_view().await;
+    app.wait_for_client_files().await;
+    let view_before = clicks_view(&app).await;
+    let files_before = files(app.media_dir());
+    app.running.kill_projections().await;
+
+    let runner = ProjectionRunner::new(
+        app.running.state.pool.clone(),
+        app.running.state.jetstream.clone(),
+        app.namespace.namespace.clone(),
+        Arc::new(projections::clicks::ClicksProjection),
+    );
+    let progress = std::sync::Mutex::new(Vec::new());
+    runner
+        .rebuild(&|applied, last| progress.lock().expect("lock").push((applied, last)))
+        .await
+        .expect("rebuild");
+    assert_eq!(clicks_view(&app).await, view_before);
+    assert_eq!(files(app.media_dir()), files_before);
+}
+
+#[tokio::test]
+async fn killed_projections_resume_without_loss_or_duplicates() {
+    let mut app = TestApp::spawn().await;
+    for _ in 0..4 {
+        post_mixed_clicks(&app, 10).await;
+        app.running.kill_projections().await;
+        post_mixed_clicks(&app, 5).await;
+        app.running.start_projections();
+    }
+    app.wait_for_clicks_view().await;
+    app.wait_for_client_files().await;
+    assert_eq!(app.count("SELECT count(*) FROM clicks_view").await, 60);
+    // Every file lists each of its clicks once.
+    let total: usize = files(app.media_dir())
+        .values()
+        .map(|text| serde_json::from_str::<Vec<serde_json::Value>>(text).expect("a list").len())
+        .sum();
+    assert_eq!(total, 60);
+}

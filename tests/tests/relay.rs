@@ -1,0 +1,259 @@
+//! The relay: the log is complete, in commit order, and has nothing twice, across crashes
+//! and late-committing transactions.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use framecart_api::domain::log::LoggedEvent;
+use framecart_tests::{TestApp, click_body, eventually};
+use sqlx::Connection;
+use uuid::Uuid;
+
+/// Every message of the stream, in stream order.
+async fn logged(app: &TestApp) -> Vec<LoggedEvent> {
+    let len = app.stream_len().await;
+    let mut events = Vec::new();
+    for seq in 1..=len {
+        let message = app.stream_message(seq).await;
+        events.push(serde_json::from_slice(&message.payload).expect("an event envelope"));
+    }
+    events
+}
+
+/// The stored events' ids in commit order.
+async fn commit_order(app: &TestApp) -> Vec<Uuid> {
+    sqlx::query_scalar("SELECT event_id FROM events ORDER BY tx_id, global_position")
+        .fetch_all(&app.db)
+        .await
+        .expect("events")
+}
+
+async fn wait_until_relayed(app: &TestApp) {
+    let stored = app.count("SELECT count(*) FROM events").await;
+    eventually("the relay to publish every event", Duration::from_secs(20), || async {
+        let recorded = app.count("SELECT count(*) FROM event_log").await;
+        (recorded == stored && app.stream_len().await == u64::try_from(stored).unwrap_or(0)).then_some(())
+    })
+    .await;
+}
+
+/// The log holds every stored event once, in commit order, and the relay's table agrees.
+async fn assert_log_is_exact(app: &TestApp) {
+    let log = logged(app).await;
+    let ids: Vec<Uuid> = log.iter().map(|e| e.event_id).collect();
+    let unique: HashSet<Uuid> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "an event was published twice");
+    assert_eq!(ids, commit_order(app).await, "the log is the store in commit order");
+    let table: Vec<(i64, Uuid)> = sqlx::query_as("SELECT log_position, event_id FROM event_log ORDER BY log_position")
+        .fetch_all(&app.db)
+        .await
+        .expect("event_log");
+    let expected: Vec<(i64, Uuid)> = ids.iter().enumerate().map(|(i, id)| (i as i64 + 1, *id)).collect();
+    assert_eq!(table, expected, "log positions are dense and match the stream");
+}
+
+async fn post_clicks(app: &TestApp, n: usize) {
+    let bodies: Vec<_> = (0..n)
+        .map(|i| click_body(Uuid::new_v4(), "VESeA6leQuk", 1.0, 100.0, i as f64))
+        .collect();
+    let answers = futures::future::join_all(bodies.iter().map(|body| app.post("/api/v1/clicks", body))).await;
+    for (status, answer) in answers {
+        assert_eq!(status, 202, "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_killed_and_restarted_relay_publishes_nothing_twice_and_skips_nothing() {
+    let mut app = TestApp::spawn().await;
+    for round in 0..5 {
+        // Kill it while clicks are being committed and published.
+        let relay = app.running.relay_abort_handle().expect("a relay");
+        let load = post_clicks(&app, 60);
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(3 + 7 * round)).await;
+            relay.abort();
+        };
+        let ((), ()) = tokio::join!(load, kill);
+        app.running.kill_relay().await;
+        post_clicks(&app, 20).await;
+        app.running.start_relay();
+    }
+    wait_until_relayed(&app).await;
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 400);
+    assert_log_is_exact(&app).await;
+}
+
+#[tokio::test]
+async fn events_published_before_a_crash_are_recorded_from_the_stream_not_republished() {
+    let mut app = TestApp::spawn().await;
+    post_clicks(&app, 10).await;
+    wait_until_relayed(&app).await;
+
+    // Fifteen events wait for the relay, which then publishes them in one batch, gets the
+    // acks, and cannot record them: the relay's table is held.
+    app.running.kill_relay().await;
+    post_clicks(&app, 15).await;
+    let mut blocker = sqlx::PgConnection::connect(&app.database.url).await.expect("connection");
+    let mut tx = blocker.begin().await.expect("tx");
+    sqlx::query("LOCK TABLE event_log IN EXCLUSIVE MODE").execute(&mut *tx).await.expect("lock");
+    app.running.start_relay();
+    eventually("the stream to get the new events", Duration::from_secs(20), || async {
+        (app.stream_len().await == 25).then_some(())
+    })
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM event_log").await, 10, "not recorded yet");
+    // Crash between the ack and the checkpoint.
+    app.running.kill_relay().await;
+    tx.rollback().await.expect("release");
+
+    app.running.start_relay();
+    post_clicks(&app, 5).await;
+    wait_until_relayed(&app).await;
+    assert_eq!(app.stream_len().await, 30);
+    assert_log_is_exact(&app).await;
+}
+
+#[tokio::test]
+async fn a_transaction_that_commits_late_is_relayed_in_its_place() {
+    let app = TestApp::spawn().await;
+    post_clicks(&app, 3).await;
+    wait_until_relayed(&app).await;
+
+    // A command's transaction takes its id and identity value, then commits late.
+    let late_id = Uuid::new_v4();
+    let payload = serde_json::json!({"ClickRecorded": {
+        "click_id": late_id, "click_id_from_client": true, "video_id": "VESeA6leQuk",
+        "video_id_reported": "VESeA6leQuk", "user_id": null, "x": 1.0, "y": 1.0, "timestamp": 1.0,
+        "player": null, "video": null, "frame": null, "on_black_band": false, "during_ad": false,
+        "client_ip": "127.0.0.1", "viewer_cookie": null, "received_at": "2026-11-26T00:00:00Z"
+    }});
+    let mut late = sqlx::PgConnection::connect(&app.database.url).await.expect("connection");
+    let mut tx = late.begin().await.expect("tx");
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('click', $1, 1, 'ClickRecorded', '1.0', $2, '{}')",
+    )
+    .bind(late_id.to_string())
+    .bind(&payload)
+    .execute(&mut *tx)
+    .await
+    .expect("insert");
+
+    // Later transactions commit first, with higher identity values.
+    post_clicks(&app, 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.stream_len().await, 3, "nothing after the open transaction is published yet");
+
+    tx.commit().await.expect("commit");
+    wait_until_relayed(&app).await;
+    assert_log_is_exact(&app).await;
+    let log = logged(&app).await;
+    assert_eq!(log[3].aggregate_id, late_id.to_string(), "the late transaction comes first");
+    let late_position: i64 = sqlx::query_scalar("SELECT global_position FROM events WHERE aggregate_id = $1")
+        .bind(late_id.to_string())
+        .fetch_one(&app.db)
+        .await
+        .expect("late event");
+    assert!(log[4..].iter().all(|e| e.global_position > late_position));
+    app.wait_for_clicks_view().await;
+}
+
+#[tokio::test]
+async fn the_event_tables_are_append_only() {
+    let app = TestApp::spawn().await;
+    post_clicks(&app, 1).await;
+    wait_until_relayed(&app).await;
+    for sql in [
+        "UPDATE events SET payload = '{}'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "UPDATE event_log SET hash = 'x'",
+        "DELETE FROM event_log",
+        "TRUNCATE event_log",
+    ] {
+        let error = sqlx::query(sql).execute(&app.db).await.expect_err(sql);
+        assert!(error.to_string().contains("append-only"), "{sql}: {error}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
+}
+
+#[tokio::test]
+async fn a_standby_relay_takes_over_when_the_active_one_dies() {
+    use framecart_api::commands::relay::{Relay, RelayConfig};
+    use std::sync::atomic::Ordering;
+
+    let mut app = TestApp::spawn().await;
+    post_clicks(&app, 5).await;
+    wait_until_relayed(&app).await;
+    let active = app.running.relay_stats().expect("stats");
+    assert_eq!(active.leading.load(Ordering::Relaxed), 1);
+
+    let standby = Relay::new(
+        app.running.state.pool.clone(),
+        app.running.state.jetstream.clone(),
+        app.namespace.namespace.clone(),
+        RelayConfig { standby_poll: Duration::from_millis(50), ..RelayConfig::default() },
+    );
+    let standby_stats = standby.stats();
+    let token = app.running.shutdown_token().child_token();
+    let handle = tokio::spawn(standby.run(token));
+    post_clicks(&app, 20).await;
+    wait_until_relayed(&app).await;
+    assert_eq!(standby_stats.leading.load(Ordering::Relaxed), 0, "the standby waits");
+    assert_eq!(standby_stats.published.load(Ordering::Relaxed), 0);
+
+    app.running.kill_relay().await;
+    post_clicks(&app, 20).await;
+    wait_until_relayed(&app).await;
+    assert_eq!(standby_stats.leading.load(Ordering::Relaxed), 1, "the standby took over");
+    assert_eq!(standby_stats.published.load(Ordering::Relaxed), 20);
+    assert_log_is_exact(&app).await;
+    handle.abort();
+}
+
+#[tokio::test]
+async fn commit_order_is_numeric_across_digit_boundaries_of_transaction_ids() {
+    use framecart_api::commands::relay::{Relay, RelayConfig};
+
+    let app = TestApp::spawn_with(|_, _| {}, framecart_api::Components { relay: false, projections: true }).await;
+    // Rows as if written by transactions 9, 10, 99, 100, 999, 1000 (all long committed),
+    // inserted out of order so that identity order differs from commit order. As text,
+    // "10" < "9" and "1000" < "999": sorting the wrong way republishes and reorders.
+    for tx in [1000_u64, 9, 100, 999, 10, 99] {
+        let id = Uuid::new_v4();
+        let payload = serde_json::json!({"ClickRecorded": {
+            "click_id": id, "click_id_from_client": true, "video_id": "VESeA6leQuk",
+            "video_id_reported": "VESeA6leQuk", "user_id": null, "x": 1.0, "y": 1.0, "timestamp": 1.0,
+            "player": null, "video": null, "frame": null, "on_black_band": false, "during_ad": false,
+            "client_ip": "127.0.0.1", "viewer_cookie": null, "received_at": "2026-11-26T00:00:00Z"
+        }});
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tx_id)
+             VALUES ('click', $1, 1, 'ClickRecorded', '1.0', $2, '{}', $3::text::xid8)",
+        )
+        .bind(id.to_string())
+        .bind(&payload)
+        .bind(tx.to_string())
+        .execute(&app.db)
+        .await
+        .expect("insert");
+    }
+    // Two at a time, so that the cursor is carried across every boundary.
+    let relay = Relay::new(
+        app.running.state.pool.clone(),
+        app.running.state.jetstream.clone(),
+        app.namespace.namespace.clone(),
+        RelayConfig { batch_size: 2, ..RelayConfig::default() },
+    );
+    let handle = tokio::spawn(relay.run(app.running.shutdown_token().child_token()));
+    wait_until_relayed(&app).await;
+    assert_log_is_exact(&app).await;
+    let txs: Vec<String> = sqlx::query_scalar(
+        "SELECT e.tx_id::text FROM event_log l JOIN events e USING (event_id) ORDER BY l.log_position",
+    )
+    .fetch_all(&app.db)
+    .await
+    .expect("log");
+    assert_eq!(txs, ["9", "10", "99", "100", "999", "1000"]);
+    handle.abort();
+}
