@@ -76,6 +76,11 @@ pub struct HttpSettings {
     /// Largest JSON request body accepted, in bytes (larger ones get 413).
     #[arg(long, env = "FRAMECART_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Origins (comma-separated, e.g. `chrome-extension://<id>,https://shop.example`) that
+    /// browsers may let call the API. No other origin gets CORS headers.
+    #[arg(long, env = "FRAMECART_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -85,6 +90,7 @@ impl Default for HttpSettings {
             trusted_proxies: Vec::new(),
             viewer_cookie: None,
             max_body_bytes: 64 * 1024,
+            cors_origins: Vec::new(),
         }
     }
 }

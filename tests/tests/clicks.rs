@@ -324,3 +324,24 @@ async fn health_readiness_and_the_openapi_document_are_served() {
     let (status, error) = app.get("/no/such/route").await;
     assert_eq!((status, error["error"]["code"].as_str()), (404, Some("not_found")));
 }
+
+#[tokio::test]
+async fn only_configured_origins_get_cors_headers() {
+    let extension = "chrome-extension://abcdefghijklmnopabcdefghijklmnop";
+    let app = TestApp::spawn_with(|_, http| http.cors_origins = vec![extension.into()], Components::default()).await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/clicks"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight(extension).await.expect("preflight");
+    assert_eq!(
+        allowed.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some(extension)
+    );
+    let other = preflight("https://evil.example").await.expect("preflight");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}

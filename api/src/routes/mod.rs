@@ -5,10 +5,11 @@ pub mod health;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -32,6 +33,7 @@ struct ApiDoc;
 /// The whole API, with its middleware.
 pub fn router(state: AppState) -> Router {
     let max_body = state.http.max_body_bytes;
+    let cors = cors(&state.http.cors_origins);
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(clicks::router())
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     .method_not_allowed_fallback(error::method_not_allowed)
     .with_state(state)
     .layer(DefaultBodyLimit::max(max_body))
+    .layer(cors)
     .layer(axum::middleware::from_fn(error::log_internal_errors))
     .layer(CatchPanicLayer::custom(panic_response))
     .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -61,6 +64,26 @@ pub fn router(state: AppState) -> Router {
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
     }))
     .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// CORS for the configured origins only (the browser extension's, a shop's pages).
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim().trim_end_matches('/')).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static(REQUEST_ID),
+            HeaderName::from_static("x-correlation-id"),
+        ])
+        .expose_headers([HeaderName::from_static(REQUEST_ID)])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -178,7 +178,7 @@ async fn lag(app: &TestApp, client: &reqwest::Client, args: &Args) -> anyhow::Re
                 percentile_cont(0.9) WITHIN GROUP (ORDER BY lag),
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY lag),
                 max(lag), count(*)
-         FROM (SELECT extract(epoch FROM projected_at - recorded_at) * 1000 AS lag
+         FROM (SELECT extract(epoch FROM projected_at - recorded_at)::float8 * 1000 AS lag
                FROM clicks_view WHERE log_position > $1) l",
     )
     .bind(before)
