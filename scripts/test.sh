@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: set-up, then every test of every crate
 # (aggregate and unit tests, store and projection tests, black-box API tests against
-# real PostgreSQL and NATS).
+# real PostgreSQL and NATS), then the parts that have their own runners.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
+for part in detector extension; do
+  if [ -x "$part/scripts/setup.sh" ]; then "$part/scripts/setup.sh"; fi
+done
 cargo test --workspace --locked --all-targets "$@"
+# The browser extension's unit and browser tests (they run the `framecart` binary built above).
+if [ -x extension/scripts/test.sh ]; then
+  FRAMECART_BIN="$CARGO_TARGET_DIR/debug/framecart" extension/scripts/test.sh
+fi
