@@ -9,7 +9,6 @@ for part in detector extension; do
   if [ -x "$part/scripts/setup.sh" ]; then "$part/scripts/setup.sh"; fi
 done
 cargo test --workspace --locked --all-targets "$@"
-# The browser extension's unit and browser tests (they run the `framecart` binary built above).
-if [ -x extension/scripts/test.sh ]; then
-  FRAMECART_BIN="$CARGO_TARGET_DIR/debug/framecart" extension/scripts/test.sh
-fi
+# The browser extension's unit and browser tests, against the real `framecart` binary.
+cargo build --locked --bin framecart
+FRAMECART_BIN="$CARGO_TARGET_DIR/debug/framecart" extension/scripts/test.sh

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{HttpSettings, Settings};
+use crate::settings::{HttpSettings, ServeSettings, Settings, VideoSettings};
 
 /// Everything a request handler may use.
 pub struct App {
@@ -29,8 +29,12 @@ pub struct App {
     pub settings: Settings,
     /// Proxies, cookies and limits of the HTTP side.
     pub http: HttpSettings,
+    /// Uploads and detection defaults.
+    pub video: VideoSettings,
     /// The command side: one cqrs-es framework per aggregate.
     pub commands: Commands,
+    /// The detection model's class names, when its files are here (to check requests).
+    pub class_names: Option<Vec<String>>,
 }
 
 /// The router's state: one shared [`App`].
@@ -85,6 +89,13 @@ impl Default for Components {
     }
 }
 
+/// The model's class names, if the model is where the settings say.
+fn class_names(video: &VideoSettings) -> Option<Vec<String>> {
+    let files = framecart_detector::locate_model(&video.model_dir()).ok()?;
+    let text = std::fs::read_to_string(files.names).ok()?;
+    Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+}
+
 /// A running installation: the API on a socket, and its background parts.
 pub struct Running {
     pub addr: SocketAddr,
@@ -93,11 +104,13 @@ pub struct Running {
     server: JoinHandle<std::io::Result<()>>,
     relay: Option<(JoinHandle<()>, Arc<RelayStats>)>,
     projections: Vec<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl Running {
     /// Connects, then serves on `http.bind` (port 0 picks a free port).
-    pub async fn start(settings: Settings, http: HttpSettings, components: Components) -> anyhow::Result<Self> {
+    pub async fn start(serve: ServeSettings, components: Components) -> anyhow::Result<Self> {
+        let ServeSettings { settings, http, video } = serve;
         let infra = Infra::connect(&settings).await?;
         let listener = TcpListener::bind(http.bind)
             .await
@@ -113,8 +126,10 @@ impl Running {
             nats: infra.nats.clone(),
             jetstream: infra.jetstream.clone(),
             commands: Commands::new(infra.pool.clone(), write_mode),
+            class_names: class_names(&video),
             settings,
             http,
+            video,
         };
         let state = AppState(Arc::new(app));
         let shutdown = CancellationToken::new();
@@ -127,12 +142,16 @@ impl Running {
                     .await
             })
         };
-        let mut running = Self { addr, state, shutdown, server, relay: None, projections: Vec::new() };
+        let mut running =
+            Self { addr, state, shutdown, server, relay: None, projections: Vec::new(), workers: Vec::new() };
         if components.relay {
             running.start_relay();
         }
         if components.projections {
             running.start_projections();
+        }
+        for _ in 0..running.state.video.detector_workers {
+            running.start_worker();
         }
         tracing::info!(%addr, namespace = %running.state.settings.namespace, "framecart is serving");
         Ok(running)
@@ -188,6 +207,20 @@ impl Running {
         }
     }
 
+    /// Starts one more detector worker.
+    pub fn start_worker(&mut self) {
+        let worker = crate::worker::DetectorWorker::new(self.state.clone(), self.workers.len());
+        self.workers.push(tokio::spawn(worker.run(self.shutdown.child_token())));
+    }
+
+    /// Kills the detector workers where they stand, as a crash would.
+    pub async fn kill_workers(&mut self) {
+        for handle in self.workers.drain(..) {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+
     /// A token that stops everything when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -200,7 +233,7 @@ impl Running {
         if let Some((handle, _)) = self.relay {
             handle.await?;
         }
-        for handle in self.projections {
+        for handle in self.projections.into_iter().chain(self.workers) {
             handle.await?;
         }
         self.state.pool.close().await;

@@ -6,6 +6,7 @@
 //! sent to the client.
 
 use axum::extract::Request;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -131,6 +132,12 @@ impl From<JsonRejection> for ApiError {
             }
             other => Self::bad_request("unreadable_body", other.body_text()),
         }
+    }
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(_: MultipartRejection) -> Self {
+        Self::UnsupportedMediaType("send `multipart/form-data` with a `video_id` and a `file` part".into())
     }
 }
 

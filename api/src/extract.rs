@@ -22,6 +22,16 @@ pub struct Query<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
 
+pub struct Multipart(pub axum::extract::Multipart);
+
+impl<S: Send + Sync> FromRequest<S> for Multipart {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(axum::extract::Multipart::from_request(request, state).await?))
+    }
+}
+
 /// The client's address: the direct peer, unless the peer is a trusted proxy, in which
 /// case the right-most `X-Forwarded-For` hop that is not itself a trusted proxy.
 /// Hops a client could forge (left of the first untrusted one) are never believed.

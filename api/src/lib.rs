@@ -17,9 +17,11 @@ pub mod error;
 pub mod extract;
 pub mod routes;
 pub mod settings;
+pub mod upload;
+pub mod worker;
 
 pub use app::{App, AppState, Components, Infra, Running};
-pub use settings::{HttpSettings, Settings};
+pub use settings::{HttpSettings, ServeSettings, Settings, VideoSettings};
 
 /// The lower crates, for black-box tests and tools that need their types.
 pub use framecart_commands as commands;

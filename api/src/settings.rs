@@ -8,6 +8,20 @@ use clap::{ArgAction, Args};
 use framecart_domain::log::Namespace;
 use ipnet::IpNet;
 
+/// The browser extension's origin; its id is in `extension/extension-id.txt`.
+pub const EXTENSION_ORIGIN: &str = "chrome-extension://kklalonaopmjdkiofpmpkdhbfgmceonh";
+
+/// Everything `framecart serve` is configured with.
+#[derive(Args, Debug, Clone)]
+pub struct ServeSettings {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(flatten)]
+    pub http: HttpSettings,
+    #[command(flatten)]
+    pub video: VideoSettings,
+}
+
 /// Where Framecart keeps its state: the store, the log, the media folder.
 #[derive(Args, Clone)]
 pub struct Settings {
@@ -77,9 +91,10 @@ pub struct HttpSettings {
     #[arg(long, env = "FRAMECART_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Origins (comma-separated, e.g. `chrome-extension://<id>,https://shop.example`) that
-    /// browsers may let call the API. No other origin gets CORS headers.
-    #[arg(long, env = "FRAMECART_CORS_ORIGINS", value_delimiter = ',')]
+    /// Origins (comma-separated) that browsers may let call the API; by default the
+    /// Framecart extension's (its id is pinned by the key in its manifest). No other
+    /// origin gets CORS headers.
+    #[arg(long, env = "FRAMECART_CORS_ORIGINS", value_delimiter = ',', default_value = EXTENSION_ORIGIN)]
     pub cors_origins: Vec<String>,
 }
 
@@ -90,8 +105,62 @@ impl Default for HttpSettings {
             trusted_proxies: Vec::new(),
             viewer_cookie: None,
             max_body_bytes: 64 * 1024,
-            cors_origins: Vec::new(),
+            cors_origins: vec![EXTENSION_ORIGIN.to_owned()],
         }
+    }
+}
+
+/// Video uploads and object detection.
+#[derive(Args, Debug, Clone)]
+pub struct VideoSettings {
+    /// Largest video upload accepted, in bytes (larger ones get 413 and leave nothing).
+    #[arg(long, env = "FRAMECART_MAX_UPLOAD_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Request detection of every class as soon as a video is uploaded.
+    #[arg(long, env = "FRAMECART_AUTO_DETECT", default_value_t = true, action = ArgAction::Set)]
+    pub auto_detect: bool,
+
+    /// Frames per second sampled for detection when a request names none.
+    #[arg(long, env = "FRAMECART_SAMPLE_FPS", default_value_t = 5.0)]
+    pub sample_fps: f64,
+
+    /// Minimum confidence of a detection when a request names none.
+    #[arg(long, env = "FRAMECART_MIN_CONFIDENCE", default_value_t = 0.25)]
+    pub min_confidence: f64,
+
+    /// Detector workers in this process (0: this process detects nothing; run workers
+    /// elsewhere against the same database and NATS).
+    #[arg(long, env = "FRAMECART_DETECTOR_WORKERS", default_value_t = 1)]
+    pub detector_workers: usize,
+
+    /// Folder of the darknet model (`framecart model fetch` fills it).
+    #[arg(long, env = "FRAMECART_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+
+    /// Seconds without a sign of life after which a detection job goes to another worker
+    /// (workers report every quarter of it while they work).
+    #[arg(long, env = "FRAMECART_DETECTOR_ACK_WAIT_SECS", default_value_t = 60)]
+    pub detector_ack_wait_secs: u64,
+}
+
+impl Default for VideoSettings {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 2 * 1024 * 1024 * 1024,
+            auto_detect: true,
+            sample_fps: 5.0,
+            min_confidence: 0.25,
+            detector_workers: 1,
+            model_dir: None,
+            detector_ack_wait_secs: 60,
+        }
+    }
+}
+
+impl VideoSettings {
+    pub fn model_dir(&self) -> PathBuf {
+        self.model_dir.clone().unwrap_or_else(framecart_detector::default_model_dir)
     }
 }
 
@@ -114,6 +183,12 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_cors_origin_is_the_extension_s() {
+        let id = include_str!("../../extension/extension-id.txt").trim();
+        assert_eq!(EXTENSION_ORIGIN, format!("chrome-extension://{id}"));
+    }
 
     #[test]
     fn passwords_never_reach_the_logs() {

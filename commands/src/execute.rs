@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
 use framecart_domain::EventMetadata;
 use framecart_domain::click::Click;
+use framecart_domain::detection::DetectionRun;
+use framecart_domain::video::Video;
 use sqlx::PgPool;
 
 use crate::store::{EventRepository, WriteMode};
@@ -34,13 +36,32 @@ pub enum CommandError<E: std::error::Error> {
 /// Every aggregate's command entry point.
 pub struct Commands {
     pub clicks: Cqrs<Click>,
+    pub videos: Cqrs<Video>,
+    pub detection_runs: Cqrs<DetectionRun>,
+    repo: EventRepository,
 }
 
 impl Commands {
     /// Must be called inside a Tokio runtime (batched writes spawn their writers).
     pub fn new(pool: PgPool, mode: WriteMode) -> Self {
         let repo = EventRepository::new(pool, mode);
-        Self { clicks: framework(repo) }
+        Self {
+            clicks: framework(repo.clone()),
+            videos: framework(repo.clone()),
+            detection_runs: framework(repo.clone()),
+            repo,
+        }
+    }
+
+    /// An aggregate's current state, for a worker that must decide what to do next
+    /// (where to resume). Commands never need this: they decide on loaded state.
+    pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
+        let store: PersistedEventStore<EventRepository, A> = PersistedEventStore::new_event_store(self.repo.clone());
+        let context = store
+            .load_aggregate(aggregate_id)
+            .await
+            .map_err(|e: AggregateError<A::Error>| CommandError::Store(e.to_string()))?;
+        Ok(context.aggregate)
     }
 }
 

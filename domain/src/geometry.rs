@@ -46,7 +46,7 @@ impl TryFrom<RawSize> for Size {
 impl Size {
     pub fn new(width: f64, height: f64) -> Result<Self, SizeError> {
         // `!(x > 0.0)` also catches NaN.
-        if !(width > 0.0 && height > 0.0) || !width.is_finite() || !height.is_finite() {
+        if !(width > 0.0 && height > 0.0 && width.is_finite() && height.is_finite()) {
             return Err(SizeError::NotPositive);
         }
         if width > MAX_DIMENSION || height > MAX_DIMENSION {
@@ -115,6 +115,50 @@ pub fn element_to_frame(x: f64, y: f64, element: Size, frame: Size) -> FrameHit 
         v: fy / frame.height,
         scale: fit.scale,
         on_frame: (0.0..frame.width).contains(&fx) && (0.0..frame.height).contains(&fy),
+    }
+}
+
+/// An axis-aligned box in pixels: `[xmin, xmax) × [ymin, ymax)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BoundingBox {
+    pub xmin: f64,
+    pub ymin: f64,
+    pub xmax: f64,
+    pub ymax: f64,
+}
+
+impl BoundingBox {
+    /// Finite, not negative, and not inside out.
+    pub fn is_valid(&self) -> bool {
+        [self.xmin, self.ymin, self.xmax, self.ymax].iter().all(|v| v.is_finite() && *v >= 0.0)
+            && self.xmin <= self.xmax
+            && self.ymin <= self.ymax
+    }
+
+    pub fn width(&self) -> f64 {
+        self.xmax - self.xmin
+    }
+
+    pub fn height(&self) -> f64 {
+        self.ymax - self.ymin
+    }
+
+    pub fn area(&self) -> f64 {
+        self.width().max(0.0) * self.height().max(0.0)
+    }
+
+    /// Intersection over union; 0 for boxes that do not overlap.
+    pub fn iou(&self, other: &Self) -> f64 {
+        let w = (self.xmax.min(other.xmax) - self.xmin.max(other.xmin)).max(0.0);
+        let h = (self.ymax.min(other.ymax) - self.ymin.max(other.ymin)).max(0.0);
+        let inter = w * h;
+        let union = self.area() + other.area() - inter;
+        if union > 0.0 { inter / union } else { 0.0 }
+    }
+
+    /// The same box in normalized coordinates of a `width` × `height` frame.
+    pub fn normalized(&self, width: f64, height: f64) -> Self {
+        Self { xmin: self.xmin / width, ymin: self.ymin / height, xmax: self.xmax / width, ymax: self.ymax / height }
     }
 }
 

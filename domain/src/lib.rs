@@ -16,10 +16,12 @@
 //!   parsed value type with a private field.
 
 pub mod click;
+pub mod detection;
 pub mod geometry;
 pub mod log;
 pub mod metadata;
 pub mod user_id;
+pub mod video;
 pub mod video_id;
 
 pub use metadata::EventMetadata;

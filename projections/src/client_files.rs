@@ -7,14 +7,15 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use framecart_domain::click::{self, CLICK_RECORDED, ClickEvent, ClickRecorded};
 use framecart_domain::log::{LoggedEvent, Namespace};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
-use crate::files::write_atomically;
+use crate::files::{DirtyFiles, plain_number, write_file};
 use crate::runner::{Projection, ProjectionError, decode};
 
 pub const NAME: &str = "client_files";
 pub const FOLDER: &str = "client_files";
+const DIRTY: DirtyFiles = DirtyFiles { table: "client_files_dirty" };
 
 pub struct ClientFilesProjection {
     dir: PathBuf,
@@ -44,16 +45,6 @@ struct Entry {
     timestamp: f64,
     #[serde(rename = "videoId")]
     video_id: String,
-}
-
-/// Whole numbers are written as integers (`255`, not `255.0`), as the browser sent them.
-fn plain_number<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    if value.fract() == 0.0 && value.abs() < EXACT {
-        s.serialize_i64(*value as i64)
-    } else {
-        s.serialize_f64(*value)
-    }
 }
 
 #[async_trait]
@@ -93,24 +84,14 @@ impl Projection for ClientFilesProjection {
         .bind(c.video_id.as_str())
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO client_files_dirty (file_name) VALUES ($1)
-             ON CONFLICT (file_name) DO UPDATE SET version = client_files_dirty.version + 1",
-        )
-        .bind(&name)
-        .execute(&mut *tx)
-        .await?;
+        DIRTY.mark(tx, &name).await?;
         Ok(())
     }
 
     /// Rewrites every file whose rows changed, then forgets it, unless it changed again
     /// in the meantime.
     async fn after_commit(&self, pool: &PgPool) -> Result<(), ProjectionError> {
-        let dirty: Vec<(String, i64)> =
-            sqlx::query_as("SELECT file_name, version FROM client_files_dirty")
-                .fetch_all(pool)
-                .await?;
-        for (name, version) in dirty {
+        for (name, version) in DIRTY.pending(pool).await? {
             let rows: Vec<(f64, f64, f64, String)> = sqlx::query_as(
                 "SELECT x, y, media_time, video_id FROM client_file_clicks
                  WHERE file_name = $1 ORDER BY log_position",
@@ -124,16 +105,8 @@ impl Projection for ClientFilesProjection {
                 .collect();
             let json = serde_json::to_vec(&entries)
                 .map_err(|e| ProjectionError::Internal(format!("serialising {name}: {e}")))?;
-            let dir = self.dir.clone();
-            let file = name.clone();
-            tokio::task::spawn_blocking(move || write_atomically(&dir, &file, &json))
-                .await
-                .map_err(|e| ProjectionError::Internal(format!("file writer task: {e}")))??;
-            sqlx::query("DELETE FROM client_files_dirty WHERE file_name = $1 AND version = $2")
-                .bind(&name)
-                .bind(version)
-                .execute(pool)
-                .await?;
+            write_file(self.dir.clone(), name.clone(), json).await?;
+            DIRTY.written(pool, &name, version).await?;
         }
         Ok(())
     }

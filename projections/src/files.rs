@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use sqlx::{PgConnection, PgPool};
+
 #[derive(Debug, thiserror::Error)]
 pub enum MediaFileError {
     #[error("refusing to write {0:?}: a media file name is a single plain path component")]
@@ -36,12 +38,77 @@ pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<(), M
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
+        .permissions(readable())
         .tempfile_in(dir)
         .map_err(io)?;
     tmp.write_all(contents).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(&target).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+/// Serialises whole numbers as integers (`255`, not `255.0`), as the original system's
+/// files have them.
+pub fn plain_number<S: serde::Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if value.fract() == 0.0 && value.abs() < EXACT {
+        s.serialize_i64(*value as i64)
+    } else {
+        s.serialize_f64(*value)
+    }
+}
+
+/// Media files are for other programs to read (a web server, the merchant's tools):
+/// `rw-r--r--`, not the private mode of a temporary file.
+/// (Framecart runs on Unix-like systems.)
+pub fn readable() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o644)
+}
+
+/// [`write_atomically`] on a blocking thread.
+pub async fn write_file(dir: PathBuf, name: String, contents: Vec<u8>) -> Result<(), MediaFileError> {
+    tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &contents))
+        .await
+        .unwrap_or_else(|e| Err(MediaFileError::Io { path: PathBuf::new(), source: std::io::Error::other(e) }))
+}
+
+/// A projection's record of the files whose rows changed but which are not rewritten
+/// yet. Marked in the view's transaction, cleared after the file is written, so a crash
+/// in between leaves the mark and the file is rewritten on the next start.
+#[derive(Debug, Clone, Copy)]
+pub struct DirtyFiles {
+    /// A table `(file_name text PRIMARY KEY, version bigint)` owned by the projection.
+    pub table: &'static str,
+}
+
+impl DirtyFiles {
+    pub async fn mark(&self, tx: &mut PgConnection, file_name: &str) -> Result<(), sqlx::Error> {
+        let table = self.table;
+        sqlx::query(&format!(
+            "INSERT INTO {table} (file_name) VALUES ($1)
+             ON CONFLICT (file_name) DO UPDATE SET version = {table}.version + 1"
+        ))
+        .bind(file_name)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The files to rewrite, with the version of their mark.
+    pub async fn pending(&self, pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT file_name, version FROM {}", self.table)).fetch_all(pool).await
+    }
+
+    /// Forgets the mark, unless the rows changed again since `version` was read.
+    pub async fn written(&self, pool: &PgPool, file_name: &str, version: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!("DELETE FROM {} WHERE file_name = $1 AND version = $2", self.table))
+            .bind(file_name)
+            .bind(version)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

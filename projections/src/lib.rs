@@ -17,8 +17,10 @@
 
 pub mod clicks;
 pub mod client_files;
+pub mod detections;
 pub mod files;
 pub mod runner;
+pub mod videos;
 
 pub use runner::{Projection, ProjectionError, ProjectionRunner};
 
@@ -29,6 +31,8 @@ use std::sync::Arc;
 pub fn all(media_dir: PathBuf) -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(clicks::ClicksProjection),
-        Arc::new(client_files::ClientFilesProjection::new(media_dir)),
+        Arc::new(client_files::ClientFilesProjection::new(media_dir.clone())),
+        Arc::new(videos::VideosProjection),
+        Arc::new(detections::DetectionsProjection::new(media_dir)),
     ]
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use framecart_api::domain::log::Namespace;
-use framecart_api::{Components, HttpSettings, Running, Settings};
+use framecart_api::{Components, HttpSettings, Running, ServeSettings, Settings, VideoSettings};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -111,19 +111,19 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(|_, _| {}, Components::default()).await
+        Self::spawn_with(|_| {}, Components::default()).await
     }
 
     /// Spawns with settings adjusted by `configure`.
     pub async fn spawn_with(
-        configure: impl FnOnce(&mut Settings, &mut HttpSettings),
+        configure: impl FnOnce(&mut ServeSettings),
         components: Components,
     ) -> Self {
         init_logs();
         let database = TestDatabase::create().await.expect("a test database");
         let namespace = TestNamespace::new();
         let media = tempfile::tempdir().expect("a media folder");
-        let mut settings = Settings {
+        let settings = Settings {
             database_url: database.url.clone(),
             nats_url: nats_url(),
             media_dir: media.path().to_path_buf(),
@@ -131,9 +131,12 @@ impl TestApp {
             db_max_connections: 8,
             write_batching: true,
         };
-        let mut http = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), ..HttpSettings::default() };
-        configure(&mut settings, &mut http);
-        let running = Running::start(settings, http, components).await.expect("framecart starts");
+        let http = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), ..HttpSettings::default() };
+        // No detector unless a test asks for one: most tests need no model.
+        let video = VideoSettings { detector_workers: 0, ..VideoSettings::default() };
+        let mut serve = ServeSettings { settings, http, video };
+        configure(&mut serve);
+        let running = Running::start(serve, components).await.expect("framecart starts");
         let db = PgPool::connect(&database.url).await.expect("a test pool");
         let client = async_nats::connect(nats_url()).await.expect("NATS");
         Self {
@@ -163,6 +166,16 @@ impl TestApp {
     /// Posts a JSON body to `path`; returns the status and the JSON answer.
     pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
         let response = self.http.post(self.url(path)).json(body).send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Uploads `bytes` as the video `video_id` (multipart, as a merchant's tool would).
+    pub async fn upload(&self, video_id: &str, file_name: &str, bytes: Vec<u8>) -> (u16, serde_json::Value) {
+        let form = reqwest::multipart::Form::new()
+            .text("video_id", video_id.to_owned())
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()));
+        let response = self.http.post(self.url("/api/v1/videos")).multipart(form).send().await.expect("request");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(serde_json::Value::Null))
     }
@@ -246,6 +259,40 @@ where
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A test image or video that `detector/scripts/setup.sh` put in the test media folder
+/// (`FRAMECART_TEST_MEDIA`, or `~/.cache/framecart/test-media`), searched one level deep.
+pub fn test_media(name: &str) -> PathBuf {
+    let root = std::env::var_os("FRAMECART_TEST_MEDIA").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/framecart/test-media")
+    });
+    let direct = root.join(name);
+    if direct.is_file() {
+        return direct;
+    }
+    std::fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("test media {name} is missing under {}: run detector/scripts/setup.sh", root.display()))
+}
+
+/// A video of `seconds` at 10 fps panning a 320×320 window across `image` from left to
+/// right, so that what is in the image moves right to left in the frame.
+pub fn pan_video(image: &Path, out: &Path, seconds: u32) {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-loop", "1", "-i"])
+        .arg(image)
+        .args(["-t", &seconds.to_string(), "-r", "10", "-vf"])
+        .arg(format!("crop=320:320:x='(in_w-out_w)*t/{seconds}':y=(in_h-out_h)/2,format=yuv420p"))
+        .args(["-c:v", "libx264"])
+        .arg(out)
+        .status()
+        .expect("ffmpeg runs (detector/scripts/setup.sh installs it)");
+    assert!(status.success(), "ffmpeg made the test video");
 }
 
 /// A full click body as the extension sends it.

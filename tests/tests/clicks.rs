@@ -210,7 +210,7 @@ async fn bad_input_gets_a_clear_json_error_and_stores_nothing() {
 #[tokio::test]
 async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     let trusting = TestApp::spawn_with(
-        |_, http| http.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")],
+        |s| s.http.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")],
         Components::default(),
     )
     .await;
@@ -235,7 +235,7 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
 
 #[tokio::test]
 async fn the_configured_cookie_identifies_the_viewer() {
-    let app = TestApp::spawn_with(|_, http| http.viewer_cookie = Some("fc_viewer".into()), Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.http.viewer_cookie = Some("fc_viewer".into()), Components::default()).await;
     let click_id = Uuid::new_v4();
     let response = app
         .http
@@ -328,7 +328,7 @@ async fn health_readiness_and_the_openapi_document_are_served() {
 #[tokio::test]
 async fn only_configured_origins_get_cors_headers() {
     let extension = "chrome-extension://abcdefghijklmnopabcdefghijklmnop";
-    let app = TestApp::spawn_with(|_, http| http.cors_origins = vec![extension.into()], Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.http.cors_origins = vec![extension.into()], Components::default()).await;
     let preflight = |origin: &'static str| {
         app.http
             .request(reqwest::Method::OPTIONS, app.url("/api/v1/clicks"))

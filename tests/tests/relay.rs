@@ -215,7 +215,7 @@ async fn a_standby_relay_takes_over_when_the_active_one_dies() {
 async fn commit_order_is_numeric_across_digit_boundaries_of_transaction_ids() {
     use framecart_api::commands::relay::{Relay, RelayConfig};
 
-    let app = TestApp::spawn_with(|_, _| {}, framecart_api::Components { relay: false, projections: true }).await;
+    let app = TestApp::spawn_with(|_| {}, framecart_api::Components { relay: false, projections: true }).await;
     // Rows as if written by transactions 9, 10, 99, 100, 999, 1000 (all long committed),
     // inserted out of order so that identity order differs from commit order. As text,
     // "10" < "9" and "1000" < "999": sorting the wrong way republishes and reorders.

@@ -1,12 +1,13 @@
 //! The `framecart` command line.
 
+mod detect;
 mod projections;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{Components, Infra, Running};
-use crate::settings::{HttpSettings, Settings};
+use crate::settings::{ServeSettings, Settings};
 
 #[derive(Debug, Parser)]
 #[command(name = "framecart", version, about = "Click-to-buy on video: an event-sourced backend")]
@@ -20,14 +21,19 @@ pub enum Command {
     /// Run the API, the relay and the projections.
     Serve {
         #[command(flatten)]
-        settings: Settings,
-        #[command(flatten)]
-        http: HttpSettings,
+        serve: ServeSettings,
     },
     /// Apply database migrations and create the stream, then exit.
     Migrate {
         #[command(flatten)]
         settings: Settings,
+    },
+    /// Run the detector on an image or a video and print what it finds.
+    Detect(detect::DetectArgs),
+    /// Manage the detection model.
+    Model {
+        #[command(subcommand)]
+        command: detect::ModelCommand,
     },
     /// Inspect or rebuild projections.
     Projections {
@@ -38,9 +44,9 @@ pub enum Command {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { settings, http } => {
-            tracing::info!(?settings, "starting");
-            let running = Running::start(settings, http, Components::default()).await?;
+        Command::Serve { serve } => {
+            tracing::info!(settings = ?serve.settings, "starting");
+            let running = Running::start(serve, Components::default()).await?;
             let token = running.shutdown_token();
             tokio::spawn(cancel_on_signal(token));
             running.wait().await
@@ -51,6 +57,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Projections { command } => projections::run(command).await,
+        Command::Detect(args) => tokio::task::spawn_blocking(move || detect::detect(args)).await?,
+        Command::Model { command } => tokio::task::spawn_blocking(move || detect::model(command)).await?,
     }
 }
 

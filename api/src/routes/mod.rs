@@ -2,6 +2,7 @@
 
 pub mod clicks;
 pub mod health;
+pub mod videos;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(clicks::router())
+        .merge(videos::router())
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let request_id = HeaderName::from_static(REQUEST_ID);

@@ -50,9 +50,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let app = TestApp::spawn_with(
-        |settings, _| {
-            settings.db_max_connections = args.db_connections;
-            settings.write_batching = args.write_batching;
+        |serve| {
+            serve.settings.db_max_connections = args.db_connections;
+            serve.settings.write_batching = args.write_batching;
         },
         Components::default(),
     )

@@ -1,0 +1,401 @@
+//! Videos: upload, detection requests, and the `videos` and `detections` views.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::Utc;
+use framecart_commands::CommandError;
+use framecart_commands::execute::execute;
+use framecart_domain::VideoId;
+use framecart_domain::video::{RequestDetection, UploadVideo, Video, VideoCommand, VideoError, VideoFile};
+use framecart_projections::detections::{self, DetectionFilter, DetectionView};
+use framecart_projections::videos::{self, RunView, VideoView};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Multipart, Path, Query};
+use crate::routes::clicks::request_metadata;
+use crate::upload::{self, Received};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    // Uploads stream to disk under their own limit (`FRAMECART_MAX_UPLOAD_BYTES`).
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(upload_video))
+        .layer(DefaultBodyLimit::disable());
+    OpenApiRouter::new()
+        .merge(uploads)
+        .routes(routes!(list_videos))
+        .routes(routes!(get_video))
+        .routes(routes!(list_runs))
+        .routes(routes!(list_detections))
+        .routes(routes!(start_processing))
+}
+
+fn video_id(raw: &str) -> Result<VideoId, ApiError> {
+    VideoId::parse(raw).map_err(|e| ApiError::invalid("invalid_video_id", e))
+}
+
+/// The multipart form of `POST /api/v1/videos`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// A YouTube id or URL.
+    video_id: String,
+    /// The video file.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    file: String,
+}
+
+/// The stored upload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Uploaded {
+    pub video_id: String,
+    /// 1 for the first upload; each new upload of the same video is a new version.
+    pub version: u32,
+    pub file_name: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub duration: f64,
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: f64,
+    /// `queued` when detection was requested with the upload, else `uploaded`.
+    pub status: &'static str,
+    /// The detection run requested with the upload.
+    pub run_id: Option<Uuid>,
+}
+
+/// Uploads a video's file (`multipart/form-data` with `video_id` and `file`). The file is
+/// streamed to `media/source_video_files/{video_id}.{ext}`; an upload for a video that has
+/// one is a new version. With `FRAMECART_AUTO_DETECT`, detection of every class is
+/// requested at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/videos",
+    tag = "videos",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, body = Uploaded),
+        (status = 400, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, description = "Not a video, empty, or a bad id", body = ErrorBody),
+    )
+)]
+async fn upload_video(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Multipart(mut form): Multipart,
+) -> Result<(StatusCode, axum::Json<Uploaded>), ApiError> {
+    let limit = app.video.max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // The form's own overhead is small; a body far over the limit is refused unread.
+    if declared.is_some_and(|n| n > limit.saturating_add(64 * 1024)) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let dir = app.settings.media_dir.join(upload::FOLDER);
+    let mut id_field: Option<String> = None;
+    let mut received: Option<Received> = None;
+    while let Some(field) = form.next_field().await.map_err(upload::multipart_error)? {
+        match field.name() {
+            Some("video_id") => {
+                let text = field.text().await.map_err(upload::multipart_error)?;
+                id_field = Some(text.chars().take(2048).collect());
+            }
+            Some("file") if received.is_none() => received = Some(upload::receive(field, &dir, limit).await?),
+            Some("file") => return Err(ApiError::invalid("duplicate_file", "send one `file` part")),
+            _ => {} // unknown parts are read and ignored
+        }
+    }
+    let video_id = video_id(id_field.as_deref().ok_or_else(|| {
+        ApiError::invalid("missing_video_id", "the form needs a `video_id` part (a YouTube id or URL)")
+    })?)?;
+    let received = received.ok_or_else(|| ApiError::invalid("missing_file", "the form needs a `file` part"))?;
+    if received.size_bytes == 0 {
+        return Err(ApiError::invalid("empty_file", "the uploaded file is empty"));
+    }
+    let probe_path = received.temp.to_path_buf();
+    let info = tokio::task::spawn_blocking(move || framecart_detector::probe(&probe_path))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::invalid("not_a_video", format!("the file is not a video we can read: {e}")))?;
+    if !(info.duration.is_finite() && info.duration > 0.0) || info.width == 0 || info.height == 0 {
+        return Err(ApiError::invalid("not_a_video", "the file has no video frames with a duration"));
+    }
+    let ext = upload::extension(received.original_name.as_deref(), &info.format, &info.codec);
+    let file = VideoFile {
+        file_name: format!("{video_id}.{ext}"),
+        original_name: received.original_name.clone(),
+        size_bytes: received.size_bytes,
+        sha256: received.sha256.clone(),
+        duration: info.duration,
+        width: info.width,
+        height: info.height,
+        frame_rate: info.fps,
+        codec: info.codec.clone(),
+        container: info.format.clone(),
+    };
+    let detect = app.video.auto_detect.then(|| RequestDetection {
+        video_id: video_id.clone(),
+        run_id: Uuid::now_v7(),
+        labels: BTreeMap::new(),
+        sample_fps: app.video.sample_fps,
+        min_confidence: app.video.min_confidence,
+        requested_at: Utc::now(),
+    });
+    let run_id = detect.as_ref().map(|d| d.run_id);
+    let command = VideoCommand::UploadVideo(UploadVideo {
+        video_id: video_id.clone(),
+        file: file.clone(),
+        uploaded_at: Utc::now(),
+        detect,
+    });
+    let metadata = request_metadata(&headers);
+    // Recording the version and putting the file in place belong together: run them to
+    // the end even if the client goes away, one upload of a video at a time.
+    let place = {
+        let app = app.clone();
+        let video_id = video_id.clone();
+        tokio::spawn(async move {
+            let mut lock = app.pool.begin().await.map_err(ApiError::unavailable)?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(format!("framecart:upload:{video_id}"))
+                .execute(&mut *lock)
+                .await
+                .map_err(ApiError::unavailable)?;
+            execute(&app.commands.videos, video_id.as_str(), command, metadata)
+                .await
+                .map_err(video_error)?;
+            let version = app
+                .commands
+                .load::<Video>(video_id.as_str())
+                .await
+                .map_err(video_error)?
+                .current()
+                .map_or(1, |c| c.version);
+            let id = video_id.to_string();
+            tokio::task::spawn_blocking(move || upload::put_in_place(received.temp, &dir, &id, ext))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)?;
+            lock.commit().await.map_err(ApiError::unavailable)?;
+            Ok::<u32, ApiError>(version)
+        })
+    };
+    let version = place.await.map_err(ApiError::internal)??;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Uploaded {
+            video_id: video_id.to_string(),
+            version,
+            file_name: file.file_name,
+            size_bytes: file.size_bytes,
+            sha256: file.sha256,
+            duration: file.duration,
+            width: file.width,
+            height: file.height,
+            frame_rate: file.frame_rate,
+            status: if run_id.is_some() { "queued" } else { "uploaded" },
+            run_id,
+        }),
+    ))
+}
+
+fn video_error(e: CommandError<VideoError>) -> ApiError {
+    match e {
+        CommandError::Refused(VideoError::NotUploaded) => {
+            ApiError::NotFound("no file has been uploaded for this video".into())
+        }
+        CommandError::Refused(refused) => {
+            let code = match refused {
+                VideoError::InvalidSampleRate { .. } => "invalid_sample_fps",
+                VideoError::InvalidConfidence => "invalid_min_confidence",
+                VideoError::InvalidLabelId(_) => "invalid_label_id",
+                VideoError::InvalidLabelName => "invalid_label_name",
+                VideoError::InvalidFile(_) | VideoError::NotUploaded => "not_a_video",
+            };
+            ApiError::invalid(code, refused)
+        }
+        CommandError::Conflict(_) => ApiError::Conflict { code: "concurrent_update", message: e.to_string() },
+        CommandError::Store(_) => ApiError::unavailable(anyhow::anyhow!(e.to_string())),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VideoList {
+    pub items: Vec<VideoView>,
+}
+
+/// Every video, with the status and progress of its newest detection run.
+#[utoipa::path(get, path = "/api/v1/videos", tag = "videos", responses((status = 200, body = VideoList)))]
+async fn list_videos(State(app): State<AppState>) -> Result<axum::Json<VideoList>, ApiError> {
+    let items = videos::list(&app.pool).await.map_err(ApiError::unavailable)?;
+    Ok(axum::Json(VideoList { items }))
+}
+
+/// One video (`status`: `uploaded`, `queued`, `processing`, `completed`, `failed`;
+/// `progress` 0 to 1, of its newest detection run).
+#[utoipa::path(
+    get,
+    path = "/api/v1/videos/{video_id}",
+    tag = "videos",
+    params(("video_id" = String, Path, description = "A YouTube id")),
+    responses((status = 200, body = VideoView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn get_video(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<VideoView>, ApiError> {
+    let id = video_id(&raw)?;
+    videos::get(&app.pool, id.as_str())
+        .await
+        .map_err(ApiError::unavailable)?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no video {id}")))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunList {
+    pub items: Vec<RunView>,
+}
+
+/// The video's detection runs, newest request first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/videos/{video_id}/runs",
+    tag = "videos",
+    params(("video_id" = String, Path, description = "A YouTube id")),
+    responses((status = 200, body = RunList), (status = 422, body = ErrorBody))
+)]
+async fn list_runs(State(app): State<AppState>, Path(raw): Path<String>) -> Result<axum::Json<RunList>, ApiError> {
+    let id = video_id(&raw)?;
+    let items = videos::runs(&app.pool, id.as_str()).await.map_err(ApiError::unavailable)?;
+    Ok(axum::Json(RunList { items }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DetectionQuery {
+    /// From this media time, in seconds.
+    pub from: Option<f64>,
+    /// Up to this media time, in seconds.
+    pub to: Option<f64>,
+    /// Only this label.
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetectionList {
+    pub items: Vec<DetectionView>,
+}
+
+/// The detections of the video's newest completed run, in time order.
+#[utoipa::path(
+    get,
+    path = "/api/v1/videos/{video_id}/detections",
+    tag = "videos",
+    params(("video_id" = String, Path, description = "A YouTube id"), DetectionQuery),
+    responses((status = 200, body = DetectionList), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn list_detections(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Query<DetectionQuery>,
+) -> Result<axum::Json<DetectionList>, ApiError> {
+    let id = video_id(&raw)?;
+    for t in [q.from, q.to].into_iter().flatten() {
+        if !t.is_finite() || t < 0.0 {
+            return Err(ApiError::invalid("invalid_time", "from and to are media times in seconds, at least 0"));
+        }
+    }
+    let filter = DetectionFilter { from: q.from, to: q.to, label: q.label };
+    let items = detections::list(&app.pool, id.as_str(), &filter).await.map_err(ApiError::unavailable)?;
+    Ok(axum::Json(DetectionList { items }))
+}
+
+/// The original system's detection request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StartProcessing {
+    /// Class ids (the model's class index + 1, so `"1"` is person) → the label to report.
+    /// Empty or absent: every class.
+    #[serde(default)]
+    #[schema(example = json!({"1": "person", "2": "bicycle"}))]
+    pub object_labels: BTreeMap<String, String>,
+    /// Frames sampled per second (default `FRAMECART_SAMPLE_FPS`).
+    pub sample_fps: Option<f64>,
+    /// Detections below this confidence are dropped (default `FRAMECART_MIN_CONFIDENCE`).
+    pub min_confidence: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessingQueued {
+    pub video_id: String,
+    pub run_id: Uuid,
+    pub status: &'static str,
+}
+
+/// Requests detection in the video's current file. Allowed while an earlier run is going
+/// or done: the newest completed run is what the views and the file show.
+#[utoipa::path(
+    post,
+    path = "/processing/video/{video_id}/start",
+    tag = "videos",
+    params(("video_id" = String, Path, description = "A YouTube id")),
+    request_body = StartProcessing,
+    responses(
+        (status = 202, body = ProcessingQueued),
+        (status = 404, description = "No file uploaded for this video", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+async fn start_processing(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<StartProcessing>,
+) -> Result<(StatusCode, axum::Json<ProcessingQueued>), ApiError> {
+    let id = video_id(&raw)?;
+    let mut labels = BTreeMap::new();
+    for (key, label) in body.object_labels {
+        let class_id: u32 = key
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ApiError::invalid("invalid_label_id", format!("{key:?} is not a class id (1 is the first class)")))?;
+        if let Some(classes) = app.class_names.as_deref()
+            && class_id as usize > classes.len()
+        {
+            return Err(ApiError::invalid(
+                "invalid_label_id",
+                format!("the model has {} classes; {class_id} is not one of them", classes.len()),
+            ));
+        }
+        labels.insert(class_id, label.trim().to_owned());
+    }
+    let run_id = Uuid::now_v7();
+    let command = VideoCommand::RequestDetection(RequestDetection {
+        video_id: id.clone(),
+        run_id,
+        labels,
+        sample_fps: body.sample_fps.unwrap_or(app.video.sample_fps),
+        min_confidence: body.min_confidence.unwrap_or(app.video.min_confidence),
+        requested_at: Utc::now(),
+    });
+    execute(&app.commands.videos, id.as_str(), command, request_metadata(&headers))
+        .await
+        .map_err(video_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(ProcessingQueued { video_id: id.to_string(), run_id, status: "queued" }),
+    ))
+}

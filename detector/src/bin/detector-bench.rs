@@ -1,0 +1,254 @@
+//! Framecart's detector against OpenCV's DNN module on the same frames, in one run.
+//!
+//! Samples a video at 5 fps (by default), then measures for both:
+//! - latency: one frame at a time, from RGB frame to detections (median and p90);
+//! - throughput: seconds of video per second of wall time over all sampled frames (for
+//!   Framecart, frames given to `detect` all at once, so its threads work side by side).
+//!
+//! Framecart's end-to-end throughput (decoding with FFmpeg at the same time) is printed too.
+//! OpenCV runs in the venv detector/scripts/setup.sh prepares, through
+//! detector/reference/opencv_reference.py, on the very pixels Framecart decoded.
+//!
+//! ```sh
+//! cargo run --release -p framecart-detector --bin detector-bench -- [--video PATH]
+//!     [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--skip-opencv]
+//! ```
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use framecart_detector::{Detector, DetectorConfig, Frame, default_model_dir, locate_model, video_frames};
+
+struct Args {
+    video: PathBuf,
+    sample_fps: f64,
+    config: DetectorConfig,
+    max_frames: usize,
+    skip_opencv: bool,
+}
+
+fn cache_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/framecart")
+}
+
+fn parse_args() -> Result<Args, Box<dyn Error>> {
+    let media = std::env::var_os("FRAMECART_TEST_MEDIA").map_or_else(|| cache_dir().join("test-media"), PathBuf::from);
+    let mut args = Args {
+        video: media.join("bikes.mp4"),
+        sample_fps: 5.0,
+        config: DetectorConfig::default(),
+        max_frames: usize::MAX,
+        skip_opencv: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--video" => args.video = value()?.into(),
+            "--sample-fps" => args.sample_fps = value()?.parse()?,
+            "--batch" => args.config.batch_size = value()?.parse()?,
+            "--threads" => args.config.threads = value()?.parse()?,
+            "--max-frames" => args.max_frames = value()?.parse()?,
+            "--skip-opencv" => args.skip_opencv = true,
+            "-h" | "--help" => {
+                println!(
+                    "detector-bench [--video PATH] [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--skip-opencv]"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}; see --help").into()),
+        }
+    }
+    Ok(args)
+}
+
+/// Median and 90th percentile of milliseconds.
+fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.9))
+}
+
+struct Result_ {
+    median: f64,
+    p90: f64,
+    /// Seconds of video per second.
+    throughput: f64,
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let args = parse_args()?;
+    let files = locate_model(&default_model_dir())?;
+    let detector = Detector::load(&files, args.config)?;
+    let threads = match args.config.threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        n => n,
+    };
+    let info = framecart_detector::probe(&args.video)?;
+    println!("model:    {}", detector.model_name());
+    println!(
+        "video:    {} ({}x{}, {:.2} fps, {:.1} s, {}), sampled at {} fps",
+        args.video.display(),
+        info.width,
+        info.height,
+        info.fps,
+        info.duration,
+        info.codec,
+        args.sample_fps
+    );
+    println!("machine:  {} CPU threads; detector threads {threads}, batch size {}", num_cpus(), args.config.batch_size);
+
+    // Decoding alone.
+    let started = Instant::now();
+    let frames: Vec<Frame> =
+        video_frames(&args.video, args.sample_fps)?.take(args.max_frames).collect::<Result<_, _>>()?;
+    let decode_s = started.elapsed().as_secs_f64();
+    let video_s = frames.len() as f64 / args.sample_fps;
+    println!(
+        "decode:   {} frames in {decode_s:.2} s ({:.1} video s/s, FFmpeg alone)",
+        frames.len(),
+        video_s / decode_s
+    );
+    if frames.is_empty() {
+        return Err("the video gave no frames".into());
+    }
+
+    // Framecart: warm-up, latency one frame at a time, then throughput over all frames.
+    detector.detect(&frames[..1])?;
+    let latencies: Vec<f64> = frames
+        .iter()
+        .map(|f| {
+            let t = Instant::now();
+            detector.detect(std::slice::from_ref(f)).map(|_| t.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    let detections = detector.detect(&frames)?;
+    let detect_s = started.elapsed().as_secs_f64();
+    let (median, p90) = percentiles(latencies);
+    let ours = Result_ { median, p90, throughput: video_s / detect_s };
+    let objects: usize = detections.iter().map(Vec::len).sum();
+
+    // Framecart end to end: FFmpeg decoding while the detector works.
+    let e2e = end_to_end(&detector, &args, threads)?;
+
+    let opencv =
+        if args.skip_opencv { None } else { Some(opencv(&files.cfg, &files.weights, &frames, args.sample_fps)?) };
+
+    println!();
+    println!("{:<26} {:>12} {:>12} {:>18}", "", "median ms", "p90 ms", "video s per s");
+    println!("{:<26} {:>12.1} {:>12.1} {:>18.2}", "framecart (burn flex)", ours.median, ours.p90, ours.throughput);
+    println!("{:<26} {:>12} {:>12} {:>18.2}", "framecart incl. decoding", "", "", e2e);
+    match opencv {
+        None => println!("({objects} objects found; OpenCV skipped)"),
+        Some(opencv) => {
+            println!(
+                "{:<26} {:>12.1} {:>12.1} {:>18.2}",
+                "opencv dnn (reference)", opencv.median, opencv.p90, opencv.throughput
+            );
+            println!();
+            println!(
+                "ratio framecart / opencv: latency {:.2}x (median), throughput {:.2}x  ({objects} objects found)",
+                ours.median / opencv.median,
+                ours.throughput / opencv.throughput
+            );
+        }
+    }
+    Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Decodes and detects at the same time, as a worker does: one thread reads frames from
+/// FFmpeg into a small queue, the detector takes them a round of batches at a time.
+fn end_to_end(detector: &Detector, args: &Args, threads: usize) -> Result<f64, Box<dyn Error>> {
+    let round = threads * detector.config().batch_size;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Frame>(round * 2);
+    let started = Instant::now();
+    let mut count = 0usize;
+    std::thread::scope(|scope| -> Result<(), Box<dyn Error>> {
+        let video = args.video.clone();
+        let (fps, max) = (args.sample_fps, args.max_frames);
+        let reader = scope.spawn(move || -> Result<(), framecart_detector::DetectorError> {
+            for frame in video_frames(&video, fps)?.take(max) {
+                if tx.send(frame?).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        let mut batch = Vec::with_capacity(round);
+        loop {
+            let next = rx.recv().ok();
+            if let Some(f) = next.as_ref() {
+                batch.push(f.clone());
+            }
+            if batch.len() == round || (next.is_none() && !batch.is_empty()) {
+                count += detector.detect(&batch)?.len();
+                batch.clear();
+            }
+            if next.is_none() {
+                break;
+            }
+        }
+        reader.join().map_err(|_| "the decoding thread panicked")??;
+        Ok(())
+    })?;
+    Ok(count as f64 / args.sample_fps / started.elapsed().as_secs_f64())
+}
+
+/// Runs OpenCV's detector on the same frames through the reference script.
+fn opencv(cfg: &Path, weights: &Path, frames: &[Frame], sample_fps: f64) -> Result<Result_, Box<dyn Error>> {
+    let python =
+        std::env::var_os("FRAMECART_VENV").map_or_else(|| cache_dir().join("venv"), PathBuf::from).join("bin/python");
+    if !python.is_file() {
+        return Err(
+            format!("{} is missing; run detector/scripts/setup.sh (or pass --skip-opencv)", python.display()).into()
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("framecart-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let paths: Vec<PathBuf> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let path = dir.join(format!("{i:05}.ppm"));
+            let mut bytes = format!("P6\n{} {}\n255\n", f.width, f.height).into_bytes();
+            bytes.extend_from_slice(&f.rgb);
+            std::fs::write(&path, bytes).map(|()| path)
+        })
+        .collect::<Result<_, _>>()?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/opencv_reference.py");
+    let output = Command::new(&python)
+        .arg(script)
+        .args(["bench", "--cfg"])
+        .arg(cfg)
+        .arg("--weights")
+        .arg(weights)
+        .args(&paths)
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let output = output?;
+    if !output.status.success() {
+        return Err(format!("the OpenCV bench failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let latencies: Vec<f64> = json["latencies_ms"]
+        .as_array()
+        .ok_or("no latencies from the OpenCV bench")?
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    let total = json["total_s"].as_f64().ok_or("no total from the OpenCV bench")?;
+    let (median, p90) = percentiles(latencies);
+    println!(
+        "opencv:   {} with {} threads",
+        json["opencv"].as_str().unwrap_or("?"),
+        json["threads"].as_i64().unwrap_or(0)
+    );
+    Ok(Result_ { median, p90, throughput: frames.len() as f64 / sample_fps / total })
+}

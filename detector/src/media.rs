@@ -1,0 +1,398 @@
+//! Frames from media files through the system's FFmpeg: probing a video (`ffprobe`),
+//! decoding it at the sampling rate only (`fps` filter, rgb24 at the displayed size, into
+//! reused buffers), and reading a still image.
+//!
+//! Frames are decoded by `ffmpeg` processes (through `ffmpeg-sidecar`, without its
+//! download feature) rather than linked libraries, so a broken file can only fail its
+//! own process.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::thread::JoinHandle;
+
+use ffmpeg_sidecar::command::FfmpegCommand;
+use serde::Deserialize;
+
+use crate::DetectorError;
+
+/// One RGB frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    /// Interleaved RGB, row-major, `width * height * 3` bytes.
+    pub rgb: Vec<u8>,
+    /// Media time in seconds (0 for a still image).
+    pub timestamp: f64,
+}
+
+impl Frame {
+    /// Checks that the buffer matches the size.
+    pub fn validate(&self) -> Result<(), DetectorError> {
+        let expected = self.width as usize * self.height as usize * 3;
+        if self.width == 0 || self.height == 0 || self.rgb.len() != expected {
+            return Err(DetectorError::InvalidFrame(format!(
+                "a {}x{} RGB frame needs {expected} bytes, this one has {}",
+                self.width,
+                self.height,
+                self.rgb.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What `probe` learns about a video.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoInfo {
+    /// Seconds.
+    pub duration: f64,
+    /// Displayed width in pixels (after the rotation the file asks for).
+    pub width: u32,
+    /// Displayed height in pixels.
+    pub height: u32,
+    /// Average frame rate (0 when unknown).
+    pub fps: f64,
+    /// FFmpeg's codec name, e.g. `h264`.
+    pub codec: String,
+    /// FFmpeg's demuxer name, e.g. `mov,mp4,m4a,3gp,3g2,mj2`.
+    pub format: String,
+}
+
+#[derive(Deserialize)]
+struct ProbeOutput {
+    #[serde(default)]
+    streams: Vec<ProbeStream>,
+    format: Option<ProbeFormat>,
+}
+
+#[derive(Deserialize)]
+struct ProbeStream {
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    avg_frame_rate: Option<String>,
+    r_frame_rate: Option<String>,
+    duration: Option<String>,
+    nb_frames: Option<String>,
+    #[serde(default)]
+    disposition: std::collections::HashMap<String, i64>,
+    #[serde(default)]
+    tags: std::collections::HashMap<String, String>,
+    #[serde(default)]
+    side_data_list: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ProbeFormat {
+    format_name: Option<String>,
+    duration: Option<String>,
+}
+
+/// Demuxers that read still images; a file they read is not a video.
+fn is_image_format(format: &str) -> bool {
+    format == "image2" || format.ends_with("_pipe")
+}
+
+/// Probes a video file with `ffprobe -of json`. A file that is not a video (not media at
+/// all, audio only, or a still image) is a `NotAVideo` error that says which.
+pub fn probe(path: &Path) -> Result<VideoInfo, DetectorError> {
+    let not_video = |message: String| DetectorError::NotAVideo { path: path.to_path_buf(), message };
+    if !path.is_file() {
+        return Err(not_video("no such file".into()));
+    }
+    let output = Command::new(ffmpeg_sidecar::ffprobe::ffprobe_path())
+        .args(["-v", "error", "-of", "json", "-show_format", "-show_streams"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| DetectorError::FfmpegMissing { program: "ffprobe", source })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(not_video(format!("ffprobe cannot read it ({})", last_line(&stderr))));
+    }
+    let parsed: ProbeOutput =
+        serde_json::from_slice(&output.stdout).map_err(|e| not_video(format!("unexpected ffprobe output: {e}")))?;
+    let format = parsed.format.as_ref().and_then(|f| f.format_name.clone()).unwrap_or_default();
+    if is_image_format(&format) {
+        return Err(not_video(format!("it is a still image ({format}), not a video")));
+    }
+    let stream = parsed
+        .streams
+        .iter()
+        .find(|s| {
+            s.codec_type.as_deref() == Some("video") && s.disposition.get("attached_pic").copied().unwrap_or(0) == 0
+        })
+        .ok_or_else(|| not_video("it has no video stream".into()))?;
+    let (Some(w), Some(h)) = (stream.width, stream.height) else {
+        return Err(not_video("its video stream has no size".into()));
+    };
+    if w == 0 || h == 0 {
+        return Err(not_video("its video stream has no size".into()));
+    }
+    let (width, height) = if rotation(stream).rem_euclid(180) == 90 { (h, w) } else { (w, h) };
+    let fps = [&stream.avg_frame_rate, &stream.r_frame_rate]
+        .into_iter()
+        .filter_map(|r| r.as_deref().and_then(parse_rate))
+        .next()
+        .unwrap_or(0.0);
+    let seconds =
+        |s: &Option<String>| s.as_deref().and_then(|d| d.parse::<f64>().ok()).filter(|d| d.is_finite() && *d > 0.0);
+    let duration = parsed
+        .format
+        .as_ref()
+        .and_then(|f| seconds(&f.duration))
+        .or_else(|| seconds(&stream.duration))
+        .or_else(|| {
+            let frames = stream.nb_frames.as_deref()?.parse::<f64>().ok()?;
+            (fps > 0.0).then(|| frames / fps)
+        })
+        .ok_or_else(|| not_video("its duration is unknown".into()))?;
+    Ok(VideoInfo { duration, width, height, fps, codec: stream.codec_name.clone().unwrap_or_default(), format })
+}
+
+/// The rotation in degrees the file asks players to apply (display matrix or the older
+/// `rotate` tag); FFmpeg applies it when decoding.
+fn rotation(stream: &ProbeStream) -> i64 {
+    let from_side_data =
+        stream.side_data_list.iter().find_map(|d| d.get("rotation").and_then(serde_json::Value::as_f64));
+    let from_tag = stream.tags.get("rotate").and_then(|r| r.parse::<f64>().ok());
+    from_side_data.or(from_tag).map_or(0, |r| r.round() as i64)
+}
+
+/// `"30000/1001"` → 29.97; `"0/0"` → None.
+fn parse_rate(rate: &str) -> Option<f64> {
+    let (n, d) = rate.split_once('/').unwrap_or((rate, "1"));
+    let (n, d) = (n.parse::<f64>().ok()?, d.parse::<f64>().ok()?);
+    (n > 0.0 && d > 0.0).then(|| n / d)
+}
+
+fn last_line(text: &str) -> String {
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim().to_string()
+}
+
+/// Reads a still image as an RGB frame with timestamp 0.
+///
+/// JPEG, PNG and WebP are decoded by the `image` crate, whose JPEG decoder matches
+/// libjpeg-turbo (what OpenCV's `imread` uses) to within a few levels, and the EXIF
+/// orientation is applied as `imread` does; FFmpeg's JPEG decoding differs by up to 65
+/// levels at colour edges. Any other format FFmpeg reads goes through FFmpeg.
+pub fn read_image(path: &Path) -> Result<Frame, DetectorError> {
+    let not_image = |message: String| DetectorError::NotAnImage { path: path.to_path_buf(), message };
+    if !path.is_file() {
+        return Err(not_image("no such file".into()));
+    }
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| DetectorError::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| DetectorError::io(path, e))?;
+    if matches!(reader.format(), Some(image::ImageFormat::Jpeg | image::ImageFormat::Png | image::ImageFormat::WebP)) {
+        use image::ImageDecoder;
+        let mut decoder = reader.into_decoder().map_err(|e| not_image(e.to_string()))?;
+        let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+        let mut decoded = image::DynamicImage::from_decoder(decoder).map_err(|e| not_image(e.to_string()))?;
+        decoded.apply_orientation(orientation);
+        let rgb = decoded.into_rgb8();
+        let (width, height) = rgb.dimensions();
+        return Ok(Frame { width, height, rgb: rgb.into_raw(), timestamp: 0.0 });
+    }
+    let (width, height) = image_size(path).map_err(|e| match e {
+        DetectorError::NotAVideo { message, .. } => not_image(message),
+        other => other,
+    })?;
+    let mut stream = FrameStream::spawn(path, width, height, &["-frames:v", "1"], None)?;
+    let mut frame = Frame { width, height, rgb: Vec::new(), timestamp: 0.0 };
+    if !stream.read_into(&mut frame)? {
+        return Err(not_image("FFmpeg decoded no picture from it".into()));
+    }
+    Ok(frame)
+}
+
+/// The size of the first video stream of any file ffprobe reads, images included.
+fn image_size(path: &Path) -> Result<(u32, u32), DetectorError> {
+    let not_image = |message: String| DetectorError::NotAVideo { path: path.to_path_buf(), message };
+    let output = Command::new(ffmpeg_sidecar::ffprobe::ffprobe_path())
+        .args(["-v", "error", "-of", "json", "-select_streams", "v:0", "-show_streams"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| DetectorError::FfmpegMissing { program: "ffprobe", source })?;
+    if !output.status.success() {
+        return Err(not_image(format!(
+            "ffprobe cannot read it ({})",
+            last_line(&String::from_utf8_lossy(&output.stderr))
+        )));
+    }
+    let parsed: ProbeOutput =
+        serde_json::from_slice(&output.stdout).map_err(|e| not_image(format!("unexpected ffprobe output: {e}")))?;
+    let stream = parsed.streams.first().ok_or_else(|| not_image("it has no picture".into()))?;
+    match (stream.width, stream.height) {
+        (Some(w), Some(h)) if w > 0 && h > 0 => {
+            Ok(if rotation(stream).rem_euclid(180) == 90 { (h, w) } else { (w, h) })
+        }
+        _ => Err(not_image("its picture has no size".into())),
+    }
+}
+
+/// Frames of a video sampled at `sample_fps` frames per second of media time, from the
+/// start. See [`video_frames_from`].
+pub fn video_frames(path: &Path, sample_fps: f64) -> Result<VideoFrames, DetectorError> {
+    video_frames_from(path, sample_fps, 0.0)
+}
+
+/// Frames of a video sampled at `sample_fps` frames per second of media time, starting at
+/// `start_at` seconds (so a worker can resume). Only the sampled frames are converted and
+/// copied out of FFmpeg; timestamps are `start_at + n / sample_fps`.
+pub fn video_frames_from(path: &Path, sample_fps: f64, start_at: f64) -> Result<VideoFrames, DetectorError> {
+    if !(sample_fps.is_finite() && sample_fps > 0.0) {
+        return Err(DetectorError::InvalidConfig(format!("the sampling rate must be positive, got {sample_fps}")));
+    }
+    if !(start_at.is_finite() && start_at >= 0.0) {
+        return Err(DetectorError::InvalidConfig(format!("the start time must be 0 or later, got {start_at}")));
+    }
+    let info = probe(path)?;
+    let filter = format!("fps={sample_fps}");
+    let stream = FrameStream::spawn(path, info.width, info.height, &["-vf", &filter], Some(start_at))?;
+    Ok(VideoFrames { info, stream, sample_fps, start_at, index: 0 })
+}
+
+/// An iterator over sampled frames; `next_into` reuses a frame's buffer instead.
+#[derive(Debug)]
+pub struct VideoFrames {
+    info: VideoInfo,
+    stream: FrameStream,
+    sample_fps: f64,
+    start_at: f64,
+    index: u64,
+}
+
+impl VideoFrames {
+    /// What the probe found.
+    pub fn info(&self) -> &VideoInfo {
+        &self.info
+    }
+
+    /// Decodes the next sampled frame into `frame`, reusing its buffer. `Ok(false)` at the
+    /// end of the video.
+    pub fn next_into(&mut self, frame: &mut Frame) -> Result<bool, DetectorError> {
+        if !self.stream.read_into(frame)? {
+            return Ok(false);
+        }
+        frame.timestamp = self.start_at + self.index as f64 / self.sample_fps;
+        self.index += 1;
+        Ok(true)
+    }
+}
+
+impl Iterator for VideoFrames {
+    type Item = Result<Frame, DetectorError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut frame = Frame { width: 0, height: 0, rgb: Vec::new(), timestamp: 0.0 };
+        match self.next_into(&mut frame) {
+            Ok(true) => Some(Ok(frame)),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+/// A running `ffmpeg` writing raw RGB frames of a known size to its standard output.
+#[derive(Debug)]
+struct FrameStream {
+    path: PathBuf,
+    child: Child,
+    stdout: Option<ChildStdout>,
+    stderr: Option<JoinHandle<String>>,
+    width: u32,
+    height: u32,
+    finished: bool,
+}
+
+impl FrameStream {
+    fn spawn(
+        path: &Path,
+        width: u32,
+        height: u32,
+        extra: &[&str],
+        start_at: Option<f64>,
+    ) -> Result<Self, DetectorError> {
+        let mut cmd = FfmpegCommand::new();
+        // Errors only: progress lines would be read by no one.
+        cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]);
+        if let Some(t) = start_at.filter(|t| *t > 0.0) {
+            cmd.args(["-ss", &format!("{t}")]);
+        }
+        cmd.input(path)
+            .args(["-map", "0:v:0", "-an", "-sn", "-dn"])
+            .args(extra)
+            // The displayed size is asked for explicitly so that the frame size is certain;
+            // at that size the scaler only converts to RGB.
+            .args(["-sws_flags", "bicubic+accurate_rnd+full_chroma_int"])
+            .args(["-s", &format!("{width}x{height}")])
+            .rawvideo();
+        let inner = cmd.as_inner_mut();
+        inner.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = inner.spawn().map_err(|source| DetectorError::FfmpegMissing { program: "ffmpeg", source })?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take().map(|mut err| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = err.read_to_string(&mut text);
+                text
+            })
+        });
+        Ok(Self { path: path.to_path_buf(), child, stdout, stderr, width, height, finished: false })
+    }
+
+    /// Reads one frame into `frame` (resizing its buffer once); `Ok(false)` at a clean end.
+    fn read_into(&mut self, frame: &mut Frame) -> Result<bool, DetectorError> {
+        if self.finished {
+            return Ok(false);
+        }
+        let len = self.width as usize * self.height as usize * 3;
+        frame.width = self.width;
+        frame.height = self.height;
+        frame.rgb.resize(len, 0);
+        let Some(stdout) = self.stdout.as_mut() else { return Ok(false) };
+        let mut filled = 0;
+        while filled < len {
+            match stdout.read(&mut frame.rgb[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.fail(format!("reading frames from ffmpeg: {e}"))),
+            }
+        }
+        if filled == len {
+            return Ok(true);
+        }
+        self.finished = true;
+        self.stdout = None;
+        let status = self.child.wait().map_err(|e| DetectorError::io(&self.path, e))?;
+        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        if !status.success() {
+            return Err(self.fail(format!("ffmpeg exited with {status}: {}", last_line(&stderr))));
+        }
+        if filled != 0 {
+            return Err(self.fail(format!("the last frame was cut short ({filled} of {len} bytes)")));
+        }
+        Ok(false)
+    }
+
+    fn fail(&self, message: String) -> DetectorError {
+        DetectorError::Decode { path: self.path.clone(), message }
+    }
+}
+
+impl Drop for FrameStream {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Stopped early: the process would block on a full pipe otherwise.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

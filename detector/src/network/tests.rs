@@ -1,0 +1,177 @@
+use super::*;
+use crate::weights::ConvParams;
+use std::path::Path;
+
+fn network(cfg: &str, convs: Vec<ConvParams>) -> (NetworkCfg, Network) {
+    let cfg = NetworkCfg::parse(cfg, Path::new("test.cfg")).expect("valid cfg");
+    let mut convs = convs.into_iter();
+    let layers = cfg
+        .layers
+        .iter()
+        .map(|l| matches!(l.kind, LayerKind::Convolutional(_)).then(|| convs.next().expect("enough convolutions")))
+        .collect();
+    let net = Network::new(&cfg, Weights { layers, sha256: String::new() }).expect("network builds");
+    (cfg, net)
+}
+
+/// The single head's output for `input`, as `[channel][y][x]`.
+fn run(net: &Network, input: Vec<f32>) -> Vec<Vec<Vec<f32>>> {
+    let heads = net.forward(input, 1).expect("forward runs");
+    assert_eq!(heads.len(), 1);
+    let (data, [_, c, h, w]) = &heads[0];
+    (0..*c).map(|ch| (0..*h).map(|y| data[(ch * h + y) * w..(ch * h + y + 1) * w].to_vec()).collect()).collect()
+}
+
+#[test]
+fn routes_split_and_concatenate_channels_and_pooling_and_upsampling_move_pixels() {
+    // Input: 2 channels of 4x4. An identity 1x1 convolution, the second half of its
+    // channels, a 2x2 max pool, a 2x upsample, then [upsampled, conv output] → 3 channels,
+    // and a 1x1 convolution that copies channel k % 3 into head channel k.
+    let cfg = "
+[net]
+width=4
+height=4
+channels=2
+[convolutional]
+filters=2
+size=1
+[route]
+layers=-1
+groups=2
+group_id=1
+[maxpool]
+size=2
+stride=2
+[upsample]
+stride=2
+[route]
+layers=-1,0
+[convolutional]
+filters=6
+size=1
+[yolo]
+mask=0
+anchors=1,1
+classes=1
+num=1
+";
+    let identity = ConvParams { weight: vec![1.0, 0.0, 0.0, 1.0], bias: vec![0.0; 2] };
+    let pick = ConvParams {
+        weight: (0..6).flat_map(|k| (0..3).map(move |c| if c == k % 3 { 1.0 } else { 0.0 })).collect(),
+        bias: vec![0.0; 6],
+    };
+    let (_, net) = network(cfg, vec![identity, pick]);
+    let ch0: Vec<f32> = (0..16).map(|v| v as f32).collect();
+    let ch1: Vec<f32> = (0..16).map(|v| (v * 7 % 16) as f32).collect();
+    let out = run(&net, [ch0.clone(), ch1.clone()].concat());
+    let rows = |v: &[f32]| v.chunks(4).map(<[f32]>::to_vec).collect::<Vec<_>>();
+    // Max over each 2x2 block of channel 1, repeated over the block.
+    let pooled: Vec<Vec<f32>> = (0..4)
+        .map(|y| {
+            (0..4)
+                .map(|x| {
+                    let (by, bx) = (y / 2 * 2, x / 2 * 2);
+                    [ch1[by * 4 + bx], ch1[by * 4 + bx + 1], ch1[(by + 1) * 4 + bx], ch1[(by + 1) * 4 + bx + 1]]
+                        .into_iter()
+                        .fold(f32::MIN, f32::max)
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(out[0], pooled);
+    assert_eq!(out[1], rows(&ch0));
+    assert_eq!(out[2], rows(&ch1));
+    assert_eq!(out[3], pooled);
+}
+
+#[test]
+fn three_by_three_convolutions_pad_with_zeros_and_apply_leaky() {
+    // Both ways to run a convolution: small outputs go through one matrix product.
+    let cfg = "
+[net]
+width=3
+height=3
+channels=2
+[convolutional]
+filters=6
+size=3
+pad=1
+activation=leaky
+[yolo]
+mask=0
+anchors=1,1
+classes=1
+num=1
+";
+    // Filter f, channel c, tap (ky, kx): (f + 1) * (9 c + 3 ky + kx + 1), so that a
+    // transposed or shifted kernel shows; filter 0 has bias -100 so that some outputs go
+    // negative. The input's second channel is negative.
+    let params = || ConvParams {
+        weight: (0..6).flat_map(|f| (0..18).map(move |t| ((f + 1) * (t + 1)) as f32)).collect(),
+        bias: vec![-100.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    };
+    let (cfg_parsed, net) = network(cfg, vec![params()]);
+    assert!(matches!(net.ops[0], Op::UnfoldConv { .. }));
+    let input: Vec<f32> = (1..=9).chain((1..=9).map(|v| -2 * v)).map(|v| v as f32).collect();
+    let out = run(&net, input.clone());
+    for (f, plane) in out.iter().enumerate() {
+        for (y, row) in plane.iter().enumerate() {
+            for (x, &got) in row.iter().enumerate() {
+                let mut v = if f == 0 { -100.0 } else { 0.0 };
+                for c in 0..2 {
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (iy, ix) = (y + ky, x + kx);
+                            if (1..=3).contains(&iy) && (1..=3).contains(&ix) {
+                                let w = ((f + 1) * (c * 9 + ky * 3 + kx + 1)) as f32;
+                                v += w * input[c * 9 + (iy - 1) * 3 + ix - 1];
+                            }
+                        }
+                    }
+                }
+                let expected = if v >= 0.0 { v } else { 0.1 * v };
+                assert!((got - expected).abs() < 1e-3, "filter {f} at ({x},{y}): {got} != {expected}");
+            }
+        }
+    }
+    assert!(out[0].iter().flatten().any(|&v| v < 0.0), "leaky was exercised");
+    // burn's own convolution gives the same.
+    let direct = Network::new(&cfg_parsed, Weights { layers: vec![None, None], sha256: String::new() });
+    assert!(direct.is_err(), "a convolution without weights is refused");
+    let mut direct =
+        Network::new(&cfg_parsed, Weights { layers: vec![Some(params()), None], sha256: String::new() }).expect("builds");
+    if let Op::UnfoldConv { weight, bias, activation, .. } = &direct.ops[0] {
+        let weight = weight.clone().reshape([6, 2, 3, 3]);
+        let bias = bias.clone().reshape([6]);
+        direct.ops[0] =
+            Op::Conv { weight, bias, options: ConvOptions::new([1; 2], [1; 2], [1; 2], 1), activation: *activation };
+    }
+    let direct_out = run(&direct, input);
+    for (a, b) in direct_out.iter().flatten().flatten().zip(out.iter().flatten().flatten()) {
+        assert!((a - b).abs() < 1e-3, "{a} != {b}");
+    }
+}
+
+#[test]
+fn an_overlapping_max_pool_treats_the_outside_as_minus_infinity() {
+    // yolov3-tiny's size=2 stride=1 pool keeps the size; the window reaches one pixel past
+    // the right and bottom edges.
+    let cfg = "
+[net]
+width=3
+height=3
+channels=6
+[maxpool]
+size=2
+stride=1
+[yolo]
+mask=0
+anchors=1,1
+classes=1
+num=1
+";
+    let (_, net) = network(cfg, vec![]);
+    let input: Vec<f32> = (0..6).flat_map(|_| [-1.0, -5.0, -3.0, -4.0, -2.0, -6.0, -9.0, -8.0, -7.0]).collect();
+    let out = run(&net, input);
+    assert_eq!(out[0], vec![vec![-1.0, -2.0, -3.0], vec![-2.0, -2.0, -6.0], vec![-8.0, -7.0, -7.0]]);
+}
