@@ -32,7 +32,7 @@ pub struct App {
     /// Uploads and detection defaults.
     pub video: VideoSettings,
     /// The command side: one cqrs-es framework per aggregate.
-    pub commands: Commands,
+    pub commands: Arc<Commands>,
     /// The detection model's class names, when its files are here (to check requests).
     pub class_names: Option<Vec<String>>,
 }
@@ -89,6 +89,17 @@ impl Default for Components {
     }
 }
 
+/// Every projection of the installation, the matcher included (it reads like one and
+/// sends commands after its commits).
+pub fn projections(
+    settings: &Settings,
+    commands: Arc<Commands>,
+) -> Vec<Arc<dyn framecart_projections::Projection>> {
+    let mut all = framecart_projections::all(settings.media_dir.clone());
+    all.push(Arc::new(crate::matcher::Matcher::new(commands)));
+    all
+}
+
 /// The model's class names, if the model is where the settings say.
 fn class_names(video: &VideoSettings) -> Option<Vec<String>> {
     let files = framecart_detector::locate_model(&video.model_dir()).ok()?;
@@ -125,7 +136,7 @@ impl Running {
             pool: infra.pool.clone(),
             nats: infra.nats.clone(),
             jetstream: infra.jetstream.clone(),
-            commands: Commands::new(infra.pool.clone(), write_mode),
+            commands: Arc::new(Commands::new(infra.pool.clone(), write_mode)),
             class_names: class_names(&video),
             settings,
             http,
@@ -188,7 +199,7 @@ impl Running {
     }
 
     pub fn start_projections(&mut self) {
-        for projection in framecart_projections::all(self.state.settings.media_dir.clone()) {
+        for projection in projections(&self.state.settings, self.state.commands.clone()) {
             let runner = ProjectionRunner::new(
                 self.state.pool.clone(),
                 self.state.jetstream.clone(),

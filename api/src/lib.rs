@@ -15,6 +15,7 @@ pub mod app;
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod matcher;
 pub mod routes;
 pub mod settings;
 pub mod upload;

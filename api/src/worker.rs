@@ -95,7 +95,11 @@ impl DetectorWorker {
             let dir2 = dir.clone();
             let loaded = tokio::task::spawn_blocking(move || {
                 let files = framecart_detector::locate_model(&dir2)?;
-                Detector::load(&files, DetectorConfig::default())
+                // Non-maximum suppression keeps a box unless a more confident one overlaps it,
+                // so detecting at the lowest allowed floor and keeping each run's own
+                // minimum afterwards gives every run exactly what its threshold would.
+                let config = DetectorConfig { confidence: video::MIN_CONFIDENCE as f32, ..DetectorConfig::default() };
+                Detector::load(&files, config)
             })
             .await;
             match loaded {

@@ -8,6 +8,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
 use framecart_domain::EventMetadata;
 use framecart_domain::click::Click;
 use framecart_domain::detection::DetectionRun;
+use framecart_domain::product::Product;
 use framecart_domain::video::Video;
 use sqlx::PgPool;
 
@@ -38,6 +39,7 @@ pub struct Commands {
     pub clicks: Cqrs<Click>,
     pub videos: Cqrs<Video>,
     pub detection_runs: Cqrs<DetectionRun>,
+    pub products: Cqrs<Product>,
     repo: EventRepository,
 }
 
@@ -49,6 +51,7 @@ impl Commands {
             clicks: framework(repo.clone()),
             videos: framework(repo.clone()),
             detection_runs: framework(repo.clone()),
+            products: framework(repo.clone()),
             repo,
         }
     }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use framecart_domain::click::{self, CLICK_RECORDED, ClickEvent};
+use framecart_domain::click::{self, ClickEvent};
 use framecart_domain::log::{LoggedEvent, Namespace};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -35,10 +35,53 @@ impl Projection for ClicksProjection {
         event: &LoggedEvent,
         log_position: i64,
     ) -> Result<(), ProjectionError> {
-        if event.event_type != CLICK_RECORDED {
-            return Ok(());
-        }
-        let ClickEvent::ClickRecorded(c) = decode(event, log_position)?;
+        let c = match decode(event, log_position)? {
+            ClickEvent::ClickRecorded(c) => c,
+            ClickEvent::ClickMatched(m) => {
+                let b = &m.best;
+                let product = b.product.as_ref();
+                return record_verdict(
+                    tx,
+                    m.click_id,
+                    Verdict {
+                        status: "matched",
+                        reason: None,
+                        article: product.map(|p| p.article.as_str()),
+                        identifier: product.map(|p| p.additional_identifier.as_str()),
+                        label: Some(&b.label),
+                        track_id: Some(&b.track_id),
+                        bbox: Some(serde_json::json!([b.bbox.xmin, b.bbox.ymin, b.bbox.xmax, b.bbox.ymax])),
+                        score: Some(b.distance),
+                        explanation: &m.reason,
+                        candidates: serde_json::to_value(&m.candidates).unwrap_or_default(),
+                        run_id: m.run_id,
+                        at: m.evaluated_at,
+                    },
+                )
+                .await;
+            }
+            ClickEvent::ClickUnmatched(u) => {
+                return record_verdict(
+                    tx,
+                    u.click_id,
+                    Verdict {
+                        status: "unmatched",
+                        reason: Some(u.reason.as_str()),
+                        article: None,
+                        identifier: None,
+                        label: None,
+                        track_id: None,
+                        bbox: None,
+                        score: None,
+                        explanation: &u.explanation,
+                        candidates: serde_json::to_value(&u.candidates).unwrap_or_default(),
+                        run_id: u.run_id,
+                        at: u.evaluated_at,
+                    },
+                )
+                .await;
+            }
+        };
         let frame = c.frame.as_ref();
         sqlx::query(
             "INSERT INTO clicks_view (click_id, log_position, event_id, video_id, video_id_reported,
@@ -77,6 +120,112 @@ impl Projection for ClicksProjection {
         .await?;
         Ok(())
     }
+}
+
+struct Verdict<'a> {
+    status: &'static str,
+    reason: Option<&'static str>,
+    article: Option<&'a str>,
+    identifier: Option<&'a str>,
+    label: Option<&'a str>,
+    track_id: Option<&'a str>,
+    bbox: Option<serde_json::Value>,
+    score: Option<f64>,
+    explanation: &'a str,
+    candidates: serde_json::Value,
+    run_id: Uuid,
+    at: DateTime<Utc>,
+}
+
+async fn record_verdict(tx: &mut PgConnection, click_id: Uuid, v: Verdict<'_>) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "UPDATE clicks_view SET match_status = $2, match_reason = $3, match_article = $4, match_identifier = $5,
+             match_label = $6, match_track_id = $7, match_box = $8, match_score = $9, match_explanation = $10,
+             match_candidates = $11, match_run_id = $12, matched_at = $13, match_projected_at = clock_timestamp()
+         WHERE click_id = $1",
+    )
+    .bind(click_id)
+    .bind(v.status)
+    .bind(v.reason)
+    .bind(v.article)
+    .bind(v.identifier)
+    .bind(v.label)
+    .bind(v.track_id)
+    .bind(v.bbox)
+    .bind(v.score)
+    .bind(v.explanation)
+    .bind(v.candidates)
+    .bind(v.run_id)
+    .bind(v.at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// What the matcher made of a click.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct MatchView {
+    pub click_id: Uuid,
+    pub video_id: String,
+    pub user_id: Option<String>,
+    /// Media time of the click, in seconds.
+    pub timestamp: f64,
+    /// `matched`, `unmatched`, or `pending` (the video has no completed detection run yet).
+    pub status: String,
+    /// The linked product's article, when matched.
+    pub article: Option<String>,
+    pub additional_identifier: Option<String>,
+    /// The clicked object's label and track.
+    pub label: Option<String>,
+    pub track_id: Option<String>,
+    /// The clicked object's box at the click's time, normalized `[xmin, ymin, xmax, ymax]`.
+    #[schema(value_type = Option<Vec<f64>>)]
+    pub bbox: Option<serde_json::Value>,
+    /// Signed distance in CSS pixels from the click to the box (negative inside).
+    pub score: Option<f64>,
+    /// Why unmatched: `black_band`, `no_object_near`, `not_linked`, `during_ad`.
+    pub reason: Option<String>,
+    /// The verdict in words.
+    pub explanation: Option<String>,
+    /// Every object near the click, best first, each with why it ranks there.
+    #[schema(value_type = Vec<Object>)]
+    pub candidates: serde_json::Value,
+    pub run_id: Option<Uuid>,
+    pub matched_at: Option<DateTime<Utc>>,
+    pub log_position: i64,
+}
+
+const MATCH_COLUMNS: &str = "click_id, video_id, user_id, media_time AS timestamp, match_status AS status,
+    match_article AS article, match_identifier AS additional_identifier, match_label AS label,
+    match_track_id AS track_id, match_box AS bbox, match_score AS score, match_reason AS reason,
+    match_explanation AS explanation, coalesce(match_candidates, '[]'::jsonb) AS candidates,
+    match_run_id AS run_id, matched_at, log_position";
+
+pub async fn match_of(pool: &PgPool, click_id: Uuid) -> Result<Option<MatchView>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {MATCH_COLUMNS} FROM clicks_view WHERE click_id = $1"))
+        .bind(click_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Verdicts on clicks in log order, filtered like [`list`].
+pub async fn matches(pool: &PgPool, filter: &ClickFilter) -> Result<Vec<MatchView>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {MATCH_COLUMNS} FROM clicks_view
+         WHERE ($1::text IS NULL OR video_id = $1)
+           AND ($2::text IS NULL OR user_id = $2)
+           AND ($3::text IS NULL OR viewer = $3)
+           AND log_position > $4
+         ORDER BY log_position
+         LIMIT $5"
+    ))
+    .bind(filter.video_id.as_deref())
+    .bind(filter.user_id.as_deref())
+    .bind(filter.viewer.as_deref())
+    .bind(filter.after.unwrap_or(0))
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await
 }
 
 /// Who the viewer is: the configured cookie's value when the client sent one (it survives

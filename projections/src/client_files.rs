@@ -70,7 +70,9 @@ impl Projection for ClientFilesProjection {
         if event.event_type != CLICK_RECORDED {
             return Ok(());
         }
-        let ClickEvent::ClickRecorded(c) = decode(event, log_position)?;
+        let ClickEvent::ClickRecorded(c) = decode(event, log_position)? else {
+            return Ok(());
+        };
         let name = file_name(&c);
         sqlx::query(
             "INSERT INTO client_file_clicks (file_name, log_position, x, y, media_time, video_id)

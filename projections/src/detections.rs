@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use framecart_domain::detection::{self, DetectionEvent};
 use framecart_domain::log::{LoggedEvent, Namespace};
-use framecart_domain::video::{self, VideoEvent};
+use framecart_domain::video::{self, LinkTarget, VideoEvent};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::files::{DirtyFiles, plain_number, write_file};
 use crate::runner::{Projection, ProjectionError, decode};
+use crate::tracks;
 
 pub const NAME: &str = "detections";
 pub const FOLDER: &str = "detections";
@@ -46,7 +47,15 @@ impl Projection for DetectionsProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["detections_view", "detection_requests", "detection_current", "detection_files_dirty"]
+        &[
+            "detections_view",
+            "detection_requests",
+            "detection_current",
+            "detection_files_dirty",
+            "detection_video_sizes",
+            "tracks_view",
+            "links_view",
+        ]
     }
 
     async fn apply(
@@ -56,25 +65,11 @@ impl Projection for DetectionsProjection {
         log_position: i64,
     ) -> Result<(), ProjectionError> {
         match event.aggregate_type.as_str() {
-            video::AGGREGATE_TYPE if event.event_type == video::DETECTION_REQUESTED => {
-                let VideoEvent::DetectionRequested(e) = decode(event, log_position)? else {
-                    return Ok(());
-                };
-                sqlx::query(
-                    "INSERT INTO detection_requests (run_id, video_id, request_position) VALUES ($1, $2, $3)
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(e.run_id)
-                .bind(e.video_id.as_str())
-                .bind(log_position)
-                .execute(tx)
-                .await?;
-            }
+            video::AGGREGATE_TYPE => apply_video(tx, decode(event, log_position)?, log_position).await,
             detection::AGGREGATE_TYPE => match decode(event, log_position)? {
-                DetectionEvent::DetectionsRecorded(e) => {
-                    insert_detections(tx, &e, log_position).await?;
-                }
+                DetectionEvent::DetectionsRecorded(e) => insert_detections(tx, &e, log_position).await,
                 DetectionEvent::DetectionCompleted(e) => {
+                    tracks::record(tx, e.run_id).await?;
                     let changed = sqlx::query(
                         "INSERT INTO detection_current (video_id, run_id, request_position)
                          SELECT video_id, run_id, request_position FROM detection_requests WHERE run_id = $1
@@ -89,12 +84,12 @@ impl Projection for DetectionsProjection {
                     if changed > 0 {
                         DIRTY.mark(tx, &file_name(e.video_id.as_str())).await?;
                     }
+                    Ok(())
                 }
-                _ => {}
+                _ => Ok(()),
             },
-            _ => {}
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     async fn after_commit(&self, pool: &PgPool) -> Result<(), ProjectionError> {
@@ -115,6 +110,70 @@ impl Projection for DetectionsProjection {
         }
         Ok(())
     }
+}
+
+async fn apply_video(tx: &mut PgConnection, event: VideoEvent, log_position: i64) -> Result<(), ProjectionError> {
+    match event {
+        VideoEvent::VideoUploaded(e) => {
+            sqlx::query(
+                "INSERT INTO detection_video_sizes (video_id, version, width, height) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(e.video_id.as_str())
+            .bind(i32::try_from(e.version).unwrap_or(i32::MAX))
+            .bind(i32::try_from(e.file.width).unwrap_or(i32::MAX))
+            .bind(i32::try_from(e.file.height).unwrap_or(i32::MAX))
+            .execute(tx)
+            .await?;
+        }
+        VideoEvent::DetectionRequested(e) => {
+            sqlx::query(
+                "INSERT INTO detection_requests (run_id, video_id, request_position, video_version, sample_fps)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(e.run_id)
+            .bind(e.video_id.as_str())
+            .bind(log_position)
+            .bind(i32::try_from(e.video_version).unwrap_or(i32::MAX))
+            .bind(e.sample_fps)
+            .execute(tx)
+            .await?;
+        }
+        VideoEvent::ProductLinked(e) => {
+            let (kind, label, from, to, track_id) = match &e.target {
+                LinkTarget::Label { label, from, to } => ("label", Some(label.as_str()), Some(*from), Some(*to), None),
+                LinkTarget::Track { track_id } => ("track", None, None, None, Some(track_id.as_str())),
+            };
+            sqlx::query(
+                "INSERT INTO links_view (link_id, video_id, article, kind, label, t_from, t_to, track_id,
+                     additional_identifier, position, active, linked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, true, $11) ON CONFLICT DO NOTHING",
+            )
+            .bind(e.link_id)
+            .bind(e.video_id.as_str())
+            .bind(e.article.as_str())
+            .bind(kind)
+            .bind(label)
+            .bind(from)
+            .bind(to)
+            .bind(track_id)
+            .bind(&e.additional_identifier)
+            .bind(log_position)
+            .bind(e.linked_at)
+            .execute(&mut *tx)
+            .await?;
+            DIRTY.mark(tx, &file_name(e.video_id.as_str())).await?;
+        }
+        VideoEvent::ProductUnlinked(e) => {
+            sqlx::query("UPDATE links_view SET active = false, unlinked_at = $2 WHERE link_id = $1")
+                .bind(e.link_id)
+                .bind(e.unlinked_at)
+                .execute(&mut *tx)
+                .await?;
+            DIRTY.mark(tx, &file_name(e.video_id.as_str())).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn insert_detections(
@@ -173,6 +232,12 @@ async fn insert_detections(
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct DetectionView {
     pub run_id: Uuid,
+    /// The track this detection belongs to: `<run_id>:<number>`.
+    pub track_id: Option<String>,
+    /// The linked product's article, if a link covers this detection.
+    pub article: Option<String>,
+    /// The link's extra identifier (a variant, a size).
+    pub additional_identifier: Option<String>,
     /// Media time in seconds.
     pub timestamp: f64,
     /// The model's class index + 1.
@@ -196,9 +261,19 @@ pub struct DetectionFilter {
 /// The detections of the video's newest completed run, in time order.
 pub async fn list(pool: &PgPool, video_id: &str, filter: &DetectionFilter) -> Result<Vec<DetectionView>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT d.run_id, d.media_time AS timestamp, d.class_id, d.label, d.confidence,
+        "SELECT d.run_id, d.track_id, l.article, l.additional_identifier,
+                d.media_time AS timestamp, d.class_id, d.label, d.confidence,
                 d.x_min AS xmin, d.y_min AS ymin, d.x_max AS xmax, d.y_max AS ymax
-         FROM detection_current c JOIN detections_view d ON d.run_id = c.run_id
+         FROM detection_current c
+         JOIN detections_view d ON d.run_id = c.run_id
+         LEFT JOIN LATERAL (
+             SELECT article, additional_identifier FROM links_view l
+             WHERE l.video_id = c.video_id AND l.active
+               AND ((l.kind = 'track' AND l.track_id = d.track_id)
+                 OR (l.kind = 'label' AND l.label = d.label AND d.media_time BETWEEN l.t_from AND l.t_to))
+             ORDER BY l.kind = 'track' DESC, l.position DESC
+             LIMIT 1
+         ) l ON true
          WHERE c.video_id = $1
            AND ($2::float8 IS NULL OR d.media_time >= $2)
            AND ($3::float8 IS NULL OR d.media_time <= $3)
@@ -246,6 +321,10 @@ impl FileEntry {
 
 impl From<DetectionView> for FileEntry {
     fn from(d: DetectionView) -> Self {
-        Self::new(d.timestamp, d.label, d.confidence, [d.xmin, d.ymin, d.xmax, d.ymax])
+        Self {
+            article_fragment: d.article.unwrap_or_default(),
+            additional_identifier: d.additional_identifier.unwrap_or_default(),
+            ..Self::new(d.timestamp, d.label, d.confidence, [d.xmin, d.ymin, d.xmax, d.ymax])
+        }
     }
 }

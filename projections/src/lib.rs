@@ -19,7 +19,9 @@ pub mod clicks;
 pub mod client_files;
 pub mod detections;
 pub mod files;
+pub mod products;
 pub mod runner;
+pub mod tracks;
 pub mod videos;
 
 pub use runner::{Projection, ProjectionError, ProjectionRunner};
@@ -33,6 +35,7 @@ pub fn all(media_dir: PathBuf) -> Vec<Arc<dyn Projection>> {
         Arc::new(clicks::ClicksProjection),
         Arc::new(client_files::ClientFilesProjection::new(media_dir.clone())),
         Arc::new(videos::VideosProjection),
+        Arc::new(products::ProductsProjection),
         Arc::new(detections::DetectionsProjection::new(media_dir)),
     ]
 }

@@ -192,6 +192,8 @@ impl ProjectionRunner {
                     if now != generation {
                         return Err(ProjectionError::Rebuilt);
                     }
+                    // Work owed from earlier batches (files, commands) is retried here too.
+                    self.projection.after_commit(&self.pool).await?;
                     if until_caught_up {
                         let mut consumer = consumer.clone();
                         let info = consumer.info().await.map_err(nats)?;

@@ -107,6 +107,7 @@ async fn apply_video(tx: &mut PgConnection, event: VideoEvent, log_position: i64
             .execute(tx)
             .await?;
         }
+        VideoEvent::ProductLinked(_) | VideoEvent::ProductUnlinked(_) => {}
     }
     Ok(())
 }

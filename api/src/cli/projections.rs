@@ -26,6 +26,12 @@ pub enum ProjectionsCommand {
     },
 }
 
+fn all(settings: &Settings, infra: &Infra) -> Vec<std::sync::Arc<dyn framecart_projections::Projection>> {
+    // Rebuilding the matcher sends verdicts; unchanged ones record nothing.
+    let commands = framecart_commands::Commands::new(infra.pool.clone(), framecart_commands::store::WriteMode::PerCommand);
+    crate::app::projections(settings, std::sync::Arc::new(commands))
+}
+
 pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
     match command {
         ProjectionsCommand::Status { settings } => {
@@ -33,7 +39,7 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             let mut stream = infra.jetstream.get_stream(settings.namespace.stream_name()).await?;
             let last = stream.info().await?.state.last_sequence;
             println!("log: {last} events in {}", settings.namespace.stream_name());
-            for projection in framecart_projections::all(settings.media_dir.clone()) {
+            for projection in all(&settings, &infra) {
                 let applied: Option<i64> =
                     sqlx::query_scalar("SELECT last_sequence FROM projection_checkpoints WHERE name = $1")
                         .bind(projection.name())
@@ -45,7 +51,7 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
         }
         ProjectionsCommand::Rebuild { name, settings } => {
             let infra = Infra::connect(&settings).await?;
-            let projection = framecart_projections::all(settings.media_dir.clone())
+            let projection = all(&settings, &infra)
                 .into_iter()
                 .find(|p| p.name() == name)
                 .ok_or(ProjectionError::Unknown(name.clone()))?;

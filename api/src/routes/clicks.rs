@@ -10,7 +10,7 @@ use framecart_commands::execute::execute;
 use framecart_domain::click::{ClickCommand, ClickError, ClickSizes, RecordClick};
 use framecart_domain::geometry::Size;
 use framecart_domain::{EventMetadata, UserId, VideoId};
-use framecart_projections::clicks::{self, ClickFilter, ClickView};
+use framecart_projections::clicks::{self, ClickFilter, ClickView, MatchView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -26,6 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(record_click, list_clicks))
         .routes(routes!(get_click))
+        .routes(routes!(get_match))
+        .routes(routes!(list_matches))
 }
 
 /// A click as the browser extension (or the original client) sends it. Field names are
@@ -154,6 +156,7 @@ fn click_error(e: CommandError<ClickError>) -> ApiError {
                 ClickError::InvalidMediaTime { .. } => "invalid_timestamp",
                 ClickError::InvalidPosition | ClickError::OutsidePlayer { .. } => "invalid_position",
                 ClickError::IncompleteSizes => "incomplete_sizes",
+                ClickError::NotRecorded => return ApiError::NotFound(refused.to_string()),
                 ClickError::ClickIdReused => {
                     return ApiError::Conflict { code: "click_id_reused", message: refused.to_string() };
                 }
@@ -204,6 +207,14 @@ async fn list_clicks(
     State(app): State<AppState>,
     Query(q): Query<ClickQuery>,
 ) -> Result<axum::Json<ClickPage>, ApiError> {
+    let filter = click_filter(q)?;
+    let items = clicks::list(&app.pool, &filter).await.map_err(ApiError::unavailable)?;
+    let next_after = (items.len() as i64 == filter.limit).then(|| items.last().map(|c| c.log_position)).flatten();
+    Ok(axum::Json(ClickPage { items, next_after }))
+}
+
+/// Checks a click query's values.
+fn click_filter(q: ClickQuery) -> Result<ClickFilter, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 1000"));
@@ -223,16 +234,7 @@ async fn list_clicks(
         .map(UserId::parse)
         .transpose()
         .map_err(|e| ApiError::invalid("invalid_user_id", e))?;
-    let filter = ClickFilter {
-        video_id: video_id.map(String::from),
-        user_id: user_id.map(String::from),
-        viewer: q.viewer,
-        after: q.after,
-        limit,
-    };
-    let items = clicks::list(&app.pool, &filter).await.map_err(ApiError::unavailable)?;
-    let next_after = (items.len() as i64 == limit).then(|| items.last().map(|c| c.log_position)).flatten();
-    Ok(axum::Json(ClickPage { items, next_after }))
+    Ok(ClickFilter { video_id: video_id.map(String::from), user_id: user_id.map(String::from), viewer: q.viewer, after: q.after, limit })
 }
 
 /// One click from the `clicks` view (404 until the view has it).
@@ -252,4 +254,49 @@ async fn get_click(
         .map_err(ApiError::unavailable)?
         .map(axum::Json)
         .ok_or_else(|| ApiError::NotFound(format!("no click {click_id}")))
+}
+
+/// What the matcher made of a click, with the explanation (`pending` until the video has
+/// a completed detection run).
+#[utoipa::path(
+    get,
+    path = "/api/v1/clicks/{click_id}/match",
+    tag = "matches",
+    params(("click_id" = Uuid, Path, description = "The click's id")),
+    responses((status = 200, body = MatchView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn get_match(
+    State(app): State<AppState>,
+    Path(click_id): Path<Uuid>,
+) -> Result<axum::Json<MatchView>, ApiError> {
+    clicks::match_of(&app.pool, click_id)
+        .await
+        .map_err(ApiError::unavailable)?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no click {click_id}")))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchPage {
+    pub items: Vec<MatchView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// Verdicts on clicks, oldest first, filtered like `GET /api/v1/clicks`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/matches",
+    tag = "matches",
+    params(ClickQuery),
+    responses((status = 200, body = MatchPage), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn list_matches(
+    State(app): State<AppState>,
+    Query(q): Query<ClickQuery>,
+) -> Result<axum::Json<MatchPage>, ApiError> {
+    let filter = click_filter(q)?;
+    let items = clicks::matches(&app.pool, &filter).await.map_err(ApiError::unavailable)?;
+    let next_after = (items.len() as i64 == filter.limit).then(|| items.last().map(|c| c.log_position)).flatten();
+    Ok(axum::Json(MatchPage { items, next_after }))
 }

@@ -2,6 +2,8 @@
 
 pub mod clicks;
 pub mod health;
+pub mod links;
+pub mod products;
 pub mod videos;
 
 use axum::Router;
@@ -39,6 +41,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(clicks::router())
         .merge(videos::router())
+        .merge(products::router())
+        .merge(links::router())
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let request_id = HeaderName::from_static(REQUEST_ID);

@@ -37,7 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start_processing))
 }
 
-fn video_id(raw: &str) -> Result<VideoId, ApiError> {
+pub fn video_id(raw: &str) -> Result<VideoId, ApiError> {
     VideoId::parse(raw).map_err(|e| ApiError::invalid("invalid_video_id", e))
 }
 
@@ -210,18 +210,23 @@ async fn upload_video(
     ))
 }
 
-fn video_error(e: CommandError<VideoError>) -> ApiError {
+pub fn video_error(e: CommandError<VideoError>) -> ApiError {
     match e {
         CommandError::Refused(VideoError::NotUploaded) => {
             ApiError::NotFound("no file has been uploaded for this video".into())
         }
+        CommandError::Refused(VideoError::LinkNotFound) => ApiError::NotFound("this video has no such link".into()),
         CommandError::Refused(refused) => {
             let code = match refused {
                 VideoError::InvalidSampleRate { .. } => "invalid_sample_fps",
                 VideoError::InvalidConfidence => "invalid_min_confidence",
                 VideoError::InvalidLabelId(_) => "invalid_label_id",
                 VideoError::InvalidLabelName => "invalid_label_name",
-                VideoError::InvalidFile(_) | VideoError::NotUploaded => "not_a_video",
+                VideoError::InvalidFile(_) => "not_a_video",
+                VideoError::InvalidWindow => "invalid_window",
+                VideoError::InvalidTarget => "invalid_link_target",
+                VideoError::InvalidIdentifier => "invalid_additional_identifier",
+                VideoError::NotUploaded | VideoError::LinkNotFound => "not_found",
             };
             ApiError::invalid(code, refused)
         }

@@ -1,6 +1,7 @@
 //! Framecart's detector against OpenCV's DNN module on the same frames, in one run.
 //!
-//! Samples a video at 5 fps (by default), then measures for both:
+//! Samples a video at 5 fps (by default), then measures for both, in alternating rounds
+//! (3 by default; each figure is the median over the rounds, as the machine may be busy):
 //! - latency: one frame at a time, from RGB frame to detections (median and p90);
 //! - throughput: seconds of video per second of wall time over all sampled frames (for
 //!   Framecart, frames given to `detect` all at once, so its threads work side by side).
@@ -11,7 +12,7 @@
 //!
 //! ```sh
 //! cargo run --release -p framecart-detector --bin detector-bench -- [--video PATH]
-//!     [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--skip-opencv]
+//!     [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--rounds 3] [--skip-opencv]
 //! ```
 
 use std::error::Error;
@@ -26,6 +27,7 @@ struct Args {
     sample_fps: f64,
     config: DetectorConfig,
     max_frames: usize,
+    rounds: usize,
     skip_opencv: bool,
 }
 
@@ -40,6 +42,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         sample_fps: 5.0,
         config: DetectorConfig::default(),
         max_frames: usize::MAX,
+        rounds: 3,
         skip_opencv: false,
     };
     let mut it = std::env::args().skip(1);
@@ -51,10 +54,11 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--batch" => args.config.batch_size = value()?.parse()?,
             "--threads" => args.config.threads = value()?.parse()?,
             "--max-frames" => args.max_frames = value()?.parse()?,
+            "--rounds" => args.rounds = value()?.parse::<usize>()?.max(1),
             "--skip-opencv" => args.skip_opencv = true,
             "-h" | "--help" => {
                 println!(
-                    "detector-bench [--video PATH] [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--skip-opencv]"
+                    "detector-bench [--video PATH] [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--rounds 3] [--skip-opencv]"
                 );
                 std::process::exit(0);
             }
@@ -71,11 +75,20 @@ fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
     (at(0.5), at(0.9))
 }
 
-struct Result_ {
+#[derive(Clone, Copy)]
+struct Figures {
+    /// Per-frame latency, ms.
     median: f64,
     p90: f64,
     /// Seconds of video per second.
     throughput: f64,
+}
+
+impl Figures {
+    fn median_of(rounds: &[Figures]) -> Figures {
+        let mid = |f: fn(&Figures) -> f64| percentiles(rounds.iter().map(f).collect()).0;
+        Figures { median: mid(|r| r.median), p90: mid(|r| r.p90), throughput: mid(|r| r.throughput) }
+    }
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -115,46 +128,60 @@ fn main() -> Result<(), Box<dyn Error>> {
         return Err("the video gave no frames".into());
     }
 
-    // Framecart: warm-up, latency one frame at a time, then throughput over all frames.
-    detector.detect(&frames[..1])?;
-    let latencies: Vec<f64> = frames
-        .iter()
-        .map(|f| {
-            let t = Instant::now();
-            detector.detect(std::slice::from_ref(f)).map(|_| t.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect::<Result<_, _>>()?;
-    let started = Instant::now();
-    let detections = detector.detect(&frames)?;
-    let detect_s = started.elapsed().as_secs_f64();
-    let (median, p90) = percentiles(latencies);
-    let ours = Result_ { median, p90, throughput: video_s / detect_s };
-    let objects: usize = detections.iter().map(Vec::len).sum();
+    // Rounds of Framecart then OpenCV, so that both see the machine in about the same
+    // state; each figure is the median over the rounds.
+    let frames_dir = if args.skip_opencv { None } else { Some(FramesOnDisk::write(&frames)?) };
+    detector.detect(&frames[..1])?; // warm-up
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut objects = 0;
+    for _ in 0..args.rounds {
+        let latencies: Vec<f64> = frames
+            .iter()
+            .map(|f| {
+                let t = Instant::now();
+                detector.detect(std::slice::from_ref(f)).map(|_| t.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<Result<_, _>>()?;
+        let started = Instant::now();
+        let detections = detector.detect(&frames)?;
+        let detect_s = started.elapsed().as_secs_f64();
+        objects = detections.iter().map(Vec::len).sum();
+        let (median, p90) = percentiles(latencies);
+        ours.push(Figures { median, p90, throughput: video_s / detect_s });
+        if let Some(dir) = &frames_dir {
+            let (figures, about) = opencv(&files.cfg, &files.weights, &dir.paths, args.sample_fps)?;
+            if theirs.is_empty() {
+                println!("opencv:   {about}");
+            }
+            theirs.push(figures);
+        }
+    }
+    drop(frames_dir);
+    let ours = Figures::median_of(&ours);
 
     // Framecart end to end: FFmpeg decoding while the detector works.
     let e2e = end_to_end(&detector, &args, threads)?;
-
-    let opencv =
-        if args.skip_opencv { None } else { Some(opencv(&files.cfg, &files.weights, &frames, args.sample_fps)?) };
 
     println!();
     println!("{:<26} {:>12} {:>12} {:>18}", "", "median ms", "p90 ms", "video s per s");
     println!("{:<26} {:>12.1} {:>12.1} {:>18.2}", "framecart (burn flex)", ours.median, ours.p90, ours.throughput);
     println!("{:<26} {:>12} {:>12} {:>18.2}", "framecart incl. decoding", "", "", e2e);
-    match opencv {
-        None => println!("({objects} objects found; OpenCV skipped)"),
-        Some(opencv) => {
-            println!(
-                "{:<26} {:>12.1} {:>12.1} {:>18.2}",
-                "opencv dnn (reference)", opencv.median, opencv.p90, opencv.throughput
-            );
-            println!();
-            println!(
-                "ratio framecart / opencv: latency {:.2}x (median), throughput {:.2}x  ({objects} objects found)",
-                ours.median / opencv.median,
-                ours.throughput / opencv.throughput
-            );
-        }
+    if theirs.is_empty() {
+        println!("({objects} objects found; OpenCV skipped)");
+    } else {
+        let opencv = Figures::median_of(&theirs);
+        println!(
+            "{:<26} {:>12.1} {:>12.1} {:>18.2}",
+            "opencv dnn (reference)", opencv.median, opencv.p90, opencv.throughput
+        );
+        println!();
+        println!(
+            "ratio framecart / opencv: latency {:.2}x (median), throughput {:.2}x  ({objects} objects found; {} rounds)",
+            ours.median / opencv.median,
+            ours.throughput / opencv.throughput,
+            args.rounds
+        );
     }
     Ok(())
 }
@@ -201,8 +228,44 @@ fn end_to_end(detector: &Detector, args: &Args, threads: usize) -> Result<f64, B
     Ok(count as f64 / args.sample_fps / started.elapsed().as_secs_f64())
 }
 
+/// The sampled frames as PPM files, which OpenCV reads losslessly; removed on drop.
+struct FramesOnDisk {
+    dir: PathBuf,
+    paths: Vec<PathBuf>,
+}
+
+impl FramesOnDisk {
+    fn write(frames: &[Frame]) -> std::io::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("framecart-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let paths = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let path = dir.join(format!("{i:05}.ppm"));
+                let mut bytes = format!("P6\n{} {}\n255\n", f.width, f.height).into_bytes();
+                bytes.extend_from_slice(&f.rgb);
+                std::fs::write(&path, bytes).map(|()| path)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { dir, paths })
+    }
+}
+
+impl Drop for FramesOnDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Runs OpenCV's detector on the same frames through the reference script.
-fn opencv(cfg: &Path, weights: &Path, frames: &[Frame], sample_fps: f64) -> Result<Result_, Box<dyn Error>> {
+/// Also returns OpenCV's version and thread count, in words.
+fn opencv(
+    cfg: &Path,
+    weights: &Path,
+    frames: &[PathBuf],
+    sample_fps: f64,
+) -> Result<(Figures, String), Box<dyn Error>> {
     let python =
         std::env::var_os("FRAMECART_VENV").map_or_else(|| cache_dir().join("venv"), PathBuf::from).join("bin/python");
     if !python.is_file() {
@@ -210,18 +273,6 @@ fn opencv(cfg: &Path, weights: &Path, frames: &[Frame], sample_fps: f64) -> Resu
             format!("{} is missing; run detector/scripts/setup.sh (or pass --skip-opencv)", python.display()).into()
         );
     }
-    let dir = std::env::temp_dir().join(format!("framecart-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let paths: Vec<PathBuf> = frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let path = dir.join(format!("{i:05}.ppm"));
-            let mut bytes = format!("P6\n{} {}\n255\n", f.width, f.height).into_bytes();
-            bytes.extend_from_slice(&f.rgb);
-            std::fs::write(&path, bytes).map(|()| path)
-        })
-        .collect::<Result<_, _>>()?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/opencv_reference.py");
     let output = Command::new(&python)
         .arg(script)
@@ -229,10 +280,8 @@ fn opencv(cfg: &Path, weights: &Path, frames: &[Frame], sample_fps: f64) -> Resu
         .arg(cfg)
         .arg("--weights")
         .arg(weights)
-        .args(&paths)
-        .output();
-    let _ = std::fs::remove_dir_all(&dir);
-    let output = output?;
+        .args(frames)
+        .output()?;
     if !output.status.success() {
         return Err(format!("the OpenCV bench failed: {}", String::from_utf8_lossy(&output.stderr)).into());
     }
@@ -245,10 +294,10 @@ fn opencv(cfg: &Path, weights: &Path, frames: &[Frame], sample_fps: f64) -> Resu
         .collect();
     let total = json["total_s"].as_f64().ok_or("no total from the OpenCV bench")?;
     let (median, p90) = percentiles(latencies);
-    println!(
-        "opencv:   {} with {} threads",
+    let about = format!(
+        "OpenCV {} with {} threads",
         json["opencv"].as_str().unwrap_or("?"),
         json["threads"].as_i64().unwrap_or(0)
     );
-    Ok(Result_ { median, p90, throughput: frames.len() as f64 / sample_fps / total })
+    Ok((Figures { median, p90, throughput: frames.len() as f64 / sample_fps / total }, about))
 }

@@ -6,11 +6,22 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::geometry::Size;
+use crate::matching::Outcome;
 use crate::{UserId, VideoId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClickCommand {
     RecordClick(RecordClick),
+    /// The matcher's verdict on the click, from the detections and links it knew.
+    RecordMatch(RecordMatch),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordMatch {
+    pub outcome: Outcome,
+    /// The detection run whose tracks were matched.
+    pub run_id: Uuid,
+    pub evaluated_at: DateTime<Utc>,
 }
 
 /// Record one click on a video as the client reported it, with the facts the server

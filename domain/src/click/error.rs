@@ -14,4 +14,6 @@ pub enum ClickError {
     IncompleteSizes,
     #[error("this click id was already used for a different click")]
     ClickIdReused,
+    #[error("no click is recorded under this id")]
+    NotRecorded,
 }

@@ -8,11 +8,41 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::geometry::{FrameHit, Size};
+use crate::matching::{Candidate, UnmatchedReason};
 use crate::{UserId, VideoId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClickEvent {
     ClickRecorded(ClickRecorded),
+    ClickMatched(ClickMatched),
+    ClickUnmatched(ClickUnmatched),
+}
+
+/// The click hit an object linked to a product. A later one replaces it when the
+/// detections or the links change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClickMatched {
+    pub click_id: Uuid,
+    pub video_id: VideoId,
+    pub run_id: Uuid,
+    /// The best candidate: the object clicked, its box at the click's time, its product.
+    pub best: Candidate,
+    /// Every candidate within the near-miss radius, best first.
+    pub candidates: Vec<Candidate>,
+    pub reason: String,
+    pub evaluated_at: DateTime<Utc>,
+}
+
+/// The click matched no product, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClickUnmatched {
+    pub click_id: Uuid,
+    pub video_id: VideoId,
+    pub run_id: Uuid,
+    pub reason: UnmatchedReason,
+    pub explanation: String,
+    pub candidates: Vec<Candidate>,
+    pub evaluated_at: DateTime<Utc>,
 }
 
 /// A viewer clicked on a video. Holds the raw client facts and the frame point derived
@@ -42,11 +72,15 @@ pub struct ClickRecorded {
 }
 
 pub const CLICK_RECORDED: &str = "ClickRecorded";
+pub const CLICK_MATCHED: &str = "ClickMatched";
+pub const CLICK_UNMATCHED: &str = "ClickUnmatched";
 
 impl DomainEvent for ClickEvent {
     fn event_type(&self) -> String {
         match self {
             Self::ClickRecorded(_) => CLICK_RECORDED.to_owned(),
+            Self::ClickMatched(_) => CLICK_MATCHED.to_owned(),
+            Self::ClickUnmatched(_) => CLICK_UNMATCHED.to_owned(),
         }
     }
 

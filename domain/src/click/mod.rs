@@ -8,15 +8,18 @@ mod command;
 mod error;
 mod event;
 
-pub use command::{ClickCommand, ClickSizes, RecordClick};
+pub use command::{ClickCommand, ClickSizes, RecordClick, RecordMatch};
 pub use error::ClickError;
-pub use event::{CLICK_RECORDED, ClickEvent, ClickRecorded};
+pub use event::{CLICK_MATCHED, CLICK_RECORDED, CLICK_UNMATCHED, ClickEvent, ClickMatched, ClickRecorded, ClickUnmatched};
 
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
+use uuid::Uuid;
+
 use crate::geometry::element_to_frame;
+use crate::matching::Outcome;
 
 /// Aggregate type name: the `events.aggregate_type` column and the subject token.
 pub const AGGREGATE_TYPE: &str = "click";
@@ -28,6 +31,8 @@ pub const MAX_MEDIA_TIME: f64 = 1e7;
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Click {
     recorded: Option<ClickRecorded>,
+    /// The last verdict, to record only changes.
+    outcome: Option<(Uuid, Outcome)>,
 }
 
 impl Click {
@@ -45,6 +50,36 @@ impl Click {
                     Some(first) if same_client_click(first, &recorded) => Ok(vec![]),
                     Some(_) => Err(ClickError::ClickIdReused),
                 }
+            }
+            ClickCommand::RecordMatch(cmd) => {
+                let click = self.recorded.as_ref().ok_or(ClickError::NotRecorded)?;
+                if self.outcome.as_ref().is_some_and(|(run, o)| *run == cmd.run_id && *o == cmd.outcome) {
+                    return Ok(vec![]); // the same verdict again: nothing happened
+                }
+                let (click_id, video_id, run_id, evaluated_at) =
+                    (click.click_id, click.video_id.clone(), cmd.run_id, cmd.evaluated_at);
+                Ok(vec![match cmd.outcome {
+                    Outcome::Matched { best, candidates, reason } => ClickEvent::ClickMatched(ClickMatched {
+                        click_id,
+                        video_id,
+                        run_id,
+                        best,
+                        candidates,
+                        reason,
+                        evaluated_at,
+                    }),
+                    Outcome::Unmatched { reason, explanation, candidates } => {
+                        ClickEvent::ClickUnmatched(ClickUnmatched {
+                            click_id,
+                            video_id,
+                            run_id,
+                            reason,
+                            explanation,
+                            candidates,
+                            evaluated_at,
+                        })
+                    }
+                }])
             }
         }
     }
@@ -122,6 +157,15 @@ impl Aggregate for Click {
     fn apply(&mut self, event: Self::Event) {
         match event {
             ClickEvent::ClickRecorded(e) => self.recorded = Some(e),
+            ClickEvent::ClickMatched(e) => {
+                let outcome = Outcome::Matched { best: e.best, candidates: e.candidates, reason: e.reason };
+                self.outcome = Some((e.run_id, outcome));
+            }
+            ClickEvent::ClickUnmatched(e) => {
+                let outcome =
+                    Outcome::Unmatched { reason: e.reason, explanation: e.explanation, candidates: e.candidates };
+                self.outcome = Some((e.run_id, outcome));
+            }
         }
     }
 }

@@ -34,6 +34,13 @@ fn record() -> RecordClick {
     }
 }
 
+fn fact(cmd: RecordClick) -> ClickRecorded {
+    match recorded(cmd) {
+        ClickEvent::ClickRecorded(e) => e,
+        other => panic!("expected ClickRecorded, got {other:?}"),
+    }
+}
+
 fn recorded(cmd: RecordClick) -> ClickEvent {
     let events = Click::default()
         .decide(ClickCommand::RecordClick(cmd))
@@ -43,7 +50,7 @@ fn recorded(cmd: RecordClick) -> ClickEvent {
 
 #[test]
 fn a_new_click_is_recorded_with_its_frame_point() {
-    let ClickEvent::ClickRecorded(e) = recorded(record());
+    let e = fact(record());
     let frame = e.frame.expect("frame point");
     assert_eq!((frame.x, frame.y), (640.0, 360.0));
     assert!(frame.on_frame && !e.on_black_band);
@@ -56,7 +63,7 @@ fn a_new_click_is_recorded_with_its_frame_point() {
 #[test]
 fn a_click_on_a_black_band_is_recorded_and_flagged() {
     let cmd = RecordClick { y: 30.0, ..record() };
-    let ClickEvent::ClickRecorded(e) = recorded(cmd.clone());
+    let e = fact(cmd.clone());
     assert!(e.on_black_band);
     ClickTest::with(())
         .given_no_previous_events()
@@ -67,7 +74,7 @@ fn a_click_on_a_black_band_is_recorded_and_flagged() {
 #[test]
 fn a_minimal_click_has_no_frame_point() {
     let cmd = RecordClick { sizes: None, click_id_from_client: false, ..record() };
-    let ClickEvent::ClickRecorded(e) = recorded(cmd);
+    let e = fact(cmd);
     assert!(e.frame.is_none() && !e.on_black_band);
 }
 
@@ -114,4 +121,54 @@ fn a_position_outside_the_player_is_refused() {
         .given_no_previous_events()
         .when(ClickCommand::RecordClick(RecordClick { y: -1.0, ..record() }))
         .then_expect_error(ClickError::InvalidPosition);
+}
+
+fn verdict(article: Option<&str>) -> crate::matching::Outcome {
+    use crate::geometry::BoundingBox;
+    use crate::matching::{ClickPoint, LinkedProduct, ObjectAt, decide};
+    let object = ObjectAt {
+        track_id: "run:1".into(),
+        class_id: 1,
+        label: "person".into(),
+        bbox: BoundingBox { xmin: 0.4, ymin: 0.4, xmax: 0.6, ymax: 0.6 },
+        confidence: 0.9,
+        product: article.map(|a| LinkedProduct { article: a.into(), additional_identifier: "size M".into(), link_id: "l1".into() }),
+    };
+    let point = ClickPoint { u: 0.5, v: 0.5, css_width: 800.0, css_height: 450.0, on_frame: true, during_ad: false };
+    decide(&point, &[object], 12.0)
+}
+
+fn record_match(article: Option<&str>) -> ClickCommand {
+    ClickCommand::RecordMatch(RecordMatch { outcome: verdict(article), run_id: Uuid::from_u128(1), evaluated_at: Utc::now() })
+}
+
+fn matched_event(article: Option<&str>) -> ClickEvent {
+    Click::default()
+        .decide(ClickCommand::RecordClick(record()))
+        .map(|mut e| {
+            let mut click = Click::default();
+            cqrs_es::Aggregate::apply(&mut click, e.remove(0));
+            click
+        })
+        .expect("recorded")
+        .decide(record_match(article))
+        .expect("verdict")
+        .remove(0)
+}
+
+#[test]
+fn a_verdict_is_recorded_only_when_it_changes() {
+    let first = recorded(record());
+    let matched = matched_event(Some("SKU-1"));
+    assert!(matches!(matched, ClickEvent::ClickMatched(ref m) if m.best.product.as_ref().map(|p| p.article.as_str()) == Some("SKU-1")));
+    ClickTest::with(()).given(vec![first.clone(), matched.clone()]).when(record_match(Some("SKU-1"))).then_expect_events(vec![]);
+    let unlinked = matched_event(None);
+    assert!(matches!(unlinked, ClickEvent::ClickUnmatched(ref u) if u.reason == crate::matching::UnmatchedReason::NotLinked));
+    let result = ClickTest::with(()).given(vec![first, matched]).when(record_match(None)).inspect_result();
+    assert!(matches!(result.as_deref(), Ok([ClickEvent::ClickUnmatched(_)])));
+}
+
+#[test]
+fn a_verdict_needs_a_recorded_click() {
+    ClickTest::with(()).given_no_previous_events().when(record_match(None)).then_expect_error(ClickError::NotRecorded);
 }

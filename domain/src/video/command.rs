@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::event::VideoFile;
+use super::event::{LinkTarget, VideoFile};
+use crate::product::Article;
 use crate::VideoId;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +15,28 @@ pub enum VideoCommand {
     UploadVideo(UploadVideo),
     /// Detect objects in the current version of the file.
     RequestDetection(RequestDetection),
+    /// Link a product to what the detector found.
+    LinkProduct(LinkProduct),
+    UnlinkProduct(UnlinkProduct),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkProduct {
+    pub video_id: VideoId,
+    pub link_id: Uuid,
+    /// Checked to exist before the command is sent.
+    pub article: Article,
+    pub target: LinkTarget,
+    /// A variant, a size: travels into the detections file.
+    pub additional_identifier: String,
+    pub linked_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnlinkProduct {
+    pub video_id: VideoId,
+    pub link_id: Uuid,
+    pub unlinked_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -8,11 +8,43 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::VideoId;
+use crate::product::Article;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum VideoEvent {
     VideoUploaded(VideoUploaded),
     DetectionRequested(DetectionRequested),
+    ProductLinked(ProductLinked),
+    ProductUnlinked(ProductUnlinked),
+}
+
+/// What a link points at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LinkTarget {
+    /// Every object with this label between `from` and `to` seconds (media time).
+    Label { label: String, from: f64, to: f64 },
+    /// One tracked object: `<run_id>:<track number>`.
+    Track { track_id: String },
+}
+
+/// A product was linked to objects of the video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductLinked {
+    pub video_id: VideoId,
+    pub link_id: Uuid,
+    pub article: Article,
+    pub target: LinkTarget,
+    pub additional_identifier: String,
+    pub linked_at: DateTime<Utc>,
+}
+
+/// A link was removed (the history keeps it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductUnlinked {
+    pub video_id: VideoId,
+    pub link_id: Uuid,
+    pub unlinked_at: DateTime<Utc>,
 }
 
 /// What was measured of an uploaded file.
@@ -59,12 +91,16 @@ pub struct DetectionRequested {
 
 pub const VIDEO_UPLOADED: &str = "VideoUploaded";
 pub const DETECTION_REQUESTED: &str = "DetectionRequested";
+pub const PRODUCT_LINKED: &str = "ProductLinked";
+pub const PRODUCT_UNLINKED: &str = "ProductUnlinked";
 
 impl DomainEvent for VideoEvent {
     fn event_type(&self) -> String {
         match self {
             Self::VideoUploaded(_) => VIDEO_UPLOADED,
             Self::DetectionRequested(_) => DETECTION_REQUESTED,
+            Self::ProductLinked(_) => PRODUCT_LINKED,
+            Self::ProductUnlinked(_) => PRODUCT_UNLINKED,
         }
         .to_owned()
     }

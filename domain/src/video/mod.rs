@@ -6,10 +6,11 @@ mod command;
 mod error;
 mod event;
 
-pub use command::{RequestDetection, UploadVideo, VideoCommand};
+pub use command::{LinkProduct, RequestDetection, UnlinkProduct, UploadVideo, VideoCommand};
 pub use error::VideoError;
 pub use event::{
-    DETECTION_REQUESTED, DetectionRequested, VIDEO_UPLOADED, VideoEvent, VideoFile, VideoUploaded,
+    DETECTION_REQUESTED, DetectionRequested, LinkTarget, PRODUCT_LINKED, PRODUCT_UNLINKED, ProductLinked,
+    ProductUnlinked, VIDEO_UPLOADED, VideoEvent, VideoFile, VideoUploaded,
 };
 
 use cqrs_es::Aggregate;
@@ -21,9 +22,15 @@ pub const AGGREGATE_TYPE: &str = "video";
 /// Highest sample rate a detection may ask for.
 pub const MAX_SAMPLE_FPS: f64 = 30.0;
 
+/// Lowest minimum confidence a detection may ask for (detectors run at this floor and
+/// each run keeps what is above its own minimum).
+pub const MIN_CONFIDENCE: f64 = 0.05;
+
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Video {
     current: Option<VideoUploaded>,
+    /// Links in force.
+    links: std::collections::BTreeSet<uuid::Uuid>,
 }
 
 impl Video {
@@ -61,8 +68,56 @@ impl Video {
                 check_request(&request)?;
                 Ok(vec![VideoEvent::DetectionRequested(requested(current.version, request))])
             }
+            VideoCommand::LinkProduct(link) => {
+                self.current.as_ref().ok_or(VideoError::NotUploaded)?;
+                check_target(&link.target)?;
+                let identifier = &link.additional_identifier;
+                if identifier.chars().count() > 200 || identifier.chars().any(char::is_control) {
+                    return Err(VideoError::InvalidIdentifier);
+                }
+                if self.links.contains(&link.link_id) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![VideoEvent::ProductLinked(ProductLinked {
+                    video_id: link.video_id,
+                    link_id: link.link_id,
+                    article: link.article,
+                    target: link.target,
+                    additional_identifier: link.additional_identifier,
+                    linked_at: link.linked_at,
+                })])
+            }
+            VideoCommand::UnlinkProduct(unlink) => {
+                if !self.links.contains(&unlink.link_id) {
+                    return Err(VideoError::LinkNotFound);
+                }
+                Ok(vec![VideoEvent::ProductUnlinked(ProductUnlinked {
+                    video_id: unlink.video_id,
+                    link_id: unlink.link_id,
+                    unlinked_at: unlink.unlinked_at,
+                })])
+            }
         }
     }
+}
+
+fn check_target(target: &LinkTarget) -> Result<(), VideoError> {
+    match target {
+        LinkTarget::Label { label, from, to } => {
+            if label.trim().is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control) {
+                return Err(VideoError::InvalidTarget);
+            }
+            if !(from.is_finite() && to.is_finite() && *from >= 0.0 && from <= to) {
+                return Err(VideoError::InvalidWindow);
+            }
+        }
+        LinkTarget::Track { track_id } => {
+            if track_id.is_empty() || track_id.len() > 80 || track_id.chars().any(char::is_control) {
+                return Err(VideoError::InvalidTarget);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn requested(version: u32, r: RequestDetection) -> DetectionRequested {
@@ -97,7 +152,7 @@ fn check_request(r: &RequestDetection) -> Result<(), VideoError> {
     if !(r.sample_fps.is_finite() && r.sample_fps > 0.0 && r.sample_fps <= MAX_SAMPLE_FPS) {
         return Err(VideoError::InvalidSampleRate { max: MAX_SAMPLE_FPS });
     }
-    if !(r.min_confidence.is_finite() && (0.01..=1.0).contains(&r.min_confidence)) {
+    if !(r.min_confidence.is_finite() && (MIN_CONFIDENCE..=1.0).contains(&r.min_confidence)) {
         return Err(VideoError::InvalidConfidence);
     }
     for (id, name) in &r.labels {
@@ -135,6 +190,12 @@ impl Aggregate for Video {
         match event {
             VideoEvent::VideoUploaded(e) => self.current = Some(e),
             VideoEvent::DetectionRequested(_) => {}
+            VideoEvent::ProductLinked(e) => {
+                self.links.insert(e.link_id);
+            }
+            VideoEvent::ProductUnlinked(e) => {
+                self.links.remove(&e.link_id);
+            }
         }
     }
 }

@@ -1,0 +1,17 @@
+//! Why a product command was refused.
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProductError {
+    #[error("a product with this article number exists already")]
+    AlreadyExists,
+    #[error("no product has this article number")]
+    NotFound,
+    #[error("a product name is 1 to 200 printable characters")]
+    InvalidName,
+    #[error("a text is at most {max} characters")]
+    TextTooLong { max: usize },
+    #[error("a price cannot be negative")]
+    NegativePrice,
+    #[error("an image URL is an http or https URL of at most 2048 characters")]
+    InvalidImageUrl,
+}

@@ -1,0 +1,93 @@
+//! Given/when/then tests of the product rules.
+
+use cqrs_es::test::TestFramework;
+
+use super::*;
+use crate::money::{Currency, Money};
+
+type ProductTest = TestFramework<Product>;
+
+fn sku() -> Article {
+    Article::parse("SKU-1").expect("article")
+}
+
+fn eur(minor: i64) -> Money {
+    Money::new(minor, Currency::parse("EUR").expect("EUR"))
+}
+
+fn create() -> CreateProduct {
+    CreateProduct {
+        article: sku(),
+        name: "Bicycle".into(),
+        description: String::new(),
+        price: eur(1999),
+        stock: 10,
+        image_url: Some("https://shop.example/bike.png".into()),
+    }
+}
+
+fn created() -> ProductEvent {
+    let c = create();
+    ProductEvent::ProductCreated(ProductCreated {
+        article: c.article,
+        name: c.name,
+        description: c.description,
+        price: c.price,
+        stock: c.stock,
+        image_url: c.image_url,
+    })
+}
+
+#[test]
+fn a_product_is_created_once() {
+    ProductTest::with(()).given_no_previous_events().when(ProductCommand::CreateProduct(create())).then_expect_events(vec![created()]);
+    ProductTest::with(())
+        .given(vec![created()])
+        .when(ProductCommand::CreateProduct(create()))
+        .then_expect_error(ProductError::AlreadyExists);
+}
+
+#[test]
+fn each_change_is_its_own_event() {
+    let change = ChangeProduct { name: Some("Road bike".into()), price: Some(eur(2499)), active: Some(false), ..Default::default() };
+    ProductTest::with(())
+        .given(vec![created()])
+        .when(ProductCommand::ChangeProduct(change))
+        .then_expect_events(vec![
+            ProductEvent::ProductRenamed(ProductRenamed { article: sku(), name: "Road bike".into() }),
+            ProductEvent::ProductRepriced(ProductRepriced { article: sku(), price: eur(2499) }),
+            ProductEvent::ProductRetired(ProductRetired { article: sku() }),
+        ]);
+}
+
+#[test]
+fn retiring_a_retired_product_changes_nothing() {
+    ProductTest::with(())
+        .given(vec![created(), ProductEvent::ProductRetired(ProductRetired { article: sku() })])
+        .when(ProductCommand::ChangeProduct(ChangeProduct { active: Some(false), ..Default::default() }))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn bad_values_are_refused() {
+    let cases = [
+        (CreateProduct { name: " ".into(), ..create() }, ProductError::InvalidName),
+        (CreateProduct { price: eur(-1), ..create() }, ProductError::NegativePrice),
+        (CreateProduct { image_url: Some("javascript:alert(1)".into()), ..create() }, ProductError::InvalidImageUrl),
+    ];
+    for (command, error) in cases {
+        ProductTest::with(()).given_no_previous_events().when(ProductCommand::CreateProduct(command)).then_expect_error(error);
+    }
+    ProductTest::with(())
+        .given_no_previous_events()
+        .when(ProductCommand::ChangeProduct(ChangeProduct::default()))
+        .then_expect_error(ProductError::NotFound);
+}
+
+#[test]
+fn article_numbers_are_plain_tokens() {
+    assert!(Article::parse("SKU-1_a").is_ok());
+    for bad in ["", "a b", "a.b", "a/b", &"x".repeat(65)] {
+        assert!(Article::parse(bad).is_err(), "{bad}");
+    }
+}
