@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 use framecart_commands::Commands;
-use framecart_commands::execute::execute;
+use framecart_commands::execute::execute_all;
 use framecart_domain::EventMetadata;
 use framecart_domain::click::{self, ClickCommand, ClickEvent, RecordMatch};
 use framecart_domain::detection::{self, DetectionEvent};
@@ -29,27 +29,101 @@ use framecart_domain::matching::{self, ClickPoint, DEFAULT_RADIUS_CSS};
 use framecart_domain::video::{self, VideoEvent};
 use framecart_projections::runner::{Projection, ProjectionError, decode};
 use framecart_projections::tracks;
-use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 pub const NAME: &str = "matcher";
 /// The projection whose tables the verdicts are read from.
 const SOURCE: &str = framecart_projections::detections::NAME;
-/// Verdicts decided per round, and how many are sent at once.
+/// Verdicts decided (and appended together) per round.
 const ROUND: i64 = 512;
-const CONCURRENCY: usize = 32;
 /// How long a round waits for the detections projection to catch up.
 const BARRIER_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Matcher {
+    settler: Arc<Settler>,
+    /// The task that settles owed verdicts, while this process applies the matcher.
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Decides and sends owed verdicts, beside the consumer: applying the log never waits on
+/// the commands, and the verdicts owed meanwhile are settled together.
+struct Settler {
     commands: Arc<Commands>,
     radius_css: f64,
+    /// The tracks of recently matched runs: a completed run's tracks never change.
+    runs: std::sync::Mutex<Vec<Arc<tracks::RunTracks>>>,
+    wake: tokio::sync::Notify,
 }
+
+/// How many runs' tracks stay in memory.
+const CACHED_RUNS: usize = 16;
+/// A settler not woken for this long stops (its process no longer applies the matcher).
+const IDLE: Duration = Duration::from_secs(3);
 
 impl Matcher {
     pub fn new(commands: Arc<Commands>) -> Self {
-        Self { commands, radius_css: DEFAULT_RADIUS_CSS }
+        let settler = Settler { commands, radius_css: DEFAULT_RADIUS_CSS, runs: Default::default(), wake: Default::default() };
+        Self { settler: Arc::new(settler), task: Default::default() }
+    }
+}
+
+impl Settler {
+    async fn run(self: Arc<Self>, pool: PgPool) {
+        loop {
+            if tokio::time::timeout(IDLE, self.wake.notified()).await.is_err() {
+                return;
+            }
+            loop {
+                match self.round(&pool).await {
+                    Ok(true) => continue, // a full round: more may be owed
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "matcher: settling verdicts failed; trying again");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Settles up to one round of owed verdicts; true when the round was full.
+    async fn round(&self, pool: &PgPool) -> Result<bool, ProjectionError> {
+        let owed: Vec<Owed> = sqlx::query_as(
+            "SELECT p.click_id, p.due_position, p.cause_event_id, p.correlation_id, c.video_id, c.media_time,
+                    c.u, c.v, c.css_width, c.css_height, c.x, c.y, c.on_frame, c.during_ad
+             FROM matcher_pending p JOIN matcher_clicks c USING (click_id)
+             ORDER BY p.due_position LIMIT $1",
+        )
+        .bind(ROUND)
+        .fetch_all(pool)
+        .await?;
+        let Some(due) = owed.iter().map(|o| o.due_position).max() else { return Ok(false) };
+        let started = Instant::now();
+        if !source_caught_up(pool, due).await? {
+            self.wake.notify_one(); // try again
+            return Ok(false);
+        }
+        let waited = started.elapsed();
+        let n = owed.len();
+        self.settle(pool, owed).await?;
+        tracing::debug!(verdicts = n, waited_ms = waited.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "matcher round");
+        Ok(n as i64 == ROUND)
+    }
+
+    async fn run_tracks(&self, pool: &PgPool, run_id: Uuid) -> Result<Option<Arc<tracks::RunTracks>>, ProjectionError> {
+        let cached = self.runs.lock().ok().and_then(|runs| runs.iter().find(|r| r.run_id == run_id).cloned());
+        if let Some(run) = cached {
+            return Ok(Some(run));
+        }
+        let Some(run) = tracks::load_run(pool, run_id).await?.map(Arc::new) else { return Ok(None) };
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.retain(|r| r.run_id != run_id);
+            runs.insert(0, run.clone());
+            runs.truncate(CACHED_RUNS);
+        }
+        Ok(Some(run))
     }
 }
 
@@ -88,10 +162,12 @@ impl Projection for Matcher {
     async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, position: i64) -> Result<(), ProjectionError> {
         let correlation = event.metadata.get("correlation_id").cloned().unwrap_or_default();
         let video_id = match event.aggregate_type.as_str() {
-            click::AGGREGATE_TYPE => {
+            // Only a recorded click matters here, not the verdicts this matcher sends.
+            click::AGGREGATE_TYPE if event.event_type == click::CLICK_RECORDED => {
                 if let ClickEvent::ClickRecorded(c) = decode(event, position)? {
-                    remember_click(tx, &c).await?;
-                    owe(tx, Owing::Click(c.click_id), position, event.event_id, &correlation).await?;
+                    let mut one = NewClicks::default();
+                    one.push(&c, position, event.event_id, correlation);
+                    one.flush(tx).await?;
                 }
                 return Ok(());
             }
@@ -106,91 +182,136 @@ impl Projection for Matcher {
             },
             _ => return Ok(()),
         };
-        owe(tx, Owing::Video(video_id.as_str()), position, event.event_id, &correlation).await
+        owe(tx, video_id.as_str(), position, event.event_id, &correlation).await
+    }
+
+    /// Clicks arrive by the thousand: they are remembered and owed together, in one
+    /// statement each; the rare video-wide triggers keep their place in the order.
+    async fn apply_all(&self, tx: &mut PgConnection, events: &[(LoggedEvent, i64)]) -> Result<(), ProjectionError> {
+        let mut clicks = NewClicks::default();
+        for (event, position) in events {
+            if event.aggregate_type == click::AGGREGATE_TYPE {
+                if event.event_type == click::CLICK_RECORDED
+                    && let ClickEvent::ClickRecorded(c) = decode(event, *position)?
+                {
+                    let correlation = event.metadata.get("correlation_id").cloned().unwrap_or_default();
+                    clicks.push(&c, *position, event.event_id, correlation);
+                }
+                continue;
+            }
+            clicks.flush(tx).await?;
+            self.apply(tx, event, *position).await?;
+        }
+        clicks.flush(tx).await
     }
 
     async fn after_commit(&self, pool: &PgPool) -> Result<(), ProjectionError> {
-        loop {
-            let owed: Vec<Owed> = sqlx::query_as(
-                "SELECT p.click_id, p.due_position, p.cause_event_id, p.correlation_id, c.video_id, c.media_time,
-                        c.u, c.v, c.css_width, c.css_height, c.x, c.y, c.on_frame, c.during_ad
-                 FROM matcher_pending p JOIN matcher_clicks c USING (click_id)
-                 ORDER BY p.due_position LIMIT $1",
-            )
-            .bind(ROUND)
-            .fetch_all(pool)
-            .await?;
-            let Some(due) = owed.iter().map(|o| o.due_position).max() else { return Ok(()) };
-            if !source_caught_up(pool, due).await? {
-                return Ok(()); // the next tick or batch tries again
-            }
-            let mut settling = Vec::with_capacity(owed.len());
-            for o in &owed {
-                settling.push(self.settle(pool, o));
-            }
-            let results: Vec<Result<(), ProjectionError>> =
-                futures::stream::iter(settling).buffer_unordered(CONCURRENCY).collect().await;
-            let full = owed.len() as i64 == ROUND;
-            results.into_iter().collect::<Result<Vec<()>, _>>()?;
-            if !full {
-                return Ok(());
-            }
+        if let Ok(mut task) = self.task.lock()
+            && task.as_ref().is_none_or(tokio::task::JoinHandle::is_finished)
+        {
+            *task = Some(tokio::spawn(self.settler.clone().run(pool.clone())));
         }
+        self.settler.wake.notify_one();
+        Ok(())
     }
 }
 
-/// Keeps what matching needs of a click.
-async fn remember_click(tx: &mut PgConnection, c: &click::ClickRecorded) -> Result<(), ProjectionError> {
-    let (u, v, css_width, css_height, on_frame) = match (&c.frame, &c.video) {
-        (Some(f), Some(video)) => (Some(f.u), Some(f.v), Some(video.width() * f.scale), Some(video.height() * f.scale), f.on_frame),
-        // The original minimal click: its pixels are taken as the uploaded frame's.
-        _ => (None, None, None, None, true),
-    };
-    sqlx::query(
-        "INSERT INTO matcher_clicks (click_id, video_id, media_time, u, v, css_width, css_height, x, y, on_frame, during_ad)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
-    )
-    .bind(c.click_id)
-    .bind(c.video_id.as_str())
-    .bind(c.timestamp)
-    .bind(u)
-    .bind(v)
-    .bind(css_width)
-    .bind(css_height)
-    .bind(c.x)
-    .bind(c.y)
-    .bind(on_frame)
-    .bind(c.during_ad)
-    .execute(tx)
-    .await?;
-    Ok(())
+/// Recorded clicks waiting to be remembered and owed a verdict, as columns.
+#[derive(Default)]
+struct NewClicks {
+    click_id: Vec<Uuid>,
+    video_id: Vec<String>,
+    media_time: Vec<f64>,
+    u: Vec<Option<f64>>,
+    v: Vec<Option<f64>>,
+    css_width: Vec<Option<f64>>,
+    css_height: Vec<Option<f64>>,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    on_frame: Vec<bool>,
+    during_ad: Vec<bool>,
+    position: Vec<i64>,
+    cause: Vec<Uuid>,
+    correlation: Vec<String>,
 }
 
-/// Marks clicks as owed a verdict as of `position`: one click, or every click of a video.
-async fn owe(tx: &mut PgConnection, who: Owing<'_>, position: i64, cause: Uuid, correlation: &str) -> Result<(), ProjectionError> {
+impl NewClicks {
+    fn push(&mut self, c: &click::ClickRecorded, position: i64, cause: Uuid, correlation: String) {
+        let (u, v, css_width, css_height, on_frame) = match (&c.frame, &c.video) {
+            (Some(f), Some(video)) => {
+                (Some(f.u), Some(f.v), Some(video.width() * f.scale), Some(video.height() * f.scale), f.on_frame)
+            }
+            // The original minimal click: its pixels are taken as the uploaded frame's.
+            _ => (None, None, None, None, true),
+        };
+        self.click_id.push(c.click_id);
+        self.video_id.push(c.video_id.to_string());
+        self.media_time.push(c.timestamp);
+        self.u.push(u);
+        self.v.push(v);
+        self.css_width.push(css_width);
+        self.css_height.push(css_height);
+        self.x.push(c.x);
+        self.y.push(c.y);
+        self.on_frame.push(on_frame);
+        self.during_ad.push(c.during_ad);
+        self.position.push(position);
+        self.cause.push(cause);
+        self.correlation.push(correlation);
+    }
+
+    /// Remembers the clicks and owes each a verdict.
+    async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
+        if self.click_id.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO matcher_clicks (click_id, video_id, media_time, u, v, css_width, css_height, x, y, on_frame, during_ad)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
+                                  $7::float8[], $8::float8[], $9::float8[], $10::bool[], $11::bool[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.click_id)
+        .bind(&self.video_id)
+        .bind(&self.media_time)
+        .bind(&self.u)
+        .bind(&self.v)
+        .bind(&self.css_width)
+        .bind(&self.css_height)
+        .bind(&self.x)
+        .bind(&self.y)
+        .bind(&self.on_frame)
+        .bind(&self.during_ad)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO matcher_pending (click_id, due_position, cause_event_id, correlation_id)
+             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[])
+             ON CONFLICT (click_id) DO UPDATE SET due_position = EXCLUDED.due_position,
+                 cause_event_id = EXCLUDED.cause_event_id, correlation_id = EXCLUDED.correlation_id",
+        )
+        .bind(&self.click_id)
+        .bind(&self.position)
+        .bind(&self.cause)
+        .bind(&self.correlation)
+        .execute(&mut *tx)
+        .await?;
+        *self = Self::default();
+        Ok(())
+    }
+}
+
+/// Owes every click of a video a verdict as of `position`.
+async fn owe(tx: &mut PgConnection, video_id: &str, position: i64, cause: Uuid, correlation: &str) -> Result<(), ProjectionError> {
     let upsert = "ON CONFLICT (click_id) DO UPDATE SET due_position = EXCLUDED.due_position,
              cause_event_id = EXCLUDED.cause_event_id, correlation_id = EXCLUDED.correlation_id";
-    let sql = match who {
-        Owing::Click(_) => format!(
-            "INSERT INTO matcher_pending (click_id, due_position, cause_event_id, correlation_id)
-             VALUES ($1, $2, $3, $4) {upsert}"
-        ),
-        Owing::Video(_) => format!(
-            "INSERT INTO matcher_pending (click_id, due_position, cause_event_id, correlation_id)
-             SELECT click_id, $2, $3, $4 FROM matcher_clicks WHERE video_id = $1 {upsert}"
-        ),
-    };
-    let query = match who {
-        Owing::Click(click_id) => sqlx::query(&sql).bind(click_id),
-        Owing::Video(video_id) => sqlx::query(&sql).bind(video_id),
-    };
+    let sql = format!(
+        "INSERT INTO matcher_pending (click_id, due_position, cause_event_id, correlation_id)
+         SELECT click_id, $2, $3, $4 FROM matcher_clicks WHERE video_id = $1 {upsert}"
+    );
+    let query = sqlx::query(&sql).bind(video_id);
     query.bind(position).bind(cause).bind(correlation).execute(tx).await?;
     Ok(())
-}
-
-enum Owing<'a> {
-    Click(Uuid),
-    Video(&'a str),
 }
 
 /// True once the detections projection has applied the log up to `position`.
@@ -212,39 +333,74 @@ async fn source_caught_up(pool: &PgPool, position: i64) -> Result<bool, Projecti
     }
 }
 
-impl Matcher {
-    /// Decides one owed verdict, sends it, and forgets the debt (unless it grew meanwhile).
-    async fn settle(&self, pool: &PgPool, o: &Owed) -> Result<(), ProjectionError> {
-        if let Some(scene) = tracks::scene_at(pool, &o.video_id, o.media_time).await? {
-            let point = match (o.u, o.v, o.css_width, o.css_height) {
-                (Some(u), Some(v), Some(css_width), Some(css_height)) => {
-                    ClickPoint { u, v, css_width, css_height, on_frame: o.on_frame, during_ad: o.during_ad }
-                }
-                _ => {
-                    let (u, v) = (o.x / scene.width, o.y / scene.height);
-                    ClickPoint {
-                        u,
-                        v,
-                        css_width: scene.width,
-                        css_height: scene.height,
-                        on_frame: (0.0..1.0).contains(&u) && (0.0..1.0).contains(&v),
-                        during_ad: o.during_ad,
-                    }
-                }
-            };
-            let outcome = matching::decide(&point, &scene.objects, self.radius_css);
-            let command = ClickCommand::RecordMatch(RecordMatch { outcome, run_id: scene.run_id, evaluated_at: Utc::now() });
-            let metadata = EventMetadata::caused_by_event(&o.cause_event_id.to_string(), &o.correlation_id, NAME);
-            execute(&self.commands.clicks, &o.click_id.to_string(), command, metadata)
-                .await
-                .map_err(|e| ProjectionError::Internal(format!("recording the verdict on click {}: {e}", o.click_id)))?;
+impl Settler {
+    /// Decides a round of owed verdicts (reading each video's tracks once), sends them,
+    /// and forgets the debts (unless they grew meanwhile).
+    async fn settle(&self, pool: &PgPool, owed: Vec<Owed>) -> Result<(), ProjectionError> {
+        let mut by_video: std::collections::BTreeMap<&str, Vec<&Owed>> = Default::default();
+        for o in &owed {
+            by_video.entry(o.video_id.as_str()).or_default().push(o);
         }
-        // Without a completed run the click stays pending; the run's completion owes it again.
-        sqlx::query("DELETE FROM matcher_pending WHERE click_id = $1 AND due_position = $2")
-            .bind(o.click_id)
-            .bind(o.due_position)
-            .execute(pool)
-            .await?;
+        let mut verdicts = Vec::with_capacity(owed.len());
+        for (video_id, clicks) in by_video {
+            // Without a completed run the clicks stay pending; the completion owes them again.
+            let Some(run_id) = tracks::current_run(pool, video_id).await? else { continue };
+            let Some(run) = self.run_tracks(pool, run_id).await? else { continue };
+            let links = tracks::links(pool, video_id).await?;
+            for o in clicks {
+                let scene = run.scene(o.media_time, &links);
+                let outcome = matching::decide(&self.point(o, run.width, run.height), &scene.objects, self.radius_css);
+                let metadata = EventMetadata::caused_by_event(&o.cause_event_id.to_string(), &o.correlation_id, NAME);
+                let verdict = RecordMatch { outcome, run_id, evaluated_at: Utc::now() };
+                verdicts.push((o.click_id.to_string(), metadata, verdict));
+            }
+        }
+        // One load and one append for the whole round.
+        let commands: Vec<_> = verdicts
+            .into_iter()
+            .map(|(click_id, metadata, verdict)| (click_id, ClickCommand::RecordMatch(verdict), metadata))
+            .collect();
+        for result in execute_all(&self.commands.clicks, &self.commands.pool, commands).await {
+            match result {
+                Ok(()) => {}
+                // A verdict on a click the store lacks cannot happen; others are failures.
+                Err(framecart_commands::CommandError::Refused(e)) => {
+                    tracing::warn!(error = %e, "matcher: a verdict was refused");
+                }
+                Err(e) => return Err(ProjectionError::Internal(format!("recording verdicts: {e}"))),
+            }
+        }
+        let ids: Vec<Uuid> = owed.iter().map(|o| o.click_id).collect();
+        let positions: Vec<i64> = owed.iter().map(|o| o.due_position).collect();
+        sqlx::query(
+            "DELETE FROM matcher_pending p USING UNNEST($1::uuid[], $2::bigint[]) AS s(click_id, due_position)
+             WHERE p.click_id = s.click_id AND p.due_position = s.due_position",
+        )
+        .bind(&ids)
+        .bind(&positions)
+        .execute(pool)
+        .await?;
         Ok(())
+    }
+
+    /// The click in the terms of the matching rules.
+    fn point(&self, o: &Owed, width: f64, height: f64) -> ClickPoint {
+        match (o.u, o.v, o.css_width, o.css_height) {
+            (Some(u), Some(v), Some(css_width), Some(css_height)) => {
+                ClickPoint { u, v, css_width, css_height, on_frame: o.on_frame, during_ad: o.during_ad }
+            }
+            // The original minimal click: its pixels are the uploaded frame's.
+            _ => {
+                let (u, v) = (o.x / width, o.y / height);
+                ClickPoint {
+                    u,
+                    v,
+                    css_width: width,
+                    css_height: height,
+                    on_frame: (0.0..1.0).contains(&u) && (0.0..1.0).contains(&v),
+                    during_ad: o.during_ad,
+                }
+            }
+        }
     }
 }

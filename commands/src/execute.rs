@@ -36,6 +36,8 @@ pub enum CommandError<E: std::error::Error> {
 
 /// Every aggregate's command entry point.
 pub struct Commands {
+    /// The event store, for the batch command path.
+    pub pool: PgPool,
     pub clicks: Cqrs<Click>,
     pub videos: Cqrs<Video>,
     pub detection_runs: Cqrs<DetectionRun>,
@@ -46,8 +48,9 @@ pub struct Commands {
 impl Commands {
     /// Must be called inside a Tokio runtime (batched writes spawn their writers).
     pub fn new(pool: PgPool, mode: WriteMode) -> Self {
-        let repo = EventRepository::new(pool, mode);
+        let repo = EventRepository::new(pool.clone(), mode);
         Self {
+            pool: pool.clone(),
             clicks: framework(repo.clone()),
             videos: framework(repo.clone()),
             detection_runs: framework(repo.clone()),
@@ -102,4 +105,111 @@ where
             Err(e) => return Err(CommandError::Store(e.to_string())),
         }
     }
+}
+
+/// Executes commands addressed to many aggregates of one type together: one query loads
+/// them all, each is decided as `execute` would, and every resulting event is appended in
+/// one transaction. Made for process managers that send commands by the thousand (the
+/// matcher's verdicts); a lone command is better sent with [`execute`].
+///
+/// The outcome of each command is what `execute` would give: a refusal changes nothing
+/// and is reported in its place. If the append meets an optimistic-lock conflict (another
+/// writer got to one of the aggregates first), every command is sent again on its own
+/// through [`execute`], which retries.
+pub async fn execute_all<A>(
+    cqrs: &Cqrs<A>,
+    pool: &PgPool,
+    commands: Vec<(String, A::Command, EventMetadata)>,
+) -> Vec<Result<(), CommandError<A::Error>>>
+where
+    A: Aggregate<Services = ()>,
+    A::Command: Clone,
+{
+    use cqrs_es::DomainEvent;
+    use cqrs_es::event_sink::EventSink;
+    use cqrs_es::persist::SerializedEvent;
+    use std::collections::{HashMap, HashSet};
+
+    let ids: Vec<&str> = commands.iter().map(|(id, _, _)| id.as_str()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    let store_error = |e: &dyn std::fmt::Display| CommandError::Store(e.to_string());
+    // Two commands for one aggregate in a batch would decide on the same state: send such
+    // batches one by one.
+    let rows: Result<Vec<(String, i64, serde_json::Value)>, sqlx::Error> = if unique.len() == ids.len() {
+        sqlx::query_as(
+            "SELECT aggregate_id, sequence, payload FROM events
+             WHERE aggregate_type = $1 AND aggregate_id = ANY($2) ORDER BY aggregate_id, sequence",
+        )
+        .bind(A::TYPE)
+        .bind(&ids)
+        .fetch_all(pool)
+        .await
+    } else {
+        return one_by_one(cqrs, commands).await;
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
+    };
+    let mut states: HashMap<String, (A, usize)> = HashMap::new();
+    for (id, sequence, payload) in rows {
+        let event: A::Event = match serde_json::from_value(payload) {
+            Ok(event) => event,
+            Err(e) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
+        };
+        let state = states.entry(id).or_insert_with(|| (A::default(), 0));
+        state.0.apply(event);
+        state.1 = usize::try_from(sequence).unwrap_or(usize::MAX);
+    }
+    let mut results = Vec::with_capacity(commands.len());
+    let mut appended = Vec::new();
+    for (id, command, metadata) in &commands {
+        let (mut aggregate, sequence) = states.remove(id).unwrap_or_else(|| (A::default(), 0));
+        let sink = EventSink::default();
+        match aggregate.handle(command.clone(), &(), &sink).await {
+            Err(refused) => results.push(Err(CommandError::Refused(refused))),
+            Ok(()) => {
+                let metadata = serde_json::to_value(metadata.clone().into_map()).unwrap_or_default();
+                for (i, event) in sink.collect().await.into_iter().enumerate() {
+                    let payload = match serde_json::to_value(&event) {
+                        Ok(payload) => payload,
+                        Err(e) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
+                    };
+                    appended.push(SerializedEvent::new(
+                        id.clone(),
+                        sequence + 1 + i,
+                        A::TYPE.to_owned(),
+                        event.event_type(),
+                        event.event_version(),
+                        payload,
+                        metadata.clone(),
+                    ));
+                }
+                results.push(Ok(()));
+            }
+        }
+    }
+    if appended.is_empty() {
+        return results;
+    }
+    match crate::store::append_serialized(pool, A::TYPE, appended).await {
+        Ok(()) => results,
+        Err(cqrs_es::persist::PersistenceError::OptimisticLockError) => one_by_one(cqrs, commands).await,
+        Err(e) => commands.iter().map(|_| Err(store_error(&e))).collect(),
+    }
+}
+
+async fn one_by_one<A>(
+    cqrs: &Cqrs<A>,
+    commands: Vec<(String, A::Command, EventMetadata)>,
+) -> Vec<Result<(), CommandError<A::Error>>>
+where
+    A: Aggregate,
+    A::Command: Clone,
+{
+    let mut results = Vec::with_capacity(commands.len());
+    for (id, command, metadata) in commands {
+        results.push(execute(cqrs, &id, command, metadata).await);
+    }
+    results
 }

@@ -172,6 +172,17 @@ async fn write_batch(pool: &PgPool, batch: Vec<Append>) {
     }
 }
 
+/// Appends already serialised events of one aggregate type in one statement (one
+/// transaction), in order: the batch command path of [`crate::execute::execute_all`].
+pub(crate) async fn append_serialized(
+    pool: &PgPool,
+    aggregate_type: &'static str,
+    events: Vec<SerializedEvent>,
+) -> Result<(), PersistenceError> {
+    let (done, _) = oneshot::channel();
+    insert(pool, &[Append { aggregate_type, events, done }]).await
+}
+
 /// Appends the events of several commands in one transaction, in order.
 async fn insert(pool: &PgPool, appends: &[Append]) -> Result<(), PersistenceError> {
     let rows: usize = appends.iter().map(|a| a.events.len()).sum();

@@ -29,137 +29,269 @@ impl Projection for ClicksProjection {
         &["clicks_view"]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut PgConnection,
-        event: &LoggedEvent,
-        log_position: i64,
-    ) -> Result<(), ProjectionError> {
-        let c = match decode(event, log_position)? {
-            ClickEvent::ClickRecorded(c) => c,
-            ClickEvent::ClickMatched(m) => {
-                let b = &m.best;
-                let product = b.product.as_ref();
-                return record_verdict(
-                    tx,
-                    m.click_id,
-                    Verdict {
-                        status: "matched",
-                        reason: None,
-                        article: product.map(|p| p.article.as_str()),
-                        identifier: product.map(|p| p.additional_identifier.as_str()),
-                        label: Some(&b.label),
-                        track_id: Some(&b.track_id),
-                        bbox: Some(serde_json::json!([b.bbox.xmin, b.bbox.ymin, b.bbox.xmax, b.bbox.ymax])),
-                        score: Some(b.distance),
-                        explanation: &m.reason,
-                        candidates: serde_json::to_value(&m.candidates).unwrap_or_default(),
-                        run_id: m.run_id,
-                        at: m.evaluated_at,
-                    },
-                )
-                .await;
+    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, log_position: i64) -> Result<(), ProjectionError> {
+        self.apply_all(tx, &[(event.clone(), log_position)]).await
+    }
+
+    /// Clicks and verdicts come by the thousand: each kind is written with one statement
+    /// per batch. Verdicts follow the inserts (a click and its verdict can share a batch),
+    /// and only a click's last verdict in the batch is written.
+    async fn apply_all(&self, tx: &mut PgConnection, events: &[(LoggedEvent, i64)]) -> Result<(), ProjectionError> {
+        let mut rows = NewRows::default();
+        let mut verdicts = Verdicts::default();
+        for (event, log_position) in events {
+            match decode(event, *log_position)? {
+                ClickEvent::ClickRecorded(c) => rows.push(&c, event, *log_position),
+                ClickEvent::ClickMatched(m) => verdicts.matched(&m),
+                ClickEvent::ClickUnmatched(u) => verdicts.unmatched(&u),
             }
-            ClickEvent::ClickUnmatched(u) => {
-                return record_verdict(
-                    tx,
-                    u.click_id,
-                    Verdict {
-                        status: "unmatched",
-                        reason: Some(u.reason.as_str()),
-                        article: None,
-                        identifier: None,
-                        label: None,
-                        track_id: None,
-                        bbox: None,
-                        score: None,
-                        explanation: &u.explanation,
-                        candidates: serde_json::to_value(&u.candidates).unwrap_or_default(),
-                        run_id: u.run_id,
-                        at: u.evaluated_at,
-                    },
-                )
-                .await;
-            }
-        };
+        }
+        rows.insert(tx).await?;
+        verdicts.update(tx).await
+    }
+}
+
+/// Recorded clicks as columns, for one multi-row insert.
+#[derive(Default)]
+struct NewRows {
+    click_id: Vec<Uuid>,
+    log_position: Vec<i64>,
+    event_id: Vec<Uuid>,
+    video_id: Vec<String>,
+    video_id_reported: Vec<String>,
+    user_id: Vec<Option<String>>,
+    viewer: Vec<String>,
+    client_ip: Vec<String>,
+    viewer_cookie: Vec<Option<String>>,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    media_time: Vec<f64>,
+    player_width: Vec<Option<f64>>,
+    player_height: Vec<Option<f64>>,
+    video_width: Vec<Option<f64>>,
+    video_height: Vec<Option<f64>>,
+    frame_x: Vec<Option<f64>>,
+    frame_y: Vec<Option<f64>>,
+    frame_u: Vec<Option<f64>>,
+    frame_v: Vec<Option<f64>>,
+    on_black_band: Vec<bool>,
+    during_ad: Vec<bool>,
+    received_at: Vec<DateTime<Utc>>,
+    recorded_at: Vec<DateTime<Utc>>,
+}
+
+impl NewRows {
+    fn push(&mut self, c: &click::ClickRecorded, event: &LoggedEvent, log_position: i64) {
         let frame = c.frame.as_ref();
+        let ip = c.client_ip.to_string();
+        self.click_id.push(c.click_id);
+        self.log_position.push(log_position);
+        self.event_id.push(event.event_id);
+        self.video_id.push(c.video_id.to_string());
+        self.video_id_reported.push(c.video_id_reported.clone());
+        self.user_id.push(c.user_id.as_ref().map(|u| u.to_string()));
+        self.viewer.push(viewer(c.viewer_cookie.as_deref(), &ip));
+        self.client_ip.push(ip);
+        self.viewer_cookie.push(c.viewer_cookie.clone());
+        self.x.push(c.x);
+        self.y.push(c.y);
+        self.media_time.push(c.timestamp);
+        self.player_width.push(c.player.map(|s| s.width()));
+        self.player_height.push(c.player.map(|s| s.height()));
+        self.video_width.push(c.video.map(|s| s.width()));
+        self.video_height.push(c.video.map(|s| s.height()));
+        self.frame_x.push(frame.map(|f| f.x));
+        self.frame_y.push(frame.map(|f| f.y));
+        self.frame_u.push(frame.map(|f| f.u));
+        self.frame_v.push(frame.map(|f| f.v));
+        self.on_black_band.push(c.on_black_band);
+        self.during_ad.push(c.during_ad);
+        self.received_at.push(c.received_at);
+        self.recorded_at.push(event.recorded_at);
+    }
+
+    async fn insert(&self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
+        if self.click_id.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO clicks_view (click_id, log_position, event_id, video_id, video_id_reported,
                  user_id, viewer, client_ip, viewer_cookie, x, y, media_time,
                  player_width, player_height, video_width, video_height,
                  frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                     $17, $18, $19, $20, $21, $22, $23, $24)
+             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                 $7::text[], $8::text[], $9::text[], $10::float8[], $11::float8[], $12::float8[],
+                 $13::float8[], $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[],
+                 $19::float8[], $20::float8[], $21::bool[], $22::bool[], $23::timestamptz[], $24::timestamptz[])
              ON CONFLICT (click_id) DO NOTHING",
         )
-        .bind(c.click_id)
-        .bind(log_position)
-        .bind(event.event_id)
-        .bind(c.video_id.as_str())
-        .bind(&c.video_id_reported)
-        .bind(c.user_id.as_ref().map(|u| u.as_str()))
-        .bind(viewer(c.viewer_cookie.as_deref(), &c.client_ip.to_string()))
-        .bind(c.client_ip.to_string())
-        .bind(c.viewer_cookie.as_deref())
-        .bind(c.x)
-        .bind(c.y)
-        .bind(c.timestamp)
-        .bind(c.player.map(|s| s.width()))
-        .bind(c.player.map(|s| s.height()))
-        .bind(c.video.map(|s| s.width()))
-        .bind(c.video.map(|s| s.height()))
-        .bind(frame.map(|f| f.x))
-        .bind(frame.map(|f| f.y))
-        .bind(frame.map(|f| f.u))
-        .bind(frame.map(|f| f.v))
-        .bind(c.on_black_band)
-        .bind(c.during_ad)
-        .bind(c.received_at)
-        .bind(event.recorded_at)
+        .bind(&self.click_id)
+        .bind(&self.log_position)
+        .bind(&self.event_id)
+        .bind(&self.video_id)
+        .bind(&self.video_id_reported)
+        .bind(&self.user_id)
+        .bind(&self.viewer)
+        .bind(&self.client_ip)
+        .bind(&self.viewer_cookie)
+        .bind(&self.x)
+        .bind(&self.y)
+        .bind(&self.media_time)
+        .bind(&self.player_width)
+        .bind(&self.player_height)
+        .bind(&self.video_width)
+        .bind(&self.video_height)
+        .bind(&self.frame_x)
+        .bind(&self.frame_y)
+        .bind(&self.frame_u)
+        .bind(&self.frame_v)
+        .bind(&self.on_black_band)
+        .bind(&self.during_ad)
+        .bind(&self.received_at)
+        .bind(&self.recorded_at)
         .execute(tx)
         .await?;
         Ok(())
     }
 }
 
-struct Verdict<'a> {
+/// The matcher's verdicts as columns, the last one per click, for one multi-row update.
+#[derive(Default)]
+struct Verdicts {
+    index: std::collections::HashMap<Uuid, usize>,
+    click_id: Vec<Uuid>,
+    status: Vec<&'static str>,
+    reason: Vec<Option<&'static str>>,
+    article: Vec<Option<String>>,
+    identifier: Vec<Option<String>>,
+    label: Vec<Option<String>>,
+    track_id: Vec<Option<String>>,
+    bbox: Vec<Option<serde_json::Value>>,
+    score: Vec<Option<f64>>,
+    explanation: Vec<String>,
+    candidates: Vec<serde_json::Value>,
+    run_id: Vec<Uuid>,
+    at: Vec<DateTime<Utc>>,
+}
+
+/// One verdict's columns.
+struct VerdictRow {
     status: &'static str,
     reason: Option<&'static str>,
-    article: Option<&'a str>,
-    identifier: Option<&'a str>,
-    label: Option<&'a str>,
-    track_id: Option<&'a str>,
+    article: Option<String>,
+    identifier: Option<String>,
+    label: Option<String>,
+    track_id: Option<String>,
     bbox: Option<serde_json::Value>,
     score: Option<f64>,
-    explanation: &'a str,
+    explanation: String,
     candidates: serde_json::Value,
     run_id: Uuid,
     at: DateTime<Utc>,
 }
 
-async fn record_verdict(tx: &mut PgConnection, click_id: Uuid, v: Verdict<'_>) -> Result<(), ProjectionError> {
-    sqlx::query(
-        "UPDATE clicks_view SET match_status = $2, match_reason = $3, match_article = $4, match_identifier = $5,
-             match_label = $6, match_track_id = $7, match_box = $8, match_score = $9, match_explanation = $10,
-             match_candidates = $11, match_run_id = $12, matched_at = $13, match_projected_at = clock_timestamp()
-         WHERE click_id = $1",
-    )
-    .bind(click_id)
-    .bind(v.status)
-    .bind(v.reason)
-    .bind(v.article)
-    .bind(v.identifier)
-    .bind(v.label)
-    .bind(v.track_id)
-    .bind(v.bbox)
-    .bind(v.score)
-    .bind(v.explanation)
-    .bind(v.candidates)
-    .bind(v.run_id)
-    .bind(v.at)
-    .execute(tx)
-    .await?;
-    Ok(())
+impl Verdicts {
+    fn matched(&mut self, m: &click::ClickMatched) {
+        let b = &m.best;
+        let product = b.product.as_ref();
+        self.put(m.click_id, VerdictRow {
+            status: "matched",
+            reason: None,
+            article: product.map(|p| p.article.clone()),
+            identifier: product.map(|p| p.additional_identifier.clone()),
+            label: Some(b.label.clone()),
+            track_id: Some(b.track_id.clone()),
+            bbox: Some(serde_json::json!([b.bbox.xmin, b.bbox.ymin, b.bbox.xmax, b.bbox.ymax])),
+            score: Some(b.distance),
+            explanation: m.reason.clone(),
+            candidates: serde_json::to_value(&m.candidates).unwrap_or_default(),
+            run_id: m.run_id,
+            at: m.evaluated_at,
+        });
+    }
+
+    fn unmatched(&mut self, u: &click::ClickUnmatched) {
+        self.put(u.click_id, VerdictRow {
+            status: "unmatched",
+            reason: Some(u.reason.as_str()),
+            article: None,
+            identifier: None,
+            label: None,
+            track_id: None,
+            bbox: None,
+            score: None,
+            explanation: u.explanation.clone(),
+            candidates: serde_json::to_value(&u.candidates).unwrap_or_default(),
+            run_id: u.run_id,
+            at: u.evaluated_at,
+        });
+    }
+
+    fn put(&mut self, click_id: Uuid, v: VerdictRow) {
+        if let Some(&i) = self.index.get(&click_id) {
+            self.status[i] = v.status;
+            self.reason[i] = v.reason;
+            self.article[i] = v.article;
+            self.identifier[i] = v.identifier;
+            self.label[i] = v.label;
+            self.track_id[i] = v.track_id;
+            self.bbox[i] = v.bbox;
+            self.score[i] = v.score;
+            self.explanation[i] = v.explanation;
+            self.candidates[i] = v.candidates;
+            self.run_id[i] = v.run_id;
+            self.at[i] = v.at;
+            return;
+        }
+        self.index.insert(click_id, self.click_id.len());
+        self.click_id.push(click_id);
+        self.status.push(v.status);
+        self.reason.push(v.reason);
+        self.article.push(v.article);
+        self.identifier.push(v.identifier);
+        self.label.push(v.label);
+        self.track_id.push(v.track_id);
+        self.bbox.push(v.bbox);
+        self.score.push(v.score);
+        self.explanation.push(v.explanation);
+        self.candidates.push(v.candidates);
+        self.run_id.push(v.run_id);
+        self.at.push(v.at);
+    }
+
+    async fn update(&self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
+        if self.click_id.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE clicks_view c SET match_status = v.status, match_reason = v.reason, match_article = v.article,
+                 match_identifier = v.identifier, match_label = v.label, match_track_id = v.track_id,
+                 match_box = v.bbox, match_score = v.score, match_explanation = v.explanation,
+                 match_candidates = v.candidates, match_run_id = v.run_id, matched_at = v.at,
+                 match_projected_at = clock_timestamp()
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::jsonb[], $9::float8[], $10::text[], $11::jsonb[], $12::uuid[], $13::timestamptz[])
+                  AS v(click_id, status, reason, article, identifier, label, track_id, bbox, score, explanation,
+                       candidates, run_id, at)
+             WHERE c.click_id = v.click_id",
+        )
+        .bind(&self.click_id)
+        .bind(&self.status)
+        .bind(&self.reason)
+        .bind(&self.article)
+        .bind(&self.identifier)
+        .bind(&self.label)
+        .bind(&self.track_id)
+        .bind(&self.bbox)
+        .bind(&self.score)
+        .bind(&self.explanation)
+        .bind(&self.candidates)
+        .bind(&self.run_id)
+        .bind(&self.at)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
 }
 
 /// What the matcher made of a click.

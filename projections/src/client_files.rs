@@ -10,7 +10,7 @@ use framecart_domain::log::{LoggedEvent, Namespace};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
-use crate::files::{DirtyFiles, plain_number, write_file};
+use crate::files::{DirtyFiles, Throttle, plain_number, write_file};
 use crate::runner::{Projection, ProjectionError, decode};
 
 pub const NAME: &str = "client_files";
@@ -19,11 +19,15 @@ const DIRTY: DirtyFiles = DirtyFiles { table: "client_files_dirty" };
 
 pub struct ClientFilesProjection {
     dir: PathBuf,
+    throttle: Throttle,
 }
+
+/// A busy viewer's file is rewritten at most this often.
+const REWRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ClientFilesProjection {
     pub fn new(media_dir: PathBuf) -> Self {
-        Self { dir: media_dir.join(FOLDER) }
+        Self { dir: media_dir.join(FOLDER), throttle: Throttle::new(REWRITE_EVERY) }
     }
 }
 
@@ -61,32 +65,43 @@ impl Projection for ClientFilesProjection {
         &["client_file_clicks", "client_files_dirty"]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut PgConnection,
-        event: &LoggedEvent,
-        log_position: i64,
-    ) -> Result<(), ProjectionError> {
-        if event.event_type != CLICK_RECORDED {
+    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, log_position: i64) -> Result<(), ProjectionError> {
+        self.apply_all(tx, &[(event.clone(), log_position)]).await
+    }
+
+    /// A batch's clicks are written with one statement, and their files marked with one.
+    async fn apply_all(&self, tx: &mut PgConnection, events: &[(LoggedEvent, i64)]) -> Result<(), ProjectionError> {
+        let (mut names, mut positions, mut xs, mut ys, mut times, mut videos) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (event, log_position) in events {
+            if event.event_type != CLICK_RECORDED {
+                continue;
+            }
+            let ClickEvent::ClickRecorded(c) = decode(event, *log_position)? else { continue };
+            names.push(file_name(&c));
+            positions.push(*log_position);
+            xs.push(c.x);
+            ys.push(c.y);
+            times.push(c.timestamp);
+            videos.push(c.video_id.to_string());
+        }
+        if names.is_empty() {
             return Ok(());
         }
-        let ClickEvent::ClickRecorded(c) = decode(event, log_position)? else {
-            return Ok(());
-        };
-        let name = file_name(&c);
         sqlx::query(
             "INSERT INTO client_file_clicks (file_name, log_position, x, y, media_time, video_id)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[], $6::text[])
+             ON CONFLICT DO NOTHING",
         )
-        .bind(&name)
-        .bind(log_position)
-        .bind(c.x)
-        .bind(c.y)
-        .bind(c.timestamp)
-        .bind(c.video_id.as_str())
+        .bind(&names)
+        .bind(&positions)
+        .bind(&xs)
+        .bind(&ys)
+        .bind(&times)
+        .bind(&videos)
         .execute(&mut *tx)
         .await?;
-        DIRTY.mark(tx, &name).await?;
+        DIRTY.mark_all(tx, &names).await?;
         Ok(())
     }
 
@@ -94,6 +109,9 @@ impl Projection for ClientFilesProjection {
     /// in the meantime.
     async fn after_commit(&self, pool: &PgPool) -> Result<(), ProjectionError> {
         for (name, version) in DIRTY.pending(pool).await? {
+            if !self.throttle.ready(&name) {
+                continue;
+            }
             let rows: Vec<(f64, f64, f64, String)> = sqlx::query_as(
                 "SELECT x, y, media_time, video_id FROM client_file_clicks
                  WHERE file_name = $1 ORDER BY log_position",
@@ -108,6 +126,7 @@ impl Projection for ClientFilesProjection {
             let json = serde_json::to_vec(&entries)
                 .map_err(|e| ProjectionError::Internal(format!("serialising {name}: {e}")))?;
             write_file(self.dir.clone(), name.clone(), json).await?;
+            self.throttle.wrote(&name);
             DIRTY.written(pool, &name, version).await?;
         }
         Ok(())

@@ -73,6 +73,36 @@ pub async fn write_file(dir: PathBuf, name: String, contents: Vec<u8>) -> Result
         .unwrap_or_else(|e| Err(MediaFileError::Io { path: PathBuf::new(), source: std::io::Error::other(e) }))
 }
 
+/// Rewrites a file at most once per interval: a file that changes with every batch (one
+/// viewer clicking a lot) is rewritten a few times a second, not a hundred. A skipped
+/// rewrite stays marked dirty and is done on a later call (the runner calls again on its
+/// next batch or tick).
+#[derive(Debug)]
+pub struct Throttle {
+    every: std::time::Duration,
+    last: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl Throttle {
+    pub fn new(every: std::time::Duration) -> Self {
+        Self { every, last: Default::default() }
+    }
+
+    /// True when `name` was not written within the interval.
+    pub fn ready(&self, name: &str) -> bool {
+        let Ok(last) = self.last.lock() else { return true };
+        last.get(name).is_none_or(|at| at.elapsed() >= self.every)
+    }
+
+    pub fn wrote(&self, name: &str) {
+        if let Ok(mut last) = self.last.lock() {
+            let every = self.every;
+            last.retain(|_, at| at.elapsed() < every);
+            last.insert(name.to_owned(), std::time::Instant::now());
+        }
+    }
+}
+
 /// A projection's record of the files whose rows changed but which are not rewritten
 /// yet. Marked in the view's transaction, cleared after the file is written, so a crash
 /// in between leaves the mark and the file is rewritten on the next start.
@@ -90,6 +120,22 @@ impl DirtyFiles {
              ON CONFLICT (file_name) DO UPDATE SET version = {table}.version + 1"
         ))
         .bind(file_name)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    /// [`Self::mark`] for many files at once.
+    pub async fn mark_all(&self, tx: &mut PgConnection, file_names: &[String]) -> Result<(), sqlx::Error> {
+        if file_names.is_empty() {
+            return Ok(());
+        }
+        let table = self.table;
+        sqlx::query(&format!(
+            "INSERT INTO {table} (file_name) SELECT DISTINCT unnest($1::text[])
+             ON CONFLICT (file_name) DO UPDATE SET version = {table}.version + 1"
+        ))
+        .bind(file_names)
         .execute(tx)
         .await?;
         Ok(())

@@ -32,6 +32,15 @@ pub trait Projection: Send + Sync {
         log_position: i64,
     ) -> Result<(), ProjectionError>;
 
+    /// Applies a batch of events, in log order, inside one transaction. The default applies
+    /// them one by one; a projection with many small events can write them together.
+    async fn apply_all(&self, tx: &mut PgConnection, events: &[(LoggedEvent, i64)]) -> Result<(), ProjectionError> {
+        for (event, log_position) in events {
+            self.apply(tx, event, *log_position).await?;
+        }
+        Ok(())
+    }
+
     /// Work that follows a committed batch (files). Must be idempotent: it also runs on
     /// start, to finish what a crash interrupted.
     async fn after_commit(&self, _pool: &PgPool) -> Result<(), ProjectionError> {
@@ -210,11 +219,23 @@ impl ProjectionRunner {
                     for message in chunk {
                         batch.push(message.map_err(nats)?);
                     }
+                    let started = std::time::Instant::now();
                     self.apply_batch(conn, generation, &batch).await?;
+                    let applied_ms = started.elapsed().as_millis() as u64;
                     self.projection.after_commit(&self.pool).await?;
-                    for message in &batch {
-                        message.ack().await.map_err(nats)?;
+                    let after_ms = started.elapsed().as_millis() as u64;
+                    // One ack for the batch: the consumer acknowledges everything up to it.
+                    if let Some(last) = batch.last() {
+                        last.ack().await.map_err(nats)?;
                     }
+                    tracing::debug!(
+                        projection = name,
+                        messages = batch.len(),
+                        applied_ms,
+                        after_ms,
+                        total_ms = started.elapsed().as_millis() as u64,
+                        "batch"
+                    );
                 }
             }
         }
@@ -238,7 +259,10 @@ impl ProjectionRunner {
                 description: Some(format!("projection {}", self.projection.name())),
                 filter_subject: self.projection.filter_subject(&self.ns),
                 deliver_policy,
-                ack_policy: consumer::AckPolicy::Explicit,
+                // Acknowledged explicitly, a batch at a time: acking the last message of a batch
+                // acknowledges all before it. (Correctness never rests on the consumer's ack
+                // state: the checkpoint in Postgres is the truth.)
+                ack_policy: consumer::AckPolicy::All,
                 ack_wait: Duration::from_secs(60),
                 max_ack_pending: 20_000,
                 ..Default::default()
@@ -267,6 +291,7 @@ impl ProjectionRunner {
         if current != generation {
             return Err(ProjectionError::Rebuilt);
         }
+        let mut events = Vec::with_capacity(batch.len());
         for message in batch {
             let position = message.info().map_err(nats)?.stream_sequence;
             let log_position = i64::try_from(position).map_err(|e| ProjectionError::Decode {
@@ -278,9 +303,10 @@ impl ProjectionRunner {
             }
             let event: LoggedEvent = serde_json::from_slice(&message.payload)
                 .map_err(|e| ProjectionError::Decode { position, reason: e.to_string() })?;
-            self.projection.apply(&mut tx, &event, log_position).await?;
+            events.push((event, log_position));
             applied = log_position;
         }
+        self.projection.apply_all(&mut tx, &events).await?;
         sqlx::query(
             "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = clock_timestamp() WHERE name = $1",
         )

@@ -196,6 +196,28 @@ pub struct Scene {
     pub objects: Vec<ObjectAt>,
 }
 
+/// Every track of one completed run, ordered by start, to find what is on screen at any
+/// moment without reading the store again. Tracks never change once a run is complete,
+/// so a reader may keep this as long as it likes.
+#[derive(Debug, Clone)]
+pub struct RunTracks {
+    pub run_id: Uuid,
+    /// The uploaded file's frame size, in pixels.
+    pub width: f64,
+    pub height: f64,
+    /// Seconds between samples: how long a track's ends are held.
+    interval: f64,
+    /// By start time.
+    tracks: Vec<(String, Track)>,
+    /// The longest track's length, which bounds the search.
+    longest: f64,
+}
+
+/// The links in force for a video.
+#[derive(Debug, Clone, Default)]
+pub struct Links(Vec<LinkRow>);
+
+#[derive(Debug, Clone)]
 struct LinkRow {
     article: String,
     kind: String,
@@ -207,69 +229,134 @@ struct LinkRow {
     link_id: Uuid,
 }
 
-/// The objects of the video's newest completed run on screen at media time `t`, or
-/// `None` while the video has no completed run. Only tracks whose span holds `t` are read
-/// (an index on the spans): the cost grows with the objects on screen, not the video.
-pub async fn scene_at(pool: &PgPool, video_id: &str, t: f64) -> Result<Option<Scene>, sqlx::Error> {
-    let Some((run_id, sample_fps, width, height)): Option<(Uuid, f64, i32, i32)> = sqlx::query_as(
-        "SELECT c.run_id, r.sample_fps, s.width, s.height
-         FROM detection_current c
-         JOIN detection_requests r ON r.run_id = c.run_id
-         JOIN detection_video_sizes s ON s.video_id = c.video_id AND s.version = r.video_version
-         WHERE c.video_id = $1",
+impl RunTracks {
+    pub fn len(&self) -> usize {
+        self.tracks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty()
+    }
+
+    /// The objects on screen at media time `t`, with their products. A binary search on the
+    /// start times bounds the tracks looked at to those that can span `t`.
+    pub fn scene(&self, t: f64, links: &Links) -> Scene {
+        let first = self.tracks.partition_point(|(_, tr)| tr.start() < t - self.interval - self.longest);
+        let last = self.tracks.partition_point(|(_, tr)| tr.start() <= t + self.interval);
+        let objects = self.tracks[first..last]
+            .iter()
+            .filter_map(|(track_id, track)| {
+                let at = track.at(t, self.interval)?;
+                Some(ObjectAt {
+                    track_id: track_id.clone(),
+                    class_id: track.class_id,
+                    label: track.label.clone(),
+                    bbox: at.bbox.normalized(self.width, self.height),
+                    confidence: at.confidence,
+                    product: link_for(&links.0, track_id, &track.label, t),
+                })
+            })
+            .collect();
+        Scene { run_id: self.run_id, width: self.width, height: self.height, objects }
+    }
+}
+
+/// The video's newest completed run, if any.
+pub async fn current_run(pool: &PgPool, video_id: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT run_id FROM detection_current WHERE video_id = $1")
+        .bind(video_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Every track of a completed run.
+pub async fn load_run(pool: &PgPool, run_id: Uuid) -> Result<Option<RunTracks>, sqlx::Error> {
+    let Some((sample_fps, width, height)): Option<(f64, i32, i32)> = sqlx::query_as(
+        "SELECT r.sample_fps, s.width, s.height
+         FROM detection_requests r
+         JOIN detection_video_sizes s ON s.video_id = r.video_id AND s.version = r.video_version
+         WHERE r.run_id = $1",
     )
-    .bind(video_id)
+    .bind(run_id)
     .fetch_optional(pool)
     .await?
     else {
         return Ok(None);
     };
-    let tracks: Vec<(String, i32, String, serde_json::Value)> = sqlx::query_as(
-        "SELECT track_id, class_id, label, samples FROM tracks_view
-         WHERE run_id = $1 AND span @> $2::float8::numeric",
-    )
-    .bind(run_id)
-    .bind(t)
-    .fetch_all(pool)
-    .await?;
-    let links: Vec<LinkRow> = sqlx::query_as::<_, (String, String, Option<String>, Option<f64>, Option<f64>, Option<String>, String, Uuid)>(
+    let rows: Vec<(String, i32, String, serde_json::Value)> =
+        sqlx::query_as("SELECT track_id, class_id, label, samples FROM tracks_view WHERE run_id = $1 ORDER BY t_start, number")
+            .bind(run_id)
+            .fetch_all(pool)
+            .await?;
+    let tracks: Vec<(String, Track)> = rows
+        .into_iter()
+        .filter_map(|(track_id, class_id, label, samples)| {
+            let track = Track { number: 0, class_id: u32::try_from(class_id).ok()?, label, samples: samples_from_json(&samples) };
+            (!track.samples.is_empty()).then_some((track_id, track))
+        })
+        .collect();
+    let longest = tracks.iter().map(|(_, t)| t.end() - t.start()).fold(0.0, f64::max);
+    Ok(Some(RunTracks { run_id, width: f64::from(width), height: f64::from(height), interval: 1.0 / sample_fps, tracks, longest }))
+}
+
+/// The links in force for a video, newest first.
+pub async fn links(pool: &PgPool, video_id: &str) -> Result<Links, sqlx::Error> {
+    let rows = sqlx::query_as::<_, (String, String, Option<String>, Option<f64>, Option<f64>, Option<String>, String, Uuid)>(
         "SELECT article, kind, label, t_from, t_to, track_id, additional_identifier, link_id
          FROM links_view WHERE video_id = $1 AND active ORDER BY position DESC",
     )
     .bind(video_id)
     .fetch_all(pool)
+    .await?;
+    Ok(Links(
+        rows.into_iter()
+            .map(|(article, kind, label, t_from, t_to, track_id, additional_identifier, link_id)| LinkRow {
+                article,
+                kind,
+                label,
+                t_from,
+                t_to,
+                track_id,
+                additional_identifier,
+                link_id,
+            })
+            .collect(),
+    ))
+}
+
+/// What can be clicked in the video at media time `t`, read straight from the store
+/// through the index on track spans (no run loaded whole).
+pub async fn scene_at(pool: &PgPool, video_id: &str, t: f64) -> Result<Option<Scene>, sqlx::Error> {
+    let Some(run_id) = current_run(pool, video_id).await? else { return Ok(None) };
+    let Some((sample_fps, width, height)): Option<(f64, i32, i32)> = sqlx::query_as(
+        "SELECT r.sample_fps, s.width, s.height
+         FROM detection_requests r
+         JOIN detection_video_sizes s ON s.video_id = r.video_id AND s.version = r.video_version
+         WHERE r.run_id = $1",
+    )
+    .bind(run_id)
+    .fetch_optional(pool)
     .await?
-    .into_iter()
-    .map(|(article, kind, label, t_from, t_to, track_id, additional_identifier, link_id)| LinkRow {
-        article,
-        kind,
-        label,
-        t_from,
-        t_to,
-        track_id,
-        additional_identifier,
-        link_id,
-    })
-    .collect();
-    let (w, h) = (f64::from(width), f64::from(height));
-    let interval = 1.0 / sample_fps;
-    let objects = tracks
+    else {
+        return Ok(None);
+    };
+    let rows: Vec<(String, i32, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT track_id, class_id, label, samples FROM tracks_view WHERE run_id = $1 AND span @> $2::float8::numeric",
+    )
+    .bind(run_id)
+    .bind(t)
+    .fetch_all(pool)
+    .await?;
+    let tracks: Vec<(String, Track)> = rows
         .into_iter()
         .filter_map(|(track_id, class_id, label, samples)| {
-            let track = Track { number: 0, class_id: u32::try_from(class_id).ok()?, label, samples: samples_from_json(&samples) };
-            let at = track.at(t, interval)?;
-            let product = link_for(&links, &track_id, &track.label, t);
-            Some(ObjectAt {
-                track_id,
-                class_id: track.class_id,
-                label: track.label,
-                bbox: at.bbox.normalized(w, h),
-                confidence: at.confidence,
-                product,
-            })
+            Some((track_id, Track { number: 0, class_id: u32::try_from(class_id).ok()?, label, samples: samples_from_json(&samples) }))
         })
         .collect();
-    Ok(Some(Scene { run_id, width: w, height: h, objects }))
+    let longest = tracks.iter().map(|(_, t)| t.end() - t.start()).fold(0.0, f64::max);
+    let mut run = RunTracks { run_id, width: f64::from(width), height: f64::from(height), interval: 1.0 / sample_fps, tracks, longest };
+    run.tracks.sort_by(|a, b| a.1.start().total_cmp(&b.1.start()));
+    Ok(Some(run.scene(t, &links(pool, video_id).await?)))
 }
 
 /// The newest link that covers an object at `t`: one naming the track beats one by label.
