@@ -14,8 +14,11 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-use crate::settings::{HttpSettings, ServeSettings, Settings, VideoSettings};
+use framecart_commands::payments::PaymentGateway;
+
+use crate::settings::{AuthSettings, HttpSettings, ServeSettings, Settings, VideoSettings};
 
 /// Everything a request handler may use.
 pub struct App {
@@ -35,6 +38,14 @@ pub struct App {
     pub commands: Arc<Commands>,
     /// The detection model's class names, when its files are here (to check requests).
     pub class_names: Option<Vec<String>>,
+    /// Signs and checks bearer tokens.
+    pub token_key: crate::auth::TokenKey,
+    /// Token lifetime, first admin.
+    pub auth: AuthSettings,
+    /// Payment providers by name.
+    pub gateways: std::collections::HashMap<&'static str, Arc<dyn PaymentGateway>>,
+    /// The secret the fake provider signs webhooks with.
+    pub fake_payments_secret: Vec<u8>,
 }
 
 /// The router's state: one shared [`App`].
@@ -96,7 +107,9 @@ pub fn projections(
     commands: Arc<Commands>,
 ) -> Vec<Arc<dyn framecart_projections::Projection>> {
     let mut all = framecart_projections::all(settings.media_dir.clone());
-    all.push(Arc::new(crate::matcher::Matcher::new(commands)));
+    all.push(Arc::new(crate::matcher::Matcher::new(commands.clone())));
+    all.push(Arc::new(crate::followups::Followups::of_payments(commands.clone())));
+    all.push(Arc::new(crate::followups::Followups::of_orders(commands)));
     all
 }
 
@@ -121,7 +134,7 @@ pub struct Running {
 impl Running {
     /// Connects, then serves on `http.bind` (port 0 picks a free port).
     pub async fn start(serve: ServeSettings, components: Components) -> anyhow::Result<Self> {
-        let ServeSettings { settings, http, video } = serve;
+        let ServeSettings { settings, http, video, auth, payments } = serve;
         let infra = Infra::connect(&settings).await?;
         let listener = TcpListener::bind(http.bind)
             .await
@@ -138,10 +151,34 @@ impl Running {
             jetstream: infra.jetstream.clone(),
             commands: Arc::new(Commands::new(infra.pool.clone(), write_mode)),
             class_names: class_names(&video),
+            token_key: crate::auth::TokenKey::new(auth.token_secret.as_deref()),
+            gateways: Default::default(),
+            fake_payments_secret: Vec::new(),
             settings,
             http,
             video,
+            auth,
         };
+        let mut app = app;
+        if app.auth.token_secret.is_none() {
+            tracing::warn!("FRAMECART_TOKEN_SECRET is not set: tokens will stop working when this process restarts");
+        }
+        let fake_secret = payments
+            .fake_secret
+            .clone()
+            .map_or_else(|| Uuid::new_v4().as_bytes().to_vec(), String::into_bytes);
+        let webhook_url = payments.fake_webhook_url.clone().unwrap_or_else(|| {
+            let host = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
+            format!("http://{}/api/v1/payments/webhooks/{}", SocketAddr::new(host, addr.port()), crate::fake_payments::NAME)
+        });
+        let fake = crate::fake_payments::FakeGateway::new(fake_secret.clone(), webhook_url, payments.fake_chaos);
+        app.gateways.insert(crate::fake_payments::NAME, Arc::new(fake));
+        app.fake_payments_secret = fake_secret;
+        crate::routes::users::bootstrap_admin(&app).await?;
+        // Idempotency keys are kept at least 24 hours; older ones go.
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '48 hours'")
+            .execute(&app.pool)
+            .await?;
         let state = AppState(Arc::new(app));
         let shutdown = CancellationToken::new();
         let router = crate::routes::router(state.clone());

@@ -20,6 +20,15 @@ pub enum ApiError {
     /// 400: the request could not be read (malformed JSON, bad query string).
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// 401: no valid bearer token where one is needed.
+    #[error("sign in: send `Authorization: Bearer <token>` with a valid token")]
+    Unauthenticated,
+    /// 401: the email or the password is wrong (which one is not said).
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    /// 403: signed in, but without the role this needs.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such resource, or no such route.
     #[error("{0}")]
     NotFound(String),
@@ -63,9 +72,17 @@ impl ApiError {
         Self::Internal(error.into())
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The body this error answers with.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { error: ErrorDetail { code: self.status_and_code().1.to_owned(), message: self.to_string() } }
+    }
+
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
@@ -98,9 +115,14 @@ struct InternalCause(std::sync::Arc<anyhow::Error>);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: self.to_string() } };
+        let (status, _) = self.status_and_code();
+        let body = self.body();
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
         if let Self::Unavailable(cause) | Self::Internal(cause) = self {
             response.extensions_mut().insert(InternalCause(std::sync::Arc::new(cause)));
         }

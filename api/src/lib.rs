@@ -12,9 +12,12 @@
 //! - Nothing from a request reaches a file path before it is parsed into a value type.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod fake_payments;
+pub mod followups;
 pub mod matcher;
 pub mod routes;
 pub mod settings;
@@ -22,7 +25,7 @@ pub mod upload;
 pub mod worker;
 
 pub use app::{App, AppState, Components, Infra, Running};
-pub use settings::{HttpSettings, ServeSettings, Settings, VideoSettings};
+pub use settings::{AuthSettings, HttpSettings, PaymentSettings, ServeSettings, Settings, VideoSettings};
 
 /// The lower crates, for black-box tests and tools that need their types.
 pub use framecart_commands as commands;

@@ -20,6 +20,69 @@ pub struct ServeSettings {
     pub http: HttpSettings,
     #[command(flatten)]
     pub video: VideoSettings,
+    #[command(flatten)]
+    pub auth: AuthSettings,
+    #[command(flatten)]
+    pub payments: PaymentSettings,
+}
+
+/// Accounts and tokens.
+#[derive(Args, Clone, Default)]
+pub struct AuthSettings {
+    /// Secret that signs bearer tokens (at least 32 characters). Without it a random one is
+    /// made at start, and tokens stop working when the process restarts.
+    #[arg(long, env = "FRAMECART_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// Hours a bearer token stays valid.
+    #[arg(long, env = "FRAMECART_TOKEN_TTL_HOURS", default_value_t = 24 * 7)]
+    pub token_ttl_hours: u64,
+
+    /// The first admin's email, created at start when no such account exists.
+    #[arg(long, env = "FRAMECART_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// The first admin's password.
+    #[arg(long, env = "FRAMECART_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("token_secret", &self.token_secret.as_ref().map(|_| "********"))
+            .field("token_ttl_hours", &self.token_ttl_hours)
+            .field("admin_email", &self.admin_email)
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "********"))
+            .finish()
+    }
+}
+
+/// Payment providers.
+#[derive(Args, Clone, Default)]
+pub struct PaymentSettings {
+    /// Secret the fake provider signs its webhooks with (random when unset).
+    #[arg(long, env = "FRAMECART_FAKE_PAYMENTS_SECRET", hide_env_values = true)]
+    pub fake_secret: Option<String>,
+
+    /// Make the fake provider deliver some webhooks twice and out of order, as real
+    /// providers may.
+    #[arg(long, env = "FRAMECART_FAKE_PAYMENTS_CHAOS", default_value_t = true, action = ArgAction::Set)]
+    pub fake_chaos: bool,
+
+    /// Where the fake provider sends its webhooks (default: this server).
+    #[arg(long, env = "FRAMECART_FAKE_PAYMENTS_WEBHOOK_URL")]
+    pub fake_webhook_url: Option<String>,
+}
+
+impl fmt::Debug for PaymentSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PaymentSettings")
+            .field("fake_secret", &self.fake_secret.as_ref().map(|_| "********"))
+            .field("fake_chaos", &self.fake_chaos)
+            .field("fake_webhook_url", &self.fake_webhook_url)
+            .finish()
+    }
 }
 
 /// Where Framecart keeps its state: the store, the log, the media folder.

@@ -8,7 +8,10 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
 use framecart_domain::EventMetadata;
 use framecart_domain::click::Click;
 use framecart_domain::detection::DetectionRun;
+use framecart_domain::order::Order;
+use framecart_domain::payment::Payment;
 use framecart_domain::product::Product;
+use framecart_domain::user::User;
 use framecart_domain::video::Video;
 use sqlx::PgPool;
 
@@ -42,6 +45,9 @@ pub struct Commands {
     pub videos: Cqrs<Video>,
     pub detection_runs: Cqrs<DetectionRun>,
     pub products: Cqrs<Product>,
+    pub users: Cqrs<User>,
+    pub orders: Cqrs<Order>,
+    pub payments: Cqrs<Payment>,
     repo: EventRepository,
 }
 
@@ -55,6 +61,9 @@ impl Commands {
             videos: framework(repo.clone()),
             detection_runs: framework(repo.clone()),
             products: framework(repo.clone()),
+            users: framework(repo.clone()),
+            orders: framework(repo.clone()),
+            payments: framework(repo.clone()),
             repo,
         }
     }

@@ -15,8 +15,10 @@
 //!   reads past the oldest running transaction, so the log is complete and in commit
 //!   order (see [`relay`]).
 
+pub mod audit;
 pub mod db;
 pub mod execute;
+pub mod payments;
 pub mod relay;
 pub mod store;
 pub mod stream;

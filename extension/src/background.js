@@ -1,12 +1,16 @@
 // Framecart's service worker: receives clicks from the content script, keeps them in
-// the outbox until the server has them, and answers the popup.
+// the outbox until the server has them, looks up what an accepted click matched (the
+// content script shows the product card), places orders from that card, and answers
+// the popup and the options page.
 //
 // Listeners are added at the top level, synchronously, as MV3 requires: a stopped
 // worker is restarted for an event only if its listener exists right after start-up.
 
 import { ALARM, enqueue, flush, recordError, status, waiting } from './background/outbox.js';
-import { checkHealth, loadSettings } from './background/server.js';
+import { placeOrder, signIn } from './background/orders.js';
+import { checkHealth, loadOrderSettings, loadSettings } from './background/server.js';
 import { clickBody } from './lib/click.js';
+import { orderReadiness } from './lib/order.js';
 import { nextDueAt } from './lib/outbox.js';
 
 chrome.runtime.onInstalled.addListener(() => flush());
@@ -72,4 +76,36 @@ const HANDLERS = {
     await flush({ force: true });
     return { ok: true, waiting: (await waiting()).length };
   },
+
+  // From the product card's "Order" (or "Try again", with the same key).
+  async 'framecart:order'(message, sender) {
+    if (!sender.tab) return { ok: false, error: 'orders come from tabs' };
+    return placeOrder({
+      clickId: message.clickId,
+      article: message.article,
+      idempotencyKey: message.idempotencyKey,
+    });
+  },
+
+  // From the product card, when the settings changed: can the viewer order now?
+  async 'framecart:order-readiness'() {
+    return { ok: true, ...orderReadiness(await loadOrderSettings()) };
+  },
+
+  // From the product card's hint: content scripts cannot open the options page.
+  async 'framecart:open-options'() {
+    await chrome.runtime.openOptionsPage();
+    return { ok: true };
+  },
+
+  // From the options page's sign-in form. The password goes to the server only.
+  async 'framecart:sign-in'(message, sender) {
+    if (!fromExtensionPage(sender)) return { ok: false, error: 'sign in on the options page' };
+    return signIn({ email: message.email, password: message.password });
+  },
 };
+
+/** True for the extension's own pages (options, popup), not for content scripts. */
+function fromExtensionPage(sender) {
+  return typeof sender.url === 'string' && sender.url.startsWith(chrome.runtime.getURL(''));
+}

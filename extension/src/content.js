@@ -1,5 +1,7 @@
 // Framecart's content script on YouTube: a click on the picture of the main video
-// becomes a click measurement for the service worker, which queues and sends it.
+// becomes a click measurement for the service worker, which queues and sends it; when
+// the worker reports that the click matched a product, the product card (src/card.js)
+// is shown beside it.
 //
 // A classic script (manifest content scripts cannot be ES modules), run from
 // document_start in the isolated world: YouTube's player API is out of reach, so all
@@ -41,6 +43,14 @@
     '[role="dialog"]',
   ].join(',');
 
+  const card = globalThis.framecartCard;
+
+  // A card is shown only for the last click made on this page, on the video still
+  // watched, and not long ago: a card for an earlier pick would be beside a spot the
+  // viewer has moved on from.
+  const CLICK_MEMORY_MS = 120_000;
+  let lastClick = null;
+
   // The URL of the page whose video is on screen. It changes when YouTube has finished
   // an in-site navigation (no reload), not when the address bar changes: until then the
   // previous video is still the one being watched.
@@ -48,6 +58,7 @@
 
   const onNavigateFinish = () => {
     pageUrl = location.href;
+    if (!card.busy()) card.close(); // its product belongs to the previous video
   };
 
   // Capture on the window, registered before any of YouTube's scripts run: YouTube lays
@@ -55,15 +66,19 @@
   // target says little. What counts is where the point falls on the video's box.
   window.addEventListener('click', onClick, true);
   window.addEventListener('yt-navigate-finish', onNavigateFinish, true);
+  chrome.runtime.onMessage.addListener(onMessage);
+  chrome.storage.onChanged.addListener(onSettingsChanged);
 
   function onClick(event) {
     // Only a person's single primary click: the second click of a double-click toggles
     // fullscreen, it is not a second pick.
     if (!event.isTrusted || event.button !== 0 || event.detail > 1) return;
+    const path = event.composedPath();
+    // A click on the product card is the card's business.
+    if (card.owns(path)) return;
     const video = document.querySelector(MAIN_VIDEO);
     if (!video) return;
     const player = video.closest(PLAYER) ?? video.parentElement;
-    const path = event.composedPath();
     // A menu or dialog of the page drawn over the video is not the video.
     if (!player || !path.includes(player)) return;
     if (AD_CLASSES.some((name) => player.classList.contains(name))) return;
@@ -78,7 +93,9 @@
     const y = event.clientY - box.top;
     if (x < 0 || y < 0 || x > box.width || y > box.height) return;
 
-    send({
+    // A new pick: the card of the previous one goes (unless it is placing an order).
+    if (!card.busy()) card.close();
+    const measurement = {
       clickId: crypto.randomUUID(),
       pageUrl,
       x,
@@ -86,7 +103,58 @@
       player: { width: box.width, height: box.height },
       video: { width: video.videoWidth, height: video.videoHeight },
       timestamp: video.currentTime,
+    };
+    lastClick = {
+      clickId: measurement.clickId,
+      at: Date.now(),
+      pageUrl,
+      point: { x, y },
+      size: measurement.player,
+    };
+    send(measurement);
+  }
+
+  /** Messages from the service worker: the product a click matched. */
+  function onMessage(message, sender, sendResponse) {
+    if (sender.id !== chrome.runtime.id || message?.type !== 'framecart:product') return false;
+    sendResponse({ ok: true, shown: showProduct(message) });
+    return false;
+  }
+
+  /** Shows the card for the product of the last click; false when it is not shown. */
+  function showProduct(message) {
+    const click = lastClick;
+    if (!click || click.clickId !== message.clickId) return false;
+    if (click.pageUrl !== pageUrl || Date.now() - click.at > CLICK_MEMORY_MS) return false;
+    if (card.busy() || !message.product || !message.order) return false;
+    const video = document.querySelector(MAIN_VIDEO);
+    const player = video?.closest(PLAYER) ?? video?.parentElement;
+    if (!player) return false;
+    const clickId = message.clickId;
+    card.show({
+      player,
+      video,
+      point: click.point,
+      size: click.size,
+      product: message.product,
+      readiness: message.order,
+      actions: {
+        order: ({ article, idempotencyKey }) =>
+          chrome.runtime.sendMessage({ type: 'framecart:order', clickId, article, idempotencyKey }),
+        openOptions: () => chrome.runtime.sendMessage({ type: 'framecart:open-options' }).catch(() => {}),
+      },
     });
+    return true;
+  }
+
+  /** The token, contact or address changed: the card may now offer "Order", or not. */
+  function onSettingsChanged(changes, area) {
+    if (area !== 'sync' || !card.isOpen()) return;
+    if (!('token' in changes || 'contact' in changes || 'shippingAddress' in changes)) return;
+    chrome.runtime
+      .sendMessage({ type: 'framecart:order-readiness' })
+      .then((answer) => answer?.ok && card.setReadiness({ ready: answer.ready, missing: answer.missing }))
+      .catch(() => {});
   }
 
   /** True when the click went through one of the player's controls. */
@@ -104,6 +172,7 @@
     if (!chrome.runtime?.id) {
       window.removeEventListener('click', onClick, true);
       window.removeEventListener('yt-navigate-finish', onNavigateFinish, true);
+      card.close();
       return;
     }
     // The service worker stores the click before it answers; its answer is not needed here.

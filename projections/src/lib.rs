@@ -15,13 +15,16 @@
 //!   rewritten, so a crash in between is repaired on the next start.
 //! - Every projection can be rebuilt from sequence 1 while the API keeps serving.
 
+pub mod analytics;
 pub mod clicks;
 pub mod client_files;
 pub mod detections;
 pub mod files;
+pub mod orders;
 pub mod products;
 pub mod runner;
 pub mod tracks;
+pub mod users;
 pub mod videos;
 
 pub use runner::{Projection, ProjectionError, ProjectionRunner};
@@ -36,6 +39,10 @@ pub fn all(media_dir: PathBuf) -> Vec<Arc<dyn Projection>> {
         Arc::new(client_files::ClientFilesProjection::new(media_dir.clone())),
         Arc::new(videos::VideosProjection),
         Arc::new(products::ProductsProjection),
+        Arc::new(users::UsersProjection),
+        Arc::new(orders::OrdersProjection),
+        Arc::new(orders::PaymentsProjection),
+        Arc::new(analytics::AnalyticsProjection),
         Arc::new(detections::DetectionsProjection::new(media_dir)),
     ]
 }

@@ -98,6 +98,27 @@ impl Projection for ProductsProjection {
             ProductEvent::ProductReactivated(_) => {
                 update("UPDATE products_view SET active = true, updated_at = $2 WHERE article = $1").execute(tx).await?;
             }
+            ProductEvent::StockReserved(e) => {
+                update("UPDATE products_view SET reserved = reserved + $3, updated_at = $2 WHERE article = $1")
+                    .bind(i64::from(e.quantity))
+                    .execute(tx)
+                    .await?;
+            }
+            ProductEvent::StockReleased(e) => {
+                update("UPDATE products_view SET reserved = reserved - $3, updated_at = $2 WHERE article = $1")
+                    .bind(i64::from(e.quantity))
+                    .execute(tx)
+                    .await?;
+            }
+            ProductEvent::StockCommitted(e) => {
+                update(
+                    "UPDATE products_view SET reserved = reserved - $3, stock = stock - $3, updated_at = $2
+                     WHERE article = $1",
+                )
+                .bind(i64::from(e.quantity))
+                .execute(tx)
+                .await?;
+            }
         }
         Ok(())
     }

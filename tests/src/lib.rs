@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use framecart_api::domain::log::Namespace;
-use framecart_api::{Components, HttpSettings, Running, ServeSettings, Settings, VideoSettings};
+use framecart_api::{AuthSettings, Components, HttpSettings, PaymentSettings, Running, ServeSettings, Settings, VideoSettings};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -99,7 +99,10 @@ impl Drop for TestNamespace {
 pub struct TestApp {
     pub running: Running,
     pub base_url: String,
+    /// Anonymous: no token.
     pub http: reqwest::Client,
+    /// Signed in as the installation's first admin (who may do everything).
+    pub admin: reqwest::Client,
     /// A small pool of the test's own, for looking at tables.
     pub db: PgPool,
     pub jetstream: jetstream::Context,
@@ -112,6 +115,11 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}, Components::default()).await
+    }
+
+    /// An installation with no account at all (its log holds only what the test writes).
+    pub async fn spawn_bare(components: Components) -> Self {
+        Self::spawn_with(|s| s.auth.admin_email = None, components).await
     }
 
     /// Spawns with settings adjusted by `configure`.
@@ -134,15 +142,28 @@ impl TestApp {
         let http = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), ..HttpSettings::default() };
         // No detector unless a test asks for one: most tests need no model.
         let video = VideoSettings { detector_workers: 0, ..VideoSettings::default() };
-        let mut serve = ServeSettings { settings, http, video };
+        let auth = AuthSettings {
+            token_secret: Some(format!("test secret {}", Uuid::new_v4())),
+            token_ttl_hours: 1,
+            admin_email: Some(ADMIN_EMAIL.into()),
+            admin_password: Some(ADMIN_PASSWORD.into()),
+        };
+        let payments = PaymentSettings { fake_secret: Some(format!("webhook secret {}", Uuid::new_v4())), fake_chaos: true, fake_webhook_url: None };
+        let mut serve = ServeSettings { settings, http, video, auth, payments };
         configure(&mut serve);
         let running = Running::start(serve, components).await.expect("framecart starts");
+        let base_url = format!("http://{}", running.addr);
+        let admin = match (&running.state.auth.admin_email, &running.state.auth.admin_password) {
+            (Some(email), Some(password)) => signed_in_client(&base_url, email, password).await,
+            _ => reqwest::Client::new(),
+        };
         let db = PgPool::connect(&database.url).await.expect("a test pool");
         let client = async_nats::connect(nats_url()).await.expect("NATS");
         Self {
-            base_url: format!("http://{}", running.addr),
+            base_url,
             running,
             http: reqwest::Client::new(),
+            admin,
             db,
             jetstream: jetstream::new(client),
             media,
@@ -163,9 +184,19 @@ impl TestApp {
         self.media.path().join("client_files").join(name)
     }
 
+    /// The client a helper call uses: clicks are posted anonymously (as viewers without a
+    /// token do), everything else as the admin.
+    fn client_for(&self, path: &str) -> &reqwest::Client {
+        if path.starts_with("/api/v1/clicks") && !path.contains('?') && !path.ends_with("/match") && path.len() == "/api/v1/clicks".len() {
+            &self.http
+        } else {
+            &self.admin
+        }
+    }
+
     /// Posts a JSON body to `path`; returns the status and the JSON answer.
     pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-        let response = self.http.post(self.url(path)).json(body).send().await.expect("request");
+        let response = self.client_for(path).post(self.url(path)).json(body).send().await.expect("request");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(serde_json::Value::Null))
     }
@@ -175,13 +206,14 @@ impl TestApp {
         let form = reqwest::multipart::Form::new()
             .text("video_id", video_id.to_owned())
             .part("file", reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()));
-        let response = self.http.post(self.url("/api/v1/videos")).multipart(form).send().await.expect("request");
+        let response = self.admin.post(self.url("/api/v1/videos")).multipart(form).send().await.expect("request");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// Gets `path` as the admin.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self.http.get(self.url(path)).send().await.expect("request");
+        let response = self.admin.get(self.url(path)).send().await.expect("request");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(serde_json::Value::Null))
     }
@@ -219,6 +251,30 @@ impl TestApp {
         .await;
     }
 
+    /// Waits until every view projection has applied everything in the log so far.
+    pub async fn wait_for_projections(&self) {
+        let ns = &self.namespace.namespace;
+        let stream = self.jetstream.get_stream(ns.stream_name()).await.expect("the stream");
+        for projection in framecart_api::projections::all(self.media_dir().to_path_buf()) {
+            let consumer = ns.consumer_name(&format!("proj_{}", projection.name()));
+            eventually(&format!("{} to catch up", projection.name()), Duration::from_secs(30), || async {
+                let info = stream.consumer_info(&consumer).await.ok()?;
+                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// Waits until the relay has put every committed event on the log.
+    pub async fn wait_for_log(&self) {
+        eventually("the relay to log every event", Duration::from_secs(30), || async {
+            let events = self.count("SELECT count(*) FROM events").await;
+            let logged = self.count("SELECT count(*) FROM event_log").await;
+            (events == logged).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until the client files are all written.
     pub async fn wait_for_client_files(&self) {
         eventually("the client files to be written", Duration::from_secs(20), || async {
@@ -235,6 +291,60 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         // Stop the background parts before the database and the stream go away.
         self.running.shutdown_token().cancel();
+    }
+}
+
+pub const ADMIN_EMAIL: &str = "admin@framecart.test";
+pub const ADMIN_PASSWORD: &str = "admin password for tests";
+
+/// A client that sends `Authorization: Bearer <token>` of the account.
+pub async fn signed_in_client(base_url: &str, email: &str, password: &str) -> reqwest::Client {
+    let token = sign_in(base_url, email, password).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("a header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().default_headers(headers).build().expect("a client")
+}
+
+/// A bearer token for the account.
+pub async fn sign_in(base_url: &str, email: &str, password: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{base_url}/api/v1/sessions"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(response.status().as_u16(), 200, "signing in {email}");
+    let session: serde_json::Value = response.json().await.expect("a session");
+    session["token"].as_str().expect("a token").to_owned()
+}
+
+impl TestApp {
+    /// Registers an account, has the admin grant it `roles`, and returns its signed-in
+    /// client and user id.
+    pub async fn user(&self, email: &str, roles: &[&str]) -> (reqwest::Client, String) {
+        let password = "a password for tests";
+        let response = self
+            .http
+            .post(self.url("/api/v1/users"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(response.status().as_u16(), 201, "registering {email}");
+        let user: serde_json::Value = response.json().await.expect("a user");
+        let user_id = user["user_id"].as_str().expect("an id").to_owned();
+        for role in roles {
+            let response = self
+                .admin
+                .post(self.url(&format!("/api/v1/users/{user_id}/roles")))
+                .json(&serde_json::json!({"role": role}))
+                .send()
+                .await
+                .expect("grant");
+            assert_eq!(response.status().as_u16(), 200, "granting {role}");
+        }
+        (signed_in_client(&self.base_url, email, password).await, user_id)
     }
 }
 

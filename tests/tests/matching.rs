@@ -203,7 +203,7 @@ async fn clicks_are_matched_to_the_moving_object_and_its_product() {
 
     // Removing the link re-evaluates the clicks: the person is no longer for sale.
     let link_id = created["link_id"].as_str().expect("link id");
-    let response = app.http.delete(app.url(&format!("/api/v1/videos/{VIDEO}/links/{link_id}"))).send().await.expect("delete");
+    let response = app.admin.delete(app.url(&format!("/api/v1/videos/{VIDEO}/links/{link_id}"))).send().await.expect("delete");
     assert_eq!(response.status().as_u16(), 204);
     for (id, _) in &inside {
         assert_eq!(verdict(&app, *id, "unmatched").await["reason"], "not_linked");
@@ -269,7 +269,7 @@ async fn products_are_created_searched_changed_and_retired() {
     assert_eq!(found["items"].as_array().map(Vec::len), Some(0), "a % is literal");
 
     let response = app
-        .http
+        .admin
         .patch(app.url("/api/v1/products/SKU-1"))
         .json(&json!({"price_minor": 2499, "currency": "EUR", "stock": 3, "active": false, "image_url": null}))
         .send()

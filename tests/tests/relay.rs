@@ -64,7 +64,7 @@ async fn post_clicks(app: &TestApp, n: usize) {
 
 #[tokio::test]
 async fn a_killed_and_restarted_relay_publishes_nothing_twice_and_skips_nothing() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
     for round in 0..5 {
         // Kill it while clicks are being committed and published.
         let relay = app.running.relay_abort_handle().expect("a relay");
@@ -85,7 +85,7 @@ async fn a_killed_and_restarted_relay_publishes_nothing_twice_and_skips_nothing(
 
 #[tokio::test]
 async fn events_published_before_a_crash_are_recorded_from_the_stream_not_republished() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
     post_clicks(&app, 10).await;
     wait_until_relayed(&app).await;
 
@@ -115,7 +115,7 @@ async fn events_published_before_a_crash_are_recorded_from_the_stream_not_republ
 
 #[tokio::test]
 async fn a_transaction_that_commits_late_is_relayed_in_its_place() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_bare(framecart_api::Components::default()).await;
     post_clicks(&app, 3).await;
     wait_until_relayed(&app).await;
 
@@ -160,7 +160,7 @@ async fn a_transaction_that_commits_late_is_relayed_in_its_place() {
 
 #[tokio::test]
 async fn the_event_tables_are_append_only() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_bare(framecart_api::Components::default()).await;
     post_clicks(&app, 1).await;
     wait_until_relayed(&app).await;
     for sql in [
@@ -182,7 +182,7 @@ async fn a_standby_relay_takes_over_when_the_active_one_dies() {
     use framecart_api::commands::relay::{Relay, RelayConfig};
     use std::sync::atomic::Ordering;
 
-    let mut app = TestApp::spawn().await;
+    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
     post_clicks(&app, 5).await;
     wait_until_relayed(&app).await;
     let active = app.running.relay_stats().expect("stats");
@@ -215,7 +215,7 @@ async fn a_standby_relay_takes_over_when_the_active_one_dies() {
 async fn commit_order_is_numeric_across_digit_boundaries_of_transaction_ids() {
     use framecart_api::commands::relay::{Relay, RelayConfig};
 
-    let app = TestApp::spawn_with(|_| {}, framecart_api::Components { relay: false, projections: true }).await;
+    let app = TestApp::spawn_bare(framecart_api::Components { relay: false, projections: true }).await;
     // Rows as if written by transactions 9, 10, 99, 100, 999, 1000 (all long committed),
     // inserted out of order so that identity order differs from commit order. As text,
     // "10" < "9" and "1000" < "999": sorting the wrong way republishes and reorders.

@@ -1,5 +1,6 @@
 //! The `framecart` command line.
 
+mod audit;
 mod detect;
 mod projections;
 
@@ -35,6 +36,13 @@ pub enum Command {
         #[command(subcommand)]
         command: detect::ModelCommand,
     },
+    /// Check the log's hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// Print the whole history from the log (JSON lines), or rebuild the views from it.
+    Replay(audit::ReplayArgs),
     /// Inspect or rebuild projections.
     Projections {
         #[command(subcommand)]
@@ -57,6 +65,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Projections { command } => projections::run(command).await,
+        Command::Audit { command } => audit::run(command).await,
+        Command::Replay(args) => audit::replay(args).await,
         Command::Detect(args) => tokio::task::spawn_blocking(move || detect::detect(args)).await?,
         Command::Model { command } => tokio::task::spawn_blocking(move || detect::model(command)).await?,
     }

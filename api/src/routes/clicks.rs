@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query, client_ip, cookie_value, header_token};
 use crate::routes::REQUEST_ID;
@@ -96,16 +97,23 @@ pub struct ClickAccepted {
 async fn record_click(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     headers: HeaderMap,
     Json(body): Json<ClickRequest>,
 ) -> Result<(StatusCode, axum::Json<ClickAccepted>), ApiError> {
     let video_id = VideoId::parse(&body.video_id).map_err(|e| ApiError::invalid("invalid_video_id", e))?;
-    let user_id = body
+    let reported = body
         .user_id
         .as_deref()
         .map(UserId::parse)
         .transpose()
         .map_err(|e| ApiError::invalid("invalid_user_id", e))?;
+    // A signed-in viewer's click is theirs, whatever the body says; without a token the
+    // reported user id is kept, as the original system did.
+    let user_id = match caller.user_id() {
+        Some(id) => Some(UserId::parse(&id.to_string()).map_err(ApiError::internal)?),
+        None => reported,
+    };
     let sizes = match (body.player, body.video) {
         (Some(player), Some(video)) => Some(ClickSizes { player: size("player", player)?, video: size("video", video)? }),
         (None, None) => None,
@@ -128,7 +136,7 @@ async fn record_click(
         viewer_cookie: app.http.viewer_cookie.as_deref().and_then(|name| cookie_value(&headers, name)),
         received_at: Utc::now(),
     };
-    let metadata = request_metadata(&headers);
+    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
     execute(&app.commands.clicks, &click_id.to_string(), ClickCommand::RecordClick(command), metadata)
         .await
         .map_err(click_error)?;
@@ -191,7 +199,8 @@ pub struct ClickPage {
     pub next_after: Option<i64>,
 }
 
-/// Lists clicks from the `clicks` view, oldest first.
+/// Lists clicks from the `clicks` view, oldest first: every click for staff, a viewer's
+/// own otherwise.
 #[utoipa::path(
     get,
     path = "/api/v1/clicks",
@@ -205,16 +214,19 @@ pub struct ClickPage {
 )]
 async fn list_clicks(
     State(app): State<AppState>,
+    caller: Caller,
     Query(q): Query<ClickQuery>,
 ) -> Result<axum::Json<ClickPage>, ApiError> {
-    let filter = click_filter(q)?;
+    let filter = click_filter(q, &caller)?;
     let items = clicks::list(&app.pool, &filter).await.map_err(ApiError::unavailable)?;
     let next_after = (items.len() as i64 == filter.limit).then(|| items.last().map(|c| c.log_position)).flatten();
     Ok(axum::Json(ClickPage { items, next_after }))
 }
 
-/// Checks a click query's values.
-fn click_filter(q: ClickQuery) -> Result<ClickFilter, ApiError> {
+/// Checks a click query's values. Staff see every click; a viewer only their own.
+fn click_filter(q: ClickQuery, caller: &Caller) -> Result<ClickFilter, ApiError> {
+    let me = caller.user()?;
+    let q = if caller.is_staff() { q } else { ClickQuery { user_id: Some(me.to_string()), ..q } };
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 1000"));
@@ -293,9 +305,10 @@ pub struct MatchPage {
 )]
 async fn list_matches(
     State(app): State<AppState>,
+    caller: Caller,
     Query(q): Query<ClickQuery>,
 ) -> Result<axum::Json<MatchPage>, ApiError> {
-    let filter = click_filter(q)?;
+    let filter = click_filter(q, &caller)?;
     let items = clicks::matches(&app.pool, &filter).await.map_err(ApiError::unavailable)?;
     let next_after = (items.len() as i64 == filter.limit).then(|| items.last().map(|c| c.log_position)).flatten();
     Ok(axum::Json(MatchPage { items, next_after }))

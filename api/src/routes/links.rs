@@ -5,6 +5,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use framecart_commands::execute::execute;
+use framecart_domain::EventMetadata;
+use framecart_domain::user::Role;
 use framecart_domain::video::{LinkProduct, LinkTarget, UnlinkProduct, VideoCommand};
 use framecart_projections::products::{self, LinkView, VideoProduct};
 use framecart_projections::tracks::{self, TrackView};
@@ -15,6 +17,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::routes::clicks::request_metadata;
@@ -70,10 +73,12 @@ pub struct LinkCreated {
 )]
 async fn create_link(
     State(app): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
     headers: HeaderMap,
     Json(body): Json<NewLink>,
 ) -> Result<(StatusCode, axum::Json<LinkCreated>), ApiError> {
+    caller.require(&[Role::Merchant])?;
     let id = video_id(&raw)?;
     let article = article(&body.article)?;
     // Outside facts are looked up before the command: the product and the track.
@@ -112,9 +117,8 @@ async fn create_link(
         additional_identifier: body.additional_identifier.trim().to_owned(),
         linked_at: Utc::now(),
     });
-    execute(&app.commands.videos, id.as_str(), command, request_metadata(&headers))
-        .await
-        .map_err(video_error)?;
+    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    execute(&app.commands.videos, id.as_str(), command, metadata).await.map_err(video_error)?;
     Ok((
         StatusCode::CREATED,
         axum::Json(LinkCreated { link_id, video_id: id.to_string(), article: article.to_string() }),
@@ -144,9 +148,11 @@ pub struct LinkList {
 )]
 async fn list_links(
     State(app): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
     Query(q): Query<LinkQuery>,
 ) -> Result<axum::Json<LinkList>, ApiError> {
+    caller.require(&[Role::Merchant, Role::Auditor])?;
     let id = video_id(&raw)?;
     let items = products::links(&app.pool, id.as_str(), q.removed).await.map_err(ApiError::unavailable)?;
     Ok(axum::Json(LinkList { items }))
@@ -162,14 +168,15 @@ async fn list_links(
 )]
 async fn delete_link(
     State(app): State<AppState>,
+    caller: Caller,
     Path((raw, link_id)): Path<(String, Uuid)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    caller.require(&[Role::Merchant])?;
     let id = video_id(&raw)?;
     let command = VideoCommand::UnlinkProduct(UnlinkProduct { video_id: id.clone(), link_id, unlinked_at: Utc::now() });
-    execute(&app.commands.videos, id.as_str(), command, request_metadata(&headers))
-        .await
-        .map_err(video_error)?;
+    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    execute(&app.commands.videos, id.as_str(), command, metadata).await.map_err(video_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -186,7 +193,8 @@ pub struct TrackList {
     params(("video_id" = String, Path, description = "A YouTube id")),
     responses((status = 200, body = TrackList), (status = 422, body = ErrorBody))
 )]
-async fn list_tracks(State(app): State<AppState>, Path(raw): Path<String>) -> Result<axum::Json<TrackList>, ApiError> {
+async fn list_tracks(State(app): State<AppState>, caller: Caller, Path(raw): Path<String>) -> Result<axum::Json<TrackList>, ApiError> {
+    caller.require(&[Role::Merchant, Role::Auditor])?;
     let id = video_id(&raw)?;
     let items = tracks::list(&app.pool, id.as_str()).await.map_err(ApiError::unavailable)?;
     Ok(axum::Json(TrackList { items }))

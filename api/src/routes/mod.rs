@@ -2,8 +2,12 @@
 
 pub mod clicks;
 pub mod health;
+pub mod audit;
 pub mod links;
+pub mod orders;
+pub mod payments;
 pub mod products;
+pub mod users;
 pub mod videos;
 
 use axum::Router;
@@ -43,6 +47,10 @@ pub fn router(state: AppState) -> Router {
         .merge(videos::router())
         .merge(products::router())
         .merge(links::router())
+        .merge(users::router())
+        .merge(orders::router())
+        .merge(payments::router())
+        .merge(audit::router())
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let request_id = HeaderName::from_static(REQUEST_ID);

@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
+use framecart_domain::EventMetadata;
 use framecart_domain::money::{Currency, Money};
+use framecart_domain::user::Role;
 use framecart_domain::product::{Article, ChangeProduct, CreateProduct, ProductCommand, ProductError};
 use framecart_projections::products::{self, ProductView};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -13,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::routes::clicks::request_metadata;
@@ -61,9 +64,11 @@ pub struct NewProduct {
 )]
 async fn create_product(
     State(app): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Json(body): Json<NewProduct>,
 ) -> Result<(StatusCode, axum::Json<ProductView>), ApiError> {
+    caller.require(&[Role::Merchant])?;
     let article = article(&body.article)?;
     let command = ProductCommand::CreateProduct(CreateProduct {
         article: article.clone(),
@@ -73,9 +78,8 @@ async fn create_product(
         stock: body.stock,
         image_url: body.image_url,
     });
-    execute(&app.commands.products, article.as_str(), command, request_metadata(&headers))
-        .await
-        .map_err(product_error)?;
+    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    execute(&app.commands.products, article.as_str(), command, metadata).await.map_err(product_error)?;
     Ok((StatusCode::CREATED, axum::Json(written(&app, &article).await?)))
 }
 
@@ -113,7 +117,11 @@ pub fn product_error(e: CommandError<ProductError>) -> ApiError {
                 ProductError::TextTooLong { .. } => "text_too_long",
                 ProductError::NegativePrice => "invalid_price",
                 ProductError::InvalidImageUrl => "invalid_image_url",
-                ProductError::AlreadyExists | ProductError::NotFound => "invalid_product",
+                ProductError::AlreadyExists
+                | ProductError::NotFound
+                | ProductError::InsufficientStock { .. }
+                | ProductError::NotForSale
+                | ProductError::InvalidQuantity => "invalid_product",
             };
             ApiError::invalid(code, refused)
         }
@@ -211,10 +219,12 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 )]
 async fn change_product(
     State(app): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
     headers: HeaderMap,
     Json(body): Json<ProductChanges>,
 ) -> Result<axum::Json<ProductView>, ApiError> {
+    caller.require(&[Role::Merchant])?;
     let article = article(&raw)?;
     let price = match (body.price_minor, body.currency.as_deref()) {
         (Some(minor), Some(c)) => Some(Money::new(minor, currency(c)?)),
@@ -229,8 +239,7 @@ async fn change_product(
         image_url: body.image_url,
         active: body.active,
     });
-    execute(&app.commands.products, article.as_str(), command, request_metadata(&headers))
-        .await
-        .map_err(product_error)?;
+    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    execute(&app.commands.products, article.as_str(), command, metadata).await.map_err(product_error)?;
     Ok(axum::Json(written(&app, &article).await?))
 }

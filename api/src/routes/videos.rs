@@ -7,7 +7,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use chrono::Utc;
 use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
-use framecart_domain::VideoId;
+use framecart_domain::user::Role;
+use framecart_domain::{EventMetadata, VideoId};
 use framecart_domain::video::{RequestDetection, UploadVideo, Video, VideoCommand, VideoError, VideoFile};
 use framecart_projections::detections::{self, DetectionFilter, DetectionView};
 use framecart_projections::videos::{self, RunView, VideoView};
@@ -18,6 +19,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Multipart, Path, Query};
 use crate::routes::clicks::request_metadata;
@@ -90,9 +92,11 @@ pub struct Uploaded {
 )]
 async fn upload_video(
     State(app): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Multipart(mut form): Multipart,
 ) -> Result<(StatusCode, axum::Json<Uploaded>), ApiError> {
+    caller.require(&[Role::Merchant])?;
     let limit = app.video.max_upload_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -159,7 +163,7 @@ async fn upload_video(
         uploaded_at: Utc::now(),
         detect,
     });
-    let metadata = request_metadata(&headers);
+    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
     // Recording the version and putting the file in place belong together: run them to
     // the end even if the client goes away, one upload of a video at a time.
     let place = {
@@ -242,7 +246,8 @@ pub struct VideoList {
 
 /// Every video, with the status and progress of its newest detection run.
 #[utoipa::path(get, path = "/api/v1/videos", tag = "videos", responses((status = 200, body = VideoList)))]
-async fn list_videos(State(app): State<AppState>) -> Result<axum::Json<VideoList>, ApiError> {
+async fn list_videos(State(app): State<AppState>, caller: Caller) -> Result<axum::Json<VideoList>, ApiError> {
+    caller.require(&[Role::Merchant, Role::Auditor])?;
     let items = videos::list(&app.pool).await.map_err(ApiError::unavailable)?;
     Ok(axum::Json(VideoList { items }))
 }
@@ -258,8 +263,10 @@ async fn list_videos(State(app): State<AppState>) -> Result<axum::Json<VideoList
 )]
 async fn get_video(
     State(app): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<axum::Json<VideoView>, ApiError> {
+    caller.require(&[Role::Merchant, Role::Auditor])?;
     let id = video_id(&raw)?;
     videos::get(&app.pool, id.as_str())
         .await
@@ -281,7 +288,8 @@ pub struct RunList {
     params(("video_id" = String, Path, description = "A YouTube id")),
     responses((status = 200, body = RunList), (status = 422, body = ErrorBody))
 )]
-async fn list_runs(State(app): State<AppState>, Path(raw): Path<String>) -> Result<axum::Json<RunList>, ApiError> {
+async fn list_runs(State(app): State<AppState>, caller: Caller, Path(raw): Path<String>) -> Result<axum::Json<RunList>, ApiError> {
+    caller.require(&[Role::Merchant, Role::Auditor])?;
     let id = video_id(&raw)?;
     let items = videos::runs(&app.pool, id.as_str()).await.map_err(ApiError::unavailable)?;
     Ok(axum::Json(RunList { items }))
@@ -313,9 +321,11 @@ pub struct DetectionList {
 )]
 async fn list_detections(
     State(app): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
     Query(q): Query<DetectionQuery>,
 ) -> Result<axum::Json<DetectionList>, ApiError> {
+    caller.require(&[Role::Merchant, Role::Auditor])?;
     let id = video_id(&raw)?;
     for t in [q.from, q.to].into_iter().flatten() {
         if !t.is_finite() || t < 0.0 {
@@ -364,10 +374,12 @@ pub struct ProcessingQueued {
 )]
 async fn start_processing(
     State(app): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
     headers: HeaderMap,
     Json(body): Json<StartProcessing>,
 ) -> Result<(StatusCode, axum::Json<ProcessingQueued>), ApiError> {
+    caller.require(&[Role::Merchant])?;
     let id = video_id(&raw)?;
     let mut labels = BTreeMap::new();
     for (key, label) in body.object_labels {
@@ -396,9 +408,8 @@ async fn start_processing(
         min_confidence: body.min_confidence.unwrap_or(app.video.min_confidence),
         requested_at: Utc::now(),
     });
-    execute(&app.commands.videos, id.as_str(), command, request_metadata(&headers))
-        .await
-        .map_err(video_error)?;
+    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    execute(&app.commands.videos, id.as_str(), command, metadata).await.map_err(video_error)?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(ProcessingQueued { video_id: id.to_string(), run_id, status: "queued" }),

@@ -1,5 +1,7 @@
 //! Commands to the product aggregate.
 
+use uuid::Uuid;
+
 use super::Article;
 use crate::money::Money;
 
@@ -8,6 +10,12 @@ pub enum ProductCommand {
     CreateProduct(CreateProduct),
     /// Several changes at once; each becomes its own event.
     ChangeProduct(ChangeProduct),
+    /// Hold units for an order (refused if it would oversell).
+    ReserveStock { order_id: Uuid, quantity: u32 },
+    /// Give an order's units back (the order was cancelled or never placed).
+    ReleaseStock { order_id: Uuid },
+    /// The order's units left the shop (it shipped).
+    CommitStock { order_id: Uuid },
 }
 
 #[derive(Debug, Clone, PartialEq)]

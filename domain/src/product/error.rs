@@ -14,4 +14,10 @@ pub enum ProductError {
     NegativePrice,
     #[error("an image URL is an http or https URL of at most 2048 characters")]
     InvalidImageUrl,
+    #[error("only {available} left in stock")]
+    InsufficientStock { available: u32 },
+    #[error("this product is not for sale")]
+    NotForSale,
+    #[error("a quantity is at least 1")]
+    InvalidQuantity,
 }

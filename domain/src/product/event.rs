@@ -3,6 +3,8 @@
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use uuid::Uuid;
+
 use super::Article;
 use crate::money::Money;
 
@@ -16,6 +18,17 @@ pub enum ProductEvent {
     ProductImageChanged(ProductImageChanged),
     ProductRetired(ProductRetired),
     ProductReactivated(ProductReactivated),
+    StockReserved(StockMoved),
+    StockReleased(StockMoved),
+    StockCommitted(StockMoved),
+}
+
+/// Units held for, given back by, or sent to an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockMoved {
+    pub article: Article,
+    pub order_id: Uuid,
+    pub quantity: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +94,9 @@ impl DomainEvent for ProductEvent {
             Self::ProductImageChanged(_) => "ProductImageChanged",
             Self::ProductRetired(_) => "ProductRetired",
             Self::ProductReactivated(_) => "ProductReactivated",
+            Self::StockReserved(_) => "StockReserved",
+            Self::StockReleased(_) => "StockReleased",
+            Self::StockCommitted(_) => "StockCommitted",
         }
         .to_owned()
     }

@@ -62,8 +62,10 @@ impl From<Article> for String {
 pub struct Product {
     created: Option<ProductCreated>,
     active: bool,
-    /// Units on hand that no order holds.
-    available: u32,
+    /// Units on hand, held by orders or not.
+    on_hand: u32,
+    /// Units held by open orders.
+    reservations: std::collections::BTreeMap<uuid::Uuid, u32>,
     price: Option<Money>,
 }
 
@@ -80,12 +82,17 @@ impl Product {
         self.price
     }
 
+    /// Units on hand that no order holds.
     pub fn available(&self) -> u32 {
-        self.available
+        self.on_hand.saturating_sub(self.reservations.values().sum())
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.created.as_ref().map(|c| c.name.as_str())
     }
 
     pub fn decide(&self, command: ProductCommand) -> Result<Vec<ProductEvent>, ProductError> {
-        match command {
+        match command.clone() {
             ProductCommand::CreateProduct(c) => {
                 if self.exists() {
                     return Err(ProductError::AlreadyExists);
@@ -138,6 +145,33 @@ impl Product {
                     _ => {}
                 }
                 Ok(events)
+            }
+            ProductCommand::ReserveStock { order_id, quantity } => {
+                let article = self.created.as_ref().ok_or(ProductError::NotFound)?.article.clone();
+                if self.reservations.contains_key(&order_id) {
+                    return Ok(vec![]); // a retry of the same order
+                }
+                if !self.active {
+                    return Err(ProductError::NotForSale);
+                }
+                if quantity == 0 {
+                    return Err(ProductError::InvalidQuantity);
+                }
+                let available = self.available();
+                if quantity > available {
+                    return Err(ProductError::InsufficientStock { available });
+                }
+                Ok(vec![ProductEvent::StockReserved(StockMoved { article, order_id, quantity })])
+            }
+            ProductCommand::ReleaseStock { order_id } | ProductCommand::CommitStock { order_id } => {
+                let article = self.created.as_ref().ok_or(ProductError::NotFound)?.article.clone();
+                let Some(&quantity) = self.reservations.get(&order_id) else { return Ok(vec![]) };
+                let moved = StockMoved { article, order_id, quantity };
+                Ok(vec![if matches!(command, ProductCommand::CommitStock { .. }) {
+                    ProductEvent::StockCommitted(moved)
+                } else {
+                    ProductEvent::StockReleased(moved)
+                }])
             }
         }
     }
@@ -195,15 +229,30 @@ impl Aggregate for Product {
         match event {
             ProductEvent::ProductCreated(e) => {
                 self.active = true;
-                self.available = e.stock;
+                self.on_hand = e.stock;
                 self.price = Some(e.price);
                 self.created = Some(e);
             }
             ProductEvent::ProductRepriced(e) => self.price = Some(e.price),
-            ProductEvent::ProductRestocked(e) => self.available = e.stock,
+            ProductEvent::ProductRestocked(e) => self.on_hand = e.stock,
+            ProductEvent::StockReserved(e) => {
+                self.reservations.insert(e.order_id, e.quantity);
+            }
+            ProductEvent::StockReleased(e) => {
+                self.reservations.remove(&e.order_id);
+            }
+            ProductEvent::StockCommitted(e) => {
+                self.reservations.remove(&e.order_id);
+                self.on_hand = self.on_hand.saturating_sub(e.quantity);
+            }
             ProductEvent::ProductRetired(_) => self.active = false,
             ProductEvent::ProductReactivated(_) => self.active = true,
-            ProductEvent::ProductRenamed(_) | ProductEvent::ProductDescribed(_) | ProductEvent::ProductImageChanged(_) => {}
+            ProductEvent::ProductRenamed(e) => {
+                if let Some(created) = &mut self.created {
+                    created.name = e.name;
+                }
+            }
+            ProductEvent::ProductDescribed(_) | ProductEvent::ProductImageChanged(_) => {}
         }
     }
 }

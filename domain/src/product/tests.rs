@@ -91,3 +91,41 @@ fn article_numbers_are_plain_tokens() {
         assert!(Article::parse(bad).is_err(), "{bad}");
     }
 }
+
+fn reserve(order: u128, quantity: u32) -> ProductCommand {
+    ProductCommand::ReserveStock { order_id: uuid::Uuid::from_u128(order), quantity }
+}
+
+fn reserved(order: u128, quantity: u32) -> ProductEvent {
+    ProductEvent::StockReserved(StockMoved { article: sku(), order_id: uuid::Uuid::from_u128(order), quantity })
+}
+
+#[test]
+fn stock_is_reserved_without_overselling() {
+    ProductTest::with(()).given(vec![created()]).when(reserve(1, 4)).then_expect_events(vec![reserved(1, 4)]);
+    ProductTest::with(())
+        .given(vec![created(), reserved(1, 8)])
+        .when(reserve(2, 3))
+        .then_expect_error(ProductError::InsufficientStock { available: 2 });
+    // The same order again changes nothing.
+    ProductTest::with(()).given(vec![created(), reserved(1, 8)]).when(reserve(1, 8)).then_expect_events(vec![]);
+    ProductTest::with(())
+        .given(vec![created(), ProductEvent::ProductRetired(ProductRetired { article: sku() })])
+        .when(reserve(1, 1))
+        .then_expect_error(ProductError::NotForSale);
+}
+
+#[test]
+fn released_stock_can_be_sold_again_and_shipped_stock_is_gone() {
+    let released = ProductEvent::StockReleased(StockMoved { article: sku(), order_id: uuid::Uuid::from_u128(1), quantity: 8 });
+    ProductTest::with(())
+        .given(vec![created(), reserved(1, 8)])
+        .when(ProductCommand::ReleaseStock { order_id: uuid::Uuid::from_u128(1) })
+        .then_expect_events(vec![released.clone()]);
+    ProductTest::with(()).given(vec![created(), reserved(1, 8), released]).when(reserve(2, 10)).then_expect_events(vec![reserved(2, 10)]);
+    let committed = ProductEvent::StockCommitted(StockMoved { article: sku(), order_id: uuid::Uuid::from_u128(1), quantity: 8 });
+    ProductTest::with(())
+        .given(vec![created(), reserved(1, 8), committed])
+        .when(reserve(2, 3))
+        .then_expect_error(ProductError::InsufficientStock { available: 2 });
+}

@@ -17,6 +17,7 @@ import {
   nextDueAt,
 } from '../lib/outbox.js';
 import { outcomeOf, serverWide } from '../lib/retry.js';
+import { watchMatch } from './matches.js';
 import { loadSettings, postClick } from './server.js';
 
 export const ALARM = 'framecart-outbox';
@@ -118,6 +119,8 @@ async function sendDue(force) {
       await recordError(describeFailure(answer, settings.serverUrl), entry.clickId, Date.now());
     }
     notifyTab(entry, outcome, answer);
+    // Not awaited: the next click is not held up while this one's match is looked up.
+    if (outcome === 'sent') watchMatch(settings, entry);
   }
   if (!accepted) return false;
   const recovered = dueAgainAfterRecovery(await waiting(), Date.now());
@@ -141,9 +144,9 @@ async function schedule() {
 }
 
 /**
- * Hands the server's final answer to the tab the click came from. Nothing there
- * listens yet: the product card shown beside a matched click will. A tab that has
- * gone, or has no listener, is not an error.
+ * Hands the server's final answer to the tab the click came from (the content script
+ * has no use for it so far: the product card comes with `framecart:product`, once the
+ * match is known). A tab that has gone, or has no listener, is not an error.
  */
 function notifyTab(entry, outcome, answer) {
   if (!entry.tab) return;

@@ -1,16 +1,25 @@
-// Talking to the Framecart server: the settings, and the two requests the extension
-// makes. Only the service worker sends them: it has host permissions for the server,
-// where a content script's fetch would be subject to YouTube's CORS.
+// Talking to the Framecart server: the settings, and the requests the extension makes.
+// Only the service worker sends them: it has host permissions for the server, where a
+// content script's fetch would be subject to YouTube's CORS.
 
 import { networkErrorText } from '../lib/answer.js';
+import { DEFAULT_ORDER_SETTINGS } from '../lib/order.js';
 import { DEFAULT_SETTINGS, effectiveSettings, requestHeaders } from '../lib/settings.js';
 
 const CLICK_TIMEOUT_MS = 10_000;
 const HEALTH_TIMEOUT_MS = 5_000;
+const READ_TIMEOUT_MS = 5_000;
+const ORDER_TIMEOUT_MS = 15_000;
 
 /** The settings as stored by the options page, with defaults. */
 export async function loadSettings() {
   return effectiveSettings(await chrome.storage.sync.get(DEFAULT_SETTINGS));
+}
+
+/** The settings with the viewer's contact and shipping address, for orders. */
+export async function loadOrderSettings() {
+  const stored = await chrome.storage.sync.get({ ...DEFAULT_SETTINGS, ...DEFAULT_ORDER_SETTINGS });
+  return { ...effectiveSettings(stored), contact: stored.contact, shippingAddress: stored.shippingAddress };
 }
 
 /**
@@ -31,6 +40,38 @@ export async function checkHealth(settings) {
     headers: requestHeaders(settings),
   });
   return { reachable: answer.status >= 200 && answer.status < 300, ...answer };
+}
+
+/** `GET /api/v1/clicks/{clickId}/match`: what the matcher made of a click. Public. */
+export async function getMatch(settings, clickId) {
+  return request(settings, `/api/v1/clicks/${encodeURIComponent(clickId)}/match`, READ_TIMEOUT_MS, {});
+}
+
+/** `GET /api/v1/products/{article}`: a product of the catalogue. Public. */
+export async function getProduct(settings, article) {
+  return request(settings, `/api/v1/products/${encodeURIComponent(article)}`, READ_TIMEOUT_MS, {});
+}
+
+/**
+ * `POST /api/v1/orders` as the viewer whose token is set. `idempotencyKey` names the
+ * attempt: a retry of the same attempt carries the same key, and the server then
+ * answers what it answered the first time instead of placing a second order.
+ */
+export async function postOrder(settings, body, idempotencyKey) {
+  return request(settings, '/api/v1/orders', ORDER_TIMEOUT_MS, {
+    method: 'POST',
+    headers: requestHeaders(settings, { 'Content-Type': 'application/json', 'Idempotency-Key': idempotencyKey }),
+    body: JSON.stringify(body),
+  });
+}
+
+/** `POST /api/v1/sessions`: signs a viewer in; the answer holds a token. No token sent. */
+export async function postSession(settings, email, password) {
+  return request(settings, '/api/v1/sessions', READ_TIMEOUT_MS, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
 }
 
 async function request(settings, path, timeoutMs, init) {

@@ -23,6 +23,9 @@ export async function freePort() {
   return port;
 }
 
+/** The first admin each test server is started with. */
+const ADMIN = { email: 'admin@framecart.test', password: 'extension-tests-admin' };
+
 export class Framecart {
   /**
    * @param {{databaseUrl: string, namespace: string, mediaDir: string, port: number, corsOrigins: string[]}} config
@@ -37,6 +40,7 @@ export class Framecart {
   /** Starts the server and waits until it is ready (store and log reachable). */
   async start() {
     if (this.process) throw new Error('framecart is already running');
+    this.token = null;
     const { databaseUrl, namespace, mediaDir, port, corsOrigins } = this.config;
     const child = spawn(FRAMECART_BIN, ['serve'], {
       env: {
@@ -46,6 +50,9 @@ export class Framecart {
         FRAMECART_MEDIA_DIR: mediaDir,
         FRAMECART_BIND: `127.0.0.1:${port}`,
         FRAMECART_CORS_ORIGINS: corsOrigins.join(','),
+        // The first admin: the clicks view is staff-only, and the tests read it.
+        FRAMECART_ADMIN_EMAIL: ADMIN.email,
+        FRAMECART_ADMIN_PASSWORD: ADMIN.password,
         RUST_LOG: process.env.RUST_LOG ?? 'warn',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -82,11 +89,26 @@ export class Framecart {
     clearTimeout(timer);
   }
 
-  /** The clicks the server's `clicks` view holds for a video. */
+  /** The clicks the server's `clicks` view holds for a video (read as the admin). */
   async clicks(videoId) {
-    const response = await fetch(`${this.url}/api/v1/clicks?video_id=${videoId}&limit=1000`);
+    const response = await fetch(`${this.url}/api/v1/clicks?video_id=${videoId}&limit=1000`, {
+      headers: { Authorization: `Bearer ${await this.adminToken()}` },
+    });
     if (!response.ok) throw new Error(`GET clicks: HTTP ${response.status}`);
     return (await response.json()).items;
+  }
+
+  /** A token of the configured first admin (signed in once per server run). */
+  async adminToken() {
+    if (this.token) return this.token;
+    const response = await fetch(`${this.url}/api/v1/sessions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(ADMIN),
+    });
+    if (!response.ok) throw new Error(`POST sessions: HTTP ${response.status}`);
+    this.token = (await response.json()).token;
+    return this.token;
   }
 
   logTail(lines = 60) {

@@ -66,7 +66,36 @@ export async function setServerUrl(context, extensionId, serverUrl, problems, to
   await page.goto(`chrome-extension://${extensionId}/src/options.html`);
   await page.locator('#server-url').fill(serverUrl);
   await page.locator('#token').fill(token);
-  await page.locator('button[type=submit]').click();
+  await page.locator('#settings button[type=submit]').click();
+  await waitFor(async () => (await page.locator('#message').textContent()) === 'Saved.', {
+    what: 'the options page to save',
+  });
+  await page.close();
+}
+
+// The options page's fields for the contact and the shipping address.
+const CONTACT_FIELDS = { name: '#contact-name', email: '#contact-email', phone: '#contact-phone' };
+const ADDRESS_FIELDS = {
+  line1: '#address-line1',
+  line2: '#address-line2',
+  city: '#address-city',
+  postal_code: '#address-postal-code',
+  country: '#address-country',
+};
+
+/**
+ * Fills in the options page as a person would and saves: the server address, the token,
+ * and the contact and shipping address for orders (each field left out is emptied).
+ */
+export async function saveSettings(context, extensionId, { serverUrl, token = '', contact = {}, address = {} }, problems) {
+  const page = await context.newPage();
+  watchConsole(page, problems);
+  await page.goto(`chrome-extension://${extensionId}/src/options.html`);
+  await page.locator('#server-url').fill(serverUrl);
+  await page.locator('#token').fill(token);
+  for (const [key, selector] of Object.entries(CONTACT_FIELDS)) await page.locator(selector).fill(contact[key] ?? '');
+  for (const [key, selector] of Object.entries(ADDRESS_FIELDS)) await page.locator(selector).fill(address[key] ?? '');
+  await page.locator('#settings button[type=submit]').click();
   await waitFor(async () => (await page.locator('#message').textContent()) === 'Saved.', {
     what: 'the options page to save',
   });

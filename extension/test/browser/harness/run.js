@@ -1,6 +1,6 @@
 // Everything one browser test run needs, made fresh and taken down at the end, failed
-// or not: a database, a NATS namespace, a media folder, the real server, the fake
-// YouTube, and Chromium with the extension.
+// or not: a database, a NATS namespace, a media folder, the real server (unless the
+// run talks to a stand-in only), the fake YouTube, and Chromium with the extension.
 
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -18,11 +18,15 @@ export const PINNED_EXTENSION_ID = (await readFile(join(EXTENSION_DIR, 'extensio
 export class TestRun {
   #undo = [];
 
-  /** Sets everything up; on a failure half-way, takes down what was made. */
-  static async start() {
+  /**
+   * Sets everything up; on a failure half-way, takes down what was made.
+   * @param {{framecart?: boolean}} options  `framecart: false` for tests that talk to a
+   *   stand-in server only: no database, namespace or real server then.
+   */
+  static async start({ framecart = true } = {}) {
     const run = new TestRun();
     try {
-      await run.#setUp();
+      await run.#setUp(framecart);
     } catch (error) {
       await run.close();
       throw error;
@@ -30,11 +34,21 @@ export class TestRun {
     return run;
   }
 
-  async #setUp() {
-    const suffix = randomBytes(6).toString('hex');
+  async #setUp(framecart) {
     this.dir = await mkdtemp(join(tmpdir(), 'fcext-'));
     this.#undo.push(() => rm(this.dir, { recursive: true, force: true }));
+    if (framecart) await this.#startFramecart();
 
+    this.youtube = await startFakeYouTube(this.dir);
+    this.#undo.push(() => this.youtube.close());
+
+    const browser = await launchWithExtension(join(this.dir, 'profile'), this.youtube.port);
+    this.#undo.push(() => browser.context.close());
+    Object.assign(this, browser);
+  }
+
+  async #startFramecart() {
+    const suffix = randomBytes(6).toString('hex');
     this.database = `fcext_${suffix}`;
     const databaseUrl = await createDatabase(this.database);
     this.#undo.push(() => dropDatabase(this.database));
@@ -54,13 +68,6 @@ export class TestRun {
     });
     this.#undo.push(() => this.server.stop());
     await this.server.start();
-
-    this.youtube = await startFakeYouTube(this.dir);
-    this.#undo.push(() => this.youtube.close());
-
-    const browser = await launchWithExtension(join(this.dir, 'profile'), this.youtube.port);
-    this.#undo.push(() => browser.context.close());
-    Object.assign(this, browser);
   }
 
   /** Takes everything down, newest first; one failure does not stop the rest. */

@@ -1,0 +1,234 @@
+//! Who is calling: Argon2 password hashes, signed bearer tokens, and the [`Caller`]
+//! extractor with its role checks.
+//!
+//! A token is `fc1.<user_id>.<issued>.<expires>.<mac>`: HMAC-SHA256 over the rest with
+//! the installation's secret. Roles are not in the token but read per request from the
+//! `users` view, so a granted or revoked role counts at once, and a log-out everywhere
+//! (`DELETE /api/v1/sessions`) refuses every token issued before it.
+
+use std::collections::BTreeSet;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use framecart_domain::user::{Email, Role};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Shortest and longest password accepted (long inputs would make hashing a weapon).
+pub const PASSWORD_LENGTH: std::ops::RangeInclusive<usize> = 8..=128;
+
+/// The secret that signs tokens.
+#[derive(Clone)]
+pub struct TokenKey(Vec<u8>);
+
+impl TokenKey {
+    /// From the configured secret, or a random one (tokens then die with the process).
+    pub fn new(secret: Option<&str>) -> Self {
+        match secret {
+            Some(s) => Self(s.as_bytes().to_vec()),
+            None => {
+                let mut bytes = Vec::with_capacity(32);
+                bytes.extend_from_slice(Uuid::new_v4().as_bytes());
+                bytes.extend_from_slice(Uuid::new_v4().as_bytes());
+                Self(bytes)
+            }
+        }
+    }
+
+    fn mac(&self, message: &str) -> Vec<u8> {
+        // HMAC takes keys of any length.
+        let mut mac = HmacSha256::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC accepts any key"));
+        mac.update(message.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// A token for `user_id`, valid from `issued` for `ttl`.
+    pub fn issue(&self, user_id: Uuid, issued: DateTime<Utc>, ttl: chrono::Duration) -> (String, DateTime<Utc>) {
+        let expires = issued + ttl;
+        let body = format!("fc1.{user_id}.{}.{}", issued.timestamp(), expires.timestamp());
+        let mac = hex::encode(self.mac(&body));
+        (format!("{body}.{mac}"), expires)
+    }
+
+    /// The user and issue time of a well-signed token that has not expired.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Option<(Uuid, DateTime<Utc>)> {
+        let (body, mac) = token.rsplit_once('.')?;
+        let expected = self.mac(body);
+        let given = hex::decode(mac).ok()?;
+        if !bool::from(expected.ct_eq(&given)) {
+            return None;
+        }
+        let mut parts = body.split('.');
+        let (Some("fc1"), Some(user), Some(issued), Some(expires), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let user_id = Uuid::parse_str(user).ok()?;
+        let issued = DateTime::from_timestamp(issued.parse().ok()?, 0)?;
+        let expires = DateTime::from_timestamp(expires.parse().ok()?, 0)?;
+        (now < expires).then_some((user_id, issued))
+    }
+}
+
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing a password: {e}")))
+}
+
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// A hash to verify against when no account exists, so that a wrong email costs the same
+/// time as a wrong password.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default())
+}
+
+/// The user aggregate's id for an address: its sha256, so an address is one account.
+pub fn account_key(email: &Email) -> String {
+    hex::encode(Sha256::digest(email.as_str().as_bytes()))
+}
+
+/// The caller of a request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Anonymous,
+    User { user_id: Uuid, roles: BTreeSet<Role> },
+}
+
+impl Caller {
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Anonymous => None,
+            Self::User { user_id, .. } => Some(*user_id),
+        }
+    }
+
+    /// True for an admin, or for a user with any of `roles`.
+    pub fn has_any(&self, roles: &[Role]) -> bool {
+        match self {
+            Self::Anonymous => false,
+            Self::User { roles: mine, .. } => mine.contains(&Role::Admin) || roles.iter().any(|r| mine.contains(r)),
+        }
+    }
+
+    /// The signed-in user (401 otherwise).
+    pub fn user(&self) -> Result<Uuid, ApiError> {
+        self.user_id().ok_or(ApiError::Unauthenticated)
+    }
+
+    /// The signed-in user, if they have one of `roles` (401 without a user, 403 without
+    /// the role). Admins may do everything.
+    pub fn require(&self, roles: &[Role]) -> Result<Uuid, ApiError> {
+        let user_id = self.user()?;
+        if self.has_any(roles) {
+            Ok(user_id)
+        } else {
+            let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
+            Err(ApiError::Forbidden(format!("this needs the role {}", names.join(" or "))))
+        }
+    }
+
+    /// Staff see everything; a viewer only what is theirs.
+    pub fn is_staff(&self) -> bool {
+        self.has_any(&[Role::Merchant, Role::Auditor])
+    }
+
+    pub fn actor(&self) -> String {
+        match self {
+            Self::Anonymous => "anonymous".to_owned(),
+            Self::User { user_id, .. } => format!("user:{user_id}"),
+        }
+    }
+}
+
+/// The account as the users view has it, once `ready` holds for it: the view may trail a
+/// change the caller just made (a registration, a role, a sign-out) by moments, so this
+/// waits up to two seconds for it. `None` when the view has no such account by then.
+pub async fn user_view(
+    app: &crate::app::App,
+    user_id: Uuid,
+    ready: impl Fn(&framecart_projections::users::UserView) -> bool,
+) -> Result<Option<framecart_projections::users::UserView>, ApiError> {
+    let mut found = None;
+    for _ in 0..100 {
+        found = framecart_projections::users::get(&app.pool, user_id).await.map_err(ApiError::unavailable)?;
+        if found.as_ref().is_some_and(&ready) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(found)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            return Ok(Self::Anonymous);
+        };
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(ApiError::Unauthenticated)?;
+        let (user_id, issued) = app.token_key.verify(token, Utc::now()).ok_or(ApiError::Unauthenticated)?;
+        // Tokens are issued to accounts only: a missing one is a view that trails a
+        // registration by moments, or an account of another installation's key.
+        let user = user_view(app, user_id, |_| true).await?.ok_or(ApiError::Unauthenticated)?;
+        // Tokens carry seconds; a revocation counts for tokens issued up to its second.
+        if user.sessions_valid_after.is_some_and(|after| issued.timestamp() <= after.timestamp()) {
+            return Err(ApiError::Unauthenticated);
+        }
+        let roles = user.roles.iter().filter_map(|r| Role::parse(r)).collect();
+        Ok(Self::User { user_id, roles })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_signed_and_expire() {
+        let key = TokenKey::new(Some("a secret of some length, for tests only"));
+        let user = Uuid::from_u128(7);
+        let now = Utc::now();
+        let (token, expires) = key.issue(user, now, chrono::Duration::hours(1));
+        assert_eq!(key.verify(&token, now).map(|(u, _)| u), Some(user));
+        assert!(key.verify(&token, expires).is_none(), "expired");
+        let other = TokenKey::new(Some("another secret"));
+        assert!(other.verify(&token, now).is_none(), "another key");
+        let forged = token.replacen(&user.to_string(), &Uuid::from_u128(8).to_string(), 1);
+        assert!(key.verify(&forged, now).is_none(), "another user");
+        assert!(key.verify("fc1.garbage", now).is_none());
+    }
+
+    #[test]
+    fn passwords_verify_only_against_their_hash() {
+        let hash = hash_password("correct horse battery").expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password(&hash, "correct horse battery"));
+        assert!(!verify_password(&hash, "wrong horse"));
+        assert!(!verify_password("not a hash", "x"));
+    }
+}

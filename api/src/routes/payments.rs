@@ -1,0 +1,253 @@
+//! Payments: starting one for an order, the extra step, refunds, and the providers'
+//! webhooks.
+//!
+//! The provider's direct answers and its webhooks report the same facts under the same
+//! provider event ids; the payment aggregate applies each once and only moves forward, so
+//! it does not matter which arrives first, or twice. A payment that succeeds marks its
+//! order paid (through the payments process manager).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use framecart_commands::CommandError;
+use framecart_commands::execute::execute;
+use framecart_commands::payments::{GatewayError, GatewayEvent, PaymentGateway, WebhookError};
+use framecart_domain::EventMetadata;
+use framecart_domain::money::{Currency, Money};
+use framecart_domain::order::{Order, OrderStatus};
+use framecart_domain::payment::{CreatePayment, Payment, PaymentCommand, PaymentError, PaymentStatus};
+use framecart_domain::user::Role;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::{App, AppState};
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Path};
+use crate::routes::clicks::request_metadata;
+use crate::routes::orders::visible_order;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_payment))
+        .routes(routes!(confirm_payment))
+        .routes(routes!(refund_order))
+        .routes(routes!(webhook))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PaymentRequest {
+    /// The provider: `fake`.
+    pub provider: String,
+    #[schema(example = "4242424242424242")]
+    pub card_number: String,
+}
+
+/// Where a payment stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentState {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    /// A PaymentIntent status.
+    pub status: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// Why the last attempt failed (`card_declined`, `insufficient_funds`, …).
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    /// `confirm` when the customer must complete an extra step
+    /// (`POST /api/v1/payments/{id}/confirm`).
+    pub next_action: Option<String>,
+}
+
+fn gateway(app: &App, name: &str) -> Result<Arc<dyn PaymentGateway>, ApiError> {
+    app.gateways.get(name).cloned().ok_or_else(|| ApiError::invalid("unknown_provider", format!("no payment provider {name:?}")))
+}
+
+fn gateway_error(e: GatewayError) -> ApiError {
+    match e {
+        GatewayError::Unavailable(_) => ApiError::unavailable(e),
+        GatewayError::Refused(m) => ApiError::Conflict { code: "payment_refused", message: m },
+        GatewayError::UnknownIntent(m) => ApiError::NotFound(format!("the provider knows no payment {m}")),
+    }
+}
+
+fn payment_error(e: CommandError<PaymentError>) -> ApiError {
+    match e {
+        CommandError::Refused(PaymentError::NotFound) => ApiError::NotFound("no such payment".into()),
+        CommandError::Refused(e) => ApiError::Conflict { code: "payment_state", message: e.to_string() },
+        other => ApiError::unavailable(anyhow::anyhow!(other.to_string())),
+    }
+}
+
+/// Records what the provider reported.
+async fn report(app: &App, event: &GatewayEvent, metadata: EventMetadata) -> Result<(), ApiError> {
+    let command = PaymentCommand::Report(event.report());
+    execute(&app.commands.payments, &event.payment_id.to_string(), command, metadata).await.map_err(payment_error)
+}
+
+async fn state(app: &App, payment_id: Uuid, failure: Option<(&str, &str)>) -> Result<PaymentState, ApiError> {
+    let payment: Payment = app.commands.load(&payment_id.to_string()).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let created = payment.created().ok_or_else(|| ApiError::NotFound(format!("no payment {payment_id}")))?;
+    let status = payment.status().unwrap_or(PaymentStatus::RequiresPaymentMethod);
+    Ok(PaymentState {
+        id: payment_id,
+        order_id: created.order_id,
+        status: status.as_str().to_owned(),
+        amount_minor: created.amount.minor,
+        currency: created.amount.currency.to_string(),
+        failure_code: failure.map(|f| f.0.to_owned()),
+        failure_message: failure.map(|f| f.1.to_owned()),
+        next_action: (status == PaymentStatus::RequiresAction).then(|| "confirm".to_owned()),
+    })
+}
+
+/// Captures an authorized payment and returns its state, with the failure if any.
+async fn settle(app: &App, gateway: &dyn PaymentGateway, intent: &str, mut last: GatewayEvent, metadata: &EventMetadata) -> Result<PaymentState, ApiError> {
+    use framecart_commands::payments::GatewayOutcome;
+    if last.outcome == GatewayOutcome::Status(PaymentStatus::RequiresCapture) {
+        last = gateway.capture(intent).await.map_err(gateway_error)?;
+        report(app, &last, metadata.clone()).await?;
+    }
+    let failure = match &last.outcome {
+        GatewayOutcome::Failed { code, message } => Some((code.clone(), message.clone())),
+        GatewayOutcome::Status(_) => None,
+    };
+    state(app, last.payment_id, failure.as_ref().map(|(c, m)| (c.as_str(), m.as_str()))).await
+}
+
+/// Pays an order awaiting payment (its buyer). A declined or failed card leaves the order
+/// awaiting payment; pay again with another.
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/payments", tag = "payments",
+    params(("order_id" = Uuid, Path, description = "The order")), request_body = PaymentRequest,
+    responses((status = 201, body = PaymentState), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The order is not awaiting payment", body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn start_payment(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(order_id): Path<Uuid>,
+    Json(body): Json<PaymentRequest>,
+) -> Result<(StatusCode, axum::Json<PaymentState>), ApiError> {
+    let view = visible_order(&app, &caller, order_id).await?;
+    if view.user_id != caller.user()? && !caller.has_any(&[Role::Admin]) {
+        return Err(ApiError::Forbidden("only the buyer pays an order".into()));
+    }
+    let gateway = gateway(&app, &body.provider)?;
+    let order: Order = app.commands.load(&order_id.to_string()).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let placed = order.placed().ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
+    if order.status() != Some(OrderStatus::AwaitingPayment) {
+        let status = order.status().map_or("unknown", |s| s.as_str());
+        return Err(ApiError::Conflict { code: "order_state", message: format!("the order is {status}, not awaiting payment") });
+    }
+    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let payment_id = Uuid::now_v7();
+    let intent = gateway.initiate(payment_id, placed.total).await.map_err(gateway_error)?;
+    let create = CreatePayment {
+        payment_id,
+        order_id,
+        user_id: placed.user_id,
+        provider: gateway.name().to_owned(),
+        intent_id: intent.clone(),
+        amount: placed.total,
+        created_at: Utc::now(),
+    };
+    execute(&app.commands.payments, &payment_id.to_string(), PaymentCommand::Create(create), metadata.clone())
+        .await
+        .map_err(payment_error)?;
+    let authorized = gateway.authorize(&intent, &body.card_number).await.map_err(gateway_error)?;
+    report(&app, &authorized, metadata.clone()).await?;
+    let state = settle(&app, gateway.as_ref(), &intent, authorized, &metadata).await?;
+    Ok((StatusCode::CREATED, axum::Json(state)))
+}
+
+/// Completes the extra step a payment asked for (its buyer), then captures it.
+#[utoipa::path(post, path = "/api/v1/payments/{payment_id}/confirm", tag = "payments",
+    params(("payment_id" = Uuid, Path, description = "The payment")),
+    responses((status = 200, body = PaymentState), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn confirm_payment(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(payment_id): Path<Uuid>,
+) -> Result<axum::Json<PaymentState>, ApiError> {
+    let user_id = caller.user()?;
+    let payment: Payment = app.commands.load(&payment_id.to_string()).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let created = payment.created().filter(|c| c.user_id == user_id || caller.has_any(&[Role::Admin]));
+    let created = created.ok_or_else(|| ApiError::NotFound(format!("no payment {payment_id}")))?;
+    let gateway = gateway(&app, &created.provider)?;
+    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let done = gateway.complete_action(&created.intent_id).await.map_err(gateway_error)?;
+    report(&app, &done, metadata.clone()).await?;
+    Ok(axum::Json(settle(&app, gateway.as_ref(), &created.intent_id, done, &metadata).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefundRequest {
+    /// Minor units; the whole payment when absent.
+    pub amount_minor: Option<i64>,
+}
+
+/// Refunds a paid order's payment (merchants); the order becomes refunded.
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/refund", tag = "payments",
+    params(("order_id" = Uuid, Path, description = "The order")), request_body = RefundRequest,
+    responses((status = 200, body = PaymentState), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn refund_order(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(order_id): Path<Uuid>,
+    Json(body): Json<RefundRequest>,
+) -> Result<axum::Json<PaymentState>, ApiError> {
+    caller.require(&[Role::Merchant])?;
+    let paid: Option<(Uuid, String, String, i64, String)> = sqlx::query_as(
+        "SELECT payment_id, provider, intent_id, amount_minor, currency FROM payments_view
+         WHERE order_id = $1 AND status = 'succeeded' AND NOT refunded",
+    )
+    .bind(order_id)
+    .fetch_optional(&app.pool)
+    .await
+    .map_err(ApiError::unavailable)?;
+    let (payment_id, provider, intent, paid_minor, currency) =
+        paid.ok_or_else(|| ApiError::Conflict { code: "order_state", message: "the order has no payment to refund".into() })?;
+    let currency = Currency::parse(&currency).map_err(ApiError::internal)?;
+    let amount = Money::new(body.amount_minor.unwrap_or(paid_minor), currency);
+    gateway(&app, &provider)?.refund(&intent, amount).await.map_err(gateway_error)?;
+    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    execute(&app.commands.payments, &payment_id.to_string(), PaymentCommand::Refund { amount, at: Utc::now() }, metadata)
+        .await
+        .map_err(payment_error)?;
+    Ok(axum::Json(state(&app, payment_id, None).await?))
+}
+
+/// A provider's webhook: verified on its raw body, applied once.
+#[utoipa::path(post, path = "/api/v1/payments/webhooks/{provider}", tag = "payments",
+    params(("provider" = String, Path, description = "The provider: `fake`")),
+    request_body(content = String, description = "The provider's signed event", content_type = "application/json"),
+    responses((status = 200), (status = 400, description = "Bad or missing signature", body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn webhook(
+    State(app): State<AppState>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let gateway = app.gateways.get(provider.as_str()).cloned().ok_or_else(|| ApiError::NotFound(format!("no payment provider {provider:?}")))?;
+    let signature = headers.get(crate::fake_payments::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let event = gateway.verify_webhook(signature, &body, Utc::now()).map_err(|e| match e {
+        WebhookError::BadSignature | WebhookError::Expired => ApiError::bad_request("invalid_signature", e),
+        WebhookError::Malformed(_) => ApiError::bad_request("malformed_webhook", e),
+    })?;
+    let metadata = EventMetadata {
+        actor: format!("provider:{provider}"),
+        causation_id: event.id.clone(),
+        ..request_metadata(&headers)
+    };
+    report(&app, &event, metadata).await?;
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,265 @@
+//! Accounts and sessions: `/api/v1/users`, `/api/v1/sessions`.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use framecart_commands::CommandError;
+use framecart_commands::execute::execute;
+use framecart_domain::EventMetadata;
+use framecart_domain::user::{Email, Register, Role, User, UserCommand, UserError};
+use framecart_projections::users::{self, UserView};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::{App, AppState};
+use crate::auth::{Caller, PASSWORD_LENGTH, account_key, dummy_hash, hash_password, verify_password};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::routes::clicks::request_metadata;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register, list_users))
+        .routes(routes!(me))
+        .routes(routes!(login, logout))
+        .routes(routes!(grant_role))
+        .routes(routes!(revoke_role))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Credentials {
+    pub email: String,
+    /// 8 to 128 characters.
+    pub password: String,
+}
+
+fn user_error(e: CommandError<UserError>) -> ApiError {
+    match e {
+        CommandError::Refused(UserError::AlreadyRegistered) => {
+            ApiError::Conflict { code: "email_taken", message: UserError::AlreadyRegistered.to_string() }
+        }
+        CommandError::Refused(UserError::NotRegistered) => ApiError::NotFound(UserError::NotRegistered.to_string()),
+        CommandError::Refused(other) => ApiError::invalid("invalid_user", other),
+        CommandError::Conflict(_) => ApiError::Conflict { code: "concurrent_update", message: e.to_string() },
+        CommandError::Store(_) => ApiError::unavailable(anyhow::anyhow!(e.to_string())),
+    }
+}
+
+fn email(raw: &str) -> Result<Email, ApiError> {
+    Email::parse(raw).map_err(|e| ApiError::invalid("invalid_email", e))
+}
+
+/// Registers an account as a viewer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "users",
+    request_body = Credentials,
+    responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn register(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<Credentials>,
+) -> Result<(StatusCode, axum::Json<UserView>), ApiError> {
+    let email = email(&body.email)?;
+    if !PASSWORD_LENGTH.contains(&body.password.chars().count()) {
+        return Err(ApiError::invalid("invalid_password", "a password has 8 to 128 characters"));
+    }
+    let view = create_account(&app, email, &body.password, BTreeSet::from([Role::Viewer]), request_metadata(&headers)).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+async fn create_account(
+    app: &App,
+    email: Email,
+    password: &str,
+    roles: BTreeSet<Role>,
+    metadata: EventMetadata,
+) -> Result<UserView, ApiError> {
+    let password = password.to_owned();
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)??;
+    let user_id = Uuid::now_v7();
+    let registered_at = Utc::now();
+    let command = UserCommand::Register(Register { user_id, email: email.clone(), password_hash, roles: roles.clone(), registered_at });
+    execute(&app.commands.users, &account_key(&email), command, metadata).await.map_err(user_error)?;
+    Ok(UserView {
+        user_id,
+        email: email.as_str().to_owned(),
+        roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        sessions_valid_after: None,
+        registered_at,
+    })
+}
+
+/// Creates the configured first admin when no account has that address.
+pub async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
+    let (Some(address), Some(password)) = (&app.auth.admin_email, &app.auth.admin_password) else { return Ok(()) };
+    let address = Email::parse(address).map_err(|_| anyhow::anyhow!("FRAMECART_ADMIN_EMAIL is not an email address"))?;
+    anyhow::ensure!(PASSWORD_LENGTH.contains(&password.chars().count()), "FRAMECART_ADMIN_PASSWORD needs 8 to 128 characters");
+    let existing: User = app.commands.load(&account_key(&address)).await?;
+    if existing.user_id().is_some() {
+        if !existing.roles().contains(&Role::Admin) {
+            tracing::warn!(email = %address.as_str(), "the configured admin's account exists without the admin role; not changing it");
+        }
+        return Ok(());
+    }
+    let metadata = EventMetadata::for_request(&Uuid::now_v7().to_string(), None, "system:bootstrap".into());
+    match create_account(app, address, password, BTreeSet::from([Role::Admin]), metadata).await {
+        Ok(_) | Err(ApiError::Conflict { .. }) => Ok(()), // another instance made it first
+        Err(e) => Err(anyhow::anyhow!("creating the first admin: {e}")),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub user_id: Uuid,
+    pub roles: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Signs in: a bearer token for the account.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions",
+    tag = "users",
+    request_body = Credentials,
+    responses((status = 200, body = Session), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn login(State(app): State<AppState>, Json(body): Json<Credentials>) -> Result<axum::Json<Session>, ApiError> {
+    let email = email(&body.email)?;
+    // The account itself (not a view): signing in right after registering works.
+    let account: User = app.commands.load(&account_key(&email)).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let hash = account.password_hash().unwrap_or_else(|| dummy_hash()).to_owned();
+    let password = body.password.chars().take(*PASSWORD_LENGTH.end()).collect::<String>();
+    let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await.map_err(ApiError::internal)?;
+    let (true, Some(user_id)) = (matches, account.user_id()) else {
+        return Err(ApiError::InvalidCredentials);
+    };
+    let now = Utc::now();
+    let ttl = chrono::Duration::hours(i64::try_from(app.auth.token_ttl_hours).unwrap_or(24 * 7));
+    let (token, expires_at) = app.token_key.issue(user_id, now, ttl);
+    let roles = account.roles().iter().map(|r| r.as_str().to_owned()).collect();
+    Ok(axum::Json(Session { token, user_id, roles, expires_at }))
+}
+
+/// Signs out everywhere: every token issued so far stops working.
+#[utoipa::path(delete, path = "/api/v1/sessions", tag = "users", responses((status = 204), (status = 401, body = ErrorBody)))]
+async fn logout(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let user_id = caller.user()?;
+    let view = view_of(&app, user_id).await?;
+    let at = Utc::now();
+    let command = UserCommand::RevokeSessions { at };
+    execute(&app.commands.users, &account_key(&email(&view.email)?), command, metadata(&headers, &caller))
+        .await
+        .map_err(user_error)?;
+    // Answer once the old tokens no longer work.
+    crate::auth::user_view(&app, user_id, |v| v.sessions_valid_after.is_some_and(|a| a.timestamp() >= at.timestamp())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn metadata(headers: &HeaderMap, caller: &Caller) -> EventMetadata {
+    EventMetadata { actor: caller.actor(), ..request_metadata(headers) }
+}
+
+/// The account, once the users view has it (it may trail a registration by moments).
+async fn view_of(app: &App, user_id: Uuid) -> Result<UserView, ApiError> {
+    crate::auth::user_view(app, user_id, |_| true).await?.ok_or_else(|| ApiError::NotFound(format!("no user {user_id}")))
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
+async fn me(State(app): State<AppState>, caller: Caller) -> Result<axum::Json<UserView>, ApiError> {
+    Ok(axum::Json(view_of(&app, caller.user()?).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// At most this many (1–1000, default 100).
+    pub limit: Option<i64>,
+    /// Only users after this id.
+    pub after: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub items: Vec<UserView>,
+}
+
+/// Every account (admins only).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
+    responses((status = 200, body = UserList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_users(State(app): State<AppState>, caller: Caller, Query(q): Query<UserQuery>) -> Result<axum::Json<UserList>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let items = users::list(&app.pool, limit, q.after).await.map_err(ApiError::unavailable)?;
+    Ok(axum::Json(UserList { items }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RoleGrant {
+    /// `viewer`, `merchant`, `auditor` or `admin`.
+    pub role: String,
+}
+
+fn role(raw: &str) -> Result<Role, ApiError> {
+    Role::parse(raw).ok_or_else(|| ApiError::invalid("invalid_role", "a role is viewer, merchant, auditor or admin"))
+}
+
+/// Grants a role (admins only).
+#[utoipa::path(post, path = "/api/v1/users/{user_id}/roles", tag = "users",
+    params(("user_id" = Uuid, Path, description = "The user")), request_body = RoleGrant,
+    responses((status = 200, body = UserView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn grant_role(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(user_id): Path<Uuid>,
+    Json(body): Json<RoleGrant>,
+) -> Result<axum::Json<UserView>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let role = role(&body.role)?;
+    change_role(&app, &caller, &headers, user_id, UserCommand::GrantRole { role, by: caller.actor() }).await
+}
+
+/// Revokes a role (admins only).
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}/roles/{role}", tag = "users",
+    params(("user_id" = Uuid, Path, description = "The user"), ("role" = String, Path, description = "The role")),
+    responses((status = 200, body = UserView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_role(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((user_id, raw)): Path<(Uuid, String)>,
+) -> Result<axum::Json<UserView>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let role = role(&raw)?;
+    change_role(&app, &caller, &headers, user_id, UserCommand::RevokeRole { role, by: caller.actor() }).await
+}
+
+async fn change_role(
+    app: &App,
+    caller: &Caller,
+    headers: &HeaderMap,
+    user_id: Uuid,
+    command: UserCommand,
+) -> Result<axum::Json<UserView>, ApiError> {
+    let view = view_of(app, user_id).await?;
+    let key = account_key(&email(&view.email)?);
+    execute(&app.commands.users, &key, command, metadata(headers, caller)).await.map_err(user_error)?;
+    // Answer with the roles as the account has them now.
+    let account: User = app.commands.load(&key).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let roles: Vec<String> = account.roles().iter().map(|r| r.as_str().to_owned()).collect();
+    // Answer once the change is in effect for the account's requests.
+    let same = |v: &UserView| v.roles.len() == roles.len() && roles.iter().all(|r| v.roles.contains(r));
+    crate::auth::user_view(app, user_id, same).await?;
+    Ok(axum::Json(UserView { roles, ..view }))
+}

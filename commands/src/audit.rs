@@ -1,0 +1,163 @@
+//! The auditor's view of history: every event in commit order with its log position and
+//! its link in the hash chain, one aggregate's history, and a verification of the chain.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::relay::hash::{GENESIS, HashedFields, chain_hash};
+
+/// One event as an auditor reads it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditedEvent {
+    /// The log position (dense, commit order); absent while the relay has not logged it.
+    pub position: Option<i64>,
+    pub event_id: Uuid,
+    pub global_position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    /// Secrets (password hashes) are shown as `"[redacted]"`; the hash covers the stored text.
+    pub payload: serde_json::Value,
+    pub metadata: serde_json::Value,
+    pub recorded_at: DateTime<Utc>,
+    pub hash: Option<String>,
+}
+
+/// Field names whose values an auditor never needs to see.
+const SECRET_FIELDS: &[&str] = &["password_hash"];
+
+fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if SECRET_FIELDS.contains(&key.as_str()) {
+                    *v = serde_json::Value::String("[redacted]".into());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+type Row = (Option<i64>, Uuid, i64, String, String, i64, String, String, serde_json::Value, serde_json::Value, DateTime<Utc>, Option<String>);
+
+fn audited(row: Row) -> AuditedEvent {
+    let (position, event_id, global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, mut payload, metadata, recorded_at, hash) = row;
+    redact(&mut payload);
+    AuditedEvent { position, event_id, global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, hash }
+}
+
+const COLUMNS: &str = "l.log_position, e.event_id, e.global_position, e.aggregate_type, e.aggregate_id, e.sequence,
+    e.event_type, e.event_version, e.payload::jsonb, e.metadata::jsonb, e.recorded_at, l.hash";
+
+/// Logged events after `after`, in log order.
+pub async fn events_after(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<AuditedEvent>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM event_log l JOIN events e ON e.global_position = l.global_position
+         WHERE l.log_position > $1 ORDER BY l.log_position LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(audited).collect())
+}
+
+/// One aggregate's history, in its own order.
+pub async fn stream(pool: &PgPool, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<AuditedEvent>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM events e LEFT JOIN event_log l ON l.global_position = e.global_position
+         WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 ORDER BY e.sequence"
+    ))
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(audited).collect())
+}
+
+/// The outcome of checking the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Verification {
+    Intact { ok: bool, checked: i64 },
+    Broken { ok: bool, first_bad_position: i64, reason: String },
+}
+
+impl Verification {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Self::Intact { .. })
+    }
+}
+
+type ChainRow = (i64, Uuid, String, Option<Uuid>, Option<String>, Option<String>, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>, Option<DateTime<Utc>>);
+
+/// Recomputes the chain over the whole log, in log order, from the stored events: the
+/// first event whose content, place or hash does not fit is named.
+pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
+    const CHUNK: i64 = 5000;
+    let mut previous = GENESIS.to_owned();
+    let mut expected_position = 1;
+    loop {
+        let rows: Vec<ChainRow> = sqlx::query_as(
+            "SELECT l.log_position, l.event_id, l.hash, e.event_id, e.aggregate_type, e.aggregate_id, e.sequence,
+                    e.event_type, e.event_version, e.payload::text, e.metadata::text, e.recorded_at
+             FROM event_log l LEFT JOIN events e ON e.global_position = l.global_position
+             WHERE l.log_position >= $1 ORDER BY l.log_position LIMIT $2",
+        )
+        .bind(expected_position)
+        .bind(CHUNK)
+        .fetch_all(pool)
+        .await?;
+        let count = rows.len() as i64;
+        for row in rows {
+            let (position, logged_id, hash, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at) = row;
+            let broken = |reason: String| Ok(Verification::Broken { ok: false, first_bad_position: position, reason });
+            if position != expected_position {
+                return Ok(Verification::Broken {
+                    ok: false,
+                    first_bad_position: expected_position,
+                    reason: format!("log position {expected_position} is missing"),
+                });
+            }
+            let (Some(event_id), Some(aggregate_type), Some(aggregate_id), Some(sequence), Some(event_type), Some(event_version), Some(payload), Some(metadata), Some(recorded_at)) =
+                (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at)
+            else {
+                return broken("the logged event is not in the event store".into());
+            };
+            if event_id != logged_id {
+                return broken(format!("the event store holds {event_id} where the log has {logged_id}"));
+            }
+            let fields = HashedFields {
+                event_id,
+                aggregate_type: &aggregate_type,
+                aggregate_id: &aggregate_id,
+                sequence,
+                event_type: &event_type,
+                event_version: &event_version,
+                payload: &payload,
+                metadata: &metadata,
+                recorded_at,
+            };
+            let computed = chain_hash(&previous, &fields);
+            if computed != hash {
+                return broken(format!(
+                    "{event_type} {event_id} of {aggregate_type} {aggregate_id} does not match its hash: \
+                     the event or the chain before it was changed"
+                ));
+            }
+            previous = hash;
+            expected_position += 1;
+        }
+        if count < CHUNK {
+            return Ok(Verification::Intact { ok: true, checked: expected_position - 1 });
+        }
+    }
+}

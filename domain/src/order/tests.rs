@@ -1,0 +1,159 @@
+//! Given/when/then tests of every order rule.
+
+use chrono::TimeZone;
+use cqrs_es::test::TestFramework;
+
+use super::*;
+use crate::money::Currency;
+
+type OrderTest = TestFramework<Order>;
+
+fn at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).single().expect("time")
+}
+
+fn eur(minor: i64) -> Money {
+    Money::new(minor, Currency::parse("EUR").expect("EUR"))
+}
+
+fn line(article: &str, quantity: u32, price: i64) -> OrderLine {
+    OrderLine { article: Article::parse(article).expect("article"), name: article.into(), quantity, unit_price: eur(price) }
+}
+
+fn place() -> PlaceOrder {
+    PlaceOrder {
+        order_id: Uuid::from_u128(1),
+        user_id: Uuid::from_u128(2),
+        lines: vec![line("SKU-1", 2, 1999), line("SKU-2", 1, 500)],
+        click_id: Some(Uuid::from_u128(3)),
+        contact: Contact { name: "Ann".into(), email: Email::parse("ann@example.com").expect("email"), phone: None },
+        shipping_address: Address {
+            line1: "1 Main St".into(),
+            line2: None,
+            city: "Berlin".into(),
+            postal_code: "10115".into(),
+            country: "DE".into(),
+        },
+        placed_at: at(),
+    }
+}
+
+fn placed() -> OrderEvent {
+    let p = place();
+    OrderEvent::OrderPlaced(OrderPlaced {
+        order_id: p.order_id,
+        user_id: p.user_id,
+        lines: p.lines,
+        total: eur(4498),
+        click_id: p.click_id,
+        contact: p.contact,
+        shipping_address: p.shipping_address,
+        placed_at: at(),
+    })
+}
+
+fn paid() -> OrderEvent {
+    OrderEvent::OrderPaid(OrderPaid { order_id: Uuid::from_u128(1), payment_id: Uuid::from_u128(9), amount: eur(4498), paid_at: at() })
+}
+
+fn shipped() -> OrderEvent {
+    OrderEvent::OrderShipped(OrderShipped { order_id: Uuid::from_u128(1), tracking: None, at: at() })
+}
+
+fn pay(amount: i64) -> OrderCommand {
+    OrderCommand::MarkPaid { payment_id: Uuid::from_u128(9), amount: eur(amount), at: at() }
+}
+
+#[test]
+fn an_order_is_placed_with_its_total_and_its_click() {
+    OrderTest::with(()).given_no_previous_events().when(OrderCommand::PlaceOrder(place())).then_expect_events(vec![placed()]);
+}
+
+#[test]
+fn placing_again_is_a_no_op_but_another_order_under_the_id_is_refused() {
+    OrderTest::with(()).given(vec![placed()]).when(OrderCommand::PlaceOrder(place())).then_expect_events(vec![]);
+    let other = PlaceOrder { lines: vec![line("SKU-1", 1, 1999)], ..place() };
+    OrderTest::with(()).given(vec![placed()]).when(OrderCommand::PlaceOrder(other)).then_expect_error(OrderError::AlreadyPlaced);
+}
+
+#[test]
+fn bad_orders_are_refused() {
+    let cases = [
+        (PlaceOrder { lines: vec![], ..place() }, OrderError::InvalidLines),
+        (PlaceOrder { lines: vec![line("SKU-1", 0, 1)], ..place() }, OrderError::InvalidLines),
+        (PlaceOrder { lines: vec![line("SKU-1", 101, 1)], ..place() }, OrderError::InvalidLines),
+        (PlaceOrder { lines: vec![line("SKU-1", 1, 1), line("SKU-1", 1, 1)], ..place() }, OrderError::InvalidLines),
+        (
+            PlaceOrder {
+                lines: vec![
+                    line("SKU-1", 1, 1),
+                    OrderLine { unit_price: Money::new(1, Currency::parse("USD").expect("USD")), ..line("SKU-2", 1, 1) },
+                ],
+                ..place()
+            },
+            OrderError::MixedCurrencies,
+        ),
+        (PlaceOrder { lines: vec![line("SKU-1", 100, i64::MAX / 10)], ..place() }, OrderError::TotalOverflow),
+        (PlaceOrder { contact: Contact { name: " ".into(), ..place().contact }, ..place() }, OrderError::InvalidContact),
+        (
+            PlaceOrder { shipping_address: Address { country: "Germany".into(), ..place().shipping_address }, ..place() },
+            OrderError::InvalidAddress,
+        ),
+    ];
+    for (command, error) in cases {
+        OrderTest::with(()).given_no_previous_events().when(OrderCommand::PlaceOrder(command)).then_expect_error(error);
+    }
+}
+
+#[test]
+fn an_order_is_paid_once_with_its_exact_total() {
+    OrderTest::with(()).given(vec![placed()]).when(pay(4498)).then_expect_events(vec![paid()]);
+    OrderTest::with(()).given(vec![placed()]).when(pay(100)).then_expect_error(OrderError::AmountMismatch { paid: 100, total: 4498 });
+    // The same payment reported twice (a duplicate webhook): nothing more happens.
+    OrderTest::with(()).given(vec![placed(), paid()]).when(pay(4498)).then_expect_events(vec![]);
+    let other = OrderCommand::MarkPaid { payment_id: Uuid::from_u128(10), amount: eur(4498), at: at() };
+    OrderTest::with(()).given(vec![placed(), paid()]).when(other).then_expect_error(OrderError::WrongStatus("paid"));
+}
+
+#[test]
+fn only_an_unpaid_order_is_cancelled() {
+    let cancel = || OrderCommand::Cancel { reason: "changed my mind".into(), at: at() };
+    OrderTest::with(())
+        .given(vec![placed()])
+        .when(cancel())
+        .then_expect_events(vec![OrderEvent::OrderCancelled(OrderClosed {
+            order_id: Uuid::from_u128(1),
+            reason: "changed my mind".into(),
+            at: at(),
+        })]);
+    OrderTest::with(()).given(vec![placed(), paid()]).when(cancel()).then_expect_error(OrderError::PaidOrdersAreRefunded);
+    OrderTest::with(()).given(vec![placed(), paid(), shipped()]).when(cancel()).then_expect_error(OrderError::PaidOrdersAreRefunded);
+}
+
+#[test]
+fn only_a_paid_order_ships_and_only_a_shipped_one_completes() {
+    let ship = || OrderCommand::Ship { tracking: None, at: at() };
+    OrderTest::with(()).given(vec![placed()]).when(ship()).then_expect_error(OrderError::WrongStatus("awaiting_payment"));
+    OrderTest::with(()).given(vec![placed(), paid()]).when(ship()).then_expect_events(vec![shipped()]);
+    OrderTest::with(()).given(vec![placed(), paid()]).when(OrderCommand::Complete { at: at() }).then_expect_error(OrderError::WrongStatus("paid"));
+    OrderTest::with(())
+        .given(vec![placed(), paid(), shipped()])
+        .when(OrderCommand::Complete { at: at() })
+        .then_expect_events(vec![OrderEvent::OrderCompleted(OrderClosed { order_id: Uuid::from_u128(1), reason: "delivered".into(), at: at() })]);
+}
+
+#[test]
+fn refunds_follow_payment_and_never_exceed_it() {
+    let refund = |minor| OrderCommand::Refund { amount: eur(minor), reason: "damaged".into(), at: at() };
+    OrderTest::with(()).given(vec![placed()]).when(refund(100)).then_expect_error(OrderError::WrongStatus("awaiting_payment"));
+    OrderTest::with(()).given(vec![placed(), paid()]).when(refund(5000)).then_expect_error(OrderError::InvalidRefund);
+    OrderTest::with(())
+        .given(vec![placed(), paid(), shipped()])
+        .when(refund(4498))
+        .then_expect_events(vec![OrderEvent::OrderRefunded(OrderRefunded {
+            order_id: Uuid::from_u128(1),
+            amount: eur(4498),
+            reason: "damaged".into(),
+            at: at(),
+        })]);
+}

@@ -1,0 +1,221 @@
+//! Projection `analytics`: per video, the funnel click → match → order → paid, orders and
+//! revenue per product, and a heatmap of clicks on a grid of normalized frame coordinates.
+
+use async_trait::async_trait;
+use framecart_domain::click::{self, ClickEvent};
+use framecart_domain::log::{LoggedEvent, Namespace};
+use framecart_domain::order::{self, OrderEvent};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+
+use crate::runner::{Projection, ProjectionError, decode};
+
+pub const NAME: &str = "analytics";
+/// Heatmap cells per side.
+pub const GRID: i32 = 20;
+
+pub struct AnalyticsProjection;
+
+#[async_trait]
+impl Projection for AnalyticsProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn filter_subject(&self, ns: &Namespace) -> String {
+        ns.all_events_subject()
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["analytics_clicks", "analytics_heatmap", "analytics_orders"]
+    }
+
+    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, log_position: i64) -> Result<(), ProjectionError> {
+        match event.aggregate_type.as_str() {
+            click::AGGREGATE_TYPE => apply_click(tx, decode(event, log_position)?).await,
+            order::AGGREGATE_TYPE => apply_order(tx, decode(event, log_position)?).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn apply_click(tx: &mut PgConnection, event: ClickEvent) -> Result<(), ProjectionError> {
+    match event {
+        ClickEvent::ClickRecorded(c) => {
+            sqlx::query("INSERT INTO analytics_clicks (click_id, video_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(c.click_id)
+                .bind(c.video_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            if let Some(frame) = c.frame.filter(|f| f.on_frame) {
+                let cell = |p: f64| ((p * f64::from(GRID)).floor() as i32).clamp(0, GRID - 1);
+                sqlx::query(
+                    "INSERT INTO analytics_heatmap (video_id, gx, gy, clicks) VALUES ($1, $2, $3, 1)
+                     ON CONFLICT (video_id, gx, gy) DO UPDATE SET clicks = analytics_heatmap.clicks + 1",
+                )
+                .bind(c.video_id.as_str())
+                .bind(cell(frame.u))
+                .bind(cell(frame.v))
+                .execute(tx)
+                .await?;
+            }
+        }
+        ClickEvent::ClickMatched(m) => {
+            let article = m.best.product.map(|p| p.article);
+            sqlx::query("UPDATE analytics_clicks SET status = 'matched', article = $2 WHERE click_id = $1")
+                .bind(m.click_id)
+                .bind(article)
+                .execute(tx)
+                .await?;
+        }
+        ClickEvent::ClickUnmatched(u) => {
+            sqlx::query("UPDATE analytics_clicks SET status = 'unmatched', article = NULL WHERE click_id = $1")
+                .bind(u.click_id)
+                .execute(tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn apply_order(tx: &mut PgConnection, event: OrderEvent) -> Result<(), ProjectionError> {
+    let (order_id, status) = match event {
+        OrderEvent::OrderPlaced(e) => {
+            let lines: Vec<serde_json::Value> = e
+                .lines
+                .iter()
+                .map(|l| serde_json::json!({"article": l.article, "quantity": l.quantity, "unit_price_minor": l.unit_price.minor}))
+                .collect();
+            sqlx::query(
+                "INSERT INTO analytics_orders (order_id, video_id, click_id, status, lines, currency)
+                 VALUES ($1, (SELECT video_id FROM analytics_clicks WHERE click_id = $2), $2, 'awaiting_payment', $3, $4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(e.order_id)
+            .bind(e.click_id)
+            .bind(serde_json::Value::Array(lines))
+            .bind(e.total.currency.as_str())
+            .execute(tx)
+            .await?;
+            return Ok(());
+        }
+        OrderEvent::OrderRefunded(e) => {
+            sqlx::query("UPDATE analytics_orders SET status = 'refunded', refunded = $2 WHERE order_id = $1")
+                .bind(e.order_id)
+                .bind(e.amount.minor)
+                .execute(tx)
+                .await?;
+            return Ok(());
+        }
+        OrderEvent::OrderPaid(e) => (e.order_id, "paid"),
+        OrderEvent::OrderShipped(e) => (e.order_id, "shipped"),
+        OrderEvent::OrderCompleted(e) => (e.order_id, "completed"),
+        OrderEvent::OrderCancelled(e) => (e.order_id, "cancelled"),
+    };
+    sqlx::query("UPDATE analytics_orders SET status = $2 WHERE order_id = $1")
+        .bind(order_id)
+        .bind(status)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// One product's part of a video's funnel.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ProductFunnel {
+    pub article: String,
+    /// Clicks matched to this product.
+    pub matched_clicks: i64,
+    /// Orders from this video's clicks with a line of this product.
+    pub orders: i64,
+    /// Of those, the ones paid (then maybe shipped, completed).
+    pub paid_orders: i64,
+    /// Paid revenue of this product's lines, in minor units of `currency`.
+    pub revenue_minor: i64,
+    pub currency: Option<String>,
+}
+
+/// A video's analytics.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VideoAnalytics {
+    pub video_id: String,
+    pub clicks: i64,
+    pub matched: i64,
+    pub unmatched: i64,
+    pub pending: i64,
+    pub orders: i64,
+    pub paid_orders: i64,
+    pub products: Vec<ProductFunnel>,
+    pub heatmap: Heatmap,
+}
+
+/// Clicks on the picture counted per cell of a `grid` × `grid` split of the frame
+/// (normalized coordinates: cell `gx` covers `u` in `[gx/grid, (gx+1)/grid)`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Heatmap {
+    pub grid: i32,
+    /// `[gx, gy, clicks]` for every cell clicked at least once.
+    pub cells: Vec<[i64; 3]>,
+}
+
+pub async fn video(pool: &PgPool, video_id: &str) -> Result<VideoAnalytics, sqlx::Error> {
+    let (clicks, matched, unmatched, pending): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'matched'), count(*) FILTER (WHERE status = 'unmatched'),
+                count(*) FILTER (WHERE status = 'pending')
+         FROM analytics_clicks WHERE video_id = $1",
+    )
+    .bind(video_id)
+    .fetch_one(pool)
+    .await?;
+    let (orders, paid_orders): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE status IN ('paid', 'shipped', 'completed'))
+         FROM analytics_orders WHERE video_id = $1",
+    )
+    .bind(video_id)
+    .fetch_one(pool)
+    .await?;
+    let products: Vec<ProductFunnel> = sqlx::query_as(
+        "WITH lines AS (
+             SELECT o.order_id, o.status, o.currency, l->>'article' AS article,
+                    (l->>'quantity')::bigint * (l->>'unit_price_minor')::bigint AS amount
+             FROM analytics_orders o, jsonb_array_elements(o.lines) l
+             WHERE o.video_id = $1
+         ),
+         sold AS (
+             SELECT article, count(DISTINCT order_id) AS orders,
+                    count(DISTINCT order_id) FILTER (WHERE status IN ('paid', 'shipped', 'completed')) AS paid_orders,
+                    coalesce(sum(amount) FILTER (WHERE status IN ('paid', 'shipped', 'completed')), 0)::bigint AS revenue_minor,
+                    min(currency) AS currency
+             FROM lines GROUP BY article
+         ),
+         clicked AS (
+             SELECT article, count(*) AS matched_clicks FROM analytics_clicks
+             WHERE video_id = $1 AND status = 'matched' AND article IS NOT NULL GROUP BY article
+         )
+         SELECT coalesce(c.article, s.article) AS article, coalesce(c.matched_clicks, 0) AS matched_clicks,
+                coalesce(s.orders, 0) AS orders, coalesce(s.paid_orders, 0) AS paid_orders,
+                coalesce(s.revenue_minor, 0) AS revenue_minor, s.currency
+         FROM clicked c FULL JOIN sold s ON s.article = c.article
+         ORDER BY 1",
+    )
+    .bind(video_id)
+    .fetch_all(pool)
+    .await?;
+    let cells: Vec<(i32, i32, i64)> =
+        sqlx::query_as("SELECT gx, gy, clicks FROM analytics_heatmap WHERE video_id = $1 ORDER BY gy, gx")
+            .bind(video_id)
+            .fetch_all(pool)
+            .await?;
+    Ok(VideoAnalytics {
+        video_id: video_id.to_owned(),
+        clicks,
+        matched,
+        unmatched,
+        pending,
+        orders,
+        paid_orders,
+        products,
+        heatmap: Heatmap { grid: GRID, cells: cells.into_iter().map(|(x, y, n)| [i64::from(x), i64::from(y), n]).collect() },
+    })
+}
