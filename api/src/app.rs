@@ -69,19 +69,17 @@ pub struct Infra {
 
 impl Infra {
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = db::connect(&settings.database_url, settings.db_max_connections)
-            .await
-            .with_context(|| format!("connecting to Postgres at {}", crate::settings::redact(&settings.database_url)))?;
+        let pool = db::connect(&settings.database_url, settings.db_max_connections).await.with_context(|| {
+            format!("connecting to Postgres at {}", crate::settings::redact(&settings.database_url))
+        })?;
         db::migrate(&pool).await.context("applying database migrations")?;
         let nats = async_nats::ConnectOptions::new()
             .name("framecart")
             .connect(settings.nats_url.as_str())
             .await
             .with_context(|| format!("connecting to NATS at {}", crate::settings::redact(&settings.nats_url)))?;
-        let jetstream = jetstream::ContextBuilder::new()
-            .max_ack_inflight(4096)
-            .backpressure_on_inflight(true)
-            .build(nats.clone());
+        let jetstream =
+            jetstream::ContextBuilder::new().max_ack_inflight(4096).backpressure_on_inflight(true).build(nats.clone());
         stream::ensure_stream(&jetstream, &settings.namespace).await?;
         Ok(Self { pool, nats, jetstream })
     }
@@ -102,10 +100,7 @@ impl Default for Components {
 
 /// Every projection of the installation, the matcher included (it reads like one and
 /// sends commands after its commits).
-pub fn projections(
-    settings: &Settings,
-    commands: Arc<Commands>,
-) -> Vec<Arc<dyn framecart_projections::Projection>> {
+pub fn projections(settings: &Settings, commands: Arc<Commands>) -> Vec<Arc<dyn framecart_projections::Projection>> {
     let mut all = framecart_projections::all(settings.media_dir.clone());
     all.push(Arc::new(crate::matcher::Matcher::new(commands.clone())));
     all.push(Arc::new(crate::followups::Followups::of_payments(commands.clone())));
@@ -136,15 +131,10 @@ impl Running {
     pub async fn start(serve: ServeSettings, components: Components) -> anyhow::Result<Self> {
         let ServeSettings { settings, http, video, auth, payments } = serve;
         let infra = Infra::connect(&settings).await?;
-        let listener = TcpListener::bind(http.bind)
-            .await
-            .with_context(|| format!("binding {}", http.bind))?;
+        let listener = TcpListener::bind(http.bind).await.with_context(|| format!("binding {}", http.bind))?;
         let addr = listener.local_addr()?;
-        let write_mode = if settings.write_batching {
-            WriteMode::Batched { writers: 4 }
-        } else {
-            WriteMode::PerCommand
-        };
+        let write_mode =
+            if settings.write_batching { WriteMode::Batched { writers: 4 } } else { WriteMode::PerCommand };
         let app = App {
             pool: infra.pool.clone(),
             nats: infra.nats.clone(),
@@ -163,13 +153,15 @@ impl Running {
         if app.auth.token_secret.is_none() {
             tracing::warn!("FRAMECART_TOKEN_SECRET is not set: tokens will stop working when this process restarts");
         }
-        let fake_secret = payments
-            .fake_secret
-            .clone()
-            .map_or_else(|| Uuid::new_v4().as_bytes().to_vec(), String::into_bytes);
+        let fake_secret =
+            payments.fake_secret.clone().map_or_else(|| Uuid::new_v4().as_bytes().to_vec(), String::into_bytes);
         let webhook_url = payments.fake_webhook_url.clone().unwrap_or_else(|| {
             let host = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
-            format!("http://{}/api/v1/payments/webhooks/{}", SocketAddr::new(host, addr.port()), crate::fake_payments::NAME)
+            format!(
+                "http://{}/api/v1/payments/webhooks/{}",
+                SocketAddr::new(host, addr.port()),
+                crate::fake_payments::NAME
+            )
         });
         let fake = crate::fake_payments::FakeGateway::new(fake_secret.clone(), webhook_url, payments.fake_chaos);
         app.gateways.insert(crate::fake_payments::NAME, Arc::new(fake));

@@ -151,9 +151,13 @@ async fn deliver(mut inbox: mpsc::UnboundedReceiver<Webhook>, secret: Vec<u8>, u
     let mut n: u64 = 0;
     while let Some(hook) = inbox.recv().await {
         n += 1;
-        let copies = if chaos && n % 3 == 0 { 2 } else { 1 };
+        let copies = if chaos && n.is_multiple_of(3) { 2 } else { 1 };
         for copy in 0..copies {
-            let delay = if chaos { Duration::from_millis((Uuid::new_v4().as_u128() % 120) as u64 + 40 * copy) } else { Duration::ZERO };
+            let delay = if chaos {
+                Duration::from_millis((Uuid::new_v4().as_u128() % 120) as u64 + 40 * copy)
+            } else {
+                Duration::ZERO
+            };
             let (client, secret, url, hook) = (client.clone(), secret.clone(), url.clone(), hook.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
@@ -187,9 +191,16 @@ fn luhn(number: &str) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, d)| if i % 2 == 1 { let x = d * 2; if x > 9 { x - 9 } else { x } } else { *d })
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                *d
+            }
+        })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn failed(code: &str, message: &str) -> GatewayOutcome {
@@ -204,7 +215,8 @@ impl PaymentGateway for FakeGateway {
 
     async fn initiate(&self, payment_id: Uuid, amount: Money) -> Result<String, GatewayError> {
         let intent_id = format!("pi_{}", Uuid::new_v4().simple());
-        let intent = Intent { payment_id, amount, status: PaymentStatus::RequiresPaymentMethod, card: None, last: Utc::now() };
+        let intent =
+            Intent { payment_id, amount, status: PaymentStatus::RequiresPaymentMethod, card: None, last: Utc::now() };
         self.intents
             .lock()
             .map_err(|_| GatewayError::Unavailable("poisoned".into()))?
@@ -265,7 +277,12 @@ impl PaymentGateway for FakeGateway {
         self.with_intent(intent_id, |i| i.status)
     }
 
-    fn verify_webhook(&self, signature: Option<&str>, body: &[u8], now: DateTime<Utc>) -> Result<GatewayEvent, WebhookError> {
+    fn verify_webhook(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<GatewayEvent, WebhookError> {
         let signature = signature.ok_or(WebhookError::BadSignature)?;
         let mut at = None;
         let mut given = None;
@@ -291,7 +308,13 @@ impl PaymentGateway for FakeGateway {
                     .ok_or_else(|| WebhookError::Malformed(format!("unknown status {:?}", hook.data.status)))?,
             ),
         };
-        Ok(GatewayEvent { id: hook.id, intent_id: hook.data.intent_id, payment_id: hook.data.payment_id, outcome, at: hook.created })
+        Ok(GatewayEvent {
+            id: hook.id,
+            intent_id: hook.data.intent_id,
+            payment_id: hook.data.payment_id,
+            outcome,
+            at: hook.created,
+        })
     }
 }
 

@@ -71,12 +71,15 @@ impl Projection for Followups {
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, position: i64) -> Result<(), ProjectionError> {
-        let owed: Option<(&str, Uuid, Option<Uuid>, Option<Money>, DateTime<Utc>)> = match event.aggregate_type.as_str() {
+        let owed: Option<(&str, Uuid, Option<Uuid>, Option<Money>, DateTime<Utc>)> = match event.aggregate_type.as_str()
+        {
             payment::AGGREGATE_TYPE => match decode(event, position)? {
                 PaymentEvent::PaymentStatusChanged(e) if e.to == PaymentStatus::Succeeded => {
                     Some(("mark_paid", e.order_id, Some(e.payment_id), Some(e.amount), e.at))
                 }
-                PaymentEvent::PaymentRefunded(e) => Some(("refund", e.order_id, Some(e.payment_id), Some(e.amount), e.at)),
+                PaymentEvent::PaymentRefunded(e) => {
+                    Some(("refund", e.order_id, Some(e.payment_id), Some(e.amount), e.at))
+                }
                 _ => None,
             },
             order::AGGREGATE_TYPE => match decode(event, position)? {
@@ -166,7 +169,8 @@ impl Followups {
                     .map_err(classify)
             }
             "release_stock" | "commit_stock" => {
-                let order: Order = self.commands.load(&order_id).await.map_err(|e| FollowupError::Store(e.to_string()))?;
+                let order: Order =
+                    self.commands.load(&order_id).await.map_err(|e| FollowupError::Store(e.to_string()))?;
                 let Some(placed) = order.placed() else { return Err(FollowupError::Refused("no such order".into())) };
                 for line in &placed.lines {
                     let command = if o.kind == "release_stock" {
@@ -174,7 +178,9 @@ impl Followups {
                     } else {
                         ProductCommand::CommitStock { order_id: o.order_id }
                     };
-                    execute(&self.commands.products, line.article.as_str(), command, metadata.clone()).await.map_err(classify)?;
+                    execute(&self.commands.products, line.article.as_str(), command, metadata.clone())
+                        .await
+                        .map_err(classify)?;
                 }
                 Ok(())
             }

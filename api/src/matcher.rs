@@ -63,7 +63,8 @@ const IDLE: Duration = Duration::from_secs(3);
 
 impl Matcher {
     pub fn new(commands: Arc<Commands>) -> Self {
-        let settler = Settler { commands, radius_css: DEFAULT_RADIUS_CSS, runs: Default::default(), wake: Default::default() };
+        let settler =
+            Settler { commands, radius_css: DEFAULT_RADIUS_CSS, runs: Default::default(), wake: Default::default() };
         Self { settler: Arc::new(settler), task: Default::default() }
     }
 }
@@ -108,7 +109,12 @@ impl Settler {
         let waited = started.elapsed();
         let n = owed.len();
         self.settle(pool, owed).await?;
-        tracing::debug!(verdicts = n, waited_ms = waited.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "matcher round");
+        tracing::debug!(
+            verdicts = n,
+            waited_ms = waited.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "matcher round"
+        );
         Ok(n as i64 == ROUND)
     }
 
@@ -302,7 +308,13 @@ impl NewClicks {
 }
 
 /// Owes every click of a video a verdict as of `position`.
-async fn owe(tx: &mut PgConnection, video_id: &str, position: i64, cause: Uuid, correlation: &str) -> Result<(), ProjectionError> {
+async fn owe(
+    tx: &mut PgConnection,
+    video_id: &str,
+    position: i64,
+    cause: Uuid,
+    correlation: &str,
+) -> Result<(), ProjectionError> {
     let upsert = "ON CONFLICT (click_id) DO UPDATE SET due_position = EXCLUDED.due_position,
              cause_event_id = EXCLUDED.cause_event_id, correlation_id = EXCLUDED.correlation_id";
     let sql = format!(

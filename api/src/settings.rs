@@ -255,10 +255,7 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_the_logs() {
-        assert_eq!(
-            redact("postgres://app:s3cret@db:5432/framecart"),
-            "postgres://app:********@db:5432/framecart"
-        );
+        assert_eq!(redact("postgres://app:s3cret@db:5432/framecart"), "postgres://app:********@db:5432/framecart");
         assert!(!redact("not a url s3cret").contains("s3cret"));
     }
 }

@@ -18,7 +18,8 @@ pub const FOLDER: &str = "source_video_files";
 
 /// Extensions kept from the uploaded file's name; anything else is named after the
 /// container ffprobe found.
-const KNOWN_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "webm", "mkv", "avi", "mpg", "mpeg", "ogv", "ts", "3gp", "flv"];
+const KNOWN_EXTENSIONS: &[&str] =
+    &["mp4", "m4v", "mov", "webm", "mkv", "avi", "mpg", "mpeg", "ogv", "ts", "3gp", "flv"];
 
 /// A received file, not yet in place.
 pub struct Received {
@@ -65,10 +66,8 @@ pub fn multipart_error(e: MultipartError) -> ApiError {
 /// The extension the stored file gets: the uploaded name's when it is a known video
 /// extension, else one that fits the container.
 pub fn extension(original_name: Option<&str>, container: &str, codec: &str) -> &'static str {
-    let from_name = original_name
-        .and_then(|n| Path::new(n).extension())
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let from_name =
+        original_name.and_then(|n| Path::new(n).extension()).and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     if let Some(known) = from_name.and_then(|e| KNOWN_EXTENSIONS.iter().find(|k| **k == e)) {
         return known;
     }
@@ -93,9 +92,8 @@ pub fn put_in_place(temp: TempPath, dir: &Path, video_id: &str, ext: &str) -> st
     temp.persist(&target).map_err(|e| e.error)?;
     for entry in std::fs::read_dir(dir)?.flatten() {
         let path = entry.path();
-        let stale = path != target
-            && path.file_stem().and_then(|s| s.to_str()) == Some(video_id)
-            && path.extension().is_some();
+        let stale =
+            path != target && path.file_stem().and_then(|s| s.to_str()) == Some(video_id) && path.extension().is_some();
         if stale {
             let _ = std::fs::remove_file(&path);
         }

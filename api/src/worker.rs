@@ -18,15 +18,15 @@ use async_nats::jetstream::{self, AckKind, consumer};
 use chrono::Utc;
 use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
+use framecart_detector::{Detection, Detector, DetectorConfig, Frame};
 use framecart_domain::EventMetadata;
 use framecart_domain::detection::{
-    CompleteDetection, DetectedObject, DetectionCommand, DetectionError, DetectionRun, FailDetection,
-    FrameDetections, RecordDetections, StartDetection,
+    CompleteDetection, DetectedObject, DetectionCommand, DetectionError, DetectionRun, FailDetection, FrameDetections,
+    RecordDetections, StartDetection,
 };
 use framecart_domain::geometry::BoundingBox;
 use framecart_domain::log::LoggedEvent;
 use framecart_domain::video::{self, DetectionRequested, Video, VideoEvent};
-use framecart_detector::{Detection, Detector, DetectorConfig, Frame};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -270,9 +270,10 @@ impl Job<'_> {
         tracing::info!(run_id = %self.request.run_id, video_id = %self.request.video_id, attempt,
             resume_from = run.frames_done(), "detection started");
         let started = Instant::now();
-        match self.detect(detector, path, attempt, run.next_batch(), run.frames_done(), shutdown).await? {
-            Some(outcome) => return Ok(outcome),
-            None => {}
+        if let Some(outcome) =
+            self.detect(detector, path, attempt, run.next_batch(), run.frames_done(), shutdown).await?
+        {
+            return Ok(outcome);
         }
         let complete = CompleteDetection {
             video_id: self.request.video_id.clone(),
@@ -429,11 +430,7 @@ impl Sampler {
             .filter(|d| f64::from(d.confidence) >= self.min_confidence)
             .filter_map(|d| {
                 let class_id = u32::try_from(d.class_id).ok()? + 1;
-                let label = if self.labels.is_empty() {
-                    d.label
-                } else {
-                    self.labels.get(&class_id)?.clone()
-                };
+                let label = if self.labels.is_empty() { d.label } else { self.labels.get(&class_id)?.clone() };
                 let [xmin, ymin, xmax, ymax] = d.bbox.map(|v| round(f64::from(v), 2));
                 Some(DetectedObject {
                     class_id,

@@ -46,12 +46,51 @@ fn redact(value: &mut serde_json::Value) {
     }
 }
 
-type Row = (Option<i64>, Uuid, i64, String, String, i64, String, String, serde_json::Value, serde_json::Value, DateTime<Utc>, Option<String>);
+type Row = (
+    Option<i64>,
+    Uuid,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    serde_json::Value,
+    serde_json::Value,
+    DateTime<Utc>,
+    Option<String>,
+);
 
 fn audited(row: Row) -> AuditedEvent {
-    let (position, event_id, global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, mut payload, metadata, recorded_at, hash) = row;
+    let (
+        position,
+        event_id,
+        global_position,
+        aggregate_type,
+        aggregate_id,
+        sequence,
+        event_type,
+        event_version,
+        mut payload,
+        metadata,
+        recorded_at,
+        hash,
+    ) = row;
     redact(&mut payload);
-    AuditedEvent { position, event_id, global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, hash }
+    AuditedEvent {
+        position,
+        event_id,
+        global_position,
+        aggregate_type,
+        aggregate_id,
+        sequence,
+        event_type,
+        event_version,
+        payload,
+        metadata,
+        recorded_at,
+        hash,
+    }
 }
 
 const COLUMNS: &str = "l.log_position, e.event_id, e.global_position, e.aggregate_type, e.aggregate_id, e.sequence,
@@ -97,7 +136,20 @@ impl Verification {
     }
 }
 
-type ChainRow = (i64, Uuid, String, Option<Uuid>, Option<String>, Option<String>, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>, Option<DateTime<Utc>>);
+type ChainRow = (
+    i64,
+    Uuid,
+    String,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+);
 
 /// Recomputes the chain over the whole log, in log order, from the stored events: the
 /// first event whose content, place or hash does not fit is named.
@@ -118,7 +170,20 @@ pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
         .await?;
         let count = rows.len() as i64;
         for row in rows {
-            let (position, logged_id, hash, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at) = row;
+            let (
+                position,
+                logged_id,
+                hash,
+                event_id,
+                aggregate_type,
+                aggregate_id,
+                sequence,
+                event_type,
+                event_version,
+                payload,
+                metadata,
+                recorded_at,
+            ) = row;
             let broken = |reason: String| Ok(Verification::Broken { ok: false, first_bad_position: position, reason });
             if position != expected_position {
                 return Ok(Verification::Broken {
@@ -127,8 +192,27 @@ pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
                     reason: format!("log position {expected_position} is missing"),
                 });
             }
-            let (Some(event_id), Some(aggregate_type), Some(aggregate_id), Some(sequence), Some(event_type), Some(event_version), Some(payload), Some(metadata), Some(recorded_at)) =
-                (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at)
+            let (
+                Some(event_id),
+                Some(aggregate_type),
+                Some(aggregate_id),
+                Some(sequence),
+                Some(event_type),
+                Some(event_version),
+                Some(payload),
+                Some(metadata),
+                Some(recorded_at),
+            ) = (
+                event_id,
+                aggregate_type,
+                aggregate_id,
+                sequence,
+                event_type,
+                event_version,
+                payload,
+                metadata,
+                recorded_at,
+            )
             else {
                 return broken("the logged event is not in the event store".into());
             };

@@ -100,10 +100,7 @@ where
     let metadata = metadata.into_map();
     let mut attempt = 1;
     loop {
-        match cqrs
-            .execute_with_metadata(aggregate_id, command.clone(), metadata.clone())
-            .await
-        {
+        match cqrs.execute_with_metadata(aggregate_id, command.clone(), metadata.clone()).await {
             Ok(()) => return Ok(()),
             Err(AggregateError::UserError(e)) => return Err(CommandError::Refused(e)),
             Err(AggregateError::AggregateConflict) if attempt < ATTEMPTS => {

@@ -38,7 +38,9 @@ impl GatewayEvent {
             provider_event_id: Some(self.id.clone()),
             outcome: match &self.outcome {
                 GatewayOutcome::Status(s) => ReportedOutcome::Status(*s),
-                GatewayOutcome::Failed { code, message } => ReportedOutcome::Failed { code: code.clone(), message: message.clone() },
+                GatewayOutcome::Failed { code, message } => {
+                    ReportedOutcome::Failed { code: code.clone(), message: message.clone() }
+                }
             },
             at: self.at,
         }
@@ -88,5 +90,10 @@ pub trait PaymentGateway: Send + Sync {
     async fn status(&self, intent_id: &str) -> Result<PaymentStatus, GatewayError>;
 
     /// Checks a webhook's signature on its raw body and reads it.
-    fn verify_webhook(&self, signature: Option<&str>, body: &[u8], now: DateTime<Utc>) -> Result<GatewayEvent, WebhookError>;
+    fn verify_webhook(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<GatewayEvent, WebhookError>;
 }

@@ -17,9 +17,7 @@
 use std::sync::Arc;
 
 use cqrs_es::Aggregate;
-use cqrs_es::persist::{
-    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
-};
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot};
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -70,10 +68,7 @@ impl EventRepository {
 }
 
 impl PersistedEventRepository for EventRepository {
-    async fn get_events<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+    async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
         self.inner.get_events::<A>(aggregate_id).await
     }
 
@@ -105,17 +100,11 @@ impl PersistedEventRepository for EventRepository {
         }
         let (done, result) = oneshot::channel();
         let append = Append { aggregate_type: A::TYPE, events: events.to_vec(), done };
-        queue
-            .send(append)
-            .await
-            .map_err(|_| unknown("the event writer has stopped"))?;
+        queue.send(append).await.map_err(|_| unknown("the event writer has stopped"))?;
         result.await.map_err(|_| unknown("the event writer dropped an append"))?
     }
 
-    async fn stream_events<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<ReplayStream, PersistenceError> {
+    async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
         self.inner.stream_events::<A>(aggregate_id).await
     }
 
@@ -164,9 +153,7 @@ async fn write_batch(pool: &PgPool, batch: Vec<Append>) {
         Err(err) => {
             let message = err.to_string();
             for append in batch {
-                let _ = append
-                    .done
-                    .send(Err(PersistenceError::ConnectionError(message.clone().into())));
+                let _ = append.done.send(Err(PersistenceError::ConnectionError(message.clone().into())));
             }
         }
     }
@@ -223,9 +210,7 @@ async fn insert(pool: &PgPool, appends: &[Append]) -> Result<(), PersistenceErro
     .await;
     match result {
         Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(PersistenceError::OptimisticLockError)
-        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(PersistenceError::OptimisticLockError),
         Err(e) => Err(PersistenceError::ConnectionError(Box::new(e))),
     }
 }

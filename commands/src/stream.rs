@@ -38,10 +38,7 @@ pub enum StreamSetupError {
 }
 
 /// Creates the stream, or checks that the existing one is the log we expect.
-pub async fn ensure_stream(
-    js: &jetstream::Context,
-    ns: &Namespace,
-) -> Result<stream::Stream, StreamSetupError> {
+pub async fn ensure_stream(js: &jetstream::Context, ns: &Namespace) -> Result<stream::Stream, StreamSetupError> {
     let wanted = stream_config(ns);
     let name = wanted.name.clone();
     let mut stream = js

@@ -35,8 +35,7 @@ impl Namespace {
     pub fn parse(s: &str) -> Result<Self, NamespaceError> {
         let ok = (1..=32).contains(&s.len())
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         ok.then(|| Self(s.to_owned())).ok_or(NamespaceError)
     }
 
@@ -84,9 +83,7 @@ impl fmt::Debug for Namespace {
 
 /// True when `s` may be used as one token of a NATS subject.
 pub fn is_subject_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// The body of every message in the log: one committed event with its place in history.
@@ -125,10 +122,7 @@ mod tests {
         let ns = Namespace::parse("framecart").expect("valid");
         assert_eq!(ns.stream_name(), "FRAMECART_EVENTS");
         assert_eq!(ns.all_events_subject(), "framecart.events.>");
-        assert_eq!(
-            ns.event_subject("click", "0190", "ClickRecorded"),
-            "framecart.events.click.0190.ClickRecorded"
-        );
+        assert_eq!(ns.event_subject("click", "0190", "ClickRecorded"), "framecart.events.click.0190.ClickRecorded");
         assert_eq!(ns.consumer_name("proj_clicks"), "framecart_proj_clicks");
     }
 

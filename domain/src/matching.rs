@@ -96,6 +96,10 @@ impl UnmatchedReason {
 /// The outcome of matching one click.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per command or event and moved a few times; boxing would only add an allocation"
+)]
 pub enum Outcome {
     Matched { best: Candidate, candidates: Vec<Candidate>, reason: String },
     Unmatched { reason: UnmatchedReason, explanation: String, candidates: Vec<Candidate> },
@@ -106,11 +110,7 @@ pub enum Outcome {
 pub fn signed_distance(x: f64, y: f64, b: &BoundingBox) -> f64 {
     let dx = (b.xmin - x).max(x - b.xmax);
     let dy = (b.ymin - y).max(y - b.ymax);
-    if dx <= 0.0 && dy <= 0.0 {
-        dx.max(dy)
-    } else {
-        dx.max(0.0).hypot(dy.max(0.0))
-    }
+    if dx <= 0.0 && dy <= 0.0 { dx.max(dy) } else { dx.max(0.0).hypot(dy.max(0.0)) }
 }
 
 /// The candidates within `radius_css` of the click, best first.
@@ -217,7 +217,11 @@ mod tests {
             label: id.into(),
             bbox: BoundingBox { xmin: b[0], ymin: b[1], xmax: b[2], ymax: b[3] },
             confidence,
-            product: article.map(|a| LinkedProduct { article: a.into(), additional_identifier: String::new(), link_id: "l".into() }),
+            product: article.map(|a| LinkedProduct {
+                article: a.into(),
+                additional_identifier: String::new(),
+                link_id: "l".into(),
+            }),
         }
     }
 
@@ -242,11 +246,15 @@ mod tests {
     fn the_ranking_table() {
         let big = [0.1, 0.1, 0.9, 0.9];
         let small = [0.4, 0.4, 0.6, 0.6];
-        let rows: Vec<(&str, Vec<ObjectAt>, ClickPoint, Option<&str>, Option<UnmatchedReason>)> = vec![
+        type Row<'a> = (&'a str, Vec<ObjectAt>, ClickPoint, Option<&'a str>, Option<UnmatchedReason>);
+        let rows: Vec<Row<'_>> = vec![
             ("inside one linked box", vec![object("a", small, 0.9, Some("SKU-1"))], click(0.5, 0.5), Some("a"), None),
             (
                 "a containing box beats a nearer-edged near miss",
-                vec![object("near", [0.505, 0.4, 0.6, 0.6], 0.99, Some("SKU-2")), object("in", big, 0.5, Some("SKU-1"))],
+                vec![
+                    object("near", [0.505, 0.4, 0.6, 0.6], 0.99, Some("SKU-2")),
+                    object("in", big, 0.5, Some("SKU-1")),
+                ],
                 click(0.5, 0.5),
                 Some("in"),
                 None,
@@ -280,8 +288,20 @@ mod tests {
                 Some("a"),
                 None,
             ),
-            ("beyond the radius nothing is near", vec![object("a", small, 0.9, Some("SKU-1"))], click(0.62, 0.5), None, Some(UnmatchedReason::NoObjectNear)),
-            ("the clicked object is not linked", vec![object("a", small, 0.9, None)], click(0.5, 0.5), None, Some(UnmatchedReason::NotLinked)),
+            (
+                "beyond the radius nothing is near",
+                vec![object("a", small, 0.9, Some("SKU-1"))],
+                click(0.62, 0.5),
+                None,
+                Some(UnmatchedReason::NoObjectNear),
+            ),
+            (
+                "the clicked object is not linked",
+                vec![object("a", small, 0.9, None)],
+                click(0.5, 0.5),
+                None,
+                Some(UnmatchedReason::NotLinked),
+            ),
             (
                 "a smaller unlinked object in front wins over a linked one behind",
                 vec![object("bike", big, 0.9, Some("SKU-1")), object("cup", small, 0.9, None)],

@@ -232,7 +232,8 @@ mod tests {
 
     #[test]
     fn a_track_survives_short_gaps_and_ends_after_long_ones() {
-        let mut frames = vec![frame(0.0, vec![object(1, 10.0, 0.9)]), frame(0.2, vec![]), frame(0.4, vec![object(1, 10.0, 0.9)])];
+        let mut frames =
+            vec![frame(0.0, vec![object(1, 10.0, 0.9)]), frame(0.2, vec![]), frame(0.4, vec![object(1, 10.0, 0.9)])];
         assert_eq!(track(&frames, TrackerConfig::default()).len(), 1);
         frames.splice(1..2, (1..=4).map(|i| frame(f64::from(i) * 0.05, vec![])));
         assert_eq!(track(&frames, TrackerConfig::default()).len(), 2);

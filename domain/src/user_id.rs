@@ -18,14 +18,8 @@ pub struct UserIdError;
 impl UserId {
     pub fn parse(input: &str) -> Result<Self, UserIdError> {
         let valid = (1..=MAX_LEN).contains(&input.len())
-            && input
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if valid {
-            Ok(Self(input.to_owned()))
-        } else {
-            Err(UserIdError)
-        }
+            && input.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if valid { Ok(Self(input.to_owned())) } else { Err(UserIdError) }
     }
 
     pub fn as_str(&self) -> &str {

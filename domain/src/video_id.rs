@@ -78,9 +78,7 @@ impl VideoId {
         if is_canonical(s) {
             return Ok(Self(s.to_owned()));
         }
-        Self::from_query_fragment(s)
-            .or_else(|| Self::from_url(s))
-            .ok_or_else(|| VideoIdError::NotAVideoId(excerpt(s)))
+        Self::from_query_fragment(s).or_else(|| Self::from_url(s)).ok_or_else(|| VideoIdError::NotAVideoId(excerpt(s)))
     }
 
     /// The original system's form: the `v` parameter's value followed by the rest of the
@@ -88,8 +86,7 @@ impl VideoId {
     fn from_query_fragment(s: &str) -> Option<Self> {
         let head = s.get(..ID_LEN)?;
         let rest = &s[ID_LEN..];
-        (is_canonical(head) && (rest.starts_with('&') || rest.starts_with('#')))
-            .then(|| Self(head.to_owned()))
+        (is_canonical(head) && (rest.starts_with('&') || rest.starts_with('#'))).then(|| Self(head.to_owned()))
     }
 
     fn from_url(s: &str) -> Option<Self> {
@@ -109,13 +106,8 @@ impl VideoId {
         } else {
             let mut segments = url.path_segments()?;
             match segments.next() {
-                Some("watch") => url
-                    .query_pairs()
-                    .find(|(k, _)| k == "v")
-                    .map(|(_, v)| v.into_owned()),
-                Some("shorts" | "embed" | "live" | "v" | "e") => {
-                    segments.next().map(str::to_owned)
-                }
+                Some("watch") => url.query_pairs().find(|(k, _)| k == "v").map(|(_, v)| v.into_owned()),
+                Some("shorts" | "embed" | "live" | "v" | "e") => segments.next().map(str::to_owned),
                 _ => None,
             }
         }?;
@@ -143,11 +135,7 @@ impl TryFrom<String> for VideoId {
     type Error = VideoIdError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         // Stored events hold canonical ids only: anything else is corrupt, not a spelling.
-        if is_canonical(&value) {
-            Ok(Self(value))
-        } else {
-            Err(VideoIdError::NotAVideoId(excerpt(&value)))
-        }
+        if is_canonical(&value) { Ok(Self(value)) } else { Err(VideoIdError::NotAVideoId(excerpt(&value))) }
     }
 }
 
@@ -192,11 +180,7 @@ mod tests {
             "https://www.youtube.com/live/VESeA6leQuk?feature=shared",
             "HTTPS://WWW.YOUTUBE.COM/watch?v=VESeA6leQuk",
         ] {
-            assert_eq!(
-                VideoId::parse(input).map(|v| v.to_string()),
-                Ok(ID.to_owned()),
-                "input {input:?}"
-            );
+            assert_eq!(VideoId::parse(input).map(|v| v.to_string()), Ok(ID.to_owned()), "input {input:?}");
         }
     }
 

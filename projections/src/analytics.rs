@@ -31,7 +31,12 @@ impl Projection for AnalyticsProjection {
         &["analytics_clicks", "analytics_heatmap", "analytics_orders"]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, log_position: i64) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &LoggedEvent,
+        log_position: i64,
+    ) -> Result<(), ProjectionError> {
         match event.aggregate_type.as_str() {
             click::AGGREGATE_TYPE => apply_click(tx, decode(event, log_position)?).await,
             order::AGGREGATE_TYPE => apply_order(tx, decode(event, log_position)?).await,
@@ -216,6 +221,9 @@ pub async fn video(pool: &PgPool, video_id: &str) -> Result<VideoAnalytics, sqlx
         orders,
         paid_orders,
         products,
-        heatmap: Heatmap { grid: GRID, cells: cells.into_iter().map(|(x, y, n)| [i64::from(x), i64::from(y), n]).collect() },
+        heatmap: Heatmap {
+            grid: GRID,
+            cells: cells.into_iter().map(|(x, y, n)| [i64::from(x), i64::from(y), n]).collect(),
+        },
     })
 }

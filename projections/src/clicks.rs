@@ -29,7 +29,12 @@ impl Projection for ClicksProjection {
         &["clicks_view"]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, log_position: i64) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &LoggedEvent,
+        log_position: i64,
+    ) -> Result<(), ProjectionError> {
         self.apply_all(tx, &[(event.clone(), log_position)]).await
     }
 
@@ -194,37 +199,43 @@ impl Verdicts {
     fn matched(&mut self, m: &click::ClickMatched) {
         let b = &m.best;
         let product = b.product.as_ref();
-        self.put(m.click_id, VerdictRow {
-            status: "matched",
-            reason: None,
-            article: product.map(|p| p.article.clone()),
-            identifier: product.map(|p| p.additional_identifier.clone()),
-            label: Some(b.label.clone()),
-            track_id: Some(b.track_id.clone()),
-            bbox: Some(serde_json::json!([b.bbox.xmin, b.bbox.ymin, b.bbox.xmax, b.bbox.ymax])),
-            score: Some(b.distance),
-            explanation: m.reason.clone(),
-            candidates: serde_json::to_value(&m.candidates).unwrap_or_default(),
-            run_id: m.run_id,
-            at: m.evaluated_at,
-        });
+        self.put(
+            m.click_id,
+            VerdictRow {
+                status: "matched",
+                reason: None,
+                article: product.map(|p| p.article.clone()),
+                identifier: product.map(|p| p.additional_identifier.clone()),
+                label: Some(b.label.clone()),
+                track_id: Some(b.track_id.clone()),
+                bbox: Some(serde_json::json!([b.bbox.xmin, b.bbox.ymin, b.bbox.xmax, b.bbox.ymax])),
+                score: Some(b.distance),
+                explanation: m.reason.clone(),
+                candidates: serde_json::to_value(&m.candidates).unwrap_or_default(),
+                run_id: m.run_id,
+                at: m.evaluated_at,
+            },
+        );
     }
 
     fn unmatched(&mut self, u: &click::ClickUnmatched) {
-        self.put(u.click_id, VerdictRow {
-            status: "unmatched",
-            reason: Some(u.reason.as_str()),
-            article: None,
-            identifier: None,
-            label: None,
-            track_id: None,
-            bbox: None,
-            score: None,
-            explanation: u.explanation.clone(),
-            candidates: serde_json::to_value(&u.candidates).unwrap_or_default(),
-            run_id: u.run_id,
-            at: u.evaluated_at,
-        });
+        self.put(
+            u.click_id,
+            VerdictRow {
+                status: "unmatched",
+                reason: Some(u.reason.as_str()),
+                article: None,
+                identifier: None,
+                label: None,
+                track_id: None,
+                bbox: None,
+                score: None,
+                explanation: u.explanation.clone(),
+                candidates: serde_json::to_value(&u.candidates).unwrap_or_default(),
+                run_id: u.run_id,
+                at: u.evaluated_at,
+            },
+        );
     }
 
     fn put(&mut self, click_id: Uuid, v: VerdictRow) {

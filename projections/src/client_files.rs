@@ -65,7 +65,12 @@ impl Projection for ClientFilesProjection {
         &["client_file_clicks", "client_files_dirty"]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, log_position: i64) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &LoggedEvent,
+        log_position: i64,
+    ) -> Result<(), ProjectionError> {
         self.apply_all(tx, &[(event.clone(), log_position)]).await
     }
 
@@ -119,10 +124,8 @@ impl Projection for ClientFilesProjection {
             .bind(&name)
             .fetch_all(pool)
             .await?;
-            let entries: Vec<Entry> = rows
-                .into_iter()
-                .map(|(x, y, timestamp, video_id)| Entry { x, y, timestamp, video_id })
-                .collect();
+            let entries: Vec<Entry> =
+                rows.into_iter().map(|(x, y, timestamp, video_id)| Entry { x, y, timestamp, video_id }).collect();
             let json = serde_json::to_vec(&entries)
                 .map_err(|e| ProjectionError::Internal(format!("serialising {name}: {e}")))?;
             write_file(self.dir.clone(), name.clone(), json).await?;

@@ -98,11 +98,8 @@ impl Projection for DetectionsProjection {
                 DIRTY.written(pool, &name, version).await?;
                 continue;
             };
-            let entries: Vec<FileEntry> = list(pool, video_id, &DetectionFilter::default())
-                .await?
-                .into_iter()
-                .map(FileEntry::from)
-                .collect();
+            let entries: Vec<FileEntry> =
+                list(pool, video_id, &DetectionFilter::default()).await?.into_iter().map(FileEntry::from).collect();
             let json = serde_json::to_vec(&entries)
                 .map_err(|e| ProjectionError::Internal(format!("serialising {name}: {e}")))?;
             write_file(self.dir.clone(), name.clone(), json).await?;

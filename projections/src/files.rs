@@ -19,11 +19,7 @@ pub enum MediaFileError {
 
 /// True when `name` is one ordinary file name that cannot leave its folder.
 pub fn is_safe_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
+    !name.is_empty() && name != "." && name != ".." && !name.starts_with('.') && !name.contains(['/', '\\', '\0'])
 }
 
 /// Replaces `dir/name` with `contents`: written to a temporary file in the same folder,
@@ -36,11 +32,7 @@ pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<(), M
     let target = dir.join(name);
     let io = |source| MediaFileError::Io { path: target.clone(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(readable())
-        .tempfile_in(dir)
-        .map_err(io)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").permissions(readable()).tempfile_in(dir).map_err(io)?;
     tmp.write_all(contents).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(&target).map_err(|e| io(e.error))?;
@@ -51,11 +43,7 @@ pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<(), M
 /// files have them.
 pub fn plain_number<S: serde::Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
     const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    if value.fract() == 0.0 && value.abs() < EXACT {
-        s.serialize_i64(*value as i64)
-    } else {
-        s.serialize_f64(*value)
-    }
+    if value.fract() == 0.0 && value.abs() < EXACT { s.serialize_i64(*value as i64) } else { s.serialize_f64(*value) }
 }
 
 /// Media files are for other programs to read (a web server, the merchant's tools):
@@ -165,10 +153,7 @@ mod tests {
     fn names_that_leave_the_folder_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         for bad in ["", ".", "..", "../x", "a/b", ".hidden", "a\\b"] {
-            assert!(matches!(
-                write_atomically(dir.path(), bad, b"x"),
-                Err(MediaFileError::UnsafeName(_))
-            ));
+            assert!(matches!(write_atomically(dir.path(), bad, b"x"), Err(MediaFileError::UnsafeName(_))));
         }
         assert!(std::fs::read_dir(dir.path()).expect("dir").next().is_none());
     }
@@ -179,10 +164,8 @@ mod tests {
         write_atomically(dir.path(), "a.json", b"[1,2,3]").expect("write");
         write_atomically(dir.path(), "a.json", b"[]").expect("rewrite");
         assert_eq!(std::fs::read(dir.path().join("a.json")).expect("read"), b"[]");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(names, ["a.json"]);
     }
 }

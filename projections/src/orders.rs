@@ -29,7 +29,12 @@ impl Projection for OrdersProjection {
         &["orders_view"]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, log_position: i64) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &LoggedEvent,
+        log_position: i64,
+    ) -> Result<(), ProjectionError> {
         let status = |s: OrderStatus| s.as_str();
         match decode::<OrderEvent>(event, log_position)? {
             OrderEvent::OrderPlaced(e) => {
@@ -73,13 +78,15 @@ impl Projection for OrdersProjection {
                     .await?;
             }
             OrderEvent::OrderRefunded(e) => {
-                sqlx::query("UPDATE orders_view SET status = $2, refunded_minor = $3, updated_at = $4 WHERE order_id = $1")
-                    .bind(e.order_id)
-                    .bind(status(OrderStatus::Refunded))
-                    .bind(e.amount.minor)
-                    .bind(e.at)
-                    .execute(tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE orders_view SET status = $2, refunded_minor = $3, updated_at = $4 WHERE order_id = $1",
+                )
+                .bind(e.order_id)
+                .bind(status(OrderStatus::Refunded))
+                .bind(e.amount.minor)
+                .bind(e.at)
+                .execute(tx)
+                .await?;
             }
             other => {
                 let (order_id, new, at) = match &other {
@@ -127,7 +134,8 @@ pub struct OrderView {
     pub updated_at: DateTime<Utc>,
 }
 
-const ORDER_COLUMNS: &str = "order_id, user_id, status, lines, total_minor, currency, click_id, contact, shipping_address,
+const ORDER_COLUMNS: &str =
+    "order_id, user_id, status, lines, total_minor, currency, click_id, contact, shipping_address,
     payment_id, refunded_minor, placed_at, updated_at";
 
 pub async fn get(pool: &PgPool, order_id: Uuid) -> Result<Option<OrderView>, sqlx::Error> {
@@ -165,7 +173,12 @@ impl Projection for PaymentsProjection {
         &["payments_view"]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, log_position: i64) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &LoggedEvent,
+        log_position: i64,
+    ) -> Result<(), ProjectionError> {
         match decode::<PaymentEvent>(event, log_position)? {
             PaymentEvent::PaymentCreated(e) => {
                 sqlx::query(

@@ -93,10 +93,14 @@ impl Projection for ProductsProjection {
                     .await?;
             }
             ProductEvent::ProductRetired(_) => {
-                update("UPDATE products_view SET active = false, updated_at = $2 WHERE article = $1").execute(tx).await?;
+                update("UPDATE products_view SET active = false, updated_at = $2 WHERE article = $1")
+                    .execute(tx)
+                    .await?;
             }
             ProductEvent::ProductReactivated(_) => {
-                update("UPDATE products_view SET active = true, updated_at = $2 WHERE article = $1").execute(tx).await?;
+                update("UPDATE products_view SET active = true, updated_at = $2 WHERE article = $1")
+                    .execute(tx)
+                    .await?;
             }
             ProductEvent::StockReserved(e) => {
                 update("UPDATE products_view SET reserved = reserved + $3, updated_at = $2 WHERE article = $1")
@@ -146,8 +150,7 @@ pub struct ProductView {
     pub version: i64,
 }
 
-const COLUMNS: &str =
-    "article, name, description, price_minor, currency, stock, reserved, image_url, active, created_at, updated_at, version";
+const COLUMNS: &str = "article, name, description, price_minor, currency, stock, reserved, image_url, active, created_at, updated_at, version";
 
 /// Products whose article number contains `fragment` (case-insensitive), by article.
 pub async fn search(
@@ -204,9 +207,21 @@ pub struct VideoProduct {
 /// a label link's own window, a track link's track span.
 pub async fn in_video(pool: &PgPool, video_id: &str) -> Result<Vec<VideoProduct>, sqlx::Error> {
     #[allow(clippy::type_complexity)]
-    let rows: Vec<(uuid::Uuid, String, String, i64, String, Option<String>, String, String, Option<String>, Option<String>, Option<f64>, Option<f64>)> =
-        sqlx::query_as(
-            "SELECT l.link_id, p.article, p.name, p.price_minor, p.currency, p.image_url, l.additional_identifier,
+    let rows: Vec<(
+        uuid::Uuid,
+        String,
+        String,
+        i64,
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<f64>,
+        Option<f64>,
+    )> = sqlx::query_as(
+        "SELECT l.link_id, p.article, p.name, p.price_minor, p.currency, p.image_url, l.additional_identifier,
                     l.kind, coalesce(l.label, t.label), l.track_id,
                     coalesce(l.t_from, t.t_start), coalesce(l.t_to, t.t_end)
              FROM links_view l
@@ -214,15 +229,43 @@ pub async fn in_video(pool: &PgPool, video_id: &str) -> Result<Vec<VideoProduct>
              LEFT JOIN tracks_view t ON t.track_id = l.track_id
              WHERE l.video_id = $1 AND l.active
              ORDER BY coalesce(l.t_from, t.t_start) NULLS LAST, l.position",
-        )
-        .bind(video_id)
-        .fetch_all(pool)
-        .await?;
+    )
+    .bind(video_id)
+    .fetch_all(pool)
+    .await?;
     Ok(rows
         .into_iter()
-        .map(|(link_id, article, name, price_minor, currency, image_url, additional_identifier, kind, label, track_id, from, to)| {
-            VideoProduct { link_id, article, name, price_minor, currency, image_url, additional_identifier, kind, label, track_id, from, to }
-        })
+        .map(
+            |(
+                link_id,
+                article,
+                name,
+                price_minor,
+                currency,
+                image_url,
+                additional_identifier,
+                kind,
+                label,
+                track_id,
+                from,
+                to,
+            )| {
+                VideoProduct {
+                    link_id,
+                    article,
+                    name,
+                    price_minor,
+                    currency,
+                    image_url,
+                    additional_identifier,
+                    kind,
+                    label,
+                    track_id,
+                    from,
+                    to,
+                }
+            },
+        )
         .collect())
 }
 

@@ -25,12 +25,8 @@ pub trait Projection: Send + Sync {
 
     /// Applies one event inside the batch's transaction. Events it does not know are
     /// ignored, so new event types never stall an old projection.
-    async fn apply(
-        &self,
-        tx: &mut PgConnection,
-        event: &LoggedEvent,
-        log_position: i64,
-    ) -> Result<(), ProjectionError>;
+    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, log_position: i64)
+    -> Result<(), ProjectionError>;
 
     /// Applies a batch of events, in log order, inside one transaction. The default applies
     /// them one by one; a projection with many small events can write them together.
@@ -71,10 +67,7 @@ fn nats(e: impl std::fmt::Display) -> ProjectionError {
 }
 
 /// Decodes an event's payload; a failure names the log position.
-pub fn decode<E: serde::de::DeserializeOwned>(
-    event: &LoggedEvent,
-    log_position: i64,
-) -> Result<E, ProjectionError> {
+pub fn decode<E: serde::de::DeserializeOwned>(event: &LoggedEvent, log_position: i64) -> Result<E, ProjectionError> {
     event.decode().map_err(|e| ProjectionError::Decode {
         position: u64::try_from(log_position).unwrap_or(0),
         reason: e.to_string(),
@@ -138,7 +131,11 @@ impl ProjectionRunner {
     }
 
     /// Waits until this process holds the projection, then applies it.
-    async fn elect_and_lead(&self, shutdown: &CancellationToken, until_caught_up: bool) -> Result<Ended, ProjectionError> {
+    async fn elect_and_lead(
+        &self,
+        shutdown: &CancellationToken,
+        until_caught_up: bool,
+    ) -> Result<Ended, ProjectionError> {
         let mut conn = self.pool.acquire().await?.detach();
         loop {
             let elected: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
@@ -282,22 +279,19 @@ impl ProjectionRunner {
         // The view is derived from a durable log and committed with its checkpoint, so a
         // crash can lose only whole batches, which are then applied again.
         sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
-        let (mut applied, current): (i64, i64) = sqlx::query_as(
-            "SELECT last_sequence, generation FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
-        )
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
+        let (mut applied, current): (i64, i64) =
+            sqlx::query_as("SELECT last_sequence, generation FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
         if current != generation {
             return Err(ProjectionError::Rebuilt);
         }
         let mut events = Vec::with_capacity(batch.len());
         for message in batch {
             let position = message.info().map_err(nats)?.stream_sequence;
-            let log_position = i64::try_from(position).map_err(|e| ProjectionError::Decode {
-                position,
-                reason: e.to_string(),
-            })?;
+            let log_position =
+                i64::try_from(position).map_err(|e| ProjectionError::Decode { position, reason: e.to_string() })?;
             if log_position <= applied {
                 continue;
             }
@@ -343,12 +337,11 @@ impl ProjectionRunner {
         // A server applies it: wait until it took the new generation and drained.
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
-            let (leader, applied): (i64, i64) = sqlx::query_as(
-                "SELECT leader_generation, last_sequence FROM projection_checkpoints WHERE name = $1",
-            )
-            .bind(self.projection.name())
-            .fetch_one(&self.pool)
-            .await?;
+            let (leader, applied): (i64, i64) =
+                sqlx::query_as("SELECT leader_generation, last_sequence FROM projection_checkpoints WHERE name = $1")
+                    .bind(self.projection.name())
+                    .fetch_one(&self.pool)
+                    .await?;
             let last = self.stream_last().await?;
             progress(u64::try_from(applied).unwrap_or(0), last);
             if leader != generation {
@@ -392,10 +385,7 @@ pub async fn request_rebuild(pool: &PgPool, projection: &dyn Projection) -> Resu
         .bind(name)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE").bind(name).execute(&mut *tx).await?;
     for table in projection.tables() {
         // Table names are the projection's own constants, never input.
         sqlx::query(&format!("TRUNCATE {table}")).execute(&mut *tx).await?;

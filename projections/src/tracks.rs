@@ -84,7 +84,8 @@ pub async fn record(tx: &mut PgConnection, run_id: Uuid) -> Result<(), Projectio
     .await?;
     // Each detection learns its track (a sample is an exact copy of its detection).
     let mut d_track = Vec::new();
-    let (mut d_t, mut d_x0, mut d_y0, mut d_x1, mut d_y1) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut d_t, mut d_x0, mut d_y0, mut d_x1, mut d_y1) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (t, id) in tracks.iter().zip(&ids) {
         for s in &t.samples {
             d_track.push(id.as_str());
@@ -283,31 +284,45 @@ pub async fn load_run(pool: &PgPool, run_id: Uuid) -> Result<Option<RunTracks>, 
     else {
         return Ok(None);
     };
-    let rows: Vec<(String, i32, String, serde_json::Value)> =
-        sqlx::query_as("SELECT track_id, class_id, label, samples FROM tracks_view WHERE run_id = $1 ORDER BY t_start, number")
-            .bind(run_id)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(String, i32, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT track_id, class_id, label, samples FROM tracks_view WHERE run_id = $1 ORDER BY t_start, number",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
     let tracks: Vec<(String, Track)> = rows
         .into_iter()
         .filter_map(|(track_id, class_id, label, samples)| {
-            let track = Track { number: 0, class_id: u32::try_from(class_id).ok()?, label, samples: samples_from_json(&samples) };
+            let track = Track {
+                number: 0,
+                class_id: u32::try_from(class_id).ok()?,
+                label,
+                samples: samples_from_json(&samples),
+            };
             (!track.samples.is_empty()).then_some((track_id, track))
         })
         .collect();
     let longest = tracks.iter().map(|(_, t)| t.end() - t.start()).fold(0.0, f64::max);
-    Ok(Some(RunTracks { run_id, width: f64::from(width), height: f64::from(height), interval: 1.0 / sample_fps, tracks, longest }))
+    Ok(Some(RunTracks {
+        run_id,
+        width: f64::from(width),
+        height: f64::from(height),
+        interval: 1.0 / sample_fps,
+        tracks,
+        longest,
+    }))
 }
 
 /// The links in force for a video, newest first.
 pub async fn links(pool: &PgPool, video_id: &str) -> Result<Links, sqlx::Error> {
-    let rows = sqlx::query_as::<_, (String, String, Option<String>, Option<f64>, Option<f64>, Option<String>, String, Uuid)>(
-        "SELECT article, kind, label, t_from, t_to, track_id, additional_identifier, link_id
+    let rows =
+        sqlx::query_as::<_, (String, String, Option<String>, Option<f64>, Option<f64>, Option<String>, String, Uuid)>(
+            "SELECT article, kind, label, t_from, t_to, track_id, additional_identifier, link_id
          FROM links_view WHERE video_id = $1 AND active ORDER BY position DESC",
-    )
-    .bind(video_id)
-    .fetch_all(pool)
-    .await?;
+        )
+        .bind(video_id)
+        .fetch_all(pool)
+        .await?;
     Ok(Links(
         rows.into_iter()
             .map(|(article, kind, label, t_from, t_to, track_id, additional_identifier, link_id)| LinkRow {
@@ -350,11 +365,26 @@ pub async fn scene_at(pool: &PgPool, video_id: &str, t: f64) -> Result<Option<Sc
     let tracks: Vec<(String, Track)> = rows
         .into_iter()
         .filter_map(|(track_id, class_id, label, samples)| {
-            Some((track_id, Track { number: 0, class_id: u32::try_from(class_id).ok()?, label, samples: samples_from_json(&samples) }))
+            Some((
+                track_id,
+                Track {
+                    number: 0,
+                    class_id: u32::try_from(class_id).ok()?,
+                    label,
+                    samples: samples_from_json(&samples),
+                },
+            ))
         })
         .collect();
     let longest = tracks.iter().map(|(_, t)| t.end() - t.start()).fold(0.0, f64::max);
-    let mut run = RunTracks { run_id, width: f64::from(width), height: f64::from(height), interval: 1.0 / sample_fps, tracks, longest };
+    let mut run = RunTracks {
+        run_id,
+        width: f64::from(width),
+        height: f64::from(height),
+        interval: 1.0 / sample_fps,
+        tracks,
+        longest,
+    };
     run.tracks.sort_by(|a, b| a.1.start().total_cmp(&b.1.start()));
     Ok(Some(run.scene(t, &links(pool, video_id).await?)))
 }

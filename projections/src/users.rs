@@ -29,7 +29,12 @@ impl Projection for UsersProjection {
         &["users_view"]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, log_position: i64) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &LoggedEvent,
+        log_position: i64,
+    ) -> Result<(), ProjectionError> {
         match decode::<UserEvent>(event, log_position)? {
             UserEvent::UserRegistered(e) => {
                 let roles: Vec<&str> = e.roles.iter().map(|r| r.as_str()).collect();
@@ -85,10 +90,12 @@ pub struct UserView {
 }
 
 pub async fn get(pool: &PgPool, user_id: Uuid) -> Result<Option<UserView>, sqlx::Error> {
-    sqlx::query_as("SELECT user_id, email, roles, sessions_valid_after, registered_at FROM users_view WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(
+        "SELECT user_id, email, roles, sessions_valid_after, registered_at FROM users_view WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn list(pool: &PgPool, limit: i64, after: Option<Uuid>) -> Result<Vec<UserView>, sqlx::Error> {

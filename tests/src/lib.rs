@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use framecart_api::domain::log::Namespace;
-use framecart_api::{AuthSettings, Components, HttpSettings, PaymentSettings, Running, ServeSettings, Settings, VideoSettings};
+use framecart_api::{
+    AuthSettings, Components, HttpSettings, PaymentSettings, Running, ServeSettings, Settings, VideoSettings,
+};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 /// The server every test uses; CI and the README's set-up start it.
 pub fn postgres_base() -> String {
-    std::env::var("FRAMECART_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    std::env::var("FRAMECART_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
 pub fn nats_url() -> String {
@@ -50,9 +51,7 @@ impl Drop for TestDatabase {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async {
                 let mut admin = PgConnection::connect(&format!("{}/postgres", postgres_base())).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await?;
                 anyhow::Ok(())
             })
         })
@@ -123,10 +122,7 @@ impl TestApp {
     }
 
     /// Spawns with settings adjusted by `configure`.
-    pub async fn spawn_with(
-        configure: impl FnOnce(&mut ServeSettings),
-        components: Components,
-    ) -> Self {
+    pub async fn spawn_with(configure: impl FnOnce(&mut ServeSettings), components: Components) -> Self {
         init_logs();
         let database = TestDatabase::create().await.expect("a test database");
         let namespace = TestNamespace::new();
@@ -148,7 +144,11 @@ impl TestApp {
             admin_email: Some(ADMIN_EMAIL.into()),
             admin_password: Some(ADMIN_PASSWORD.into()),
         };
-        let payments = PaymentSettings { fake_secret: Some(format!("webhook secret {}", Uuid::new_v4())), fake_chaos: true, fake_webhook_url: None };
+        let payments = PaymentSettings {
+            fake_secret: Some(format!("webhook secret {}", Uuid::new_v4())),
+            fake_chaos: true,
+            fake_webhook_url: None,
+        };
         let mut serve = ServeSettings { settings, http, video, auth, payments };
         configure(&mut serve);
         let running = Running::start(serve, components).await.expect("framecart starts");
@@ -187,7 +187,11 @@ impl TestApp {
     /// The client a helper call uses: clicks are posted anonymously (as viewers without a
     /// token do), everything else as the admin.
     fn client_for(&self, path: &str) -> &reqwest::Client {
-        if path.starts_with("/api/v1/clicks") && !path.contains('?') && !path.ends_with("/match") && path.len() == "/api/v1/clicks".len() {
+        if path.starts_with("/api/v1/clicks")
+            && !path.contains('?')
+            && !path.ends_with("/match")
+            && path.len() == "/api/v1/clicks".len()
+        {
             &self.http
         } else {
             &self.admin
@@ -224,20 +228,12 @@ impl TestApp {
 
     /// The number of messages in the installation's stream.
     pub async fn stream_len(&self) -> u64 {
-        let mut stream = self
-            .jetstream
-            .get_stream(self.namespace.namespace.stream_name())
-            .await
-            .expect("the stream");
+        let mut stream = self.jetstream.get_stream(self.namespace.namespace.stream_name()).await.expect("the stream");
         stream.info().await.expect("stream info").state.messages
     }
 
     pub async fn stream_message(&self, sequence: u64) -> async_nats::jetstream::message::StreamMessage {
-        let stream = self
-            .jetstream
-            .get_stream(self.namespace.namespace.stream_name())
-            .await
-            .expect("the stream");
+        let stream = self.jetstream.get_stream(self.namespace.namespace.stream_name()).await.expect("the stream");
         stream.direct_get(sequence).await.expect("a message at that sequence")
     }
 
@@ -387,7 +383,9 @@ pub fn test_media(name: &str) -> PathBuf {
         .flatten()
         .map(|e| e.path().join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("test media {name} is missing under {}: run detector/scripts/setup.sh", root.display()))
+        .unwrap_or_else(|| {
+            panic!("test media {name} is missing under {}: run detector/scripts/setup.sh", root.display())
+        })
 }
 
 /// A video of `seconds` at 10 fps panning a 320×320 window across `image` from left to

@@ -26,7 +26,8 @@ async fn some_history(app: &TestApp) -> Vec<String> {
     let (bob, _) = app.user("bob@example.org", &["merchant"]).await;
     for (i, client) in [&ada, &bob, &app.http].into_iter().enumerate() {
         for j in 0..3 {
-            let body = click_body(Uuid::new_v4(), "VESeA6leQuk", 100.0 + 50.0 * j as f64, 80.0 * i as f64, 1.0 + j as f64);
+            let body =
+                click_body(Uuid::new_v4(), "VESeA6leQuk", 100.0 + 50.0 * j as f64, 80.0 * i as f64, 1.0 + j as f64);
             assert_eq!(send(client.post(app.url("/api/v1/clicks")).json(&body)).await.0, 202);
         }
     }
@@ -38,7 +39,8 @@ async fn some_history(app: &TestApp) -> Vec<String> {
     ] {
         let body = json!({"lines": lines, "contact": {"name": "Ada", "email": "ada@example.org"},
                           "shipping_address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}});
-        let (status, order) = send(ada.post(app.url("/api/v1/orders")).header("Idempotency-Key", key).json(&body)).await;
+        let (status, order) =
+            send(ada.post(app.url("/api/v1/orders")).header("Idempotency-Key", key).json(&body)).await;
         assert_eq!(status, 201, "{order}");
         let id = order["id"].as_str().expect("an id").to_owned();
         if let Some(card) = card {
@@ -86,14 +88,8 @@ async fn answers(app: &TestApp, orders: &[String]) -> Value {
 /// Runs the `framecart` command line in this process, against the test's installation.
 async fn framecart(app: &TestApp, args: &[&str]) -> anyhow::Result<()> {
     let media = app.media_dir().display().to_string();
-    let settings = [
-        "--database-url",
-        &app.database.url,
-        "--namespace",
-        app.namespace.namespace.as_str(),
-        "--media-dir",
-        &media,
-    ];
+    let settings =
+        ["--database-url", &app.database.url, "--namespace", app.namespace.namespace.as_str(), "--media-dir", &media];
     let argv = std::iter::once("framecart").chain(args.iter().copied()).chain(settings);
     framecart_api::cli::run(Cli::try_parse_from(argv)?).await
 }
@@ -162,7 +158,16 @@ async fn the_log_reads_in_commit_order_with_a_hash_chain() {
     assert_eq!(events.len() as i64, total);
     for (i, event) in events.iter().enumerate() {
         assert_eq!(event["position"], json!(i + 1), "dense positions in commit order");
-        for field in ["event_id", "aggregate_type", "aggregate_id", "sequence", "event_type", "payload", "metadata", "recorded_at"] {
+        for field in [
+            "event_id",
+            "aggregate_type",
+            "aggregate_id",
+            "sequence",
+            "event_type",
+            "payload",
+            "metadata",
+            "recorded_at",
+        ] {
             assert!(!event[field].is_null(), "{field} in {event}");
         }
         assert_eq!(event["hash"].as_str().map(str::len), Some(64), "{event}");
@@ -174,7 +179,12 @@ async fn the_log_reads_in_commit_order_with_a_hash_chain() {
     // One aggregate's history, in its own order.
     let (status, stream) = app.get(&format!("/api/v1/audit/streams/order/{}", orders[0])).await;
     assert_eq!(status, 200, "{stream}");
-    let types: Vec<&str> = stream["items"].as_array().expect("items").iter().map(|e| e["event_type"].as_str().unwrap_or_default()).collect();
+    let types: Vec<&str> = stream["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or_default())
+        .collect();
     assert_eq!(types, ["OrderPlaced", "OrderPaid"]);
     let (status, _) = app.get("/api/v1/audit/streams/order/no-such-order").await;
     assert_eq!(status, 404);
@@ -214,7 +224,11 @@ async fn an_altered_event_is_named_by_verify() {
     assert_eq!(changed.rows_affected(), 1);
     sqlx::query("ALTER TABLE events ENABLE TRIGGER USER").execute(&mut *tx).await.expect("enable");
     tx.commit().await.expect("commit");
-    let text: String = sqlx::query_scalar("SELECT payload::text FROM events WHERE event_id = $1").bind(event_id).fetch_one(&app.db).await.expect("payload");
+    let text: String = sqlx::query_scalar("SELECT payload::text FROM events WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_one(&app.db)
+        .await
+        .expect("payload");
     assert!(text.contains("\"minor\":99"), "the tampering took: {text}");
 
     let (status, verdict) = app.get("/api/v1/audit/verify").await;
@@ -230,11 +244,13 @@ async fn an_altered_event_is_named_by_verify() {
     assert!(first_click < position, "a click came before the order");
     let mut tx = app.db.begin().await.expect("tx");
     sqlx::query("ALTER TABLE events DISABLE TRIGGER USER").execute(&mut *tx).await.expect("disable");
-    sqlx::query("DELETE FROM events WHERE global_position = (SELECT global_position FROM event_log WHERE log_position = $1)")
-        .bind(first_click)
-        .execute(&mut *tx)
-        .await
-        .expect("delete");
+    sqlx::query(
+        "DELETE FROM events WHERE global_position = (SELECT global_position FROM event_log WHERE log_position = $1)",
+    )
+    .bind(first_click)
+    .execute(&mut *tx)
+    .await
+    .expect("delete");
     sqlx::query("ALTER TABLE events ENABLE TRIGGER USER").execute(&mut *tx).await.expect("enable");
     tx.commit().await.expect("commit");
     let (_, verdict) = app.get("/api/v1/audit/verify").await;

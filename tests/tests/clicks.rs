@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
-use framecart_api::domain::log::{self, LoggedEvent};
 use framecart_api::Components;
+use framecart_api::domain::log::{self, LoggedEvent};
 use framecart_tests::{TestApp, click_body, eventually};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -12,7 +12,13 @@ use uuid::Uuid;
 async fn a_posted_click_is_stored_logged_projected_and_written_to_its_file() {
     let app = TestApp::spawn().await;
     let click_id = Uuid::new_v4();
-    let mut body = click_body(click_id, "https://www.youtube.com/watch?v=VESeA6leQuk&list=PL9&index=37", 431.0625, 255.0, 2.983575);
+    let mut body = click_body(
+        click_id,
+        "https://www.youtube.com/watch?v=VESeA6leQuk&list=PL9&index=37",
+        431.0625,
+        255.0,
+        2.983575,
+    );
     body["userId"] = json!("viewer_7");
 
     let (status, answer) = app.post("/api/v1/clicks", &body).await;
@@ -54,10 +60,7 @@ async fn a_posted_click_is_stored_logged_projected_and_written_to_its_file() {
     assert!(header(log::HEADER_RECORDED_AT).is_some());
     assert!(header(log::HEADER_CORRELATION_ID).is_some());
     assert!(header(log::HEADER_CAUSATION_ID).is_some());
-    assert_eq!(
-        message.subject.as_str(),
-        format!("{}.events.click.{click_id}.ClickRecorded", app.namespace.namespace)
-    );
+    assert_eq!(message.subject.as_str(), format!("{}.events.click.{click_id}.ClickRecorded", app.namespace.namespace));
     let logged: LoggedEvent = serde_json::from_slice(&message.payload).expect("an event envelope");
     assert_eq!((logged.event_id, logged.global_position), (event_id, global_position));
     assert_eq!(header(log::HEADER_HASH), Some(logged.hash.clone()));
@@ -186,15 +189,16 @@ async fn bad_input_gets_a_clear_json_error_and_stores_nothing() {
     }
 
     let raw = |body: &'static str, content_type: &'static str| {
-        app.http
-            .post(app.url("/api/v1/clicks"))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
+        app.http.post(app.url("/api/v1/clicks")).header("content-type", content_type).body(body).send()
     };
     for (what, response, status, code) in [
         ("malformed", raw("{\"x\": 1,", "application/json").await, 400, "malformed_json"),
-        ("NaN", raw(r#"{"x":1,"y":1,"timestamp":NaN,"videoId":"VESeA6leQuk"}"#, "application/json").await, 400, "malformed_json"),
+        (
+            "NaN",
+            raw(r#"{"x":1,"y":1,"timestamp":NaN,"videoId":"VESeA6leQuk"}"#, "application/json").await,
+            400,
+            "malformed_json",
+        ),
         ("not JSON", raw("x=1", "application/x-www-form-urlencoded").await, 415, "unsupported_media_type"),
     ] {
         let response = response.expect("request");
@@ -344,10 +348,7 @@ async fn only_configured_origins_get_cors_headers() {
             .send()
     };
     let allowed = preflight(extension).await.expect("preflight");
-    assert_eq!(
-        allowed.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
-        Some(extension)
-    );
+    assert_eq!(allowed.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some(extension));
     let other = preflight("https://evil.example").await.expect("preflight");
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }

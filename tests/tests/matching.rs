@@ -117,7 +117,8 @@ async fn clicks_are_matched_to_the_moving_object_and_its_product() {
 
     processed_video(&app).await;
     create_product(&app, "SKU-1").await;
-    let link = json!({"article": "SKU-1", "label": "person", "from": 0.0, "to": 10.0, "additional_identifier": "size M"});
+    let link =
+        json!({"article": "SKU-1", "label": "person", "from": 0.0, "to": 10.0, "additional_identifier": "size M"});
     let (status, created) = app.post(&format!("/api/v1/videos/{VIDEO}/links"), &link).await;
     assert_eq!(status, 201, "{created}");
 
@@ -203,7 +204,8 @@ async fn clicks_are_matched_to_the_moving_object_and_its_product() {
 
     // Removing the link re-evaluates the clicks: the person is no longer for sale.
     let link_id = created["link_id"].as_str().expect("link id");
-    let response = app.admin.delete(app.url(&format!("/api/v1/videos/{VIDEO}/links/{link_id}"))).send().await.expect("delete");
+    let response =
+        app.admin.delete(app.url(&format!("/api/v1/videos/{VIDEO}/links/{link_id}"))).send().await.expect("delete");
     assert_eq!(response.status().as_u16(), 204);
     for (id, _) in &inside {
         assert_eq!(verdict(&app, *id, "unmatched").await["reason"], "not_linked");
@@ -229,9 +231,11 @@ async fn a_link_to_one_track_matches_that_object_only() {
     let link = json!({"article": "SKU-2", "track_id": person["track_id"]});
     let (status, created) = app.post(&format!("/api/v1/videos/{VIDEO}/links"), &link).await;
     assert_eq!(status, 201, "{created}");
-    let (status, error) = app.post(&format!("/api/v1/videos/{VIDEO}/links"), &json!({"article": "SKU-2", "track_id": "nope:1"})).await;
+    let (status, error) =
+        app.post(&format!("/api/v1/videos/{VIDEO}/links"), &json!({"article": "SKU-2", "track_id": "nope:1"})).await;
     assert_eq!((status, error["error"]["code"].as_str()), (404, Some("not_found")));
-    let (status, error) = app.post(&format!("/api/v1/videos/{VIDEO}/links"), &json!({"article": "NOPE", "label": "person"})).await;
+    let (status, error) =
+        app.post(&format!("/api/v1/videos/{VIDEO}/links"), &json!({"article": "NOPE", "label": "person"})).await;
     assert_eq!((status, error["error"]["code"].as_str()), (404, Some("not_found")));
 
     let boxes = person_boxes(&app).await;
@@ -249,7 +253,10 @@ async fn products_are_created_searched_changed_and_retired() {
     create_product(&app, "SKU-1").await;
     create_product(&app, "JACKET-42").await;
     let (status, error) = app
-        .post("/api/v1/products", &json!({"article": "SKU-1", "name": "x", "price_minor": 1, "currency": "EUR", "stock": 1}))
+        .post(
+            "/api/v1/products",
+            &json!({"article": "SKU-1", "name": "x", "price_minor": 1, "currency": "EUR", "stock": 1}),
+        )
         .await;
     assert_eq!((status, error["error"]["code"].as_str()), (409, Some("article_taken")));
     for (body, code) in [
@@ -285,7 +292,10 @@ async fn products_are_created_searched_changed_and_retired() {
     .fetch_all(&app.db)
     .await
     .expect("events");
-    assert_eq!(types, ["ProductCreated", "ProductRepriced", "ProductRestocked", "ProductImageChanged", "ProductRetired"]);
+    assert_eq!(
+        types,
+        ["ProductCreated", "ProductRepriced", "ProductRestocked", "ProductImageChanged", "ProductRetired"]
+    );
     let (_, active) = app.get("/api/v1/products?active=true").await;
     assert_eq!(active["items"].as_array().map(Vec::len), Some(1));
     let (status, _) = app.get("/api/v1/products/NOPE").await;

@@ -93,7 +93,9 @@ async fn accounts_sign_in_with_argon2_passwords_and_roles_come_from_an_admin() {
     let again = json!({"email": "viewer@example.org", "password": "another password"});
     let (status, error) = send(app.http.post(app.url("/api/v1/users")).json(&again)).await;
     assert_eq!(status, 409, "{error}");
-    let (status, error) = send(app.http.post(app.url("/api/v1/users")).json(&json!({"email": "x@example.org", "password": "short"}))).await;
+    let (status, error) =
+        send(app.http.post(app.url("/api/v1/users")).json(&json!({"email": "x@example.org", "password": "short"})))
+            .await;
     assert_eq!((status, error["error"]["code"].as_str()), (422, Some("invalid_password")));
 
     // The stored hash is Argon2, and the log never shows it to an auditor.
@@ -106,7 +108,12 @@ async fn accounts_sign_in_with_argon2_passwords_and_roles_come_from_an_admin() {
     let (_, events) = app.get("/api/v1/audit/events?limit=1000").await;
     assert!(!events.to_string().contains("$argon2"), "an auditor never sees a password hash");
 
-    let (status, error) = send(app.http.post(app.url("/api/v1/sessions")).json(&json!({"email": "viewer@example.org", "password": "wrong password"}))).await;
+    let (status, error) = send(
+        app.http
+            .post(app.url("/api/v1/sessions"))
+            .json(&json!({"email": "viewer@example.org", "password": "wrong password"})),
+    )
+    .await;
     assert_eq!((status, error["error"]["code"].as_str()), (401, Some("invalid_credentials")));
     let (status, session) = send(app.http.post(app.url("/api/v1/sessions")).json(&credentials)).await;
     assert_eq!(status, 200, "{session}");
@@ -121,7 +128,11 @@ async fn accounts_sign_in_with_argon2_passwords_and_roles_come_from_an_admin() {
     assert_eq!(status, 401);
 
     // A viewer cannot grant roles; an admin can, and the role holds on the next token.
-    let viewer = app.http.post(app.url(&format!("/api/v1/users/{user_id}/roles"))).bearer_auth(&token).json(&json!({"role": "merchant"}));
+    let viewer = app
+        .http
+        .post(app.url(&format!("/api/v1/users/{user_id}/roles")))
+        .bearer_auth(&token)
+        .json(&json!({"role": "merchant"}));
     assert_eq!(send(viewer).await.0, 403);
     let (status, granted) = app.post(&format!("/api/v1/users/{user_id}/roles"), &json!({"role": "merchant"})).await;
     assert_eq!(status, 200, "{granted}");
@@ -189,7 +200,8 @@ async fn a_declined_card_leaves_the_order_awaiting_payment_and_another_card_pays
     // without a merchant, and a merchant's refund marks the order refunded.
     let ship = viewer.post(app.url(&format!("/api/v1/orders/{order_id}/ship"))).json(&json!({}));
     assert_eq!(send(ship).await.0, 403);
-    let (status, shipped) = app.post(&format!("/api/v1/orders/{order_id}/ship"), &json!({"tracking": "PARCEL-1"})).await;
+    let (status, shipped) =
+        app.post(&format!("/api/v1/orders/{order_id}/ship"), &json!({"tracking": "PARCEL-1"})).await;
     assert_eq!((status, shipped["status"].as_str()), (200, Some("shipped")), "{shipped}");
     // The stock held for the order leaves the shop with the parcel.
     eventually("the stock to be committed", Duration::from_secs(20), || async {
@@ -220,7 +232,8 @@ async fn a_payment_that_needs_an_extra_step_is_paid_once_it_is_confirmed() {
     // Nobody else confirms a viewer's payment.
     let (other, _) = app.user("eve@example.org", &[]).await;
     let payment_id = payment["id"].as_str().expect("an id");
-    let confirm = |client: &reqwest::Client| send(client.post(app.url(&format!("/api/v1/payments/{payment_id}/confirm"))));
+    let confirm =
+        |client: &reqwest::Client| send(client.post(app.url(&format!("/api/v1/payments/{payment_id}/confirm"))));
     assert_eq!(confirm(&other).await.0, 404);
     let (status, confirmed) = confirm(&viewer).await;
     assert_eq!(status, 200, "{confirmed}");
@@ -270,7 +283,10 @@ async fn a_retried_order_with_the_same_key_is_placed_once() {
     assert!(!created.is_empty(), "{answers:?}");
     assert!(created.iter().all(|b| b["id"] == created[0]["id"]), "{answers:?}");
     for (status, body) in &answers {
-        assert!(*status == 201 || (*status == 409 && body["error"]["code"] == "request_in_progress"), "{status} {body}");
+        assert!(
+            *status == 201 || (*status == 409 && body["error"]["code"] == "request_in_progress"),
+            "{status} {body}"
+        );
     }
     assert_eq!(event_count(&app, "order", "OrderPlaced").await, 3);
 }
@@ -297,6 +313,7 @@ async fn an_order_that_would_oversell_is_refused_and_a_cancelled_order_gives_its
         (order_body(&[("NOPE", 1)], None), "not_for_sale"),
         (order_body(&[(ARTICLE, 0)], None), "invalid_order"),
         (order_body(&[], None), "invalid_order"),
+        (order_body(&[(ARTICLE, 1)], Some(Uuid::new_v4())), "unknown_click"),
     ] {
         let (status, error) = place(&app, &viewer, &Uuid::new_v4().to_string(), &body).await;
         assert_eq!((status, error["error"]["code"].as_str()), (422, Some(code)), "{body}: {error}");
@@ -309,7 +326,13 @@ async fn an_order_that_would_oversell_is_refused_and_a_cancelled_order_gives_its
     // Another viewer may not cancel it; its buyer may, and the stock comes back.
     let order_id = held["id"].as_str().expect("an id");
     let (eve, _) = app.user("eve@example.org", &[]).await;
-    let cancel = |client: &reqwest::Client| send(client.post(app.url(&format!("/api/v1/orders/{order_id}/cancel"))).json(&json!({"reason": "changed my mind"})));
+    let cancel = |client: &reqwest::Client| {
+        send(
+            client
+                .post(app.url(&format!("/api/v1/orders/{order_id}/cancel")))
+                .json(&json!({"reason": "changed my mind"})),
+        )
+    };
     assert_eq!(cancel(&eve).await.0, 404);
     let (status, cancelled) = cancel(&viewer).await;
     assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
@@ -333,14 +356,24 @@ async fn intent_of(app: &TestApp, order_id: &str) -> (Uuid, String) {
 }
 
 async fn post_webhook(app: &TestApp, body: &[u8], signature: Option<String>) -> (u16, Value) {
-    let mut request = app.http.post(app.url("/api/v1/payments/webhooks/fake")).header("content-type", "application/json").body(body.to_vec());
+    let mut request = app
+        .http
+        .post(app.url("/api/v1/payments/webhooks/fake"))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
     if let Some(signature) = signature {
         request = request.header("framecart-signature", signature);
     }
     send(request).await
 }
 
-fn webhook(id: &str, payment_id: Uuid, intent_id: &str, status: &str, created: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+fn webhook(
+    id: &str,
+    payment_id: Uuid,
+    intent_id: &str,
+    status: &str,
+    created: chrono::DateTime<chrono::Utc>,
+) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "id": id, "type": format!("payment_intent.{status}"), "created": created,
         "data": {"intent_id": intent_id, "payment_id": payment_id, "status": status, "failure_code": null, "failure_message": null},
@@ -349,7 +382,8 @@ fn webhook(id: &str, payment_id: Uuid, intent_id: &str, status: &str, created: c
 }
 
 /// The PaymentIntent states in their forward order.
-const FORWARD: [&str; 6] = ["requires_confirmation", "requires_action", "processing", "requires_capture", "succeeded", "canceled"];
+const FORWARD: [&str; 6] =
+    ["requires_confirmation", "requires_action", "processing", "requires_capture", "succeeded", "canceled"];
 
 /// Each change once, forward only, ending in `last`. (Which intermediate states are
 /// recorded depends on whether the provider's webhook for them or its direct answer for
@@ -408,7 +442,8 @@ async fn duplicate_and_out_of_order_webhooks_are_applied_once() {
     let (payment_id, intent_id) = intent_of(&app, &orders[0]).await;
     let settled = payment_changes(&app, payment_id).await;
     let now = chrono::Utc::now();
-    let late = webhook("evt_late_processing", payment_id, &intent_id, "processing", now - chrono::Duration::seconds(60));
+    let late =
+        webhook("evt_late_processing", payment_id, &intent_id, "processing", now - chrono::Duration::seconds(60));
     let signed = |body: &[u8]| Some(FakeGateway::sign(&secret, body, now.timestamp()));
     for _ in 0..2 {
         let (status, answer) = post_webhook(&app, &late, signed(&late)).await;
@@ -454,7 +489,11 @@ async fn a_forged_webhook_is_refused_and_changes_nothing() {
         ("no signature", body.clone(), None),
         ("garbage", body.clone(), Some("t=1,v1=zz".into())),
         ("an old signature (a replay)", body.clone(), Some(FakeGateway::sign(&secret, &body, now.timestamp() - 3600))),
-        ("a body changed after signing", webhook("evt_forged", payment_id, &intent_id, "canceled", now), Some(right.clone())),
+        (
+            "a body changed after signing",
+            webhook("evt_forged", payment_id, &intent_id, "canceled", now),
+            Some(right.clone()),
+        ),
     ];
     for (what, body, signature) in cases {
         let (status, error) = post_webhook(&app, &body, signature).await;
@@ -462,7 +501,8 @@ async fn a_forged_webhook_is_refused_and_changes_nothing() {
     }
     let (status, _) = send(app.http.post(app.url("/api/v1/payments/webhooks/nobody")).body(body.clone())).await;
     assert_eq!(status, 404);
-    let (status, error) = post_webhook(&app, b"{not json", Some(FakeGateway::sign(&secret, b"{not json", now.timestamp()))).await;
+    let (status, error) =
+        post_webhook(&app, b"{not json", Some(FakeGateway::sign(&secret, b"{not json", now.timestamp()))).await;
     assert_eq!((status, error["error"]["code"].as_str()), (400, Some("malformed_webhook")));
 
     assert_eq!(payment_changes(&app, payment_id).await, before);
@@ -492,7 +532,8 @@ async fn each_role_is_refused_where_it_does_not_belong() {
     // (who, method, path, body, expected status)
     let get = |path: &str| ("GET", path.to_owned(), None::<Value>);
     let post = |path: &str, body: Value| ("POST", path.to_owned(), Some(body));
-    let cases: Vec<(&str, &reqwest::Client, (&str, String, Option<Value>), u16)> = vec![
+    type Case<'a> = (&'a str, &'a reqwest::Client, (&'a str, String, Option<Value>), u16);
+    let cases: Vec<Case<'_>> = vec![
         ("anonymous", anonymous, get("/api/v1/orders"), 401),
         ("anonymous", anonymous, post("/api/v1/orders", order_body(&[(ARTICLE, 1)], None)), 401),
         ("anonymous", anonymous, get("/api/v1/clicks"), 401),
@@ -509,11 +550,21 @@ async fn each_role_is_refused_where_it_does_not_belong() {
         ("a viewer", &viewer, post(&format!("/api/v1/orders/{order_id}/refund"), json!({})), 403),
         ("another viewer", &other, get(&format!("/api/v1/orders/{order_id}")), 404),
         ("another viewer", &other, get(&format!("/api/v1/orders/{order_id}/payments")), 404),
-        ("another viewer", &other, post(&format!("/api/v1/orders/{order_id}/payments"), json!({"provider": "fake", "card_number": CARD_OK})), 404),
+        (
+            "another viewer",
+            &other,
+            post(&format!("/api/v1/orders/{order_id}/payments"), json!({"provider": "fake", "card_number": CARD_OK})),
+            404,
+        ),
         ("a merchant", &merchant, get("/api/v1/audit/events"), 403),
         ("a merchant", &merchant, get(&format!("/api/v1/audit/streams/order/{order_id}")), 403),
         ("a merchant", &merchant, post(&format!("/api/v1/users/{viewer_id}/roles"), json!({"role": "admin"})), 403),
-        ("a merchant", &merchant, post(&format!("/api/v1/orders/{order_id}/payments"), json!({"provider": "fake", "card_number": CARD_OK})), 403),
+        (
+            "a merchant",
+            &merchant,
+            post(&format!("/api/v1/orders/{order_id}/payments"), json!({"provider": "fake", "card_number": CARD_OK})),
+            403,
+        ),
         ("an auditor", &auditor, post("/api/v1/products", product.clone()), 403),
         ("an auditor", &auditor, post(&format!("/api/v1/orders/{order_id}/ship"), json!({})), 403),
         ("an auditor", &auditor, post(&format!("/api/v1/users/{viewer_id}/roles"), json!({"role": "admin"})), 403),
@@ -553,7 +604,8 @@ async fn each_role_is_refused_where_it_does_not_belong() {
     assert_eq!(click(anonymous, Some("someone_else")).await.0, 202);
     app.wait_for_clicks_view().await;
     let (_, mine) = send(viewer.get(app.url("/api/v1/clicks"))).await;
-    let users: Vec<&str> = mine["items"].as_array().expect("items").iter().map(|c| c["user_id"].as_str().unwrap_or_default()).collect();
+    let users: Vec<&str> =
+        mine["items"].as_array().expect("items").iter().map(|c| c["user_id"].as_str().unwrap_or_default()).collect();
     assert_eq!(users, [viewer_id.as_str(), viewer_id.as_str()]);
     let (_, theirs) = send(other.get(app.url("/api/v1/clicks"))).await;
     assert_eq!(theirs["items"], json!([]));
@@ -576,7 +628,12 @@ async fn a_matched_click_becomes_a_paid_order_and_the_video_funnel_counts_it() {
     let (status, answer) = app.upload(VIDEO, "pan.mp4", std::fs::read(&file).expect("video")).await;
     assert_eq!(status, 201, "{answer}");
     create_product(&app, ARTICLE, 5).await;
-    let (status, link) = app.post(&format!("/api/v1/videos/{VIDEO}/links"), &json!({"article": ARTICLE, "label": "person", "from": 0.0, "to": 10.0})).await;
+    let (status, link) = app
+        .post(
+            &format!("/api/v1/videos/{VIDEO}/links"),
+            &json!({"article": ARTICLE, "label": "person", "from": 0.0, "to": 10.0}),
+        )
+        .await;
     assert_eq!(status, 201, "{link}");
     let person = eventually("a person detected at 1.5 s", Duration::from_secs(120), || async {
         let (_, d) = app.get(&format!("/api/v1/videos/{VIDEO}/detections?label=person&from=1.2&to=1.8")).await;
@@ -634,7 +691,8 @@ async fn a_matched_click_becomes_a_paid_order_and_the_video_funnel_counts_it() {
     let grid = heatmap["grid"].as_i64().expect("grid");
     let cells = heatmap["cells"].as_array().expect("cells");
     assert_eq!(cells.iter().map(|c| c[2].as_i64().unwrap_or(0)).sum::<i64>(), 2, "{heatmap}");
-    let cell = |u: f64, v: f64| json!([((u * grid as f64) as i64).min(grid - 1), ((v * grid as f64) as i64).min(grid - 1), 1]);
+    let cell =
+        |u: f64, v: f64| json!([((u * grid as f64) as i64).min(grid - 1), ((v * grid as f64) as i64).min(grid - 1), 1]);
     assert!(cells.contains(&cell(x / 400.0, y / 400.0)), "the click's cell: {heatmap}");
     assert!(cells.contains(&cell(1.0 / 400.0, 1.0 / 400.0)), "{heatmap}");
 }

@@ -11,12 +11,10 @@ use uuid::Uuid;
 
 /// The `clicks` view, minus the column that records when a row was written.
 async fn clicks_view(app: &TestApp) -> Vec<serde_json::Value> {
-    sqlx::query_scalar(
-        "SELECT to_jsonb(c) - 'projected_at' FROM clicks_view c ORDER BY log_position",
-    )
-    .fetch_all(&app.db)
-    .await
-    .expect("the view")
+    sqlx::query_scalar("SELECT to_jsonb(c) - 'projected_at' FROM clicks_view c ORDER BY log_position")
+        .fetch_all(&app.db)
+        .await
+        .expect("the view")
 }
 
 fn files(dir: &Path) -> BTreeMap<String, String> {
@@ -24,17 +22,15 @@ fn files(dir: &Path) -> BTreeMap<String, String> {
         .expect("client_files")
         .map(|e| {
             let e = e.expect("entry");
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read_to_string(e.path()).expect("file"),
-            )
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).expect("file"))
         })
         .collect()
 }
 
 async fn post_mixed_clicks(app: &TestApp, n: usize) {
     for i in 0..n {
-        let mut body = click_body(Uuid::new_v4(), "VESeA6leQuk", (i * 7 % 800) as f64, 100.0 + i as f64, i as f64 * 0.5);
+        let mut body =
+            click_body(Uuid::new_v4(), "VESeA6leQuk", (i * 7 % 800) as f64, 100.0 + i as f64, i as f64 * 0.5);
         if i % 3 == 0 {
             body["userId"] = json!(format!("user{}", i % 2));
         }
@@ -92,10 +88,7 @@ async fn a_rebuild_with_no_server_running_applies_the_log_itself() {
         Arc::new(projections::clicks::ClicksProjection),
     );
     let progress = std::sync::Mutex::new(Vec::new());
-    runner
-        .rebuild(&|applied, last| progress.lock().expect("lock").push((applied, last)))
-        .await
-        .expect("rebuild");
+    runner.rebuild(&|applied, last| progress.lock().expect("lock").push((applied, last))).await.expect("rebuild");
     assert_eq!(clicks_view(&app).await, view_before);
     assert_eq!(files(app.media_dir()), files_before);
 }

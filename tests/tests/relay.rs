@@ -53,9 +53,7 @@ async fn assert_log_is_exact(app: &TestApp) {
 }
 
 async fn post_clicks(app: &TestApp, n: usize) {
-    let bodies: Vec<_> = (0..n)
-        .map(|i| click_body(Uuid::new_v4(), "VESeA6leQuk", 1.0, 100.0, i as f64))
-        .collect();
+    let bodies: Vec<_> = (0..n).map(|i| click_body(Uuid::new_v4(), "VESeA6leQuk", 1.0, 100.0, i as f64)).collect();
     let answers = futures::future::join_all(bodies.iter().map(|body| app.post("/api/v1/clicks", body))).await;
     for (status, answer) in answers {
         assert_eq!(status, 202, "{answer}");

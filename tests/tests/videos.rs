@@ -56,10 +56,11 @@ async fn an_uploaded_video_is_detected_and_the_object_moves_in_the_views_and_the
 
     let video = wait_for_status(&app, "VESeA6leQuk", "completed", Duration::from_secs(120)).await;
     assert_eq!(video["progress"], 1.0);
-    let events: Vec<String> = sqlx::query_scalar("SELECT event_type FROM events WHERE aggregate_type <> 'user' ORDER BY global_position")
-        .fetch_all(&app.db)
-        .await
-        .expect("events");
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT event_type FROM events WHERE aggregate_type <> 'user' ORDER BY global_position")
+            .fetch_all(&app.db)
+            .await
+            .expect("events");
     assert_eq!(events.first().map(String::as_str), Some("VideoUploaded"));
     assert!(events.contains(&"DetectionRequested".to_owned()));
     assert!(events.contains(&"DetectionsRecorded".to_owned()));
@@ -86,16 +87,19 @@ async fn an_uploaded_video_is_detected_and_the_object_moves_in_the_views_and_the
     assert_eq!(people.len(), centres.len());
     for entry in &people {
         let keys: Vec<&str> = entry.as_object().expect("object").keys().map(String::as_str).collect();
-        for key in ["coordinates", "confidence", "timestamp", "item_name", "article_fragment", "additional_identifier"] {
+        for key in ["coordinates", "confidence", "timestamp", "item_name", "article_fragment", "additional_identifier"]
+        {
             assert!(keys.contains(&key), "{key} in {entry}");
         }
-        let c: Vec<f64> = entry["coordinates"].as_array().expect("4 numbers").iter().filter_map(Value::as_f64).collect();
+        let c: Vec<f64> =
+            entry["coordinates"].as_array().expect("4 numbers").iter().filter_map(Value::as_f64).collect();
         assert_eq!(c.len(), 4);
         assert!(c[0] <= c[2] && c[1] <= c[3] && c[2] <= 320.0 && c[3] <= 320.0, "pixels of the upload: {c:?}");
         assert_eq!(entry["article_fragment"], "");
     }
     let file_first = people.first().expect("one");
-    let file_cx = (file_first["coordinates"][0].as_f64().expect("x") + file_first["coordinates"][2].as_f64().expect("x")) / 2.0;
+    let file_cx =
+        (file_first["coordinates"][0].as_f64().expect("x") + file_first["coordinates"][2].as_f64().expect("x")) / 2.0;
     assert!((file_cx - first.1).abs() < 0.01);
 }
 
@@ -132,7 +136,9 @@ async fn detection_with_chosen_labels_reports_only_those_under_their_names_and_t
     assert!(items.iter().all(|d| d["run_id"] == first_run));
 
     // A second request runs again; the newest completed run is what is shown.
-    let (status, again) = app.post("/processing/video/VESeA6leQuk/start", &json!({"object_labels": {"17": "dog"}, "sample_fps": 2})).await;
+    let (status, again) = app
+        .post("/processing/video/VESeA6leQuk/start", &json!({"object_labels": {"17": "dog"}, "sample_fps": 2}))
+        .await;
     assert_eq!(status, 202);
     eventually("the second run to be shown", Duration::from_secs(120), || async {
         let (_, d) = app.get("/api/v1/videos/VESeA6leQuk/detections").await;

@@ -95,7 +95,12 @@ async fn rebuild(args: &ReplayArgs, infra: Infra) -> anyhow::Result<()> {
     let chosen = views.into_iter().filter(|p| args.names.is_empty() || args.names.iter().any(|n| n == p.name()));
     for projection in chosen {
         let name = projection.name();
-        let runner = ProjectionRunner::new(infra.pool.clone(), infra.jetstream.clone(), args.settings.namespace.clone(), projection);
+        let runner = ProjectionRunner::new(
+            infra.pool.clone(),
+            infra.jetstream.clone(),
+            args.settings.namespace.clone(),
+            projection,
+        );
         let bar = ProgressBar::new(0).with_style(
             ProgressStyle::with_template("{msg:<24} [{bar:40}] {pos}/{len} events ({per_sec})")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),

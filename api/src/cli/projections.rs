@@ -28,7 +28,8 @@ pub enum ProjectionsCommand {
 
 fn all(settings: &Settings, infra: &Infra) -> Vec<std::sync::Arc<dyn framecart_projections::Projection>> {
     // Rebuilding the matcher sends verdicts; unchanged ones record nothing.
-    let commands = framecart_commands::Commands::new(infra.pool.clone(), framecart_commands::store::WriteMode::PerCommand);
+    let commands =
+        framecart_commands::Commands::new(infra.pool.clone(), framecart_commands::store::WriteMode::PerCommand);
     crate::app::projections(settings, std::sync::Arc::new(commands))
 }
 

@@ -80,7 +80,11 @@ pub struct EventPage {
 /// Every event in commit order (auditors).
 #[utoipa::path(get, path = "/api/v1/audit/events", tag = "audit", params(EventQuery),
     responses((status = 200, body = EventPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn events(State(app): State<AppState>, caller: Caller, Query(q): Query<EventQuery>) -> Result<axum::Json<EventPage>, ApiError> {
+async fn events(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<EventQuery>,
+) -> Result<axum::Json<EventPage>, ApiError> {
     caller.require(&[Role::Auditor])?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -138,7 +142,9 @@ async fn verify(State(app): State<AppState>, caller: Caller) -> Result<axum::Jso
     caller.require(&[Role::Auditor])?;
     Ok(axum::Json(match audit::verify(&app.pool).await.map_err(ApiError::unavailable)? {
         Verification::Intact { ok, checked } => VerifyOutcome::Intact { ok, checked },
-        Verification::Broken { ok, first_bad_position, reason } => VerifyOutcome::Broken { ok, first_bad_position, reason },
+        Verification::Broken { ok, first_bad_position, reason } => {
+            VerifyOutcome::Broken { ok, first_bad_position, reason }
+        }
     }))
 }
 
@@ -147,7 +153,11 @@ async fn verify(State(app): State<AppState>, caller: Caller) -> Result<axum::Jso
 #[utoipa::path(get, path = "/api/v1/videos/{video_id}/analytics", tag = "videos",
     params(("video_id" = String, Path, description = "A YouTube id")),
     responses((status = 200, body = VideoAnalytics), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn video_analytics(State(app): State<AppState>, caller: Caller, Path(raw): Path<String>) -> Result<axum::Json<VideoAnalytics>, ApiError> {
+async fn video_analytics(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<VideoAnalytics>, ApiError> {
     caller.require(&[Role::Merchant, Role::Auditor])?;
     let id = video_id(&raw)?;
     Ok(axum::Json(analytics::video(&app.pool, id.as_str()).await.map_err(ApiError::unavailable)?))

@@ -102,12 +102,8 @@ async fn record_click(
     Json(body): Json<ClickRequest>,
 ) -> Result<(StatusCode, axum::Json<ClickAccepted>), ApiError> {
     let video_id = VideoId::parse(&body.video_id).map_err(|e| ApiError::invalid("invalid_video_id", e))?;
-    let reported = body
-        .user_id
-        .as_deref()
-        .map(UserId::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid("invalid_user_id", e))?;
+    let reported =
+        body.user_id.as_deref().map(UserId::parse).transpose().map_err(|e| ApiError::invalid("invalid_user_id", e))?;
     // A signed-in viewer's click is theirs, whatever the body says; without a token the
     // reported user id is kept, as the original system did.
     let user_id = match caller.user_id() {
@@ -115,7 +111,9 @@ async fn record_click(
         None => reported,
     };
     let sizes = match (body.player, body.video) {
-        (Some(player), Some(video)) => Some(ClickSizes { player: size("player", player)?, video: size("video", video)? }),
+        (Some(player), Some(video)) => {
+            Some(ClickSizes { player: size("player", player)?, video: size("video", video)? })
+        }
         (None, None) => None,
         _ => return Err(ApiError::invalid("incomplete_sizes", "`player` and `video` sizes must be sent together")),
     };
@@ -140,10 +138,7 @@ async fn record_click(
     execute(&app.commands.clicks, &click_id.to_string(), ClickCommand::RecordClick(command), metadata)
         .await
         .map_err(click_error)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(ClickAccepted { click_id, video_id: video_id.to_string() }),
-    ))
+    Ok((StatusCode::ACCEPTED, axum::Json(ClickAccepted { click_id, video_id: video_id.to_string() })))
 }
 
 fn size(what: &str, body: SizeBody) -> Result<Size, ApiError> {
@@ -234,19 +229,17 @@ fn click_filter(q: ClickQuery, caller: &Caller) -> Result<ClickFilter, ApiError>
     if q.after.is_some_and(|a| a < 0) {
         return Err(ApiError::invalid("invalid_after", "after must not be negative"));
     }
-    let video_id = q
-        .video_id
-        .as_deref()
-        .map(VideoId::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid("invalid_video_id", e))?;
-    let user_id = q
-        .user_id
-        .as_deref()
-        .map(UserId::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid("invalid_user_id", e))?;
-    Ok(ClickFilter { video_id: video_id.map(String::from), user_id: user_id.map(String::from), viewer: q.viewer, after: q.after, limit })
+    let video_id =
+        q.video_id.as_deref().map(VideoId::parse).transpose().map_err(|e| ApiError::invalid("invalid_video_id", e))?;
+    let user_id =
+        q.user_id.as_deref().map(UserId::parse).transpose().map_err(|e| ApiError::invalid("invalid_user_id", e))?;
+    Ok(ClickFilter {
+        video_id: video_id.map(String::from),
+        user_id: user_id.map(String::from),
+        viewer: q.viewer,
+        after: q.after,
+        limit,
+    })
 }
 
 /// One click from the `clicks` view (404 until the view has it).
@@ -257,10 +250,7 @@ fn click_filter(q: ClickQuery, caller: &Caller) -> Result<ClickFilter, ApiError>
     params(("click_id" = Uuid, Path, description = "The click's id")),
     responses((status = 200, body = ClickView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
-async fn get_click(
-    State(app): State<AppState>,
-    Path(click_id): Path<Uuid>,
-) -> Result<axum::Json<ClickView>, ApiError> {
+async fn get_click(State(app): State<AppState>, Path(click_id): Path<Uuid>) -> Result<axum::Json<ClickView>, ApiError> {
     clicks::get(&app.pool, click_id)
         .await
         .map_err(ApiError::unavailable)?
@@ -277,10 +267,7 @@ async fn get_click(
     params(("click_id" = Uuid, Path, description = "The click's id")),
     responses((status = 200, body = MatchView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
-async fn get_match(
-    State(app): State<AppState>,
-    Path(click_id): Path<Uuid>,
-) -> Result<axum::Json<MatchView>, ApiError> {
+async fn get_match(State(app): State<AppState>, Path(click_id): Path<Uuid>) -> Result<axum::Json<MatchView>, ApiError> {
     clicks::match_of(&app.pool, click_id)
         .await
         .map_err(ApiError::unavailable)?

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -59,9 +59,7 @@ async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
     };
     let ready = postgres == "ok" && nats == "ok";
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let health = Health {
-        status: if ready { "ready" } else { "unavailable" },
-        checks: Some(Checks { postgres, nats }),
-    };
+    let health =
+        Health { status: if ready { "ready" } else { "unavailable" }, checks: Some(Checks { postgres, nats }) };
     (status, Json(health))
 }

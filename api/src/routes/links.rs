@@ -106,7 +106,12 @@ async fn create_link(
             }
             LinkTarget::Track { track_id }
         }
-        _ => return Err(ApiError::invalid("invalid_link_target", "send either `label` (with `from`, `to`) or `track_id`")),
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_link_target",
+                "send either `label` (with `from`, `to`) or `track_id`",
+            ));
+        }
     };
     let link_id = Uuid::now_v7();
     let command = VideoCommand::LinkProduct(LinkProduct {
@@ -193,7 +198,11 @@ pub struct TrackList {
     params(("video_id" = String, Path, description = "A YouTube id")),
     responses((status = 200, body = TrackList), (status = 422, body = ErrorBody))
 )]
-async fn list_tracks(State(app): State<AppState>, caller: Caller, Path(raw): Path<String>) -> Result<axum::Json<TrackList>, ApiError> {
+async fn list_tracks(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<TrackList>, ApiError> {
     caller.require(&[Role::Merchant, Role::Auditor])?;
     let id = video_id(&raw)?;
     let items = tracks::list(&app.pool, id.as_str()).await.map_err(ApiError::unavailable)?;
@@ -213,7 +222,10 @@ pub struct VideoProducts {
     params(("video_id" = String, Path, description = "A YouTube id")),
     responses((status = 200, body = VideoProducts), (status = 422, body = ErrorBody))
 )]
-async fn video_products(State(app): State<AppState>, Path(raw): Path<String>) -> Result<axum::Json<VideoProducts>, ApiError> {
+async fn video_products(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<VideoProducts>, ApiError> {
     let id = video_id(&raw)?;
     let items = products::in_video(&app.pool, id.as_str()).await.map_err(ApiError::unavailable)?;
     Ok(axum::Json(VideoProducts { items }))

@@ -1,8 +1,8 @@
 //! The HTTP API: one router per area, documented with OpenAPI from the code.
 
+pub mod audit;
 pub mod clicks;
 pub mod health;
-pub mod audit;
 pub mod links;
 pub mod orders;
 pub mod payments;
@@ -29,10 +29,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 
 #[derive(OpenApi)]
 #[openapi(
-    info(
-        title = "Framecart",
-        description = "Click-to-buy on video: click capture, detection, matching, orders.",
-    ),
+    info(title = "Framecart", description = "Click-to-buy on video: click capture, detection, matching, orders.",),
     components(schemas(error::ErrorBody, error::ErrorDetail))
 )]
 struct ApiDoc;
@@ -70,11 +67,7 @@ pub fn router(state: AppState) -> Router {
     .layer(CatchPanicLayer::custom(panic_response))
     .layer(PropagateRequestIdLayer::new(request_id.clone()))
     .layer(TraceLayer::new_for_http().make_span_with(move |request: &axum::http::Request<_>| {
-        let id = request
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
     }))
     .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -82,10 +75,8 @@ pub fn router(state: AppState) -> Router {
 
 /// CORS for the configured origins only (the browser extension's, a shop's pages).
 fn cors(origins: &[String]) -> CorsLayer {
-    let origins: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o.trim().trim_end_matches('/')).ok())
-        .collect();
+    let origins: Vec<HeaderValue> =
+        origins.iter().filter_map(|o| HeaderValue::from_str(o.trim().trim_end_matches('/')).ok()).collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])

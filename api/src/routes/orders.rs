@@ -13,6 +13,7 @@ use chrono::Utc;
 use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
 use framecart_domain::EventMetadata;
+use framecart_domain::click::Click;
 use framecart_domain::order::{Address, Contact, Order, OrderCommand, OrderError, OrderLine, OrderStatus, PlaceOrder};
 use framecart_domain::product::{Article, Product, ProductCommand, ProductError};
 use framecart_domain::user::{Email, Role};
@@ -84,7 +85,7 @@ pub struct NewOrder {
         (status = 400, description = "No Idempotency-Key", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 409, description = "Out of stock, or the key was used with other parameters", body = ErrorBody),
-        (status = 422, body = ErrorBody),
+        (status = 422, description = "An unknown article or click, a bad quantity, contact or address", body = ErrorBody),
     )
 )]
 async fn place_order(
@@ -94,8 +95,12 @@ async fn place_order(
     Json(body): Json<NewOrder>,
 ) -> Result<Response, ApiError> {
     let user_id = caller.user()?;
-    let key = header_token(&headers, "idempotency-key", 255)
-        .ok_or_else(|| ApiError::bad_request("missing_idempotency_key", "send an `Idempotency-Key` header (1 to 255 visible characters)"))?;
+    let key = header_token(&headers, "idempotency-key", 255).ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_idempotency_key",
+            "send an `Idempotency-Key` header (1 to 255 visible characters)",
+        )
+    })?;
     let request_hash = hex::encode(Sha256::digest(serde_json::to_vec(&body).map_err(ApiError::internal)?));
     if let Some(replay) = claim_key(&app, user_id, &key, &request_hash).await? {
         return Ok(replay);
@@ -159,12 +164,16 @@ async fn claim_key(app: &App, user_id: Uuid, key: &str, request_hash: &str) -> R
     }
     match (status, response) {
         (Some(status), Some(response)) => {
-            let status = StatusCode::from_u16(u16::try_from(status).unwrap_or(500)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status =
+                StatusCode::from_u16(u16::try_from(status).unwrap_or(500)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             Ok(Some((status, axum::Json(response)).into_response()))
         }
         // The first attempt stopped midway (a crash): carry on where it stopped.
         _ if stale => Ok(None),
-        _ => Err(ApiError::Conflict { code: "request_in_progress", message: "a request with this key is being handled".into() }),
+        _ => Err(ApiError::Conflict {
+            code: "request_in_progress",
+            message: "a request with this key is being handled".into(),
+        }),
     }
 }
 
@@ -184,9 +193,9 @@ fn product_error(e: CommandError<ProductError>) -> ApiError {
 pub fn order_error(e: CommandError<OrderError>) -> ApiError {
     match e {
         CommandError::Refused(OrderError::NotFound) => ApiError::NotFound("no such order".into()),
-        CommandError::Refused(e @ (OrderError::WrongStatus(_) | OrderError::PaidOrdersAreRefunded | OrderError::AlreadyPlaced)) => {
-            ApiError::Conflict { code: "order_state", message: e.to_string() }
-        }
+        CommandError::Refused(
+            e @ (OrderError::WrongStatus(_) | OrderError::PaidOrdersAreRefunded | OrderError::AlreadyPlaced),
+        ) => ApiError::Conflict { code: "order_state", message: e.to_string() },
         CommandError::Refused(e) => {
             let code = match e {
                 OrderError::InvalidContact => "invalid_contact",
@@ -206,11 +215,18 @@ fn order_id(user_id: Uuid, key: &str) -> Uuid {
     Uuid::new_v5(&user_id, key.as_bytes())
 }
 
-async fn place(app: &App, user_id: Uuid, key: &str, body: NewOrder, metadata: EventMetadata) -> Result<OrderView, ApiError> {
+async fn place(
+    app: &App,
+    user_id: Uuid,
+    key: &str,
+    body: NewOrder,
+    metadata: EventMetadata,
+) -> Result<OrderView, ApiError> {
     let order_id = order_id(user_id, key);
     let contact = Contact {
         name: body.contact.name.trim().to_owned(),
-        email: Email::parse(&body.contact.email).map_err(|_| ApiError::invalid("invalid_contact", "the contact's email is not an email address"))?,
+        email: Email::parse(&body.contact.email)
+            .map_err(|_| ApiError::invalid("invalid_contact", "the contact's email is not an email address"))?,
         phone: body.contact.phone.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()),
     };
     let a = body.shipping_address;
@@ -221,17 +237,41 @@ async fn place(app: &App, user_id: Uuid, key: &str, body: NewOrder, metadata: Ev
         postal_code: a.postal_code.trim().to_owned(),
         country: a.country.trim().to_uppercase(),
     };
-    // Outside facts first: each line's product, with its price and name now.
+    // Outside facts first: the click the order came from, if any, must be one we recorded
+    // (the funnel counts the order for the click's video).
+    if let Some(click_id) = body.click_id {
+        let click: Click = app
+            .commands
+            .load(&click_id.to_string())
+            .await
+            .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+        if click.recorded().is_none() {
+            return Err(ApiError::invalid("unknown_click", format!("no click {click_id} was recorded")));
+        }
+    }
+    // Each line's product, with its price and name now.
     let mut lines = Vec::with_capacity(body.lines.len());
     for line in &body.lines {
         let article = Article::parse(&line.article).map_err(|e| ApiError::invalid("invalid_article", e))?;
-        let product: Product = app.commands.load(article.as_str()).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+        let product: Product = app
+            .commands
+            .load(article.as_str())
+            .await
+            .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
         let (Some(price), Some(name), true) = (product.price(), product.name(), product.is_active()) else {
             return Err(ApiError::invalid("not_for_sale", format!("{article} is not for sale")));
         };
         lines.push(OrderLine { article, name: name.to_owned(), quantity: line.quantity, unit_price: price });
     }
-    let place = PlaceOrder { order_id, user_id, lines: lines.clone(), click_id: body.click_id, contact, shipping_address, placed_at: Utc::now() };
+    let place = PlaceOrder {
+        order_id,
+        user_id,
+        lines: lines.clone(),
+        click_id: body.click_id,
+        contact,
+        shipping_address,
+        placed_at: Utc::now(),
+    };
     // Check the order before holding stock for it.
     let checked = Order::default().decide(OrderCommand::PlaceOrder(place.clone()));
     checked.map_err(|e| order_error(CommandError::Refused(e)))?;
@@ -244,11 +284,17 @@ async fn place(app: &App, user_id: Uuid, key: &str, body: NewOrder, metadata: Ev
         }
         reserved.push(&line.article);
     }
-    if let Err(e) = execute(&app.commands.orders, &order_id.to_string(), OrderCommand::PlaceOrder(place), metadata.clone()).await {
+    if let Err(e) =
+        execute(&app.commands.orders, &order_id.to_string(), OrderCommand::PlaceOrder(place), metadata.clone()).await
+    {
         release(app, order_id, &reserved, &metadata).await;
         return Err(order_error(e));
     }
-    let order: Order = app.commands.load(&order_id.to_string()).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let order: Order = app
+        .commands
+        .load(&order_id.to_string())
+        .await
+        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
     let placed = order.placed().ok_or_else(|| ApiError::internal(anyhow::anyhow!("the order vanished")))?;
     Ok(view(placed, order.status().unwrap_or(OrderStatus::AwaitingPayment)))
 }
@@ -305,10 +351,15 @@ pub struct OrderList {
 /// Orders, newest first: a viewer's own, or every order for staff.
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrderQuery),
     responses((status = 200, body = OrderList), (status = 401, body = ErrorBody)))]
-async fn list_orders(State(app): State<AppState>, caller: Caller, Query(q): Query<OrderQuery>) -> Result<axum::Json<OrderList>, ApiError> {
+async fn list_orders(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<OrderQuery>,
+) -> Result<axum::Json<OrderList>, ApiError> {
     let user_id = caller.user()?;
     let only = (!caller.is_staff()).then_some(user_id);
-    let items = orders::list(&app.pool, only, q.limit.unwrap_or(100).clamp(1, 1000)).await.map_err(ApiError::unavailable)?;
+    let items =
+        orders::list(&app.pool, only, q.limit.unwrap_or(100).clamp(1, 1000)).await.map_err(ApiError::unavailable)?;
     Ok(axum::Json(OrderList { items }))
 }
 
@@ -322,7 +373,11 @@ pub async fn visible_order(app: &App, caller: &Caller, order_id: Uuid) -> Result
         if found.is_some() {
             break;
         }
-        let exists: Order = app.commands.load(&order_id.to_string()).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+        let exists: Order = app
+            .commands
+            .load(&order_id.to_string())
+            .await
+            .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
         if exists.placed().is_none() {
             break;
         }
@@ -338,7 +393,11 @@ pub async fn visible_order(app: &App, caller: &Caller, order_id: Uuid) -> Result
 #[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders",
     params(("order_id" = Uuid, Path, description = "The order")),
     responses((status = 200, body = OrderView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_order(State(app): State<AppState>, caller: Caller, Path(order_id): Path<Uuid>) -> Result<axum::Json<OrderView>, ApiError> {
+async fn get_order(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(order_id): Path<Uuid>,
+) -> Result<axum::Json<OrderView>, ApiError> {
     Ok(axum::Json(visible_order(&app, &caller, order_id).await?))
 }
 
@@ -349,10 +408,20 @@ pub struct Reason {
     pub tracking: Option<String>,
 }
 
-async fn change(app: &App, caller: &Caller, headers: &HeaderMap, order_id: Uuid, command: OrderCommand) -> Result<axum::Json<OrderView>, ApiError> {
+async fn change(
+    app: &App,
+    caller: &Caller,
+    headers: &HeaderMap,
+    order_id: Uuid,
+    command: OrderCommand,
+) -> Result<axum::Json<OrderView>, ApiError> {
     let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(headers) };
     execute(&app.commands.orders, &order_id.to_string(), command, metadata).await.map_err(order_error)?;
-    let order: Order = app.commands.load(&order_id.to_string()).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let order: Order = app
+        .commands
+        .load(&order_id.to_string())
+        .await
+        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
     let placed = order.placed().ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
     Ok(axum::Json(view(placed, order.status().unwrap_or(OrderStatus::AwaitingPayment))))
 }
@@ -411,7 +480,11 @@ pub struct PaymentList {
 #[utoipa::path(get, path = "/api/v1/orders/{order_id}/payments", tag = "payments",
     params(("order_id" = Uuid, Path, description = "The order")),
     responses((status = 200, body = PaymentList), (status = 404, body = ErrorBody)))]
-async fn list_payments(State(app): State<AppState>, caller: Caller, Path(order_id): Path<Uuid>) -> Result<axum::Json<PaymentList>, ApiError> {
+async fn list_payments(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(order_id): Path<Uuid>,
+) -> Result<axum::Json<PaymentList>, ApiError> {
     visible_order(&app, &caller, order_id).await?;
     let items = orders::payments_of(&app.pool, order_id).await.map_err(ApiError::unavailable)?;
     Ok(axum::Json(PaymentList { items }))

@@ -67,7 +67,10 @@ pub struct PaymentState {
 }
 
 fn gateway(app: &App, name: &str) -> Result<Arc<dyn PaymentGateway>, ApiError> {
-    app.gateways.get(name).cloned().ok_or_else(|| ApiError::invalid("unknown_provider", format!("no payment provider {name:?}")))
+    app.gateways
+        .get(name)
+        .cloned()
+        .ok_or_else(|| ApiError::invalid("unknown_provider", format!("no payment provider {name:?}")))
 }
 
 fn gateway_error(e: GatewayError) -> ApiError {
@@ -93,7 +96,11 @@ async fn report(app: &App, event: &GatewayEvent, metadata: EventMetadata) -> Res
 }
 
 async fn state(app: &App, payment_id: Uuid, failure: Option<(&str, &str)>) -> Result<PaymentState, ApiError> {
-    let payment: Payment = app.commands.load(&payment_id.to_string()).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let payment: Payment = app
+        .commands
+        .load(&payment_id.to_string())
+        .await
+        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
     let created = payment.created().ok_or_else(|| ApiError::NotFound(format!("no payment {payment_id}")))?;
     let status = payment.status().unwrap_or(PaymentStatus::RequiresPaymentMethod);
     Ok(PaymentState {
@@ -109,7 +116,13 @@ async fn state(app: &App, payment_id: Uuid, failure: Option<(&str, &str)>) -> Re
 }
 
 /// Captures an authorized payment and returns its state, with the failure if any.
-async fn settle(app: &App, gateway: &dyn PaymentGateway, intent: &str, mut last: GatewayEvent, metadata: &EventMetadata) -> Result<PaymentState, ApiError> {
+async fn settle(
+    app: &App,
+    gateway: &dyn PaymentGateway,
+    intent: &str,
+    mut last: GatewayEvent,
+    metadata: &EventMetadata,
+) -> Result<PaymentState, ApiError> {
     use framecart_commands::payments::GatewayOutcome;
     if last.outcome == GatewayOutcome::Status(PaymentStatus::RequiresCapture) {
         last = gateway.capture(intent).await.map_err(gateway_error)?;
@@ -140,11 +153,18 @@ async fn start_payment(
         return Err(ApiError::Forbidden("only the buyer pays an order".into()));
     }
     let gateway = gateway(&app, &body.provider)?;
-    let order: Order = app.commands.load(&order_id.to_string()).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let order: Order = app
+        .commands
+        .load(&order_id.to_string())
+        .await
+        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
     let placed = order.placed().ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
     if order.status() != Some(OrderStatus::AwaitingPayment) {
         let status = order.status().map_or("unknown", |s| s.as_str());
-        return Err(ApiError::Conflict { code: "order_state", message: format!("the order is {status}, not awaiting payment") });
+        return Err(ApiError::Conflict {
+            code: "order_state",
+            message: format!("the order is {status}, not awaiting payment"),
+        });
     }
     let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
     let payment_id = Uuid::now_v7();
@@ -178,7 +198,11 @@ async fn confirm_payment(
     Path(payment_id): Path<Uuid>,
 ) -> Result<axum::Json<PaymentState>, ApiError> {
     let user_id = caller.user()?;
-    let payment: Payment = app.commands.load(&payment_id.to_string()).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let payment: Payment = app
+        .commands
+        .load(&payment_id.to_string())
+        .await
+        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
     let created = payment.created().filter(|c| c.user_id == user_id || caller.has_any(&[Role::Admin]));
     let created = created.ok_or_else(|| ApiError::NotFound(format!("no payment {payment_id}")))?;
     let gateway = gateway(&app, &created.provider)?;
@@ -214,15 +238,22 @@ async fn refund_order(
     .fetch_optional(&app.pool)
     .await
     .map_err(ApiError::unavailable)?;
-    let (payment_id, provider, intent, paid_minor, currency) =
-        paid.ok_or_else(|| ApiError::Conflict { code: "order_state", message: "the order has no payment to refund".into() })?;
+    let (payment_id, provider, intent, paid_minor, currency) = paid.ok_or_else(|| ApiError::Conflict {
+        code: "order_state",
+        message: "the order has no payment to refund".into(),
+    })?;
     let currency = Currency::parse(&currency).map_err(ApiError::internal)?;
     let amount = Money::new(body.amount_minor.unwrap_or(paid_minor), currency);
     gateway(&app, &provider)?.refund(&intent, amount).await.map_err(gateway_error)?;
     let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
-    execute(&app.commands.payments, &payment_id.to_string(), PaymentCommand::Refund { amount, at: Utc::now() }, metadata)
-        .await
-        .map_err(payment_error)?;
+    execute(
+        &app.commands.payments,
+        &payment_id.to_string(),
+        PaymentCommand::Refund { amount, at: Utc::now() },
+        metadata,
+    )
+    .await
+    .map_err(payment_error)?;
     Ok(axum::Json(state(&app, payment_id, None).await?))
 }
 
@@ -237,7 +268,11 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let gateway = app.gateways.get(provider.as_str()).cloned().ok_or_else(|| ApiError::NotFound(format!("no payment provider {provider:?}")))?;
+    let gateway = app
+        .gateways
+        .get(provider.as_str())
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no payment provider {provider:?}")))?;
     let signature = headers.get(crate::fake_payments::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let event = gateway.verify_webhook(signature, &body, Utc::now()).map_err(|e| match e {
         WebhookError::BadSignature | WebhookError::Expired => ApiError::bad_request("invalid_signature", e),

@@ -6,8 +6,8 @@ use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
 use framecart_domain::EventMetadata;
 use framecart_domain::money::{Currency, Money};
-use framecart_domain::user::Role;
 use framecart_domain::product::{Article, ChangeProduct, CreateProduct, ProductCommand, ProductError};
+use framecart_domain::user::Role;
 use framecart_projections::products::{self, ProductView};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -21,9 +21,7 @@ use crate::extract::{Json, Path, Query};
 use crate::routes::clicks::request_metadata;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_product, list_products))
-        .routes(routes!(get_product, change_product))
+    OpenApiRouter::new().routes(routes!(create_product, list_products)).routes(routes!(get_product, change_product))
 }
 
 pub fn article(raw: &str) -> Result<Article, ApiError> {
@@ -86,13 +84,12 @@ async fn create_product(
 /// The product as the view has it once it has applied the write just made (read your
 /// writes): the write is committed, so this waits for the view, briefly.
 async fn written(app: &AppState, article: &Article) -> Result<ProductView, ApiError> {
-    let stored: Option<i64> = sqlx::query_scalar(
-        "SELECT max(sequence) FROM events WHERE aggregate_type = 'product' AND aggregate_id = $1",
-    )
-    .bind(article.as_str())
-    .fetch_one(&app.pool)
-    .await
-    .map_err(ApiError::unavailable)?;
+    let stored: Option<i64> =
+        sqlx::query_scalar("SELECT max(sequence) FROM events WHERE aggregate_type = 'product' AND aggregate_id = $1")
+            .bind(article.as_str())
+            .fetch_one(&app.pool)
+            .await
+            .map_err(ApiError::unavailable)?;
     let stored = stored.unwrap_or(0);
     for _ in 0..250 {
         if let Some(product) = products::get(&app.pool, article.as_str()).await.map_err(ApiError::unavailable)?
@@ -178,7 +175,10 @@ async fn list_products(
     params(("article" = String, Path, description = "The article number")),
     responses((status = 200, body = ProductView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
-async fn get_product(State(app): State<AppState>, Path(raw): Path<String>) -> Result<axum::Json<ProductView>, ApiError> {
+async fn get_product(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<ProductView>, ApiError> {
     let article = article(&raw)?;
     products::get(&app.pool, article.as_str())
         .await

@@ -71,7 +71,8 @@ async fn register(
     if !PASSWORD_LENGTH.contains(&body.password.chars().count()) {
         return Err(ApiError::invalid("invalid_password", "a password has 8 to 128 characters"));
     }
-    let view = create_account(&app, email, &body.password, BTreeSet::from([Role::Viewer]), request_metadata(&headers)).await?;
+    let view =
+        create_account(&app, email, &body.password, BTreeSet::from([Role::Viewer]), request_metadata(&headers)).await?;
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
@@ -83,10 +84,17 @@ async fn create_account(
     metadata: EventMetadata,
 ) -> Result<UserView, ApiError> {
     let password = password.to_owned();
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)??;
+    let password_hash =
+        tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)??;
     let user_id = Uuid::now_v7();
     let registered_at = Utc::now();
-    let command = UserCommand::Register(Register { user_id, email: email.clone(), password_hash, roles: roles.clone(), registered_at });
+    let command = UserCommand::Register(Register {
+        user_id,
+        email: email.clone(),
+        password_hash,
+        roles: roles.clone(),
+        registered_at,
+    });
     execute(&app.commands.users, &account_key(&email), command, metadata).await.map_err(user_error)?;
     Ok(UserView {
         user_id,
@@ -100,8 +108,12 @@ async fn create_account(
 /// Creates the configured first admin when no account has that address.
 pub async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
     let (Some(address), Some(password)) = (&app.auth.admin_email, &app.auth.admin_password) else { return Ok(()) };
-    let address = Email::parse(address).map_err(|_| anyhow::anyhow!("FRAMECART_ADMIN_EMAIL is not an email address"))?;
-    anyhow::ensure!(PASSWORD_LENGTH.contains(&password.chars().count()), "FRAMECART_ADMIN_PASSWORD needs 8 to 128 characters");
+    let address =
+        Email::parse(address).map_err(|_| anyhow::anyhow!("FRAMECART_ADMIN_EMAIL is not an email address"))?;
+    anyhow::ensure!(
+        PASSWORD_LENGTH.contains(&password.chars().count()),
+        "FRAMECART_ADMIN_PASSWORD needs 8 to 128 characters"
+    );
     let existing: User = app.commands.load(&account_key(&address)).await?;
     if existing.user_id().is_some() {
         if !existing.roles().contains(&Role::Admin) {
@@ -136,10 +148,15 @@ pub struct Session {
 async fn login(State(app): State<AppState>, Json(body): Json<Credentials>) -> Result<axum::Json<Session>, ApiError> {
     let email = email(&body.email)?;
     // The account itself (not a view): signing in right after registering works.
-    let account: User = app.commands.load(&account_key(&email)).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let account: User = app
+        .commands
+        .load(&account_key(&email))
+        .await
+        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
     let hash = account.password_hash().unwrap_or_else(|| dummy_hash()).to_owned();
     let password = body.password.chars().take(*PASSWORD_LENGTH.end()).collect::<String>();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await.map_err(ApiError::internal)?;
+    let matches =
+        tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await.map_err(ApiError::internal)?;
     let (true, Some(user_id)) = (matches, account.user_id()) else {
         return Err(ApiError::InvalidCredentials);
     };
@@ -161,7 +178,8 @@ async fn logout(State(app): State<AppState>, caller: Caller, headers: HeaderMap)
         .await
         .map_err(user_error)?;
     // Answer once the old tokens no longer work.
-    crate::auth::user_view(&app, user_id, |v| v.sessions_valid_after.is_some_and(|a| a.timestamp() >= at.timestamp())).await?;
+    crate::auth::user_view(&app, user_id, |v| v.sessions_valid_after.is_some_and(|a| a.timestamp() >= at.timestamp()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -171,7 +189,9 @@ fn metadata(headers: &HeaderMap, caller: &Caller) -> EventMetadata {
 
 /// The account, once the users view has it (it may trail a registration by moments).
 async fn view_of(app: &App, user_id: Uuid) -> Result<UserView, ApiError> {
-    crate::auth::user_view(app, user_id, |_| true).await?.ok_or_else(|| ApiError::NotFound(format!("no user {user_id}")))
+    crate::auth::user_view(app, user_id, |_| true)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user {user_id}")))
 }
 
 /// The caller's own account.
@@ -197,7 +217,11 @@ pub struct UserList {
 /// Every account (admins only).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
     responses((status = 200, body = UserList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn list_users(State(app): State<AppState>, caller: Caller, Query(q): Query<UserQuery>) -> Result<axum::Json<UserList>, ApiError> {
+async fn list_users(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<UserQuery>,
+) -> Result<axum::Json<UserList>, ApiError> {
     caller.require(&[Role::Admin])?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let items = users::list(&app.pool, limit, q.after).await.map_err(ApiError::unavailable)?;
@@ -256,7 +280,8 @@ async fn change_role(
     let key = account_key(&email(&view.email)?);
     execute(&app.commands.users, &key, command, metadata(headers, caller)).await.map_err(user_error)?;
     // Answer with the roles as the account has them now.
-    let account: User = app.commands.load(&key).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let account: User =
+        app.commands.load(&key).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
     let roles: Vec<String> = account.roles().iter().map(|r| r.as_str().to_owned()).collect();
     // Answer once the change is in effect for the account's requests.
     let same = |v: &UserView| v.roles.len() == roles.len() && roles.iter().all(|r| v.roles.contains(r));

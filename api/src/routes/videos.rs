@@ -8,8 +8,8 @@ use chrono::Utc;
 use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
 use framecart_domain::user::Role;
-use framecart_domain::{EventMetadata, VideoId};
 use framecart_domain::video::{RequestDetection, UploadVideo, Video, VideoCommand, VideoError, VideoFile};
+use framecart_domain::{EventMetadata, VideoId};
 use framecart_projections::detections::{self, DetectionFilter, DetectionView};
 use framecart_projections::videos::{self, RunView, VideoView};
 use serde::{Deserialize, Serialize};
@@ -27,9 +27,7 @@ use crate::upload::{self, Received};
 
 pub fn router() -> OpenApiRouter<AppState> {
     // Uploads stream to disk under their own limit (`FRAMECART_MAX_UPLOAD_BYTES`).
-    let uploads = OpenApiRouter::new()
-        .routes(routes!(upload_video))
-        .layer(DefaultBodyLimit::disable());
+    let uploads = OpenApiRouter::new().routes(routes!(upload_video)).layer(DefaultBodyLimit::disable());
     OpenApiRouter::new()
         .merge(uploads)
         .routes(routes!(list_videos))
@@ -98,10 +96,8 @@ async fn upload_video(
 ) -> Result<(StatusCode, axum::Json<Uploaded>), ApiError> {
     caller.require(&[Role::Merchant])?;
     let limit = app.video.max_upload_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     // The form's own overhead is small; a body far over the limit is refused unread.
     if declared.is_some_and(|n| n > limit.saturating_add(64 * 1024)) {
         return Err(ApiError::PayloadTooLarge);
@@ -176,9 +172,7 @@ async fn upload_video(
                 .execute(&mut *lock)
                 .await
                 .map_err(ApiError::unavailable)?;
-            execute(&app.commands.videos, video_id.as_str(), command, metadata)
-                .await
-                .map_err(video_error)?;
+            execute(&app.commands.videos, video_id.as_str(), command, metadata).await.map_err(video_error)?;
             let version = app
                 .commands
                 .load::<Video>(video_id.as_str())
@@ -288,7 +282,11 @@ pub struct RunList {
     params(("video_id" = String, Path, description = "A YouTube id")),
     responses((status = 200, body = RunList), (status = 422, body = ErrorBody))
 )]
-async fn list_runs(State(app): State<AppState>, caller: Caller, Path(raw): Path<String>) -> Result<axum::Json<RunList>, ApiError> {
+async fn list_runs(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<RunList>, ApiError> {
     caller.require(&[Role::Merchant, Role::Auditor])?;
     let id = video_id(&raw)?;
     let items = videos::runs(&app.pool, id.as_str()).await.map_err(ApiError::unavailable)?;
@@ -383,12 +381,9 @@ async fn start_processing(
     let id = video_id(&raw)?;
     let mut labels = BTreeMap::new();
     for (key, label) in body.object_labels {
-        let class_id: u32 = key
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| ApiError::invalid("invalid_label_id", format!("{key:?} is not a class id (1 is the first class)")))?;
+        let class_id: u32 = key.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            ApiError::invalid("invalid_label_id", format!("{key:?} is not a class id (1 is the first class)"))
+        })?;
         if let Some(classes) = app.class_names.as_deref()
             && class_id as usize > classes.len()
         {
@@ -410,8 +405,5 @@ async fn start_processing(
     });
     let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
     execute(&app.commands.videos, id.as_str(), command, metadata).await.map_err(video_error)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(ProcessingQueued { video_id: id.to_string(), run_id, status: "queued" }),
-    ))
+    Ok((StatusCode::ACCEPTED, axum::Json(ProcessingQueued { video_id: id.to_string(), run_id, status: "queued" })))
 }

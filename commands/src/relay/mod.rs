@@ -50,11 +50,7 @@ pub struct RelayConfig {
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self {
-            batch_size: 1000,
-            idle_poll: Duration::from_millis(5),
-            standby_poll: Duration::from_secs(1),
-        }
+        Self { batch_size: 1000, idle_poll: Duration::from_millis(5), standby_poll: Duration::from_secs(1) }
     }
 }
 
@@ -136,10 +132,8 @@ impl Relay {
         // A connection of its own: the session lock lives exactly as long as it does.
         let mut conn = self.pool.acquire().await?.detach();
         loop {
-            let elected: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(RELAY_LOCK)
-                .fetch_one(&mut conn)
-                .await?;
+            let elected: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(RELAY_LOCK).fetch_one(&mut conn).await?;
             if elected {
                 break;
             }
@@ -205,15 +199,11 @@ impl Relay {
         }
         let position = match tail::cursor_at(conn, in_stream).await? {
             Some((cursor, hash)) => Position { log_position: in_stream, cursor, hash },
-            None if in_stream == 0 => Position {
-                log_position: 0,
-                cursor: CommitCursor::default(),
-                hash: GENESIS.to_owned(),
-            },
+            None if in_stream == 0 => {
+                Position { log_position: 0, cursor: CommitCursor::default(), hash: GENESIS.to_owned() }
+            }
             None => {
-                return Err(RelayError::Inconsistent(format!(
-                    "log position {in_stream} names no stored event"
-                )));
+                return Err(RelayError::Inconsistent(format!("log position {in_stream} names no stored event")));
             }
         };
         self.stats.log_position.store(position.log_position, Ordering::Relaxed);
@@ -284,8 +274,7 @@ impl Relay {
             sequence: event.sequence,
             event_type: event.event_type.clone(),
             event_version: event.event_version.clone(),
-            payload: serde_json::value::RawValue::from_string(event.payload.clone())
-                .map_err(|e| bad("payload", e))?,
+            payload: serde_json::value::RawValue::from_string(event.payload.clone()).map_err(|e| bad("payload", e))?,
             metadata: serde_json::from_str(&event.metadata).map_err(|e| bad("metadata", e))?,
             recorded_at: event.recorded_at,
             hash: hash.to_owned(),
@@ -334,11 +323,7 @@ fn hashed_fields(event: &StoredEvent) -> HashedFields<'_> {
 /// A subject token for a stored name. Our aggregate ids are UUIDs and canonical ids, so
 /// this is the identity; anything else is hex-encoded rather than left to block the log.
 fn subject_token(s: &str) -> String {
-    if is_subject_token(s) {
-        s.to_owned()
-    } else {
-        format!("x{}", hex::encode(s))
-    }
+    if is_subject_token(s) { s.to_owned() } else { format!("x{}", hex::encode(s)) }
 }
 
 #[cfg(test)]

@@ -30,10 +30,7 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     pub fn cursor(&self) -> Result<CommitCursor, sqlx::Error> {
-        let tx_id = self
-            .tx_id_text
-            .parse()
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let tx_id = self.tx_id_text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         Ok(CommitCursor { tx_id, global_position: self.global_position })
     }
 }
@@ -70,9 +67,7 @@ pub async fn committed_after(
 
 /// The last log position the relay recorded.
 pub async fn last_logged(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
-    let last: i64 = sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM event_log")
-        .fetch_one(conn)
-        .await?;
+    let last: i64 = sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM event_log").fetch_one(conn).await?;
     Ok(u64::try_from(last).unwrap_or(0))
 }
 
@@ -109,10 +104,7 @@ pub async fn record(conn: &mut PgConnection, entries: &[LogEntry]) -> Result<(),
     if entries.is_empty() {
         return Ok(());
     }
-    let positions: Vec<i64> = entries
-        .iter()
-        .map(|e| i64::try_from(e.log_position).unwrap_or(i64::MAX))
-        .collect();
+    let positions: Vec<i64> = entries.iter().map(|e| i64::try_from(e.log_position).unwrap_or(i64::MAX)).collect();
     let globals: Vec<i64> = entries.iter().map(|e| e.global_position).collect();
     let ids: Vec<Uuid> = entries.iter().map(|e| e.event_id).collect();
     let hashes: Vec<&str> = entries.iter().map(|e| e.hash.as_str()).collect();

@@ -138,8 +138,8 @@ num=1
     // burn's own convolution gives the same.
     let direct = Network::new(&cfg_parsed, Weights { layers: vec![None, None], sha256: String::new() });
     assert!(direct.is_err(), "a convolution without weights is refused");
-    let mut direct =
-        Network::new(&cfg_parsed, Weights { layers: vec![Some(params()), None], sha256: String::new() }).expect("builds");
+    let mut direct = Network::new(&cfg_parsed, Weights { layers: vec![Some(params()), None], sha256: String::new() })
+        .expect("builds");
     if let Op::UnfoldConv { weight, bias, activation, .. } = &direct.ops[0] {
         let weight = weight.clone().reshape([6, 2, 3, 3]);
         let bias = bias.clone().reshape([6]);

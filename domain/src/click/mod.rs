@@ -10,7 +10,9 @@ mod event;
 
 pub use command::{ClickCommand, ClickSizes, RecordClick, RecordMatch};
 pub use error::ClickError;
-pub use event::{CLICK_MATCHED, CLICK_RECORDED, CLICK_UNMATCHED, ClickEvent, ClickMatched, ClickRecorded, ClickUnmatched};
+pub use event::{
+    CLICK_MATCHED, CLICK_RECORDED, CLICK_UNMATCHED, ClickEvent, ClickMatched, ClickRecorded, ClickUnmatched,
+};
 
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;

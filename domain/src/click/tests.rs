@@ -42,9 +42,7 @@ fn fact(cmd: RecordClick) -> ClickRecorded {
 }
 
 fn recorded(cmd: RecordClick) -> ClickEvent {
-    let events = Click::default()
-        .decide(ClickCommand::RecordClick(cmd))
-        .expect("recorded");
+    let events = Click::default().decide(ClickCommand::RecordClick(cmd)).expect("recorded");
     events.into_iter().next().expect("one event")
 }
 
@@ -81,15 +79,8 @@ fn a_minimal_click_has_no_frame_point() {
 #[test]
 fn a_retried_click_changes_nothing() {
     let first = recorded(record());
-    let retry = RecordClick {
-        client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)),
-        received_at: Utc::now(),
-        ..record()
-    };
-    ClickTest::with(())
-        .given(vec![first])
-        .when(ClickCommand::RecordClick(retry))
-        .then_expect_events(vec![]);
+    let retry = RecordClick { client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), received_at: Utc::now(), ..record() };
+    ClickTest::with(()).given(vec![first]).when(ClickCommand::RecordClick(retry)).then_expect_events(vec![]);
 }
 
 #[test]
@@ -132,14 +123,22 @@ fn verdict(article: Option<&str>) -> crate::matching::Outcome {
         label: "person".into(),
         bbox: BoundingBox { xmin: 0.4, ymin: 0.4, xmax: 0.6, ymax: 0.6 },
         confidence: 0.9,
-        product: article.map(|a| LinkedProduct { article: a.into(), additional_identifier: "size M".into(), link_id: "l1".into() }),
+        product: article.map(|a| LinkedProduct {
+            article: a.into(),
+            additional_identifier: "size M".into(),
+            link_id: "l1".into(),
+        }),
     };
     let point = ClickPoint { u: 0.5, v: 0.5, css_width: 800.0, css_height: 450.0, on_frame: true, during_ad: false };
     decide(&point, &[object], 12.0)
 }
 
 fn record_match(article: Option<&str>) -> ClickCommand {
-    ClickCommand::RecordMatch(RecordMatch { outcome: verdict(article), run_id: Uuid::from_u128(1), evaluated_at: Utc::now() })
+    ClickCommand::RecordMatch(RecordMatch {
+        outcome: verdict(article),
+        run_id: Uuid::from_u128(1),
+        evaluated_at: Utc::now(),
+    })
 }
 
 fn matched_event(article: Option<&str>) -> ClickEvent {
@@ -160,10 +159,17 @@ fn matched_event(article: Option<&str>) -> ClickEvent {
 fn a_verdict_is_recorded_only_when_it_changes() {
     let first = recorded(record());
     let matched = matched_event(Some("SKU-1"));
-    assert!(matches!(matched, ClickEvent::ClickMatched(ref m) if m.best.product.as_ref().map(|p| p.article.as_str()) == Some("SKU-1")));
-    ClickTest::with(()).given(vec![first.clone(), matched.clone()]).when(record_match(Some("SKU-1"))).then_expect_events(vec![]);
+    assert!(
+        matches!(matched, ClickEvent::ClickMatched(ref m) if m.best.product.as_ref().map(|p| p.article.as_str()) == Some("SKU-1"))
+    );
+    ClickTest::with(())
+        .given(vec![first.clone(), matched.clone()])
+        .when(record_match(Some("SKU-1")))
+        .then_expect_events(vec![]);
     let unlinked = matched_event(None);
-    assert!(matches!(unlinked, ClickEvent::ClickUnmatched(ref u) if u.reason == crate::matching::UnmatchedReason::NotLinked));
+    assert!(
+        matches!(unlinked, ClickEvent::ClickUnmatched(ref u) if u.reason == crate::matching::UnmatchedReason::NotLinked)
+    );
     let result = ClickTest::with(()).given(vec![first, matched]).when(record_match(None)).inspect_result();
     assert!(matches!(result.as_deref(), Ok([ClickEvent::ClickUnmatched(_)])));
 }

@@ -13,9 +13,8 @@ mod event;
 pub use command::{CompleteDetection, DetectionCommand, FailDetection, RecordDetections, StartDetection};
 pub use error::DetectionError;
 pub use event::{
-    DETECTION_COMPLETED, DETECTION_FAILED, DETECTION_STARTED, DETECTIONS_RECORDED, DetectedObject,
-    DetectionCompleted, DetectionEvent, DetectionFailed, DetectionStarted, DetectionsRecorded,
-    FrameDetections,
+    DETECTION_COMPLETED, DETECTION_FAILED, DETECTION_STARTED, DETECTIONS_RECORDED, DetectedObject, DetectionCompleted,
+    DetectionEvent, DetectionFailed, DetectionStarted, DetectionsRecorded, FrameDetections,
 };
 
 use cqrs_es::Aggregate;

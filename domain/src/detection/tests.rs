@@ -77,7 +77,12 @@ fn recorded(attempt: u32, batch: u32) -> DetectionEvent {
 }
 
 fn complete(attempt: u32) -> DetectionCommand {
-    DetectionCommand::CompleteDetection(CompleteDetection { video_id: video(), attempt, elapsed_ms: 500, completed_at: at() })
+    DetectionCommand::CompleteDetection(CompleteDetection {
+        video_id: video(),
+        attempt,
+        elapsed_ms: 500,
+        completed_at: at(),
+    })
 }
 
 #[test]
@@ -164,6 +169,11 @@ fn invalid_boxes_are_refused() {
     bad[0].objects[0].bbox = BoundingBox { xmin: 10.0, ymin: 0.0, xmax: 5.0, ymax: 5.0 };
     RunTest::with(())
         .given(vec![started(1, "w1", 0)])
-        .when(DetectionCommand::RecordDetections(RecordDetections { video_id: video(), attempt: 1, batch: 0, frames: bad }))
+        .when(DetectionCommand::RecordDetections(RecordDetections {
+            video_id: video(),
+            attempt: 1,
+            batch: 0,
+            frames: bad,
+        }))
         .then_expect_error(DetectionError::InvalidDetection);
 }

@@ -68,6 +68,10 @@ impl OrderStatus {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per command or event and moved a few times; boxing would only add an allocation"
+)]
 pub enum OrderCommand {
     PlaceOrder(PlaceOrder),
     MarkPaid { payment_id: Uuid, amount: Money, at: DateTime<Utc> },
@@ -89,6 +93,10 @@ pub struct PlaceOrder {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per command or event and moved a few times; boxing would only add an allocation"
+)]
 pub enum OrderEvent {
     OrderPlaced(OrderPlaced),
     OrderPaid(OrderPaid),
@@ -173,7 +181,9 @@ pub enum OrderError {
     TotalOverflow,
     #[error("the contact needs a name (1 to 200 characters)")]
     InvalidContact,
-    #[error("the shipping address needs line1, city, postal code (each 1 to 200 characters) and a two-letter country code")]
+    #[error(
+        "the shipping address needs line1, city, postal code (each 1 to 200 characters) and a two-letter country code"
+    )]
     InvalidAddress,
     #[error("the order is {0}; this is not allowed now")]
     WrongStatus(&'static str),
@@ -281,9 +291,13 @@ impl Order {
                 _ => wrong(),
             },
             OrderCommand::Cancel { reason, at } => match status {
-                OrderStatus::AwaitingPayment => Ok(vec![OrderEvent::OrderCancelled(OrderClosed { order_id, reason, at })]),
+                OrderStatus::AwaitingPayment => {
+                    Ok(vec![OrderEvent::OrderCancelled(OrderClosed { order_id, reason, at })])
+                }
                 OrderStatus::Cancelled => Ok(vec![]),
-                OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed => Err(OrderError::PaidOrdersAreRefunded),
+                OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed => {
+                    Err(OrderError::PaidOrdersAreRefunded)
+                }
                 OrderStatus::Refunded => wrong(),
             },
             OrderCommand::Ship { tracking, at } => match status {
@@ -298,7 +312,10 @@ impl Order {
             },
             OrderCommand::Refund { amount, reason, at } => match status {
                 OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed => {
-                    if amount.currency != placed.total.currency || amount.minor <= 0 || amount.minor > placed.total.minor {
+                    if amount.currency != placed.total.currency
+                        || amount.minor <= 0
+                        || amount.minor > placed.total.minor
+                    {
                         return Err(OrderError::InvalidRefund);
                     }
                     Ok(vec![OrderEvent::OrderRefunded(OrderRefunded { order_id, amount, reason, at })])

@@ -17,7 +17,12 @@ fn eur(minor: i64) -> Money {
 }
 
 fn line(article: &str, quantity: u32, price: i64) -> OrderLine {
-    OrderLine { article: Article::parse(article).expect("article"), name: article.into(), quantity, unit_price: eur(price) }
+    OrderLine {
+        article: Article::parse(article).expect("article"),
+        name: article.into(),
+        quantity,
+        unit_price: eur(price),
+    }
 }
 
 fn place() -> PlaceOrder {
@@ -53,7 +58,12 @@ fn placed() -> OrderEvent {
 }
 
 fn paid() -> OrderEvent {
-    OrderEvent::OrderPaid(OrderPaid { order_id: Uuid::from_u128(1), payment_id: Uuid::from_u128(9), amount: eur(4498), paid_at: at() })
+    OrderEvent::OrderPaid(OrderPaid {
+        order_id: Uuid::from_u128(1),
+        payment_id: Uuid::from_u128(9),
+        amount: eur(4498),
+        paid_at: at(),
+    })
 }
 
 fn shipped() -> OrderEvent {
@@ -66,14 +76,20 @@ fn pay(amount: i64) -> OrderCommand {
 
 #[test]
 fn an_order_is_placed_with_its_total_and_its_click() {
-    OrderTest::with(()).given_no_previous_events().when(OrderCommand::PlaceOrder(place())).then_expect_events(vec![placed()]);
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(OrderCommand::PlaceOrder(place()))
+        .then_expect_events(vec![placed()]);
 }
 
 #[test]
 fn placing_again_is_a_no_op_but_another_order_under_the_id_is_refused() {
     OrderTest::with(()).given(vec![placed()]).when(OrderCommand::PlaceOrder(place())).then_expect_events(vec![]);
     let other = PlaceOrder { lines: vec![line("SKU-1", 1, 1999)], ..place() };
-    OrderTest::with(()).given(vec![placed()]).when(OrderCommand::PlaceOrder(other)).then_expect_error(OrderError::AlreadyPlaced);
+    OrderTest::with(())
+        .given(vec![placed()])
+        .when(OrderCommand::PlaceOrder(other))
+        .then_expect_error(OrderError::AlreadyPlaced);
 }
 
 #[test]
@@ -87,16 +103,25 @@ fn bad_orders_are_refused() {
             PlaceOrder {
                 lines: vec![
                     line("SKU-1", 1, 1),
-                    OrderLine { unit_price: Money::new(1, Currency::parse("USD").expect("USD")), ..line("SKU-2", 1, 1) },
+                    OrderLine {
+                        unit_price: Money::new(1, Currency::parse("USD").expect("USD")),
+                        ..line("SKU-2", 1, 1)
+                    },
                 ],
                 ..place()
             },
             OrderError::MixedCurrencies,
         ),
         (PlaceOrder { lines: vec![line("SKU-1", 100, i64::MAX / 10)], ..place() }, OrderError::TotalOverflow),
-        (PlaceOrder { contact: Contact { name: " ".into(), ..place().contact }, ..place() }, OrderError::InvalidContact),
         (
-            PlaceOrder { shipping_address: Address { country: "Germany".into(), ..place().shipping_address }, ..place() },
+            PlaceOrder { contact: Contact { name: " ".into(), ..place().contact }, ..place() },
+            OrderError::InvalidContact,
+        ),
+        (
+            PlaceOrder {
+                shipping_address: Address { country: "Germany".into(), ..place().shipping_address },
+                ..place()
+            },
             OrderError::InvalidAddress,
         ),
     ];
@@ -108,7 +133,10 @@ fn bad_orders_are_refused() {
 #[test]
 fn an_order_is_paid_once_with_its_exact_total() {
     OrderTest::with(()).given(vec![placed()]).when(pay(4498)).then_expect_events(vec![paid()]);
-    OrderTest::with(()).given(vec![placed()]).when(pay(100)).then_expect_error(OrderError::AmountMismatch { paid: 100, total: 4498 });
+    OrderTest::with(())
+        .given(vec![placed()])
+        .when(pay(100))
+        .then_expect_error(OrderError::AmountMismatch { paid: 100, total: 4498 });
     // The same payment reported twice (a duplicate webhook): nothing more happens.
     OrderTest::with(()).given(vec![placed(), paid()]).when(pay(4498)).then_expect_events(vec![]);
     let other = OrderCommand::MarkPaid { payment_id: Uuid::from_u128(10), amount: eur(4498), at: at() };
@@ -118,42 +146,55 @@ fn an_order_is_paid_once_with_its_exact_total() {
 #[test]
 fn only_an_unpaid_order_is_cancelled() {
     let cancel = || OrderCommand::Cancel { reason: "changed my mind".into(), at: at() };
+    OrderTest::with(()).given(vec![placed()]).when(cancel()).then_expect_events(vec![OrderEvent::OrderCancelled(
+        OrderClosed { order_id: Uuid::from_u128(1), reason: "changed my mind".into(), at: at() },
+    )]);
     OrderTest::with(())
-        .given(vec![placed()])
+        .given(vec![placed(), paid()])
         .when(cancel())
-        .then_expect_events(vec![OrderEvent::OrderCancelled(OrderClosed {
-            order_id: Uuid::from_u128(1),
-            reason: "changed my mind".into(),
-            at: at(),
-        })]);
-    OrderTest::with(()).given(vec![placed(), paid()]).when(cancel()).then_expect_error(OrderError::PaidOrdersAreRefunded);
-    OrderTest::with(()).given(vec![placed(), paid(), shipped()]).when(cancel()).then_expect_error(OrderError::PaidOrdersAreRefunded);
+        .then_expect_error(OrderError::PaidOrdersAreRefunded);
+    OrderTest::with(())
+        .given(vec![placed(), paid(), shipped()])
+        .when(cancel())
+        .then_expect_error(OrderError::PaidOrdersAreRefunded);
 }
 
 #[test]
 fn only_a_paid_order_ships_and_only_a_shipped_one_completes() {
     let ship = || OrderCommand::Ship { tracking: None, at: at() };
-    OrderTest::with(()).given(vec![placed()]).when(ship()).then_expect_error(OrderError::WrongStatus("awaiting_payment"));
+    OrderTest::with(())
+        .given(vec![placed()])
+        .when(ship())
+        .then_expect_error(OrderError::WrongStatus("awaiting_payment"));
     OrderTest::with(()).given(vec![placed(), paid()]).when(ship()).then_expect_events(vec![shipped()]);
-    OrderTest::with(()).given(vec![placed(), paid()]).when(OrderCommand::Complete { at: at() }).then_expect_error(OrderError::WrongStatus("paid"));
+    OrderTest::with(())
+        .given(vec![placed(), paid()])
+        .when(OrderCommand::Complete { at: at() })
+        .then_expect_error(OrderError::WrongStatus("paid"));
     OrderTest::with(())
         .given(vec![placed(), paid(), shipped()])
         .when(OrderCommand::Complete { at: at() })
-        .then_expect_events(vec![OrderEvent::OrderCompleted(OrderClosed { order_id: Uuid::from_u128(1), reason: "delivered".into(), at: at() })]);
+        .then_expect_events(vec![OrderEvent::OrderCompleted(OrderClosed {
+            order_id: Uuid::from_u128(1),
+            reason: "delivered".into(),
+            at: at(),
+        })]);
 }
 
 #[test]
 fn refunds_follow_payment_and_never_exceed_it() {
     let refund = |minor| OrderCommand::Refund { amount: eur(minor), reason: "damaged".into(), at: at() };
-    OrderTest::with(()).given(vec![placed()]).when(refund(100)).then_expect_error(OrderError::WrongStatus("awaiting_payment"));
-    OrderTest::with(()).given(vec![placed(), paid()]).when(refund(5000)).then_expect_error(OrderError::InvalidRefund);
     OrderTest::with(())
-        .given(vec![placed(), paid(), shipped()])
-        .when(refund(4498))
-        .then_expect_events(vec![OrderEvent::OrderRefunded(OrderRefunded {
+        .given(vec![placed()])
+        .when(refund(100))
+        .then_expect_error(OrderError::WrongStatus("awaiting_payment"));
+    OrderTest::with(()).given(vec![placed(), paid()]).when(refund(5000)).then_expect_error(OrderError::InvalidRefund);
+    OrderTest::with(()).given(vec![placed(), paid(), shipped()]).when(refund(4498)).then_expect_events(vec![
+        OrderEvent::OrderRefunded(OrderRefunded {
             order_id: Uuid::from_u128(1),
             amount: eur(4498),
             reason: "damaged".into(),
             at: at(),
-        })]);
+        }),
+    ]);
 }

@@ -76,7 +76,10 @@ pub struct ProviderReport {
 pub enum ReportedOutcome {
     Status(PaymentStatus),
     /// The attempt failed (declined card, capture failure); the payment needs a new method.
-    Failed { code: String, message: String },
+    Failed {
+        code: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -326,7 +329,11 @@ mod tests {
     }
 
     fn report(id: &str, status: PaymentStatus, at: u32) -> PaymentCommand {
-        PaymentCommand::Report(ProviderReport { provider_event_id: Some(id.into()), outcome: ReportedOutcome::Status(status), at: t(at) })
+        PaymentCommand::Report(ProviderReport {
+            provider_event_id: Some(id.into()),
+            outcome: ReportedOutcome::Status(status),
+            at: t(at),
+        })
     }
 
     fn changed(id: &str, from: PaymentStatus, to: PaymentStatus, at: u32) -> PaymentEvent {
@@ -372,7 +379,10 @@ mod tests {
     fn a_decline_sends_the_payment_back_for_another_method() {
         let failure = PaymentCommand::Report(ProviderReport {
             provider_event_id: Some("evt_3".into()),
-            outcome: ReportedOutcome::Failed { code: "card_declined".into(), message: "Your card was declined.".into() },
+            outcome: ReportedOutcome::Failed {
+                code: "card_declined".into(),
+                message: "Your card was declined.".into(),
+            },
             at: t(3),
         });
         let failed = PaymentEvent::PaymentFailed(PaymentFailed {
@@ -388,7 +398,10 @@ mod tests {
             .when(failure)
             .then_expect_events(vec![failed.clone()]);
         // A progress report from before the failure arrives late: stale.
-        PaymentTest::with(()).given(vec![created(), failed]).when(report("evt_2", Processing, 2)).then_expect_events(vec![]);
+        PaymentTest::with(())
+            .given(vec![created(), failed])
+            .when(report("evt_2", Processing, 2))
+            .then_expect_events(vec![]);
     }
 
     #[test]

@@ -11,11 +11,18 @@ pub enum ProductCommand {
     /// Several changes at once; each becomes its own event.
     ChangeProduct(ChangeProduct),
     /// Hold units for an order (refused if it would oversell).
-    ReserveStock { order_id: Uuid, quantity: u32 },
+    ReserveStock {
+        order_id: Uuid,
+        quantity: u32,
+    },
     /// Give an order's units back (the order was cancelled or never placed).
-    ReleaseStock { order_id: Uuid },
+    ReleaseStock {
+        order_id: Uuid,
+    },
     /// The order's units left the shop (it shipped).
-    CommitStock { order_id: Uuid },
+    CommitStock {
+        order_id: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

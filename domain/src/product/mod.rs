@@ -122,7 +122,10 @@ impl Product {
                 }
                 if let Some(description) = c.description {
                     check_text(&description, 10_000)?;
-                    events.push(ProductEvent::ProductDescribed(ProductDescribed { article: article.clone(), description }));
+                    events.push(ProductEvent::ProductDescribed(ProductDescribed {
+                        article: article.clone(),
+                        description,
+                    }));
                 }
                 if let Some(price) = c.price {
                     check_price(price)?;
@@ -135,7 +138,10 @@ impl Product {
                     if let Some(url) = &image_url {
                         check_url(url)?;
                     }
-                    events.push(ProductEvent::ProductImageChanged(ProductImageChanged { article: article.clone(), image_url }));
+                    events.push(ProductEvent::ProductImageChanged(ProductImageChanged {
+                        article: article.clone(),
+                        image_url,
+                    }));
                 }
                 match c.active {
                     Some(false) if self.active => events.push(ProductEvent::ProductRetired(ProductRetired { article })),

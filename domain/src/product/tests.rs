@@ -40,7 +40,10 @@ fn created() -> ProductEvent {
 
 #[test]
 fn a_product_is_created_once() {
-    ProductTest::with(()).given_no_previous_events().when(ProductCommand::CreateProduct(create())).then_expect_events(vec![created()]);
+    ProductTest::with(())
+        .given_no_previous_events()
+        .when(ProductCommand::CreateProduct(create()))
+        .then_expect_events(vec![created()]);
     ProductTest::with(())
         .given(vec![created()])
         .when(ProductCommand::CreateProduct(create()))
@@ -49,15 +52,17 @@ fn a_product_is_created_once() {
 
 #[test]
 fn each_change_is_its_own_event() {
-    let change = ChangeProduct { name: Some("Road bike".into()), price: Some(eur(2499)), active: Some(false), ..Default::default() };
-    ProductTest::with(())
-        .given(vec![created()])
-        .when(ProductCommand::ChangeProduct(change))
-        .then_expect_events(vec![
-            ProductEvent::ProductRenamed(ProductRenamed { article: sku(), name: "Road bike".into() }),
-            ProductEvent::ProductRepriced(ProductRepriced { article: sku(), price: eur(2499) }),
-            ProductEvent::ProductRetired(ProductRetired { article: sku() }),
-        ]);
+    let change = ChangeProduct {
+        name: Some("Road bike".into()),
+        price: Some(eur(2499)),
+        active: Some(false),
+        ..Default::default()
+    };
+    ProductTest::with(()).given(vec![created()]).when(ProductCommand::ChangeProduct(change)).then_expect_events(vec![
+        ProductEvent::ProductRenamed(ProductRenamed { article: sku(), name: "Road bike".into() }),
+        ProductEvent::ProductRepriced(ProductRepriced { article: sku(), price: eur(2499) }),
+        ProductEvent::ProductRetired(ProductRetired { article: sku() }),
+    ]);
 }
 
 #[test]
@@ -76,7 +81,10 @@ fn bad_values_are_refused() {
         (CreateProduct { image_url: Some("javascript:alert(1)".into()), ..create() }, ProductError::InvalidImageUrl),
     ];
     for (command, error) in cases {
-        ProductTest::with(()).given_no_previous_events().when(ProductCommand::CreateProduct(command)).then_expect_error(error);
+        ProductTest::with(())
+            .given_no_previous_events()
+            .when(ProductCommand::CreateProduct(command))
+            .then_expect_error(error);
     }
     ProductTest::with(())
         .given_no_previous_events()
@@ -117,13 +125,18 @@ fn stock_is_reserved_without_overselling() {
 
 #[test]
 fn released_stock_can_be_sold_again_and_shipped_stock_is_gone() {
-    let released = ProductEvent::StockReleased(StockMoved { article: sku(), order_id: uuid::Uuid::from_u128(1), quantity: 8 });
+    let released =
+        ProductEvent::StockReleased(StockMoved { article: sku(), order_id: uuid::Uuid::from_u128(1), quantity: 8 });
     ProductTest::with(())
         .given(vec![created(), reserved(1, 8)])
         .when(ProductCommand::ReleaseStock { order_id: uuid::Uuid::from_u128(1) })
         .then_expect_events(vec![released.clone()]);
-    ProductTest::with(()).given(vec![created(), reserved(1, 8), released]).when(reserve(2, 10)).then_expect_events(vec![reserved(2, 10)]);
-    let committed = ProductEvent::StockCommitted(StockMoved { article: sku(), order_id: uuid::Uuid::from_u128(1), quantity: 8 });
+    ProductTest::with(())
+        .given(vec![created(), reserved(1, 8), released])
+        .when(reserve(2, 10))
+        .then_expect_events(vec![reserved(2, 10)]);
+    let committed =
+        ProductEvent::StockCommitted(StockMoved { article: sku(), order_id: uuid::Uuid::from_u128(1), quantity: 8 });
     ProductTest::with(())
         .given(vec![created(), reserved(1, 8), committed])
         .when(reserve(2, 3))

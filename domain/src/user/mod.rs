@@ -94,10 +94,18 @@ impl From<Email> for String {
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserCommand {
     Register(Register),
-    GrantRole { role: Role, by: String },
-    RevokeRole { role: Role, by: String },
+    GrantRole {
+        role: Role,
+        by: String,
+    },
+    RevokeRole {
+        role: Role,
+        by: String,
+    },
     /// Every token issued before `at` stops working (a log-out everywhere).
-    RevokeSessions { at: DateTime<Utc> },
+    RevokeSessions {
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -285,15 +293,28 @@ mod tests {
 
     #[test]
     fn an_address_registers_once() {
-        TestFramework::<User>::with(()).given_no_previous_events().when(register()).then_expect_events(vec![registered()]);
-        TestFramework::<User>::with(()).given(vec![registered()]).when(register()).then_expect_error(UserError::AlreadyRegistered);
+        TestFramework::<User>::with(())
+            .given_no_previous_events()
+            .when(register())
+            .then_expect_events(vec![registered()]);
+        TestFramework::<User>::with(())
+            .given(vec![registered()])
+            .when(register())
+            .then_expect_error(UserError::AlreadyRegistered);
     }
 
     #[test]
     fn roles_are_granted_and_revoked_once() {
         let grant = UserCommand::GrantRole { role: Role::Merchant, by: "user:admin".into() };
-        let granted = UserEvent::RoleGranted(RoleChanged { user_id: Uuid::from_u128(1), role: Role::Merchant, by: "user:admin".into() });
-        TestFramework::<User>::with(()).given(vec![registered()]).when(grant.clone()).then_expect_events(vec![granted.clone()]);
+        let granted = UserEvent::RoleGranted(RoleChanged {
+            user_id: Uuid::from_u128(1),
+            role: Role::Merchant,
+            by: "user:admin".into(),
+        });
+        TestFramework::<User>::with(())
+            .given(vec![registered()])
+            .when(grant.clone())
+            .then_expect_events(vec![granted.clone()]);
         TestFramework::<User>::with(()).given(vec![registered(), granted]).when(grant).then_expect_events(vec![]);
         TestFramework::<User>::with(())
             .given_no_previous_events()

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::event::{LinkTarget, VideoFile};
-use crate::product::Article;
 use crate::VideoId;
+use crate::product::Article;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum VideoCommand {

@@ -169,20 +169,37 @@ fn person(from: f64, to: f64) -> LinkTarget {
 
 #[test]
 fn products_are_linked_and_unlinked_by_events() {
-    VideoTest::with(()).given(vec![uploaded(1, 'a')]).when(link(1, person(10.0, 25.0))).then_expect_events(vec![linked(1, person(10.0, 25.0))]);
-    let unlink = VideoCommand::UnlinkProduct(UnlinkProduct { video_id: id(), link_id: Uuid::from_u128(1), unlinked_at: at() });
+    VideoTest::with(())
+        .given(vec![uploaded(1, 'a')])
+        .when(link(1, person(10.0, 25.0)))
+        .then_expect_events(vec![linked(1, person(10.0, 25.0))]);
+    let unlink =
+        VideoCommand::UnlinkProduct(UnlinkProduct { video_id: id(), link_id: Uuid::from_u128(1), unlinked_at: at() });
     VideoTest::with(())
         .given(vec![uploaded(1, 'a'), linked(1, person(10.0, 25.0))])
         .when(unlink.clone())
-        .then_expect_events(vec![VideoEvent::ProductUnlinked(ProductUnlinked { video_id: id(), link_id: Uuid::from_u128(1), unlinked_at: at() })]);
+        .then_expect_events(vec![VideoEvent::ProductUnlinked(ProductUnlinked {
+            video_id: id(),
+            link_id: Uuid::from_u128(1),
+            unlinked_at: at(),
+        })]);
     VideoTest::with(()).given(vec![uploaded(1, 'a')]).when(unlink).then_expect_error(VideoError::LinkNotFound);
 }
 
 #[test]
 fn links_need_a_video_and_a_sane_target() {
-    VideoTest::with(()).given_no_previous_events().when(link(1, person(0.0, 1.0))).then_expect_error(VideoError::NotUploaded);
-    VideoTest::with(()).given(vec![uploaded(1, 'a')]).when(link(1, person(5.0, 1.0))).then_expect_error(VideoError::InvalidWindow);
-    VideoTest::with(()).given(vec![uploaded(1, 'a')]).when(link(1, person(-1.0, 1.0))).then_expect_error(VideoError::InvalidWindow);
+    VideoTest::with(())
+        .given_no_previous_events()
+        .when(link(1, person(0.0, 1.0)))
+        .then_expect_error(VideoError::NotUploaded);
+    VideoTest::with(())
+        .given(vec![uploaded(1, 'a')])
+        .when(link(1, person(5.0, 1.0)))
+        .then_expect_error(VideoError::InvalidWindow);
+    VideoTest::with(())
+        .given(vec![uploaded(1, 'a')])
+        .when(link(1, person(-1.0, 1.0)))
+        .then_expect_error(VideoError::InvalidWindow);
     VideoTest::with(())
         .given(vec![uploaded(1, 'a')])
         .when(link(1, LinkTarget::Label { label: " ".into(), from: 0.0, to: 1.0 }))

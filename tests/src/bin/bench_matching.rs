@@ -126,7 +126,8 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     for (batch, chunk) in frames.chunks(25).enumerate() {
-        let record = RecordDetections { video_id: video.clone(), attempt: 1, batch: batch as u32, frames: chunk.to_vec() };
+        let record =
+            RecordDetections { video_id: video.clone(), attempt: 1, batch: batch as u32, frames: chunk.to_vec() };
         execute(&commands.detection_runs, &run, DetectionCommand::RecordDetections(record), meta()).await?;
     }
     let complete = CompleteDetection { video_id: video.clone(), attempt: 1, elapsed_ms: 0, completed_at: Utc::now() };
@@ -225,8 +226,13 @@ async fn main() -> anyhow::Result<()> {
     .bind(warm)
     .fetch_one(&app.db)
     .await?;
-    println!("\n== click to match: {accepted} of {total} clicks accepted at {}/s (offered over {offered:.1} s)", args.rate);
-    println!("commit of the click -> verdict in the clicks view, ms over {n}: p50 {p50:.1}  p90 {p90:.1}  p99 {p99:.1}  max {max:.1}");
+    println!(
+        "\n== click to match: {accepted} of {total} clicks accepted at {}/s (offered over {offered:.1} s)",
+        args.rate
+    );
+    println!(
+        "commit of the click -> verdict in the clicks view, ms over {n}: p50 {p50:.1}  p90 {p90:.1}  p99 {p99:.1}  max {max:.1}"
+    );
     println!("verdicts: {matched} matched (person), {} other", n - matched);
     let (a50, a99, b50, b99): (f64, f64, f64, f64) = sqlx::query_as(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY decided), percentile_cont(0.99) WITHIN GROUP (ORDER BY decided),
