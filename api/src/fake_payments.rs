@@ -270,6 +270,10 @@ impl PaymentGateway for FakeGateway {
     }
 
     async fn cancel(&self, intent_id: &str) -> Result<GatewayEvent, GatewayError> {
+        let status = self.with_intent(intent_id, |i| i.status)?;
+        if status.is_final() {
+            return Err(GatewayError::Refused(format!("the payment is {}", status.as_str())));
+        }
         self.change(intent_id, GatewayOutcome::Status(PaymentStatus::Canceled))
     }
 

@@ -239,6 +239,23 @@ async fn a_payment_that_needs_an_extra_step_is_paid_once_it_is_confirmed() {
     assert_eq!(status, 200, "{confirmed}");
     assert_eq!(confirmed["status"], "succeeded");
     order_becomes(&app, &viewer, &order_id, "paid").await;
+
+    // An order cancelled while its payment waits for the extra step cancels the payment.
+    let (_, order) = place(&app, &viewer, "k2", &order_body(&[(ARTICLE, 1)], None)).await;
+    let order_id = order["id"].as_str().expect("an id").to_owned();
+    let (_, payment) = pay(&app, &viewer, &order_id, CARD_NEEDS_ACTION).await;
+    assert_eq!(payment["status"], "requires_action");
+    intent_of(&app, &order_id).await;
+    let cancel = viewer.post(app.url(&format!("/api/v1/orders/{order_id}/cancel"))).json(&json!({}));
+    assert_eq!(send(cancel).await.0, 200);
+    let payment_id = payment["id"].as_str().expect("an id");
+    eventually("the payment to be canceled", Duration::from_secs(20), || async {
+        let (_, list) = send(viewer.get(app.url(&format!("/api/v1/orders/{order_id}/payments")))).await;
+        (list["items"][0]["status"] == "canceled").then_some(())
+    })
+    .await;
+    let (status, _) = send(viewer.post(app.url(&format!("/api/v1/payments/{payment_id}/confirm")))).await;
+    assert_eq!(status, 409, "a canceled payment cannot be completed");
 }
 
 #[tokio::test]

@@ -439,7 +439,10 @@ async fn cancel_order(
 ) -> Result<axum::Json<OrderView>, ApiError> {
     visible_order(&app, &caller, order_id).await?;
     let reason = body.reason.unwrap_or_else(|| "cancelled".into());
-    change(&app, &caller, &headers, order_id, OrderCommand::Cancel { reason, at: Utc::now() }).await
+    let cancelled = change(&app, &caller, &headers, order_id, OrderCommand::Cancel { reason, at: Utc::now() }).await?;
+    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    crate::routes::payments::cancel_open_payments(&app, order_id, &metadata).await?;
+    Ok(cancelled)
 }
 
 /// Ships a paid order (merchants).

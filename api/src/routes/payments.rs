@@ -187,6 +187,29 @@ async fn start_payment(
     Ok((StatusCode::CREATED, axum::Json(state)))
 }
 
+/// Cancels the payments of an order that are still under way (waiting for an extra step,
+/// or authorized and not captured), so that nothing is charged for a cancelled order.
+/// A payment the provider will not cancel any more is logged: its webhooks still arrive.
+pub async fn cancel_open_payments(app: &App, order_id: Uuid, metadata: &EventMetadata) -> Result<(), ApiError> {
+    let open: Vec<(String, String)> = sqlx::query_as(
+        "SELECT provider, intent_id FROM payments_view
+         WHERE order_id = $1 AND status IN ('requires_confirmation', 'requires_action', 'processing', 'requires_capture')",
+    )
+    .bind(order_id)
+    .fetch_all(&app.pool)
+    .await
+    .map_err(ApiError::unavailable)?;
+    for (provider, intent) in open {
+        match gateway(app, &provider)?.cancel(&intent).await {
+            Ok(event) => report(app, &event, metadata.clone()).await?,
+            Err(e) => {
+                tracing::warn!(%order_id, %intent, error = %e, "a payment of a cancelled order was not cancelled")
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Completes the extra step a payment asked for (its buyer), then captures it.
 #[utoipa::path(post, path = "/api/v1/payments/{payment_id}/confirm", tag = "payments",
     params(("payment_id" = Uuid, Path, description = "The payment")),
