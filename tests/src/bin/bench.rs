@@ -53,6 +53,8 @@ async fn main() -> anyhow::Result<()> {
         |serve| {
             serve.settings.db_max_connections = args.db_connections;
             serve.settings.write_batching = args.write_batching;
+            // No first admin: the log holds the bench's clicks only (the loss check counts them).
+            serve.auth.admin_email = None;
         },
         Components::default(),
     )
