@@ -88,12 +88,15 @@ async fn events_published_before_a_crash_are_recorded_from_the_stream_not_republ
     wait_until_relayed(&app).await;
 
     // Fifteen events wait for the relay, which then publishes them in one batch, gets the
-    // acks, and cannot record them: the relay's table is held.
+    // acks, and cannot record them: the relay's table refuses rows for now.
     app.running.kill_relay().await;
     post_clicks(&app, 15).await;
-    let mut blocker = sqlx::PgConnection::connect(&app.database.url).await.expect("connection");
-    let mut tx = blocker.begin().await.expect("tx");
-    sqlx::query("LOCK TABLE event_log IN EXCLUSIVE MODE").execute(&mut *tx).await.expect("lock");
+    for statement in [
+        "CREATE FUNCTION refuse_log_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'not now'; END $$",
+        "CREATE TRIGGER refuse_log_rows BEFORE INSERT ON event_log FOR EACH STATEMENT EXECUTE FUNCTION refuse_log_rows()",
+    ] {
+        sqlx::query(statement).execute(&app.db).await.expect("a trigger that refuses rows");
+    }
     app.running.start_relay();
     eventually("the stream to get the new events", Duration::from_secs(20), || async {
         (app.stream_len().await == 25).then_some(())
@@ -102,7 +105,7 @@ async fn events_published_before_a_crash_are_recorded_from_the_stream_not_republ
     assert_eq!(app.count("SELECT count(*) FROM event_log").await, 10, "not recorded yet");
     // Crash between the ack and the checkpoint.
     app.running.kill_relay().await;
-    tx.rollback().await.expect("release");
+    sqlx::query("DROP TRIGGER refuse_log_rows ON event_log").execute(&app.db).await.expect("drop the trigger");
 
     app.running.start_relay();
     post_clicks(&app, 5).await;
