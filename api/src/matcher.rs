@@ -162,7 +162,7 @@ impl Projection for Matcher {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["matcher_clicks", "matcher_pending"]
+        &["matcher_clicks", "matcher_pending", "matcher_videos"]
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, position: i64) -> Result<(), ProjectionError> {
@@ -178,7 +178,13 @@ impl Projection for Matcher {
                 return Ok(());
             }
             detection::AGGREGATE_TYPE => match decode(event, position)? {
-                DetectionEvent::DetectionCompleted(e) => e.video_id,
+                DetectionEvent::DetectionCompleted(e) => {
+                    sqlx::query("INSERT INTO matcher_videos (video_id) VALUES ($1) ON CONFLICT DO NOTHING")
+                        .bind(e.video_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    e.video_id
+                }
                 _ => return Ok(()),
             },
             video::AGGREGATE_TYPE => match decode(event, position)? {
@@ -266,7 +272,7 @@ impl NewClicks {
         self.correlation.push(correlation);
     }
 
-    /// Remembers the clicks and owes each a verdict.
+    /// Remembers the clicks and owes a verdict to those on a video with a completed run.
     async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
         if self.click_id.is_empty() {
             return Ok(());
@@ -292,7 +298,10 @@ impl NewClicks {
         .await?;
         sqlx::query(
             "INSERT INTO matcher_pending (click_id, due_position, cause_event_id, correlation_id)
-             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[])
+             SELECT n.click_id, n.due_position, n.cause, n.correlation
+             FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[])
+                  AS n(click_id, due_position, cause, correlation, video_id)
+             WHERE EXISTS (SELECT 1 FROM matcher_videos m WHERE m.video_id = n.video_id)
              ON CONFLICT (click_id) DO UPDATE SET due_position = EXCLUDED.due_position,
                  cause_event_id = EXCLUDED.cause_event_id, correlation_id = EXCLUDED.correlation_id",
         )
@@ -300,6 +309,7 @@ impl NewClicks {
         .bind(&self.position)
         .bind(&self.cause)
         .bind(&self.correlation)
+        .bind(&self.video_id)
         .execute(&mut *tx)
         .await?;
         *self = Self::default();

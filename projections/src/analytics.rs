@@ -43,6 +43,113 @@ impl Projection for AnalyticsProjection {
             _ => Ok(()),
         }
     }
+
+    /// Clicks arrive by the thousand: a batch's recorded clicks are inserted in one
+    /// statement, its heatmap counts added in another, and its verdicts (a click's last in
+    /// the batch) written in a third. Orders are rare; what came before one is written
+    /// first, since an order reads its click's video.
+    async fn apply_all(&self, tx: &mut PgConnection, events: &[(LoggedEvent, i64)]) -> Result<(), ProjectionError> {
+        let mut clicks = ClickBatch::default();
+        for (event, log_position) in events {
+            match event.aggregate_type.as_str() {
+                click::AGGREGATE_TYPE => clicks.push(decode(event, *log_position)?),
+                order::AGGREGATE_TYPE => {
+                    clicks.flush(tx).await?;
+                    apply_order(tx, decode(event, *log_position)?).await?;
+                }
+                _ => {}
+            }
+        }
+        clicks.flush(tx).await
+    }
+}
+
+/// A batch of click events, as columns.
+#[derive(Default)]
+struct ClickBatch {
+    click_id: Vec<uuid::Uuid>,
+    video_id: Vec<String>,
+    /// (video, gx, gy) → clicks.
+    cells: std::collections::BTreeMap<(String, i32, i32), i64>,
+    /// click → (status, article), the last verdict of the batch.
+    verdicts: std::collections::HashMap<uuid::Uuid, (&'static str, Option<String>)>,
+}
+
+impl ClickBatch {
+    fn push(&mut self, event: ClickEvent) {
+        match event {
+            ClickEvent::ClickRecorded(c) => {
+                if let Some(frame) = c.frame.filter(|f| f.on_frame) {
+                    *self.cells.entry((c.video_id.to_string(), cell(frame.u), cell(frame.v))).or_default() += 1;
+                }
+                self.click_id.push(c.click_id);
+                self.video_id.push(c.video_id.to_string());
+            }
+            ClickEvent::ClickMatched(m) => {
+                self.verdicts.insert(m.click_id, ("matched", m.best.product.map(|p| p.article.to_string())));
+            }
+            ClickEvent::ClickUnmatched(u) => {
+                self.verdicts.insert(u.click_id, ("unmatched", None));
+            }
+        }
+    }
+
+    async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
+        if !self.click_id.is_empty() {
+            sqlx::query(
+                "INSERT INTO analytics_clicks (click_id, video_id)
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING",
+            )
+            .bind(&self.click_id)
+            .bind(&self.video_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !self.cells.is_empty() {
+            let (mut videos, mut gx, mut gy, mut counts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for ((video, x, y), n) in &self.cells {
+                videos.push(video.as_str());
+                gx.push(*x);
+                gy.push(*y);
+                counts.push(*n);
+            }
+            sqlx::query(
+                "INSERT INTO analytics_heatmap (video_id, gx, gy, clicks)
+                 SELECT * FROM UNNEST($1::text[], $2::int4[], $3::int4[], $4::int8[])
+                 ON CONFLICT (video_id, gx, gy) DO UPDATE SET clicks = analytics_heatmap.clicks + EXCLUDED.clicks",
+            )
+            .bind(&videos)
+            .bind(&gx)
+            .bind(&gy)
+            .bind(&counts)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !self.verdicts.is_empty() {
+            let (mut ids, mut statuses, mut articles) = (Vec::new(), Vec::new(), Vec::new());
+            for (id, (status, article)) in &self.verdicts {
+                ids.push(*id);
+                statuses.push(*status);
+                articles.push(article.as_deref());
+            }
+            sqlx::query(
+                "UPDATE analytics_clicks c SET status = v.status, article = v.article
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS v(click_id, status, article)
+                 WHERE c.click_id = v.click_id",
+            )
+            .bind(&ids)
+            .bind(&statuses)
+            .bind(&articles)
+            .execute(&mut *tx)
+            .await?;
+        }
+        *self = Self::default();
+        Ok(())
+    }
+}
+
+fn cell(p: f64) -> i32 {
+    ((p * f64::from(GRID)).floor() as i32).clamp(0, GRID - 1)
 }
 
 async fn apply_click(tx: &mut PgConnection, event: ClickEvent) -> Result<(), ProjectionError> {
@@ -54,7 +161,6 @@ async fn apply_click(tx: &mut PgConnection, event: ClickEvent) -> Result<(), Pro
                 .execute(&mut *tx)
                 .await?;
             if let Some(frame) = c.frame.filter(|f| f.on_frame) {
-                let cell = |p: f64| ((p * f64::from(GRID)).floor() as i32).clamp(0, GRID - 1);
                 sqlx::query(
                     "INSERT INTO analytics_heatmap (video_id, gx, gy, clicks) VALUES ($1, $2, $3, 1)
                      ON CONFLICT (video_id, gx, gy) DO UPDATE SET clicks = analytics_heatmap.clicks + 1",
