@@ -48,6 +48,19 @@ pub struct App {
     pub fake_payments_secret: Vec<u8>,
 }
 
+impl App {
+    /// An aggregate's current state, for a request (a store failure is `503`).
+    pub async fn load<A: framecart_commands::Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<A, crate::error::ApiError> {
+        self.commands
+            .load(aggregate_id)
+            .await
+            .map_err(|e| crate::error::ApiError::unavailable(anyhow::anyhow!(e.to_string())))
+    }
+}
+
 /// The router's state: one shared [`App`].
 #[derive(Clone)]
 pub struct AppState(pub Arc<App>);

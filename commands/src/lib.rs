@@ -23,4 +23,5 @@ pub mod relay;
 pub mod store;
 pub mod stream;
 
+pub use cqrs_es::Aggregate;
 pub use execute::{CommandError, Commands};

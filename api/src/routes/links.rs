@@ -82,8 +82,7 @@ async fn create_link(
     let id = video_id(&raw)?;
     let article = article(&body.article)?;
     // Outside facts are looked up before the command: the product and the track.
-    let product: framecart_domain::product::Product =
-        app.commands.load(article.as_str()).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let product: framecart_domain::product::Product = app.load(article.as_str()).await?;
     if !product.exists() {
         return Err(ApiError::NotFound(format!("no product {article}")));
     }

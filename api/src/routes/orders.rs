@@ -240,11 +240,7 @@ async fn place(
     // Outside facts first: the click the order came from, if any, must be one we recorded
     // (the funnel counts the order for the click's video).
     if let Some(click_id) = body.click_id {
-        let click: Click = app
-            .commands
-            .load(&click_id.to_string())
-            .await
-            .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+        let click: Click = app.load(&click_id.to_string()).await?;
         if click.recorded().is_none() {
             return Err(ApiError::invalid("unknown_click", format!("no click {click_id} was recorded")));
         }
@@ -253,11 +249,7 @@ async fn place(
     let mut lines = Vec::with_capacity(body.lines.len());
     for line in &body.lines {
         let article = Article::parse(&line.article).map_err(|e| ApiError::invalid("invalid_article", e))?;
-        let product: Product = app
-            .commands
-            .load(article.as_str())
-            .await
-            .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+        let product: Product = app.load(article.as_str()).await?;
         let (Some(price), Some(name), true) = (product.price(), product.name(), product.is_active()) else {
             return Err(ApiError::invalid("not_for_sale", format!("{article} is not for sale")));
         };
@@ -290,11 +282,7 @@ async fn place(
         release(app, order_id, &reserved, &metadata).await;
         return Err(order_error(e));
     }
-    let order: Order = app
-        .commands
-        .load(&order_id.to_string())
-        .await
-        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let order: Order = app.load(&order_id.to_string()).await?;
     let placed = order.placed().ok_or_else(|| ApiError::internal(anyhow::anyhow!("the order vanished")))?;
     Ok(view(placed, order.status().unwrap_or(OrderStatus::AwaitingPayment)))
 }
@@ -373,11 +361,7 @@ pub async fn visible_order(app: &App, caller: &Caller, order_id: Uuid) -> Result
         if found.is_some() {
             break;
         }
-        let exists: Order = app
-            .commands
-            .load(&order_id.to_string())
-            .await
-            .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+        let exists: Order = app.load(&order_id.to_string()).await?;
         if exists.placed().is_none() {
             break;
         }
@@ -417,11 +401,7 @@ async fn change(
 ) -> Result<axum::Json<OrderView>, ApiError> {
     let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(headers) };
     execute(&app.commands.orders, &order_id.to_string(), command, metadata).await.map_err(order_error)?;
-    let order: Order = app
-        .commands
-        .load(&order_id.to_string())
-        .await
-        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let order: Order = app.load(&order_id.to_string()).await?;
     let placed = order.placed().ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
     Ok(axum::Json(view(placed, order.status().unwrap_or(OrderStatus::AwaitingPayment))))
 }

@@ -96,11 +96,7 @@ async fn report(app: &App, event: &GatewayEvent, metadata: EventMetadata) -> Res
 }
 
 async fn state(app: &App, payment_id: Uuid, failure: Option<(&str, &str)>) -> Result<PaymentState, ApiError> {
-    let payment: Payment = app
-        .commands
-        .load(&payment_id.to_string())
-        .await
-        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let payment: Payment = app.load(&payment_id.to_string()).await?;
     let created = payment.created().ok_or_else(|| ApiError::NotFound(format!("no payment {payment_id}")))?;
     let status = payment.status().unwrap_or(PaymentStatus::RequiresPaymentMethod);
     Ok(PaymentState {
@@ -153,11 +149,7 @@ async fn start_payment(
         return Err(ApiError::Forbidden("only the buyer pays an order".into()));
     }
     let gateway = gateway(&app, &body.provider)?;
-    let order: Order = app
-        .commands
-        .load(&order_id.to_string())
-        .await
-        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let order: Order = app.load(&order_id.to_string()).await?;
     let placed = order.placed().ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
     if order.status() != Some(OrderStatus::AwaitingPayment) {
         let status = order.status().map_or("unknown", |s| s.as_str());
@@ -221,11 +213,7 @@ async fn confirm_payment(
     Path(payment_id): Path<Uuid>,
 ) -> Result<axum::Json<PaymentState>, ApiError> {
     let user_id = caller.user()?;
-    let payment: Payment = app
-        .commands
-        .load(&payment_id.to_string())
-        .await
-        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let payment: Payment = app.load(&payment_id.to_string()).await?;
     let created = payment.created().filter(|c| c.user_id == user_id || caller.has_any(&[Role::Admin]));
     let created = created.ok_or_else(|| ApiError::NotFound(format!("no payment {payment_id}")))?;
     let gateway = gateway(&app, &created.provider)?;

@@ -148,11 +148,7 @@ pub struct Session {
 async fn login(State(app): State<AppState>, Json(body): Json<Credentials>) -> Result<axum::Json<Session>, ApiError> {
     let email = email(&body.email)?;
     // The account itself (not a view): signing in right after registering works.
-    let account: User = app
-        .commands
-        .load(&account_key(&email))
-        .await
-        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let account: User = app.load(&account_key(&email)).await?;
     let hash = account.password_hash().unwrap_or_else(|| dummy_hash()).to_owned();
     let password = body.password.chars().take(*PASSWORD_LENGTH.end()).collect::<String>();
     let matches =
@@ -280,8 +276,7 @@ async fn change_role(
     let key = account_key(&email(&view.email)?);
     execute(&app.commands.users, &key, command, metadata(headers, caller)).await.map_err(user_error)?;
     // Answer with the roles as the account has them now.
-    let account: User =
-        app.commands.load(&key).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e.to_string())))?;
+    let account: User = app.load(&key).await?;
     let roles: Vec<String> = account.roles().iter().map(|r| r.as_str().to_owned()).collect();
     // Answer once the change is in effect for the account's requests.
     let same = |v: &UserView| v.roles.len() == roles.len() && roles.iter().all(|r| v.roles.contains(r));
