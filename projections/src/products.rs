@@ -185,7 +185,7 @@ pub async fn get(pool: &PgPool, article: &str) -> Result<Option<ProductView>, sq
 }
 
 /// A product that can be bought in a video, and when.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct VideoProduct {
     pub link_id: uuid::Uuid,
     pub article: String,
@@ -206,24 +206,10 @@ pub struct VideoProduct {
 /// The products linked in a video (active links of active products), with their windows:
 /// a label link's own window, a track link's track span.
 pub async fn in_video(pool: &PgPool, video_id: &str) -> Result<Vec<VideoProduct>, sqlx::Error> {
-    #[allow(clippy::type_complexity)]
-    let rows: Vec<(
-        uuid::Uuid,
-        String,
-        String,
-        i64,
-        String,
-        Option<String>,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<f64>,
-        Option<f64>,
-    )> = sqlx::query_as(
+    sqlx::query_as(
         "SELECT l.link_id, p.article, p.name, p.price_minor, p.currency, p.image_url, l.additional_identifier,
-                    l.kind, coalesce(l.label, t.label), l.track_id,
-                    coalesce(l.t_from, t.t_start), coalesce(l.t_to, t.t_end)
+                    l.kind, coalesce(l.label, t.label) AS label, l.track_id,
+                    coalesce(l.t_from, t.t_start) AS \"from\", coalesce(l.t_to, t.t_end) AS \"to\"
              FROM links_view l
              JOIN products_view p ON p.article = l.article AND p.active
              LEFT JOIN tracks_view t ON t.track_id = l.track_id
@@ -232,41 +218,7 @@ pub async fn in_video(pool: &PgPool, video_id: &str) -> Result<Vec<VideoProduct>
     )
     .bind(video_id)
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                link_id,
-                article,
-                name,
-                price_minor,
-                currency,
-                image_url,
-                additional_identifier,
-                kind,
-                label,
-                track_id,
-                from,
-                to,
-            )| {
-                VideoProduct {
-                    link_id,
-                    article,
-                    name,
-                    price_minor,
-                    currency,
-                    image_url,
-                    additional_identifier,
-                    kind,
-                    label,
-                    track_id,
-                    from,
-                    to,
-                }
-            },
-        )
-        .collect())
+    .await
 }
 
 /// A link as the merchant made it.
