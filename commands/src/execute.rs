@@ -141,25 +141,17 @@ where
     let store_error = |e: &dyn std::fmt::Display| CommandError::Store(e.to_string());
     // Two commands for one aggregate in a batch would decide on the same state: send such
     // batches one by one.
-    let rows: Result<Vec<(String, i64, serde_json::Value)>, sqlx::Error> = if unique.len() == ids.len() {
-        sqlx::query_as(
-            "SELECT aggregate_id, sequence, payload FROM events
-             WHERE aggregate_type = $1 AND aggregate_id = ANY($2) ORDER BY aggregate_id, sequence",
-        )
-        .bind(A::TYPE)
-        .bind(&ids)
-        .fetch_all(pool)
-        .await
-    } else {
+    if unique.len() != ids.len() {
         return one_by_one(cqrs, commands).await;
-    };
-    let rows = match rows {
+    }
+    let rows = match crate::store::select_aggregates(pool, A::TYPE, &ids).await {
         Ok(rows) => rows,
         Err(e) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
     };
     let mut states: HashMap<String, (A, usize)> = HashMap::new();
-    for (id, sequence, payload) in rows {
-        let event: A::Event = match serde_json::from_value(payload) {
+    for row in rows {
+        let (id, sequence) = (row.aggregate_id, row.sequence);
+        let event: A::Event = match serde_json::from_value(row.payload) {
             Ok(event) => event,
             Err(e) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
         };

@@ -7,13 +7,19 @@
 //! commits everything waiting as one transaction with one multi-row INSERT. A command is
 //! still answered only after its own events are committed.
 //!
-//! Reads (loading an aggregate, replay streams) are postgres-es's own. Batching can be
-//! switched off, and then appends are postgres-es's own too.
+//! Loads are grouped the same way: every command first loads its aggregate, and a click is
+//! a new aggregate whose load finds nothing; one round trip per command would cost as
+//! much as the append. Concurrent loads are queued to a few loader tasks, and each loader
+//! reads everything waiting with one query. A load still sees every event committed
+//! before it was asked for (the query starts after the request). Replay streams are
+//! postgres-es's own. Batching can be switched off, and then loads and appends are
+//! postgres-es's own too.
 //!
 //! Conflicts stay per command: if a batch hits a unique violation (an optimistic-lock
 //! conflict of one of its commands), the batch is rolled back and each command in it is
 //! appended alone, so only the conflicting one sees `OptimisticLockError`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use cqrs_es::Aggregate;
@@ -36,11 +42,19 @@ pub enum WriteMode {
     Batched { writers: usize },
 }
 
-/// Cheap to clone: every aggregate's framework shares the same writers.
+/// Cheap to clone: every aggregate's framework shares the same writers and loaders.
 #[derive(Clone)]
 pub struct EventRepository {
     inner: Arc<PostgresEventRepository>,
     queue: Option<mpsc::Sender<Append>>,
+    loads: Option<mpsc::Sender<Load>>,
+}
+
+/// One aggregate's events, asked for.
+struct Load {
+    aggregate_type: &'static str,
+    aggregate_id: String,
+    done: oneshot::Sender<Result<Vec<SerializedEvent>, PersistenceError>>,
 }
 
 struct Append {
@@ -52,24 +66,33 @@ struct Append {
 impl EventRepository {
     /// Must be called inside a Tokio runtime when `mode` is batched (it spawns writers).
     pub fn new(pool: PgPool, mode: WriteMode) -> Self {
-        let queue = match mode {
-            WriteMode::PerCommand => None,
+        let (queue, loads) = match mode {
+            WriteMode::PerCommand => (None, None),
             WriteMode::Batched { writers } => {
                 let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
                 let rx = Arc::new(Mutex::new(rx));
+                let (load_tx, load_rx) = mpsc::channel(QUEUE_DEPTH);
+                let load_rx = Arc::new(Mutex::new(load_rx));
                 for _ in 0..writers.max(1) {
                     tokio::spawn(writer(pool.clone(), rx.clone()));
+                    tokio::spawn(loader(pool.clone(), load_rx.clone()));
                 }
-                Some(tx)
+                (Some(tx), Some(load_tx))
             }
         };
-        Self { inner: Arc::new(PostgresEventRepository::new(pool)), queue }
+        Self { inner: Arc::new(PostgresEventRepository::new(pool)), queue, loads }
     }
 }
 
 impl PersistedEventRepository for EventRepository {
     async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.inner.get_events::<A>(aggregate_id).await
+        let Some(loads) = &self.loads else {
+            return self.inner.get_events::<A>(aggregate_id).await;
+        };
+        let (done, result) = oneshot::channel();
+        let load = Load { aggregate_type: A::TYPE, aggregate_id: aggregate_id.to_owned(), done };
+        loads.send(load).await.map_err(|_| unknown("the event loader has stopped"))?;
+        result.await.map_err(|_| unknown("the event loader dropped a load"))?
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -128,6 +151,129 @@ async fn writer(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
         }
         write_batch(&pool, std::mem::take(&mut batch)).await;
     }
+}
+
+async fn loader(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Load>>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        {
+            let mut rx = queue.lock().await;
+            if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return; // every repository handle is gone
+            }
+        }
+        load_batch(&pool, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// Reads the events of every aggregate in the batch with one query and hands each
+/// requester its own, in sequence order.
+async fn load_batch(pool: &PgPool, batch: Vec<Load>) {
+    use std::collections::HashMap;
+
+    let rows = select_events(pool, &batch).await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            let message = e.to_string();
+            for load in batch {
+                let _ = load.done.send(Err(PersistenceError::ConnectionError(message.clone().into())));
+            }
+            return;
+        }
+    };
+    let mut found: HashMap<(String, String), Vec<SerializedEvent>> = HashMap::new();
+    for row in rows {
+        let sequence = match usize::try_from(row.sequence) {
+            Ok(sequence) => sequence,
+            Err(e) => {
+                let message = format!("an event of {} has sequence {}: {e}", row.aggregate_id, row.sequence);
+                for load in batch {
+                    let _ = load.done.send(Err(PersistenceError::UnknownError(message.clone().into())));
+                }
+                return;
+            }
+        };
+        let key = (row.aggregate_type.clone(), row.aggregate_id.clone());
+        found.entry(key).or_default().push(SerializedEvent::new(
+            row.aggregate_id,
+            sequence,
+            row.aggregate_type,
+            row.event_type,
+            row.event_version,
+            row.payload,
+            row.metadata,
+        ));
+    }
+    // Two loads of one aggregate in a batch each get the events: the last takes them.
+    let mut askers: HashMap<(&str, &str), usize> = HashMap::new();
+    for load in &batch {
+        *askers.entry((load.aggregate_type, load.aggregate_id.as_str())).or_default() += 1;
+    }
+    let mut last = Vec::with_capacity(batch.len());
+    for load in &batch {
+        let left = askers.get_mut(&(load.aggregate_type, load.aggregate_id.as_str())).expect("counted");
+        *left -= 1;
+        last.push(*left == 0);
+    }
+    for (load, last) in batch.into_iter().zip(last) {
+        let key = (load.aggregate_type.to_owned(), load.aggregate_id);
+        let events = if last { found.remove(&key) } else { found.get(&key).cloned() };
+        let _ = load.done.send(Ok(events.unwrap_or_default()));
+    }
+}
+
+/// The events of every aggregate asked for in the batch, by type, id and sequence (one
+/// query per aggregate type; a batch almost always holds one).
+async fn select_events(pool: &PgPool, batch: &[Load]) -> Result<Vec<EventRow>, sqlx::Error> {
+    let mut wanted: BTreeMap<&'static str, BTreeSet<&str>> = BTreeMap::new();
+    for load in batch {
+        wanted.entry(load.aggregate_type).or_default().insert(load.aggregate_id.as_str());
+    }
+    let mut rows = Vec::new();
+    for (aggregate_type, ids) in wanted {
+        let ids: Vec<&str> = ids.into_iter().collect();
+        rows.extend(select_aggregates(pool, aggregate_type, &ids).await?);
+    }
+    Ok(rows)
+}
+
+/// The events of several aggregates of one type, by id and sequence.
+///
+/// One index lookup per id, written as a lateral subquery behind `OFFSET 0` (which keeps
+/// the planner from flattening it) on purpose: with `aggregate_id = ANY($2)`, or a plain
+/// join, a plan cached while the table was small (a new installation) looks the type up
+/// in the index and filters or hashes the ids, reading every event of the type on each
+/// call (measured: 11 ms per call at 30k clicks, against 15 µs for one id).
+pub(crate) async fn select_aggregates(
+    pool: &PgPool,
+    aggregate_type: &str,
+    ids: &[&str],
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata
+         FROM UNNEST($2::text[]) AS w(aggregate_id)
+         CROSS JOIN LATERAL (
+             SELECT * FROM events e WHERE e.aggregate_type = $1 AND e.aggregate_id = w.aggregate_id
+             OFFSET 0
+         ) e
+         ORDER BY e.aggregate_id, e.sequence",
+    )
+    .bind(aggregate_type)
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
 }
 
 async fn write_batch(pool: &PgPool, batch: Vec<Append>) {
