@@ -8,13 +8,16 @@
 //!
 //! Verdicts are decided by the pure rules of `domain::matching` against the `detections`
 //! projection's tracks and links. Before it reads them, the matcher waits until that
-//! projection has applied the log up to the event that asked for the verdict (it reads
-//! every event, so its checkpoint passes every position): the verdict reflects the
-//! state as of that event, never a half-applied one. Verdicts go to the click aggregate
+//! projection has applied the last event the verdict depends on: the video's last
+//! completed run or link change before the event that asked for the verdict (the matcher
+//! keeps that position per video). The verdict reflects the state as of that event, never
+//! a half-applied one, and a click never waits for the projection to pass the click. Verdicts go to the click aggregate
 //! as commands after the matcher's own commit; a crash in between leaves them owed, and
 //! the aggregate records only verdicts that change something.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -37,7 +40,7 @@ pub const NAME: &str = "matcher";
 const SOURCE: &str = framecart_projections::detections::NAME;
 /// Verdicts decided (and appended together) per round.
 const ROUND: i64 = 512;
-/// How long a round waits for the detections projection to catch up.
+/// How long a round waits for the detections projection to apply what the verdicts read.
 const BARRIER_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Matcher {
@@ -48,23 +51,56 @@ pub struct Matcher {
 
 /// Decides and sends owed verdicts, beside the consumer: applying the log never waits on
 /// the commands, and the verdicts owed meanwhile are settled together.
+///
+/// Deciding and sending overlap: while one round's verdicts are being appended, the next
+/// round is decided from the debts not in flight. A click is never in two rounds at once,
+/// so its verdicts are appended in the order they were decided.
 struct Settler {
     commands: Arc<Commands>,
     radius_css: f64,
     /// The tracks of recently matched runs: a completed run's tracks never change.
     runs: std::sync::Mutex<Vec<Arc<tracks::RunTracks>>>,
+    /// Each video's current run and links, as of its last source event (see [`Sources`]).
+    sources: std::sync::Mutex<HashMap<String, Arc<Sources>>>,
+    /// The highest checkpoint of the detections projection seen: barriers below it hold.
+    source_applied: AtomicI64,
+    /// The clicks whose verdicts are being appended.
+    in_flight: std::sync::Mutex<HashSet<Uuid>>,
+    /// Rounds being appended at once.
+    appending: Arc<tokio::sync::Semaphore>,
     wake: tokio::sync::Notify,
+}
+
+/// What a video's verdicts read from the detections projection. It changes only with the
+/// video's completed runs and link changes, whose position the matcher keeps per video:
+/// read once per position, not once per round.
+struct Sources {
+    position: i64,
+    run_id: Option<Uuid>,
+    links: tracks::Links,
 }
 
 /// How many runs' tracks stay in memory.
 const CACHED_RUNS: usize = 16;
+/// How many videos' sources stay in memory (emptied when full).
+const CACHED_SOURCES: usize = 4096;
+/// Rounds appended at once: one being decided while others are written.
+const APPENDING: usize = 2;
 /// A settler not woken for this long stops (its process no longer applies the matcher).
 const IDLE: Duration = Duration::from_secs(3);
 
 impl Matcher {
     pub fn new(commands: Arc<Commands>) -> Self {
-        let settler =
-            Settler { commands, radius_css: DEFAULT_RADIUS_CSS, runs: Default::default(), wake: Default::default() };
+        let settler = Settler {
+            commands,
+            radius_css: DEFAULT_RADIUS_CSS,
+            runs: Default::default(),
+            sources: Default::default(),
+            source_applied: AtomicI64::new(0),
+            in_flight: Default::default(),
+            appending: Arc::new(tokio::sync::Semaphore::new(APPENDING)),
+            wake: Default::default(),
+        };
         Self { settler: Arc::new(settler), task: Default::default() }
     }
 }
@@ -76,8 +112,8 @@ impl Settler {
                 return;
             }
             loop {
-                match self.round(&pool).await {
-                    Ok(true) => continue, // a full round: more may be owed
+                match self.clone().round(&pool).await {
+                    Ok(true) => continue, // a round went out: more may be owed
                     Ok(false) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "matcher: settling verdicts failed; trying again");
@@ -89,33 +125,70 @@ impl Settler {
         }
     }
 
-    /// Settles up to one round of owed verdicts; true when the round was full.
-    async fn round(&self, pool: &PgPool) -> Result<bool, ProjectionError> {
+    /// Decides up to one round of owed verdicts and sends them off to be appended; true
+    /// when a round went out.
+    async fn round(self: Arc<Self>, pool: &PgPool) -> Result<bool, ProjectionError> {
+        // A free slot first: the debts are read as late as possible, so a round takes
+        // everything owed by then.
+        let Ok(slot) = self.appending.clone().acquire_owned().await else { return Ok(false) };
+        let in_flight: Vec<Uuid> = self.in_flight.lock().map(|f| f.iter().copied().collect()).unwrap_or_default();
         let owed: Vec<Owed> = sqlx::query_as(
-            "SELECT p.click_id, p.due_position, p.cause_event_id, p.correlation_id, c.video_id, c.media_time,
-                    c.u, c.v, c.css_width, c.css_height, c.x, c.y, c.on_frame, c.during_ad
-             FROM matcher_pending p JOIN matcher_clicks c USING (click_id)
-             ORDER BY p.due_position LIMIT $1",
+            "SELECT p.click_id, p.due_position, p.barrier_position, p.cause_event_id, p.correlation_id,
+                    c.video_id, c.media_time, c.u, c.v, c.css_width, c.css_height, c.x, c.y, c.on_frame,
+                    c.during_ad, m.source_position
+             FROM (SELECT * FROM matcher_pending WHERE click_id <> ALL($2) ORDER BY due_position LIMIT $1) p
+             -- One index lookup per debt (the fence keeps it so): the planner, misled by
+             -- the small and ever-changing debts table, would otherwise scan every click.
+             CROSS JOIN LATERAL (SELECT * FROM matcher_clicks c WHERE c.click_id = p.click_id OFFSET 0) c
+             LEFT JOIN matcher_videos m ON m.video_id = c.video_id
+             ORDER BY p.due_position",
         )
         .bind(ROUND)
+        .bind(&in_flight)
         .fetch_all(pool)
         .await?;
-        let Some(due) = owed.iter().map(|o| o.due_position).max() else { return Ok(false) };
+        // The video's newest source event too: what is read is then kept for that position.
+        let barrier = owed.iter().map(|o| o.barrier_position.max(o.source_position.unwrap_or(0))).max();
+        let Some(barrier) = barrier else { return Ok(false) };
         let started = Instant::now();
-        if !source_caught_up(pool, due).await? {
+        if !self.source_caught_up(pool, barrier).await? {
             self.wake.notify_one(); // try again
             return Ok(false);
         }
         let waited = started.elapsed();
+        let verdicts = self.decide(pool, &owed).await?;
         let n = owed.len();
-        self.settle(pool, owed).await?;
-        tracing::debug!(
-            verdicts = n,
-            waited_ms = waited.as_millis() as u64,
-            total_ms = started.elapsed().as_millis() as u64,
-            "matcher round"
-        );
-        Ok(n as i64 == ROUND)
+        let ids: Vec<Uuid> = owed.iter().map(|o| o.click_id).collect();
+        let positions: Vec<i64> = owed.iter().map(|o| o.due_position).collect();
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.extend(ids.iter().copied());
+        }
+        let settler = self.clone();
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let result = settler.append(&pool, verdicts, &ids, &positions).await;
+            if let Ok(mut f) = settler.in_flight.lock() {
+                for id in &ids {
+                    f.remove(id);
+                }
+            }
+            drop(slot);
+            match result {
+                Ok(()) => tracing::debug!(
+                    verdicts = n,
+                    waited_ms = waited.as_millis() as u64,
+                    total_ms = started.elapsed().as_millis() as u64,
+                    "matcher round"
+                ),
+                Err(e) => {
+                    // The debts stay: the next round owes them again.
+                    tracing::warn!(error = %e, "matcher: appending verdicts failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            settler.wake.notify_one();
+        });
+        Ok(true)
     }
 
     async fn run_tracks(&self, pool: &PgPool, run_id: Uuid) -> Result<Option<Arc<tracks::RunTracks>>, ProjectionError> {
@@ -131,12 +204,69 @@ impl Settler {
         }
         Ok(Some(run))
     }
+
+    /// A video's current run and links as of its source position `position` (`None`: the
+    /// matcher has seen no completed run of the video, and nothing is kept).
+    async fn sources(
+        &self,
+        pool: &PgPool,
+        video_id: &str,
+        position: Option<i64>,
+    ) -> Result<Arc<Sources>, ProjectionError> {
+        if let Some(position) = position {
+            let cached = self.sources.lock().ok().and_then(|s| s.get(video_id).cloned());
+            if let Some(sources) = cached.filter(|s| s.position == position) {
+                return Ok(sources);
+            }
+        }
+        let run_id = tracks::current_run(pool, video_id).await?;
+        let links = tracks::links(pool, video_id).await?;
+        let sources = Arc::new(Sources { position: position.unwrap_or(-1), run_id, links });
+        if position.is_some()
+            && let Ok(mut cache) = self.sources.lock()
+        {
+            if cache.len() >= CACHED_SOURCES {
+                cache.clear();
+            }
+            cache.insert(video_id.to_owned(), sources.clone());
+        }
+        Ok(sources)
+    }
+
+    /// True once the detections projection has applied the log up to `position` (its
+    /// consumer reads every video and run event, so its checkpoint reaches each of them).
+    async fn source_caught_up(&self, pool: &PgPool, position: i64) -> Result<bool, ProjectionError> {
+        if self.source_applied.load(Ordering::Relaxed) >= position {
+            return Ok(true);
+        }
+        let started = Instant::now();
+        loop {
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT last_sequence FROM projection_checkpoints WHERE name = $1")
+                    .bind(SOURCE)
+                    .fetch_optional(pool)
+                    .await?;
+            let applied = applied.unwrap_or(0);
+            self.source_applied.fetch_max(applied, Ordering::Relaxed);
+            if applied >= position {
+                return Ok(true);
+            }
+            if started.elapsed() > BARRIER_WAIT {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
 }
+
+/// A verdict command for one click.
+type Verdict = (String, ClickCommand, EventMetadata);
 
 #[derive(sqlx::FromRow)]
 struct Owed {
     click_id: Uuid,
     due_position: i64,
+    barrier_position: i64,
     cause_event_id: Uuid,
     correlation_id: String,
     video_id: String,
@@ -149,6 +279,8 @@ struct Owed {
     y: f64,
     on_frame: bool,
     during_ad: bool,
+    /// The video's last source event the matcher saw (none: no completed run seen).
+    source_position: Option<i64>,
 }
 
 #[async_trait]
@@ -165,6 +297,17 @@ impl Projection for Matcher {
         &["matcher_clicks", "matcher_pending", "matcher_videos"]
     }
 
+    /// Recorded clicks, completed runs and link changes; the verdicts it sends itself,
+    /// and everything else, are only counted past.
+    fn wants(&self, aggregate_type: &str, event_type: &str) -> bool {
+        match aggregate_type {
+            click::AGGREGATE_TYPE => event_type == click::CLICK_RECORDED,
+            detection::AGGREGATE_TYPE => event_type == detection::DETECTION_COMPLETED,
+            video::AGGREGATE_TYPE => event_type == video::PRODUCT_LINKED || event_type == video::PRODUCT_UNLINKED,
+            _ => false,
+        }
+    }
+
     async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, position: i64) -> Result<(), ProjectionError> {
         let correlation = event.metadata.get("correlation_id").cloned().unwrap_or_default();
         let video_id = match event.aggregate_type.as_str() {
@@ -179,19 +322,32 @@ impl Projection for Matcher {
             }
             detection::AGGREGATE_TYPE => match decode(event, position)? {
                 DetectionEvent::DetectionCompleted(e) => {
-                    sqlx::query("INSERT INTO matcher_videos (video_id) VALUES ($1) ON CONFLICT DO NOTHING")
-                        .bind(e.video_id.as_str())
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "INSERT INTO matcher_videos (video_id, source_position) VALUES ($1, $2)
+                         ON CONFLICT (video_id) DO UPDATE SET source_position = EXCLUDED.source_position",
+                    )
+                    .bind(e.video_id.as_str())
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await?;
                     e.video_id
                 }
                 _ => return Ok(()),
             },
-            video::AGGREGATE_TYPE => match decode(event, position)? {
-                VideoEvent::ProductLinked(e) => e.video_id,
-                VideoEvent::ProductUnlinked(e) => e.video_id,
-                _ => return Ok(()),
-            },
+            video::AGGREGATE_TYPE => {
+                let video_id = match decode(event, position)? {
+                    VideoEvent::ProductLinked(e) => e.video_id,
+                    VideoEvent::ProductUnlinked(e) => e.video_id,
+                    _ => return Ok(()),
+                };
+                // Later clicks' verdicts read the links as of this change.
+                sqlx::query("UPDATE matcher_videos SET source_position = $2 WHERE video_id = $1")
+                    .bind(video_id.as_str())
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await?;
+                video_id
+            }
             _ => return Ok(()),
         };
         owe(tx, video_id.as_str(), position, event.event_id, &correlation).await
@@ -272,7 +428,8 @@ impl NewClicks {
         self.correlation.push(correlation);
     }
 
-    /// Remembers the clicks and owes a verdict to those on a video with a completed run.
+    /// Remembers the clicks and owes a verdict to those on a video with a completed run,
+    /// as of the video's last completed run or link change.
     async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
         if self.click_id.is_empty() {
             return Ok(());
@@ -297,12 +454,13 @@ impl NewClicks {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO matcher_pending (click_id, due_position, cause_event_id, correlation_id)
-             SELECT n.click_id, n.due_position, n.cause, n.correlation
+            "INSERT INTO matcher_pending (click_id, due_position, barrier_position, cause_event_id, correlation_id)
+             SELECT n.click_id, n.due_position, m.source_position, n.cause, n.correlation
              FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[])
                   AS n(click_id, due_position, cause, correlation, video_id)
-             WHERE EXISTS (SELECT 1 FROM matcher_videos m WHERE m.video_id = n.video_id)
+             JOIN matcher_videos m ON m.video_id = n.video_id
              ON CONFLICT (click_id) DO UPDATE SET due_position = EXCLUDED.due_position,
+                 barrier_position = EXCLUDED.barrier_position,
                  cause_event_id = EXCLUDED.cause_event_id, correlation_id = EXCLUDED.correlation_id",
         )
         .bind(&self.click_id)
@@ -326,63 +484,52 @@ async fn owe(
     correlation: &str,
 ) -> Result<(), ProjectionError> {
     let upsert = "ON CONFLICT (click_id) DO UPDATE SET due_position = EXCLUDED.due_position,
+             barrier_position = EXCLUDED.barrier_position,
              cause_event_id = EXCLUDED.cause_event_id, correlation_id = EXCLUDED.correlation_id";
     let sql = format!(
-        "INSERT INTO matcher_pending (click_id, due_position, cause_event_id, correlation_id)
-         SELECT click_id, $2, $3, $4 FROM matcher_clicks WHERE video_id = $1 {upsert}"
+        "INSERT INTO matcher_pending (click_id, due_position, barrier_position, cause_event_id, correlation_id)
+         SELECT click_id, $2, $2, $3, $4 FROM matcher_clicks WHERE video_id = $1 {upsert}"
     );
     let query = sqlx::query(&sql).bind(video_id);
     query.bind(position).bind(cause).bind(correlation).execute(tx).await?;
     Ok(())
 }
 
-/// True once the detections projection has applied the log up to `position`.
-async fn source_caught_up(pool: &PgPool, position: i64) -> Result<bool, ProjectionError> {
-    let started = Instant::now();
-    loop {
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT last_sequence FROM projection_checkpoints WHERE name = $1")
-                .bind(SOURCE)
-                .fetch_optional(pool)
-                .await?;
-        if applied.unwrap_or(0) >= position {
-            return Ok(true);
-        }
-        if started.elapsed() > BARRIER_WAIT {
-            return Ok(false);
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 impl Settler {
-    /// Decides a round of owed verdicts (reading each video's tracks once), sends them,
-    /// and forgets the debts (unless they grew meanwhile).
-    async fn settle(&self, pool: &PgPool, owed: Vec<Owed>) -> Result<(), ProjectionError> {
+    /// Decides a round of owed verdicts, reading each video's sources and tracks once.
+    async fn decide(&self, pool: &PgPool, owed: &[Owed]) -> Result<Vec<Verdict>, ProjectionError> {
         let mut by_video: std::collections::BTreeMap<&str, Vec<&Owed>> = Default::default();
-        for o in &owed {
+        for o in owed {
             by_video.entry(o.video_id.as_str()).or_default().push(o);
         }
         let mut verdicts = Vec::with_capacity(owed.len());
         for (video_id, clicks) in by_video {
+            let position = clicks.iter().map(|o| o.source_position).max().flatten();
+            let sources = self.sources(pool, video_id, position).await?;
             // Without a completed run the clicks stay pending; the completion owes them again.
-            let Some(run_id) = tracks::current_run(pool, video_id).await? else { continue };
+            let Some(run_id) = sources.run_id else { continue };
             let Some(run) = self.run_tracks(pool, run_id).await? else { continue };
-            let links = tracks::links(pool, video_id).await?;
             for o in clicks {
-                let scene = run.scene(o.media_time, &links);
+                let scene = run.scene(o.media_time, &sources.links);
                 let outcome = matching::decide(&self.point(o, run.width, run.height), &scene.objects, self.radius_css);
                 let metadata = EventMetadata::caused_by_event(&o.cause_event_id.to_string(), &o.correlation_id, NAME);
                 let verdict = RecordMatch { outcome, run_id, evaluated_at: Utc::now() };
-                verdicts.push((o.click_id.to_string(), metadata, verdict));
+                verdicts.push((o.click_id.to_string(), ClickCommand::RecordMatch(verdict), metadata));
             }
         }
-        // One load and one append for the whole round.
-        let commands: Vec<_> = verdicts
-            .into_iter()
-            .map(|(click_id, metadata, verdict)| (click_id, ClickCommand::RecordMatch(verdict), metadata))
-            .collect();
-        for result in execute_all(&self.commands.clicks, &self.commands.pool, commands).await {
+        Ok(verdicts)
+    }
+
+    /// Appends a round's verdicts (one load and one append) and forgets the debts they
+    /// settle (unless they grew meanwhile).
+    async fn append(
+        &self,
+        pool: &PgPool,
+        verdicts: Vec<Verdict>,
+        ids: &[Uuid],
+        positions: &[i64],
+    ) -> Result<(), ProjectionError> {
+        for result in execute_all(&self.commands.clicks, &self.commands.pool, verdicts).await {
             match result {
                 Ok(()) => {}
                 // A verdict on a click the store lacks cannot happen; others are failures.
@@ -392,14 +539,13 @@ impl Settler {
                 Err(e) => return Err(ProjectionError::Internal(format!("recording verdicts: {e}"))),
             }
         }
-        let ids: Vec<Uuid> = owed.iter().map(|o| o.click_id).collect();
-        let positions: Vec<i64> = owed.iter().map(|o| o.due_position).collect();
         sqlx::query(
             "DELETE FROM matcher_pending p USING UNNEST($1::uuid[], $2::bigint[]) AS s(click_id, due_position)
              WHERE p.click_id = s.click_id AND p.due_position = s.due_position",
         )
-        .bind(&ids)
-        .bind(&positions)
+        .bind(ids)
+        .bind(positions)
+        .persistent(false)
         .execute(pool)
         .await?;
         Ok(())

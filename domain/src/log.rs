@@ -63,6 +63,19 @@ impl Namespace {
         format!("{}.events.{aggregate_type}.{aggregate_id}.{event_type}", self.0)
     }
 
+    /// The aggregate type, aggregate id and event type tokens of one of this
+    /// installation's event subjects; `None` for any other subject.
+    pub fn subject_parts<'s>(&self, subject: &'s str) -> Option<(&'s str, &'s str, &'s str)> {
+        let rest = subject.strip_prefix(self.0.as_str())?.strip_prefix(".events.")?;
+        let mut tokens = rest.split('.');
+        match (tokens.next(), tokens.next(), tokens.next(), tokens.next()) {
+            (Some(aggregate_type), Some(aggregate_id), Some(event_type), None) => {
+                Some((aggregate_type, aggregate_id, event_type))
+            }
+            _ => None,
+        }
+    }
+
     /// A durable consumer name owned by this installation.
     pub fn consumer_name(&self, purpose: &str) -> String {
         format!("{}_{purpose}", self.0)
@@ -122,6 +135,12 @@ mod tests {
         let ns = Namespace::parse("framecart").expect("valid");
         assert_eq!(ns.stream_name(), "FRAMECART_EVENTS");
         assert_eq!(ns.all_events_subject(), "framecart.events.>");
+        let subject = ns.event_subject("click", "5d1f", "ClickRecorded");
+        assert_eq!(ns.subject_parts(&subject), Some(("click", "5d1f", "ClickRecorded")));
+        assert_eq!(ns.subject_parts("framecart.events.click.5d1f"), None);
+        assert_eq!(ns.subject_parts("framecart.events.click.a.b.c"), None);
+        assert_eq!(ns.subject_parts("other.events.click.5d1f.ClickRecorded"), None);
+        assert_eq!(ns.subject_parts("framecart2.events.click.5d1f.ClickRecorded"), None);
         assert_eq!(ns.event_subject("click", "0190", "ClickRecorded"), "framecart.events.click.0190.ClickRecorded");
         assert_eq!(ns.consumer_name("proj_clicks"), "framecart_proj_clicks");
     }

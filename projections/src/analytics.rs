@@ -31,6 +31,10 @@ impl Projection for AnalyticsProjection {
         &["analytics_clicks", "analytics_heatmap", "analytics_orders"]
     }
 
+    fn wants(&self, aggregate_type: &str, _event_type: &str) -> bool {
+        aggregate_type == click::AGGREGATE_TYPE || aggregate_type == order::AGGREGATE_TYPE
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -65,6 +65,11 @@ impl Projection for ClientFilesProjection {
         &["client_file_clicks", "client_files_dirty"]
     }
 
+    /// The file holds the clicks as recorded; the verdicts on them are not read.
+    fn wants(&self, _aggregate_type: &str, event_type: &str) -> bool {
+        event_type == click::CLICK_RECORDED
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

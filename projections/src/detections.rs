@@ -58,6 +58,12 @@ impl Projection for DetectionsProjection {
         ]
     }
 
+    /// Videos, links and detection runs; every other event (clicks by the thousand) is
+    /// only counted past.
+    fn wants(&self, aggregate_type: &str, _event_type: &str) -> bool {
+        aggregate_type == video::AGGREGATE_TYPE || aggregate_type == detection::AGGREGATE_TYPE
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

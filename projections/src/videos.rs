@@ -33,6 +33,10 @@ impl Projection for VideosProjection {
         &["videos_view", "detection_runs_view"]
     }
 
+    fn wants(&self, aggregate_type: &str, _event_type: &str) -> bool {
+        aggregate_type == video::AGGREGATE_TYPE || aggregate_type == detection::AGGREGATE_TYPE
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

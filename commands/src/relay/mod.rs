@@ -151,6 +151,9 @@ impl Relay {
     }
 
     async fn lead(&self, conn: &mut PgConnection, shutdown: &CancellationToken) -> Result<(), RelayError> {
+        // What this connection writes (the relay's own table) is rebuilt from the stream by
+        // `resume` if a crash loses it: its commits need not wait for the disk.
+        sqlx::query("SET synchronous_commit = off").execute(&mut *conn).await?;
         let mut at = self.resume(conn).await?;
         loop {
             if shutdown.is_cancelled() {
@@ -248,6 +251,7 @@ impl Relay {
         tracing::debug!(
             from = first + 1,
             to = first + events.len() as u64,
+            oldest_ms = (chrono::Utc::now() - events[0].recorded_at).num_milliseconds(),
             first_tx = %events[0].tx_id_text,
             first_gp = events[0].global_position,
             last_tx = %last.tx_id_text,
