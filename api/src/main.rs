@@ -3,6 +3,11 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// Thousands of small events a second are allocated, serialised and freed on many threads:
+/// glibc's allocator spent a fifth of the process's time on it (measured at 2k clicks/s).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Logs go to standard error; standard output is for command results.

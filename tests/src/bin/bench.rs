@@ -21,6 +21,10 @@ use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+/// The allocator of the `framecart` binary, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 struct Args {
     /// Concurrent connections posting clicks in the throughput phase.

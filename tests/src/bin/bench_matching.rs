@@ -27,6 +27,10 @@ use framecart_api::projections::tracks;
 use framecart_tests::{TestApp, eventually};
 use uuid::Uuid;
 
+/// The allocator of the `framecart` binary, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 struct Args {
     /// Clicks per second.
