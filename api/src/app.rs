@@ -216,7 +216,7 @@ impl Running {
             self.state.pool.clone(),
             self.state.jetstream.clone(),
             self.state.settings.namespace.clone(),
-            RelayConfig::default(),
+            RelayConfig { committed: Some(self.state.commands.events().committed()), ..RelayConfig::default() },
         );
         let stats = relay.stats();
         let handle = tokio::spawn(relay.run(self.shutdown.child_token()));

@@ -529,7 +529,7 @@ impl Settler {
         ids: &[Uuid],
         positions: &[i64],
     ) -> Result<(), ProjectionError> {
-        for result in execute_all(&self.commands.clicks, &self.commands.pool, verdicts).await {
+        for result in execute_all(&self.commands.clicks, self.commands.events(), verdicts).await {
             match result {
                 Ok(()) => {}
                 // A verdict on a click the store lacks cannot happen; others are failures.

@@ -68,6 +68,11 @@ impl Commands {
         }
     }
 
+    /// The event store every framework appends to.
+    pub fn events(&self) -> &EventRepository {
+        &self.repo
+    }
+
     /// An aggregate's current state, for a worker that must decide what to do next
     /// (where to resume). Commands never need this: they decide on loaded state.
     pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
@@ -124,7 +129,7 @@ where
 /// through [`execute`], which retries.
 pub async fn execute_all<A>(
     cqrs: &Cqrs<A>,
-    pool: &PgPool,
+    events: &EventRepository,
     commands: Vec<(String, A::Command, EventMetadata)>,
 ) -> Vec<Result<(), CommandError<A::Error>>>
 where
@@ -144,7 +149,7 @@ where
     if unique.len() != ids.len() {
         return one_by_one(cqrs, commands).await;
     }
-    let rows = match crate::store::select_aggregates(pool, A::TYPE, &ids).await {
+    let rows = match crate::store::select_aggregates(events.pool(), A::TYPE, &ids).await {
         Ok(rows) => rows,
         Err(e) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
     };
@@ -190,7 +195,7 @@ where
     if appended.is_empty() {
         return results;
     }
-    match crate::store::append_serialized(pool, A::TYPE, appended).await {
+    match events.append_serialized(A::TYPE, appended).await {
         Ok(()) => results,
         Err(cqrs_es::persist::PersistenceError::OptimisticLockError) => one_by_one(cqrs, commands).await,
         Err(e) => commands.iter().map(|_| Err(store_error(&e))).collect(),

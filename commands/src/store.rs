@@ -27,7 +27,7 @@ use cqrs_es::persist::{PersistedEventRepository, PersistenceError, ReplayStream,
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 /// Most commands one writer commits in one transaction.
 const MAX_BATCH: usize = 256;
@@ -46,8 +46,10 @@ pub enum WriteMode {
 #[derive(Clone)]
 pub struct EventRepository {
     inner: Arc<PostgresEventRepository>,
+    pool: PgPool,
     queue: Option<mpsc::Sender<Append>>,
     loads: Option<mpsc::Sender<Load>>,
+    committed: Arc<Notify>,
 }
 
 /// One aggregate's events, asked for.
@@ -66,6 +68,7 @@ struct Append {
 impl EventRepository {
     /// Must be called inside a Tokio runtime when `mode` is batched (it spawns writers).
     pub fn new(pool: PgPool, mode: WriteMode) -> Self {
+        let committed = Arc::new(Notify::new());
         let (queue, loads) = match mode {
             WriteMode::PerCommand => (None, None),
             WriteMode::Batched { writers } => {
@@ -74,13 +77,13 @@ impl EventRepository {
                 let (load_tx, load_rx) = mpsc::channel(QUEUE_DEPTH);
                 let load_rx = Arc::new(Mutex::new(load_rx));
                 for _ in 0..writers.max(1) {
-                    tokio::spawn(writer(pool.clone(), rx.clone()));
+                    tokio::spawn(writer(pool.clone(), rx.clone(), committed.clone()));
                     tokio::spawn(loader(pool.clone(), load_rx.clone()));
                 }
                 (Some(tx), Some(load_tx))
             }
         };
-        Self { inner: Arc::new(PostgresEventRepository::new(pool)), queue, loads }
+        Self { inner: Arc::new(PostgresEventRepository::new(pool.clone())), pool, queue, loads, committed }
     }
 }
 
@@ -116,7 +119,9 @@ impl PersistedEventRepository for EventRepository {
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
         let Some(queue) = self.queue.as_ref().filter(|_| snapshot_update.is_none()) else {
-            return self.inner.persist::<A>(events, snapshot_update).await;
+            self.inner.persist::<A>(events, snapshot_update).await?;
+            self.committed.notify_one();
+            return Ok(());
         };
         if events.is_empty() {
             return Ok(());
@@ -140,7 +145,7 @@ fn unknown(message: &'static str) -> PersistenceError {
     PersistenceError::UnknownError(message.into())
 }
 
-async fn writer(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
+async fn writer(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>, committed: Arc<Notify>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         {
@@ -150,6 +155,7 @@ async fn writer(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
             }
         }
         write_batch(&pool, std::mem::take(&mut batch)).await;
+        committed.notify_one();
     }
 }
 
@@ -305,15 +311,31 @@ async fn write_batch(pool: &PgPool, batch: Vec<Append>) {
     }
 }
 
-/// Appends already serialised events of one aggregate type in one statement (one
-/// transaction), in order: the batch command path of [`crate::execute::execute_all`].
-pub(crate) async fn append_serialized(
-    pool: &PgPool,
-    aggregate_type: &'static str,
-    events: Vec<SerializedEvent>,
-) -> Result<(), PersistenceError> {
-    let (done, _) = oneshot::channel();
-    insert(pool, &[Append { aggregate_type, events, done }]).await
+impl EventRepository {
+    /// Appends already serialised events of one aggregate type in one statement (one
+    /// transaction), in order: the batch command path of [`crate::execute::execute_all`].
+    pub(crate) async fn append_serialized(
+        &self,
+        aggregate_type: &'static str,
+        events: Vec<SerializedEvent>,
+    ) -> Result<(), PersistenceError> {
+        let (done, _) = oneshot::channel();
+        insert(&self.pool, &[Append { aggregate_type, events, done }]).await?;
+        self.committed.notify_one();
+        Ok(())
+    }
+
+    /// The event store's connections.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Notified after events are committed through this repository (a permit is kept
+    /// while nobody waits): the relay of this process wakes at once instead of at its
+    /// next poll. Events committed elsewhere are found by polling.
+    pub fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
 }
 
 /// Appends the events of several commands in one transaction, in order.

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use framecart_api::projections::{self, ProjectionRunner};
 use framecart_tests::{TestApp, click_body};
@@ -111,4 +112,27 @@ async fn killed_projections_resume_without_loss_or_duplicates() {
         .map(|text| serde_json::from_str::<Vec<serde_json::Value>>(text).expect("a list").len())
         .sum();
     assert_eq!(total, 60);
+}
+
+#[tokio::test]
+async fn a_projection_counts_past_events_it_does_not_apply_and_saves_their_position_soon() {
+    let app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    post_mixed_clicks(&app, 20).await;
+    app.wait_for_log().await;
+    let last: i64 = app.count("SELECT max(log_position) FROM event_log").await;
+    // `videos` applies video and run events only: the clicks are counted past, not applied,
+    // and its checkpoint still reaches the end of the log, without a write per click.
+    framecart_tests::eventually(
+        "videos to save the position of the clicks it skipped",
+        Duration::from_secs(5),
+        || async {
+            let applied = app.count("SELECT last_sequence FROM projection_checkpoints WHERE name = 'videos'").await;
+            (applied == last).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM videos_view").await, 0);
+    // The clicks view applied every one of them.
+    app.wait_for_clicks_view().await;
+    assert_eq!(app.count("SELECT count(*) FROM clicks_view").await, 20);
 }

@@ -46,11 +46,18 @@ pub struct RelayConfig {
     pub idle_poll: Duration,
     /// Pause between election attempts of a standby relay.
     pub standby_poll: Duration,
+    /// Woken when this process commits events, to publish them before the next poll.
+    pub committed: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self { batch_size: 1000, idle_poll: Duration::from_millis(5), standby_poll: Duration::from_secs(1) }
+        Self {
+            batch_size: 1000,
+            idle_poll: Duration::from_millis(5),
+            standby_poll: Duration::from_secs(1),
+            committed: None,
+        }
     }
 }
 
@@ -161,9 +168,16 @@ impl Relay {
             }
             let events = tail::committed_after(conn, at.cursor, self.config.batch_size).await?;
             if events.is_empty() {
+                let committed = async {
+                    match &self.config.committed {
+                        Some(committed) => committed.notified().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     () = shutdown.cancelled() => return Ok(()),
                     () = tokio::time::sleep(self.config.idle_poll) => {}
+                    () = committed => {}
                 }
                 continue;
             }
