@@ -67,11 +67,11 @@ mod tests {
         if std::env::var_os("PGSSLMODE").is_some() {
             return; // the environment chose; nothing of ours to check
         }
-        let local = connect_options("postgres://postgres@127.0.0.1:5432/db").unwrap();
+        let local = connect_options("postgres://postgres@127.0.0.1:5432/db").expect("a URL");
         assert!(matches!(local.get_ssl_mode(), PgSslMode::Disable));
-        let asked = connect_options("postgres://postgres@127.0.0.1:5432/db?sslmode=require").unwrap();
+        let asked = connect_options("postgres://postgres@127.0.0.1:5432/db?sslmode=require").expect("a URL");
         assert!(matches!(asked.get_ssl_mode(), PgSslMode::Require));
-        let remote = connect_options("postgres://postgres@db.example.com:5432/db").unwrap();
+        let remote = connect_options("postgres://postgres@db.example.com:5432/db").expect("a URL");
         assert!(matches!(remote.get_ssl_mode(), PgSslMode::Prefer));
     }
 }

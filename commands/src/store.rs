@@ -145,15 +145,15 @@ fn unknown(message: &'static str) -> PersistenceError {
     PersistenceError::UnknownError(message.into())
 }
 
+/// Waits for work in a queue shared by several tasks and takes whatever is waiting (up to
+/// [`MAX_BATCH`]) into `batch`; false once every repository handle is gone.
+async fn next_batch<T>(queue: &Mutex<mpsc::Receiver<T>>, batch: &mut Vec<T>) -> bool {
+    queue.lock().await.recv_many(batch, MAX_BATCH).await > 0
+}
+
 async fn writer(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>, committed: Arc<Notify>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        {
-            let mut rx = queue.lock().await;
-            if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                return; // every repository handle is gone
-            }
-        }
+    while next_batch(&queue, &mut batch).await {
         write_batch(&pool, std::mem::take(&mut batch)).await;
         committed.notify_one();
     }
@@ -161,13 +161,7 @@ async fn writer(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>, committ
 
 async fn loader(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Load>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        {
-            let mut rx = queue.lock().await;
-            if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                return; // every repository handle is gone
-            }
-        }
+    while next_batch(&queue, &mut batch).await {
         load_batch(&pool, std::mem::take(&mut batch)).await;
     }
 }
@@ -211,21 +205,10 @@ async fn load_batch(pool: &PgPool, batch: Vec<Load>) {
             row.metadata,
         ));
     }
-    // Two loads of one aggregate in a batch each get the events: the last takes them.
-    let mut askers: HashMap<(&str, &str), usize> = HashMap::new();
-    for load in &batch {
-        *askers.entry((load.aggregate_type, load.aggregate_id.as_str())).or_default() += 1;
-    }
-    let mut last = Vec::with_capacity(batch.len());
-    for load in &batch {
-        let left = askers.get_mut(&(load.aggregate_type, load.aggregate_id.as_str())).expect("counted");
-        *left -= 1;
-        last.push(*left == 0);
-    }
-    for (load, last) in batch.into_iter().zip(last) {
-        let key = (load.aggregate_type.to_owned(), load.aggregate_id);
-        let events = if last { found.remove(&key) } else { found.get(&key).cloned() };
-        let _ = load.done.send(Ok(events.unwrap_or_default()));
+    // Two loads of one aggregate in a batch each get the events.
+    for load in batch {
+        let events = found.get(&(load.aggregate_type.to_owned(), load.aggregate_id)).cloned().unwrap_or_default();
+        let _ = load.done.send(Ok(events));
     }
 }
 
