@@ -362,11 +362,19 @@ impl ProjectionRunner {
     ) -> Result<(), ProjectionError> {
         let name = self.projection.name();
         let mut tx = conn.begin().await?;
-        let (applied, current): (i64, i64) =
-            sqlx::query_as("SELECT last_sequence, generation FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
+        // Locks the checkpoint and moves it in one round trip; what it held before tells
+        // what is applied already. Dropping `tx` (a rebuild, a redelivery) rolls it back.
+        let (applied, current): (i64, i64) = sqlx::query_as(
+            "UPDATE projection_checkpoints p
+             SET last_sequence = GREATEST(old.last_sequence, $2), updated_at = clock_timestamp()
+             FROM (SELECT last_sequence, generation FROM projection_checkpoints WHERE name = $1 FOR UPDATE) old
+             WHERE p.name = $1
+             RETURNING old.last_sequence, old.generation",
+        )
+        .bind(name)
+        .bind(last)
+        .fetch_one(&mut *tx)
+        .await?;
         if current != generation {
             return Err(ProjectionError::Rebuilt);
         }
@@ -385,13 +393,6 @@ impl ProjectionRunner {
             events.push((event, log_position));
         }
         self.projection.apply_all(&mut tx, &events).await?;
-        sqlx::query(
-            "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = clock_timestamp() WHERE name = $1",
-        )
-        .bind(name)
-        .bind(last)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(())
     }
