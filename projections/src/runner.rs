@@ -97,6 +97,9 @@ pub struct ProjectionRunner {
     projection: Arc<dyn Projection>,
 }
 
+/// The messages of a batch a projection applies, with their log positions.
+type Wanted<'m> = Vec<(&'m jetstream::Message, i64)>;
+
 /// Why a leading runner stopped without an error.
 enum Ended {
     Shutdown,
@@ -285,10 +288,7 @@ impl ProjectionRunner {
 
     /// The messages of a batch this projection applies, with their log positions, and the
     /// position of the batch's last message.
-    fn sort_out<'m>(
-        &self,
-        batch: &'m [jetstream::Message],
-    ) -> Result<(Vec<(&'m jetstream::Message, i64)>, i64), ProjectionError> {
+    fn sort_out<'m>(&self, batch: &'m [jetstream::Message]) -> Result<(Wanted<'m>, i64), ProjectionError> {
         let mut wanted = Vec::with_capacity(batch.len());
         let mut last = 0;
         for message in batch {
