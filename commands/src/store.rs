@@ -19,7 +19,7 @@
 //! conflict of one of its commands), the batch is rolled back and each command in it is
 //! appended alone, so only the conflicting one sees `OptimisticLockError`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use cqrs_es::Aggregate;
@@ -169,17 +169,11 @@ async fn loader(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Load>>>) {
 /// Reads the events of every aggregate in the batch with one query and hands each
 /// requester its own, in sequence order.
 async fn load_batch(pool: &PgPool, batch: Vec<Load>) {
-    use std::collections::HashMap;
-
-    let rows = select_events(pool, &batch).await;
-    let rows = match rows {
+    let rows = match select_events(pool, &batch).await {
         Ok(rows) => rows,
         Err(e) => {
             let message = e.to_string();
-            for load in batch {
-                let _ = load.done.send(Err(PersistenceError::ConnectionError(message.clone().into())));
-            }
-            return;
+            return fail_loads(batch, || PersistenceError::ConnectionError(message.clone().into()));
         }
     };
     let mut found: HashMap<(String, String), Vec<SerializedEvent>> = HashMap::new();
@@ -188,10 +182,7 @@ async fn load_batch(pool: &PgPool, batch: Vec<Load>) {
             Ok(sequence) => sequence,
             Err(e) => {
                 let message = format!("an event of {} has sequence {}: {e}", row.aggregate_id, row.sequence);
-                for load in batch {
-                    let _ = load.done.send(Err(PersistenceError::UnknownError(message.clone().into())));
-                }
-                return;
+                return fail_loads(batch, || PersistenceError::UnknownError(message.clone().into()));
             }
         };
         let key = (row.aggregate_type.clone(), row.aggregate_id.clone());
@@ -209,6 +200,13 @@ async fn load_batch(pool: &PgPool, batch: Vec<Load>) {
     for load in batch {
         let events = found.get(&(load.aggregate_type.to_owned(), load.aggregate_id)).cloned().unwrap_or_default();
         let _ = load.done.send(Ok(events));
+    }
+}
+
+/// Answers every load of a batch with the same failure.
+fn fail_loads(batch: Vec<Load>, error: impl Fn() -> PersistenceError) {
+    for load in batch {
+        let _ = load.done.send(Err(error()));
     }
 }
 

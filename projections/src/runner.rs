@@ -76,10 +76,12 @@ fn nats(e: impl std::fmt::Display) -> ProjectionError {
 
 /// Decodes an event's payload; a failure names the log position.
 pub fn decode<E: serde::de::DeserializeOwned>(event: &LoggedEvent, log_position: i64) -> Result<E, ProjectionError> {
-    event.decode().map_err(|e| ProjectionError::Decode {
-        position: u64::try_from(log_position).unwrap_or(0),
-        reason: e.to_string(),
-    })
+    event.decode().map_err(|e| undecodable(log_position, e))
+}
+
+/// What cannot be read at a log position.
+fn undecodable(log_position: i64, reason: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Decode { position: u64::try_from(log_position).unwrap_or(0), reason: reason.to_string() }
 }
 
 /// Most messages applied in one transaction.
@@ -386,10 +388,8 @@ impl ProjectionRunner {
             if log_position <= applied {
                 continue;
             }
-            let event: LoggedEvent = serde_json::from_slice(&message.payload).map_err(|e| ProjectionError::Decode {
-                position: u64::try_from(log_position).unwrap_or(0),
-                reason: e.to_string(),
-            })?;
+            let event: LoggedEvent =
+                serde_json::from_slice(&message.payload).map_err(|e| undecodable(log_position, e))?;
             events.push((event, log_position));
         }
         self.projection.apply_all(&mut tx, &events).await?;
