@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream;
@@ -128,12 +129,30 @@ fn class_names(video: &VideoSettings) -> Option<Vec<String>> {
     Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
 }
 
+/// How long a graceful stop may take in all, from the signal to the exit.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Of [`STOP_GRACE`], what is kept back for closing connections after the relay drained.
+const STOP_MARGIN: Duration = Duration::from_millis(500);
+
 /// A running installation: the API on a socket, and its background parts.
+///
+/// Each part has a token of its own, because a graceful stop ends them in an order:
+/// the HTTP server stops accepting and answers what is in flight while the background
+/// parts (projections, process managers, detector workers) stop; then the relay
+/// publishes what was committed up to that moment; then the connections close.
 pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// Cancelled to ask for a stop ([`Self::wait`] then stops in order).
     shutdown: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
+    /// Stops the HTTP server (graceful: in-flight requests are answered).
+    http: CancellationToken,
+    /// Stops projections, process managers and detector workers.
+    background: CancellationToken,
+    /// Stops the relay once it has published what is committed.
+    relay_stop: CancellationToken,
+    /// Taken by [`Self::stop`].
+    server: Option<JoinHandle<std::io::Result<()>>>,
     relay: Option<(JoinHandle<()>, Arc<RelayStats>)>,
     projections: Vec<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
@@ -184,19 +203,46 @@ impl Running {
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '48 hours'")
             .execute(&app.pool)
             .await?;
+        let metrics_listener = match app.http.metrics_bind {
+            Some(bind) => Some(TcpListener::bind(bind).await.with_context(|| format!("binding {bind} for metrics"))?),
+            None => None,
+        };
+        crate::metrics::handle();
         let state = AppState(Arc::new(app));
-        let shutdown = CancellationToken::new();
+        let http = CancellationToken::new();
+        if let Some(listener) = metrics_listener {
+            let router = axum::Router::new()
+                .route("/metrics", axum::routing::get(crate::metrics::metrics_open))
+                .with_state(state.clone());
+            let token = http.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router).with_graceful_shutdown(token.cancelled_owned()).await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics address stopped serving");
+                }
+            });
+        }
         let router = crate::routes::router(state.clone());
         let server = {
-            let token = shutdown.clone();
+            let token = http.clone();
             tokio::spawn(async move {
                 axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                     .with_graceful_shutdown(async move { token.cancelled().await })
                     .await
             })
         };
-        let mut running =
-            Self { addr, state, shutdown, server, relay: None, projections: Vec::new(), workers: Vec::new() };
+        let mut running = Self {
+            addr,
+            state,
+            shutdown: CancellationToken::new(),
+            http,
+            background: CancellationToken::new(),
+            relay_stop: CancellationToken::new(),
+            server: Some(server),
+            relay: None,
+            projections: Vec::new(),
+            workers: Vec::new(),
+        };
         if components.relay {
             running.start_relay();
         }
@@ -219,7 +265,7 @@ impl Running {
             RelayConfig { committed: Some(self.state.commands.events().committed()), ..RelayConfig::default() },
         );
         let stats = relay.stats();
-        let handle = tokio::spawn(relay.run(self.shutdown.child_token()));
+        let handle = tokio::spawn(relay.run(self.relay_stop.child_token()));
         self.relay = Some((handle, stats));
     }
 
@@ -248,7 +294,7 @@ impl Running {
                 self.state.settings.namespace.clone(),
                 projection,
             );
-            self.projections.push(tokio::spawn(runner.run(self.shutdown.child_token())));
+            self.projections.push(tokio::spawn(runner.run(self.background.child_token())));
         }
     }
 
@@ -263,7 +309,7 @@ impl Running {
     /// Starts one more detector worker.
     pub fn start_worker(&mut self) {
         let worker = crate::worker::DetectorWorker::new(self.state.clone(), self.workers.len());
-        self.workers.push(tokio::spawn(worker.run(self.shutdown.child_token())));
+        self.workers.push(tokio::spawn(worker.run(self.background.child_token())));
     }
 
     /// Kills the detector workers where they stand, as a crash would.
@@ -274,36 +320,77 @@ impl Running {
         }
     }
 
-    /// A token that stops everything when cancelled.
+    /// A token that asks for a stop when cancelled: [`Self::wait`] then stops in order.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
-    /// Stops accepting requests, lets running ones finish, stops the background parts.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    /// Stops every part at once, without the order of [`Self::stop`] (for tests and for
+    /// a process that is going away anyway).
+    pub fn cancel_all(&self) {
         self.shutdown.cancel();
-        self.server.await??;
-        if let Some((handle, _)) = self.relay {
-            handle.await?;
+        self.http.cancel();
+        self.background.cancel();
+        self.relay_stop.cancel();
+    }
+
+    /// Stops gracefully within [`STOP_GRACE`]: stops accepting requests and answers the
+    /// ones in flight while the background parts stop; then lets the relay publish what
+    /// is committed; then closes the connections. A part that overruns the time left is
+    /// aborted (what it had not finished is redone at the next start: every part resumes
+    /// from durable state).
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + STOP_GRACE - STOP_MARGIN;
+        self.shutdown.cancel();
+        self.http.cancel();
+        self.background.cancel();
+        let server = match self.server.take() {
+            Some(server) => finish(server, deadline, "the HTTP server").await,
+            None => None,
+        };
+        for handle in self.projections.drain(..).chain(self.workers.drain(..)) {
+            finish(handle, deadline, "a background task").await;
         }
-        for handle in self.projections.into_iter().chain(self.workers) {
-            handle.await?;
+        // Nothing of this process commits any more: what the relay publishes now is all.
+        self.relay_stop.cancel();
+        if let Some((handle, stats)) = self.relay.take() {
+            finish(handle, deadline, "the relay").await;
+            tracing::info!(log_position = stats.log_position.load(std::sync::atomic::Ordering::Relaxed), "relay stopped");
         }
-        self.state.pool.close().await;
-        Ok(())
+        let _ = tokio::time::timeout(STOP_MARGIN, self.state.pool.close()).await;
+        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "stopped");
+        match server {
+            Some(Ok(Ok(()))) | None => Ok(()),
+            Some(Ok(Err(e))) => Err(e.into()),
+            Some(Err(e)) => Err(e.into()),
+        }
     }
 
     /// Runs until `shutdown` is cancelled (or the server fails), then stops.
     pub async fn wait(mut self) -> anyhow::Result<()> {
         let token = self.shutdown.clone();
+        let Some(server) = self.server.as_mut() else { return self.stop().await };
         tokio::select! {
             () = token.cancelled() => {}
-            result = &mut self.server => {
-                self.shutdown.cancel();
+            result = server => {
+                self.cancel_all();
                 result??;
                 anyhow::bail!("the HTTP server stopped unexpectedly");
             }
         }
         self.stop().await
+    }
+}
+
+/// Waits for a part to end until `deadline`, then aborts it. `None` when it was aborted.
+async fn finish<T>(mut handle: JoinHandle<T>, deadline: tokio::time::Instant, what: &str) -> Option<Result<T, tokio::task::JoinError>> {
+    match tokio::time::timeout_at(deadline, &mut handle).await {
+        Ok(result) => Some(result),
+        Err(_) => {
+            tracing::warn!(part = what, "did not stop in time; aborting it");
+            handle.abort();
+            None
+        }
     }
 }

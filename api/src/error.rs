@@ -109,6 +109,9 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// Seconds a client should wait before retrying a 503.
+pub const RETRY_UNAVAILABLE_AFTER_SECS: &str = "2";
+
 /// The cause of a 5xx, carried to [`log_internal_errors`] in the response's extensions.
 #[derive(Clone)]
 struct InternalCause(std::sync::Arc<anyhow::Error>);
@@ -123,6 +126,14 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A dependency is down: tell clients (and the extension's outbox) when to try
+            // again rather than letting them hammer a recovering service.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_UNAVAILABLE_AFTER_SECS),
+            );
+        }
         if let Self::Unavailable(cause) | Self::Internal(cause) = self {
             response.extensions_mut().insert(InternalCause(std::sync::Arc::new(cause)));
         }
@@ -136,7 +147,9 @@ pub async fn log_internal_errors(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
-        tracing::error!(%method, %path, status = response.status().as_u16(), error = ?cause, "request failed");
+        // The error chain in one line ("context: cause: root cause"), never the Debug form:
+        // with RUST_BACKTRACE set, that would log a backtrace per failed request.
+        tracing::error!(%method, %path, status = response.status().as_u16(), error = %format_args!("{cause:#}"), "request failed");
     }
     response
 }

@@ -19,6 +19,7 @@ pub mod extract;
 pub mod fake_payments;
 pub mod followups;
 pub mod matcher;
+pub mod metrics;
 pub mod routes;
 pub mod settings;
 pub mod upload;

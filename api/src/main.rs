@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     // Logs go to standard error; standard output is for command results.
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
@@ -20,5 +20,15 @@ async fn main() -> anyhow::Result<()> {
     } else {
         builder.init();
     }
-    framecart_api::cli::run(framecart_api::cli::Cli::parse()).await
+    let outcome = framecart_api::cli::run(framecart_api::cli::Cli::parse()).await;
+    // Exit here rather than by returning: returning would drop the runtime, which waits
+    // for blocking work still running (a frame being detected), and a stop must end
+    // within its grace period. Everything durable was closed by then.
+    match outcome {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            std::process::exit(1)
+        }
+    }
 }

@@ -159,6 +159,11 @@ pub struct HttpSettings {
     /// origin gets CORS headers.
     #[arg(long, env = "FRAMECART_CORS_ORIGINS", value_delimiter = ',', default_value = EXTENSION_ORIGIN)]
     pub cors_origins: Vec<String>,
+
+    /// A second address serving `GET /metrics` without authentication, for a scraper on
+    /// a private network. Without it, `/metrics` is served on the API address to staff.
+    #[arg(long, env = "FRAMECART_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Default for HttpSettings {
@@ -169,6 +174,7 @@ impl Default for HttpSettings {
             viewer_cookie: None,
             max_body_bytes: 64 * 1024,
             cors_origins: vec![EXTENSION_ORIGIN.to_owned()],
+            metrics_bind: None,
         }
     }
 }

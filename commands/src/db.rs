@@ -34,12 +34,34 @@ fn is_local_host(host: &str) -> bool {
         || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// How long a request waits for a connection before it is answered 503. With Postgres
+/// down, sqlx retries a refused connection until this runs out: a short bound makes an
+/// outage fail fast (and answer `Retry-After`) instead of piling callers up for seconds.
+/// Under load a connection is free in milliseconds, so a second is ample.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a process that starts waits for Postgres to answer (a server starting at
+/// the same moment, a fail-over) before it gives up.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+/// A pool, once Postgres answers (waiting up to [`STARTUP_WAIT`] for it).
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(connect_options(url)?)
-        .await
+    let options = connect_options(url)?;
+    let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
+    loop {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await;
+        match pool {
+            Err(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "Postgres does not answer yet; waiting for it");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {

@@ -104,18 +104,31 @@ where
 {
     let metadata = metadata.into_map();
     let mut attempt = 1;
-    loop {
+    let outcome = loop {
         match cqrs.execute_with_metadata(aggregate_id, command.clone(), metadata.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(AggregateError::UserError(e)) => return Err(CommandError::Refused(e)),
+            Ok(()) => break Ok(()),
+            Err(AggregateError::UserError(e)) => break Err(CommandError::Refused(e)),
             Err(AggregateError::AggregateConflict) if attempt < ATTEMPTS => {
                 tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5)).await;
                 attempt += 1;
             }
-            Err(AggregateError::AggregateConflict) => return Err(CommandError::Conflict(A::TYPE)),
-            Err(e) => return Err(CommandError::Store(e.to_string())),
+            Err(AggregateError::AggregateConflict) => break Err(CommandError::Conflict(A::TYPE)),
+            Err(e) => break Err(CommandError::Store(e.to_string())),
         }
-    }
+    };
+    count::<A>(&outcome);
+    outcome
+}
+
+/// Counts a command's outcome for the metrics (`framecart_commands_total`).
+fn count<A: Aggregate>(outcome: &Result<(), CommandError<A::Error>>) {
+    let outcome = match outcome {
+        Ok(()) => "acknowledged",
+        Err(CommandError::Refused(_)) => "refused",
+        Err(CommandError::Conflict(_)) => "conflict",
+        Err(CommandError::Store(_)) => "failed",
+    };
+    metrics::counter!("framecart_commands_total", "aggregate" => A::TYPE, "outcome" => outcome).increment(1);
 }
 
 /// Executes commands addressed to many aggregates of one type together: one query loads
@@ -193,10 +206,14 @@ where
         }
     }
     if appended.is_empty() {
+        results.iter().for_each(count::<A>);
         return results;
     }
     match events.append_serialized(A::TYPE, appended).await {
-        Ok(()) => results,
+        Ok(()) => {
+            results.iter().for_each(count::<A>);
+            results
+        }
         Err(cqrs_es::persist::PersistenceError::OptimisticLockError) => one_by_one(cqrs, commands).await,
         Err(e) => commands.iter().map(|_| Err(store_error(&e))).collect(),
     }

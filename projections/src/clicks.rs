@@ -65,6 +65,7 @@ struct NewRows {
     video_id: Vec<String>,
     video_id_reported: Vec<String>,
     user_id: Vec<Option<String>>,
+    signed_in: Vec<bool>,
     viewer: Vec<String>,
     client_ip: Vec<String>,
     viewer_cookie: Vec<Option<String>>,
@@ -95,6 +96,7 @@ impl NewRows {
         self.video_id.push(c.video_id.to_string());
         self.video_id_reported.push(c.video_id_reported.clone());
         self.user_id.push(c.user_id.as_ref().map(|u| u.to_string()));
+        self.signed_in.push(signed_in(c, event));
         self.viewer.push(viewer(c.viewer_cookie.as_deref(), &ip));
         self.client_ip.push(ip);
         self.viewer_cookie.push(c.viewer_cookie.clone());
@@ -123,11 +125,12 @@ impl NewRows {
             "INSERT INTO clicks_view (click_id, log_position, event_id, video_id, video_id_reported,
                  user_id, viewer, client_ip, viewer_cookie, x, y, media_time,
                  player_width, player_height, video_width, video_height,
-                 frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at)
+                 frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at, signed_in)
              SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
                  $7::text[], $8::text[], $9::text[], $10::float8[], $11::float8[], $12::float8[],
                  $13::float8[], $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[],
-                 $19::float8[], $20::float8[], $21::bool[], $22::bool[], $23::timestamptz[], $24::timestamptz[])
+                 $19::float8[], $20::float8[], $21::bool[], $22::bool[], $23::timestamptz[], $24::timestamptz[],
+                 $25::bool[])
              ON CONFLICT (click_id) DO NOTHING",
         )
         .bind(&self.click_id)
@@ -154,6 +157,7 @@ impl NewRows {
         .bind(&self.during_ad)
         .bind(&self.received_at)
         .bind(&self.recorded_at)
+        .bind(&self.signed_in)
         .execute(tx)
         .await?;
         Ok(())
@@ -336,13 +340,16 @@ pub struct MatchView {
     pub run_id: Option<Uuid>,
     pub matched_at: Option<DateTime<Utc>>,
     pub log_position: i64,
+    /// The click was sent with its user's token (see [`ClickView::signed_in`]).
+    #[serde(skip)]
+    pub signed_in: bool,
 }
 
 const MATCH_COLUMNS: &str = "click_id, video_id, user_id, media_time AS timestamp, match_status AS status,
     match_article AS article, match_identifier AS additional_identifier, match_label AS label,
     match_track_id AS track_id, match_box AS bbox, match_score AS score, match_reason AS reason,
     match_explanation AS explanation, coalesce(match_candidates, '[]'::jsonb) AS candidates,
-    match_run_id AS run_id, matched_at, log_position";
+    match_run_id AS run_id, matched_at, log_position, signed_in";
 
 pub async fn match_of(pool: &PgPool, click_id: Uuid) -> Result<Option<MatchView>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {MATCH_COLUMNS} FROM clicks_view WHERE click_id = $1"))
@@ -358,6 +365,7 @@ pub async fn matches(pool: &PgPool, filter: &ClickFilter) -> Result<Vec<MatchVie
          WHERE ($1::text IS NULL OR video_id = $1)
            AND ($2::text IS NULL OR user_id = $2)
            AND ($3::text IS NULL OR viewer = $3)
+           AND (NOT $6 OR signed_in)
            AND log_position > $4
          ORDER BY log_position
          LIMIT $5"
@@ -367,8 +375,20 @@ pub async fn matches(pool: &PgPool, filter: &ClickFilter) -> Result<Vec<MatchVie
     .bind(filter.viewer.as_deref())
     .bind(filter.after.unwrap_or(0))
     .bind(filter.limit)
+    .bind(filter.signed_in_only)
     .fetch_all(pool)
     .await
+}
+
+/// Whether the click's user is the account whose token sent it. A client without a
+/// token may report any user id (as the original system allowed); such a click is
+/// anonymous: its user id is a claim, and it is not that account's to read.
+fn signed_in(c: &click::ClickRecorded, event: &LoggedEvent) -> bool {
+    let actor = event.metadata.get(framecart_domain::metadata::ACTOR).map(String::as_str);
+    match (&c.user_id, actor.and_then(|a| a.strip_prefix("user:"))) {
+        (Some(user), Some(actor)) => user.as_str() == actor,
+        _ => false,
+    }
 }
 
 /// Who the viewer is: the configured cookie's value when the client sent one (it survives
@@ -426,6 +446,10 @@ pub struct ClickView {
     pub during_ad: bool,
     pub received_at: DateTime<Utc>,
     pub recorded_at: DateTime<Utc>,
+    /// The click was sent with its user's token, so it is that account's click; without a
+    /// token a reported user id is only a claim.
+    #[serde(skip)]
+    pub signed_in: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -452,6 +476,7 @@ struct Row {
     during_ad: bool,
     received_at: DateTime<Utc>,
     recorded_at: DateTime<Utc>,
+    signed_in: bool,
 }
 
 fn size(w: Option<f64>, h: Option<f64>) -> Option<SizeView> {
@@ -482,13 +507,14 @@ impl From<Row> for ClickView {
             during_ad: r.during_ad,
             received_at: r.received_at,
             recorded_at: r.recorded_at,
+            signed_in: r.signed_in,
         }
     }
 }
 
 const COLUMNS: &str = "click_id, log_position, video_id, video_id_reported, user_id, viewer, client_ip,
     x, y, media_time, player_width, player_height, video_width, video_height,
-    frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at";
+    frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at, signed_in";
 
 /// Which clicks to list; every filter is optional and they combine.
 #[derive(Debug, Clone, Default)]
@@ -496,6 +522,8 @@ pub struct ClickFilter {
     pub video_id: Option<String>,
     pub user_id: Option<String>,
     pub viewer: Option<String>,
+    /// Only clicks sent with their user's token (a viewer's own clicks).
+    pub signed_in_only: bool,
     /// Only clicks after this log position.
     pub after: Option<i64>,
     pub limit: i64,
@@ -508,6 +536,7 @@ pub async fn list(pool: &PgPool, filter: &ClickFilter) -> Result<Vec<ClickView>,
          WHERE ($1::text IS NULL OR video_id = $1)
            AND ($2::text IS NULL OR user_id = $2)
            AND ($3::text IS NULL OR viewer = $3)
+           AND (NOT $6 OR signed_in)
            AND log_position > $4
          ORDER BY log_position
          LIMIT $5"
@@ -517,6 +546,7 @@ pub async fn list(pool: &PgPool, filter: &ClickFilter) -> Result<Vec<ClickView>,
     .bind(filter.viewer.as_deref())
     .bind(filter.after.unwrap_or(0))
     .bind(filter.limit)
+    .bind(filter.signed_in_only)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(ClickView::from).collect())

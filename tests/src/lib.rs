@@ -286,7 +286,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Stop the background parts before the database and the stream go away.
-        self.running.shutdown_token().cancel();
+        self.running.cancel_all();
     }
 }
 

@@ -352,3 +352,112 @@ async fn only_configured_origins_get_cors_headers() {
     let other = preflight("https://evil.example").await.expect("preflight");
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn a_signed_in_click_and_its_personal_fields_are_its_owner_s_and_staff_s_only() {
+    let app = TestApp::spawn().await;
+    let (alice, alice_id) = app.user("alice@framecart.test", &[]).await;
+    let (bob, _) = app.user("bob@framecart.test", &[]).await;
+    let (merchant, _) = app.user("merchant@framecart.test", &["merchant"]).await;
+    let (auditor, _) = app.user("auditor@framecart.test", &["auditor"]).await;
+    let click_id = Uuid::new_v4();
+    let sent = alice.post(app.url("/api/v1/clicks")).json(&click_body(click_id, "VESeA6leQuk", 10.0, 10.0, 1.0));
+    assert_eq!(sent.send().await.expect("a click").status().as_u16(), 202);
+    app.wait_for_clicks_view().await;
+
+    let status = |client: &reqwest::Client, path: String| {
+        let request = client.get(app.url(&path));
+        async move { request.send().await.expect("an answer").status().as_u16() }
+    };
+    let click = format!("/api/v1/clicks/{click_id}");
+    let verdict = format!("/api/v1/clicks/{click_id}/match");
+    assert_eq!(status(&app.http, click.clone()).await, 401, "anonymous");
+    assert_eq!(status(&bob, click.clone()).await, 404, "another viewer");
+    assert_eq!(status(&app.http, verdict.clone()).await, 404, "anonymous, match");
+    assert_eq!(status(&bob, verdict.clone()).await, 404, "another viewer, match");
+    for (who, client) in [("owner", &alice), ("merchant", &merchant), ("auditor", &auditor), ("admin", &app.admin)] {
+        assert_eq!(status(client, click.clone()).await, 200, "{who}");
+        assert_eq!(status(client, verdict.clone()).await, 200, "{who}, match");
+    }
+    let mine: Value = alice.get(app.url(&click)).send().await.expect("an answer").json().await.expect("JSON");
+    assert_eq!(mine["user_id"], json!(alice_id));
+    assert_eq!(mine["client_ip"], json!("127.0.0.1"));
+    // Bob's list holds none of Alice's clicks; hers holds hers.
+    let list = |client: &reqwest::Client| {
+        let request = client.get(app.url("/api/v1/clicks"));
+        async move { request.send().await.expect("an answer").json::<Value>().await.expect("JSON")["items"].clone() }
+    };
+    assert_eq!(list(&bob).await, json!([]));
+    assert_eq!(list(&alice).await.as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn an_anonymous_click_s_verdict_is_answered_by_its_id_without_personal_fields() {
+    let app = TestApp::spawn().await;
+    let (viewer, viewer_id) = app.user("viewer@framecart.test", &[]).await;
+    // Without a token a reported user id is only a claim, even one naming an account.
+    let click_id = Uuid::new_v4();
+    let mut body = click_body(click_id, "VESeA6leQuk", 10.0, 10.0, 1.0);
+    body["userId"] = json!(viewer_id);
+    assert_eq!(app.post("/api/v1/clicks", &body).await.0, 202);
+    app.wait_for_clicks_view().await;
+
+    let verdict = app.http.get(app.url(&format!("/api/v1/clicks/{click_id}/match"))).send().await.expect("answer");
+    assert_eq!(verdict.status().as_u16(), 200);
+    let verdict: Value = verdict.json().await.expect("JSON");
+    assert_eq!(verdict["status"], json!("pending"));
+    assert_eq!(verdict["user_id"], Value::Null, "no personal field for the holder of the id");
+    let click = format!("/api/v1/clicks/{click_id}");
+    assert_eq!(app.http.get(app.url(&click)).send().await.expect("answer").status().as_u16(), 401);
+    assert_eq!(viewer.get(app.url(&click)).send().await.expect("answer").status().as_u16(), 404);
+    let listed: Value = viewer.get(app.url("/api/v1/clicks")).send().await.expect("answer").json().await.expect("JSON");
+    assert_eq!(listed["items"], json!([]), "a claimed click is not the account's");
+    let (status, seen) = app.get(&format!("/api/v1/clicks/{click_id}/match")).await;
+    assert_eq!((status, &seen["user_id"]), (200, &json!(viewer_id)), "staff see the reported id");
+}
+
+#[tokio::test]
+async fn a_stop_publishes_what_is_committed_and_ends_within_its_grace() {
+    let mut app = TestApp::spawn_bare(Components { relay: false, projections: false }).await;
+    // A backlog the relay has not seen: committed while no relay ran.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'backlog', gen_random_uuid()::text, 1, 'Waited', '1.0', '{}', '{}' FROM generate_series(1, 10000)",
+    )
+    .execute(&app.db)
+    .await
+    .expect("a backlog");
+    app.running.start_relay();
+    let started = std::time::Instant::now();
+    app.running.stop().await.expect("a clean stop");
+    let took = started.elapsed();
+    assert!(took < framecart_api::app::STOP_GRACE, "the stop took {took:?}");
+    assert_eq!(app.stream_len().await, 10_000, "every committed event is in the stream after the stop");
+}
+
+#[tokio::test]
+async fn metrics_show_commands_latency_and_lag_to_staff_only() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        let (status, _) = app.post("/api/v1/clicks", &click_body(Uuid::new_v4(), "VESeA6leQuk", 1.0, 1.0, 1.0)).await;
+        assert_eq!(status, 202);
+    }
+    app.wait_for_clicks_view().await;
+    let anonymous = app.http.get(app.url("/metrics")).send().await.expect("an answer");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let (viewer, _) = app.user("viewer@framecart.test", &[]).await;
+    assert_eq!(viewer.get(app.url("/metrics")).send().await.expect("an answer").status().as_u16(), 403);
+    let answer = app.admin.get(app.url("/metrics")).send().await.expect("an answer");
+    assert_eq!(answer.status().as_u16(), 200);
+    let text = answer.text().await.expect("text");
+    let ns = app.namespace.namespace.to_string();
+    for expected in [
+        "framecart_commands_total{aggregate=\"click\",outcome=\"acknowledged\"}".to_owned(),
+        "framecart_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/clicks\",status=\"202\"".to_owned(),
+        format!("framecart_projection_lag_events{{namespace=\"{ns}\",projection=\"clicks\"}} 0"),
+        format!("framecart_stream_last_sequence{{namespace=\"{ns}\"}}"),
+        format!("framecart_detector_queue_runs{{namespace=\"{ns}\",state=\"queued\"}} 0"),
+    ] {
+        assert!(text.contains(&expected), "{expected} is missing from:\n{text}");
+    }
+}

@@ -221,7 +221,8 @@ async fn list_clicks(
 /// Checks a click query's values. Staff see every click; a viewer only their own.
 fn click_filter(q: ClickQuery, caller: &Caller) -> Result<ClickFilter, ApiError> {
     let me = caller.user()?;
-    let q = if caller.is_staff() { q } else { ClickQuery { user_id: Some(me.to_string()), ..q } };
+    let staff = caller.is_staff();
+    let q = if staff { q } else { ClickQuery { user_id: Some(me.to_string()), ..q } };
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 1000"));
@@ -237,29 +238,52 @@ fn click_filter(q: ClickQuery, caller: &Caller) -> Result<ClickFilter, ApiError>
         video_id: video_id.map(String::from),
         user_id: user_id.map(String::from),
         viewer: q.viewer,
+        signed_in_only: !staff,
         after: q.after,
         limit,
     })
 }
 
-/// One click from the `clicks` view (404 until the view has it).
+/// One click from the `clicks` view, with its personal fields (the client's address and
+/// cookie): its owner's (a click sent with their token) and staff's only. 404 until the
+/// view has it, and for a click the caller may not see.
 #[utoipa::path(
     get,
     path = "/api/v1/clicks/{click_id}",
     tag = "clicks",
     params(("click_id" = Uuid, Path, description = "The click's id")),
-    responses((status = 200, body = ClickView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, body = ClickView),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
 )]
-async fn get_click(State(app): State<AppState>, Path(click_id): Path<Uuid>) -> Result<axum::Json<ClickView>, ApiError> {
+async fn get_click(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(click_id): Path<Uuid>,
+) -> Result<axum::Json<ClickView>, ApiError> {
+    caller.user()?;
     clicks::get(&app.pool, click_id)
         .await
         .map_err(ApiError::unavailable)?
+        .filter(|click| caller.is_staff() || owns(&caller, click.signed_in, click.user_id.as_deref()))
         .map(axum::Json)
         .ok_or_else(|| ApiError::NotFound(format!("no click {click_id}")))
 }
 
+/// True when the caller is the account that sent the click with its token.
+fn owns(caller: &Caller, signed_in: bool, user_id: Option<&str>) -> bool {
+    signed_in && caller.user_id().is_some_and(|me| user_id == Some(me.to_string().as_str()))
+}
+
 /// What the matcher made of a click, with the explanation (`pending` until the video has
 /// a completed detection run).
+///
+/// A click sent with an account's token is its owner's and staff's to read. An anonymous
+/// click's verdict is answered to whoever holds its id (a random UUID only its sender
+/// knows: the browser extension asks with it), without the reported user id.
 #[utoipa::path(
     get,
     path = "/api/v1/clicks/{click_id}/match",
@@ -267,12 +291,23 @@ async fn get_click(State(app): State<AppState>, Path(click_id): Path<Uuid>) -> R
     params(("click_id" = Uuid, Path, description = "The click's id")),
     responses((status = 200, body = MatchView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
-async fn get_match(State(app): State<AppState>, Path(click_id): Path<Uuid>) -> Result<axum::Json<MatchView>, ApiError> {
-    clicks::match_of(&app.pool, click_id)
-        .await
-        .map_err(ApiError::unavailable)?
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no click {click_id}")))
+async fn get_match(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(click_id): Path<Uuid>,
+) -> Result<axum::Json<MatchView>, ApiError> {
+    let found = clicks::match_of(&app.pool, click_id).await.map_err(ApiError::unavailable)?;
+    let visible = found.and_then(|mut verdict| {
+        if caller.is_staff() || owns(&caller, verdict.signed_in, verdict.user_id.as_deref()) {
+            Some(verdict)
+        } else if verdict.signed_in {
+            None
+        } else {
+            verdict.user_id = None;
+            Some(verdict)
+        }
+    });
+    visible.map(axum::Json).ok_or_else(|| ApiError::NotFound(format!("no click {click_id}")))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

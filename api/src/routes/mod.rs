@@ -51,7 +51,8 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let request_id = HeaderName::from_static(REQUEST_ID);
-    api.route(
+    api.route("/metrics", get(crate::metrics::metrics_for_staff))
+    .route(
         "/api/openapi.json",
         get(move || {
             let openapi = openapi.clone();
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
     .method_not_allowed_fallback(error::method_not_allowed)
     .with_state(state)
     .layer(DefaultBodyLimit::max(max_body))
+    .layer(axum::middleware::from_fn(crate::metrics::track_http))
     .layer(cors)
     .layer(axum::middleware::from_fn(error::log_internal_errors))
     .layer(CatchPanicLayer::custom(panic_response))

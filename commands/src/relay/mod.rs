@@ -117,6 +117,8 @@ impl Relay {
     }
 
     /// Runs until `shutdown`: stands by, leads when elected, and starts over after errors.
+    /// When `shutdown` comes, a leader first publishes what is committed (the caller
+    /// bounds how long it may take).
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
@@ -163,11 +165,14 @@ impl Relay {
         sqlx::query("SET synchronous_commit = off").execute(&mut *conn).await?;
         let mut at = self.resume(conn).await?;
         loop {
-            if shutdown.is_cancelled() {
-                return Ok(());
-            }
+            // Once asked to stop, the leader publishes what is committed, then stops: a
+            // graceful stop leaves nothing committed behind in the store alone.
+            let draining = shutdown.is_cancelled();
             let events = tail::committed_after(conn, at.cursor, self.config.batch_size).await?;
             if events.is_empty() {
+                if draining {
+                    return Ok(());
+                }
                 let committed = async {
                     match &self.config.committed {
                         Some(committed) => committed.notified().await,
@@ -175,7 +180,7 @@ impl Relay {
                     }
                 };
                 tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
+                    () = shutdown.cancelled() => {}
                     () = tokio::time::sleep(self.config.idle_poll) => {}
                     () = committed => {}
                 }

@@ -42,9 +42,15 @@ export async function checkHealth(settings) {
   return { reachable: answer.status >= 200 && answer.status < 300, ...answer };
 }
 
-/** `GET /api/v1/clicks/{clickId}/match`: what the matcher made of a click. Public. */
+/**
+ * `GET /api/v1/clicks/{clickId}/match`: what the matcher made of a click. Sent with the
+ * viewer's token when there is one: a click made signed in is only its owner's to read
+ * (an anonymous click's verdict is answered to whoever holds its id).
+ */
 export async function getMatch(settings, clickId) {
-  return request(settings, `/api/v1/clicks/${encodeURIComponent(clickId)}/match`, READ_TIMEOUT_MS, {});
+  return request(settings, `/api/v1/clicks/${encodeURIComponent(clickId)}/match`, READ_TIMEOUT_MS, {
+    headers: requestHeaders(settings),
+  });
 }
 
 /** `GET /api/v1/products/{article}`: a product of the catalogue. Public. */
