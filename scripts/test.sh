@@ -10,5 +10,6 @@ for part in detector extension; do
 done
 cargo test --workspace --locked --all-targets "$@"
 # The browser extension's unit and browser tests, against the real `framecart` binary.
-cargo build --locked --bin framecart
+# Same targets and features as the tests above, so nothing is built twice (CI disk and time).
+cargo build --locked --workspace --all-targets
 FRAMECART_BIN="$CARGO_TARGET_DIR/debug/framecart" extension/scripts/test.sh

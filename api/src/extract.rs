@@ -5,22 +5,120 @@ use std::net::IpAddr;
 
 use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
+use axum::extract::RawPathParams;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use framecart_domain::text::forbidden_char;
 use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::ApiError;
 
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body. Before it is deserialized, every string in it (object keys included) is
+/// checked for NUL and other control characters: such a value would be refused by
+/// Postgres or corrupt a view, so it is refused at the door (422 `invalid_text`), whatever
+/// the handler does with it.
 pub struct Json<T>(pub T);
 
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<Value>::from_request(request, state).await?;
+        check_json_text(&value, &mut String::new())?;
+        serde_json::from_value(value)
+            .map(Json)
+            .map_err(|e| ApiError::invalid("invalid_body", format!("Failed to deserialize the JSON body: {e}")))
+    }
+}
+
+/// Walks `value`, keeping the JSON pointer of the current node in `at` for the message.
+fn check_json_text(value: &Value, at: &mut String) -> Result<(), ApiError> {
+    match value {
+        Value::String(s) => refuse_forbidden(s, || format!("the body's `{}`", pointer(at).escape_debug())),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = at.len();
+                at.push_str(&format!("/{i}"));
+                check_json_text(item, at)?;
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Object(fields) => {
+            for (key, item) in fields {
+                refuse_forbidden(key, || format!("a key of the body's `{}`", pointer(at).escape_debug()))?;
+                let len = at.len();
+                at.push('/');
+                at.push_str(key);
+                check_json_text(item, at)?;
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+    }
+}
+
+fn pointer(at: &str) -> &str {
+    if at.is_empty() { "/" } else { at }
+}
+
+/// A JSON body's bad text is a 422 (a value the command would store); a query's or a
+/// path's is a 400 (the request itself is malformed).
+fn refuse_forbidden(value: &str, place: impl FnOnce() -> String) -> Result<(), ApiError> {
+    forbidden_message(value, place).map_or(Ok(()), |message| Err(ApiError::invalid("invalid_text", message)))
+}
+
+fn refuse_forbidden_in_request(value: &str, place: impl FnOnce() -> String) -> Result<(), ApiError> {
+    forbidden_message(value, place).map_or(Ok(()), |message| Err(ApiError::bad_request("invalid_text", message)))
+}
+
+fn forbidden_message(value: &str, place: impl FnOnce() -> String) -> Option<String> {
+    forbidden_char(value).map(|c| {
+        format!("{} contains the control character U+{:04X}; text may not hold control characters", place(), c as u32)
+    })
+}
+
+/// A query string. Its decoded names and values are checked like a JSON body's strings
+/// (400 `invalid_text`), then it is deserialized as `axum::extract::Query` does.
 pub struct Query<T>(pub T);
 
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(query) = parts.uri.query() {
+            for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+                for text in [&name, &value] {
+                    refuse_forbidden_in_request(text, || format!("the query parameter `{}`", name.escape_debug()))?;
+                }
+            }
+        }
+        let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(value))
+    }
+}
+
+/// Path parameters, checked like a query string (400 `invalid_text`), then deserialized
+/// as `axum::extract::Path` does.
 pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+        for (name, value) in &raw {
+            refuse_forbidden_in_request(value, || format!("the path parameter `{name}`"))?;
+        }
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
 
 pub struct Multipart(pub axum::extract::Multipart);
 

@@ -14,7 +14,12 @@ use serde::{Deserialize, Serialize};
 /// a client bug or an attack, not a screen.
 pub const MAX_DIMENSION: f64 = 16_384.0;
 
-/// A width and a height in pixels, both finite, positive and at most [`MAX_DIMENSION`].
+/// Smallest width or height we accept: one pixel. A smaller size is no screen or video,
+/// and dividing by it overflows the frame coordinates to infinity or NaN.
+pub const MIN_DIMENSION: f64 = 1.0;
+
+/// A width and a height in pixels, both finite and between [`MIN_DIMENSION`] and
+/// [`MAX_DIMENSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawSize")]
 pub struct Size {
@@ -30,7 +35,7 @@ struct RawSize {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SizeError {
-    #[error("a width and height must be finite numbers greater than zero")]
+    #[error("a width and height must be finite numbers of at least {MIN_DIMENSION} pixel")]
     NotPositive,
     #[error("a width or height above {MAX_DIMENSION} pixels is not a real screen or video")]
     TooLarge,
@@ -45,8 +50,8 @@ impl TryFrom<RawSize> for Size {
 
 impl Size {
     pub fn new(width: f64, height: f64) -> Result<Self, SizeError> {
-        // `!(x > 0.0)` also catches NaN.
-        if !(width > 0.0 && height > 0.0 && width.is_finite() && height.is_finite()) {
+        // `!(x >= MIN)` also catches NaN.
+        if !(width >= MIN_DIMENSION && height >= MIN_DIMENSION && width.is_finite() && height.is_finite()) {
             return Err(SizeError::NotPositive);
         }
         if width > MAX_DIMENSION || height > MAX_DIMENSION {
@@ -101,6 +106,14 @@ pub struct FrameHit {
     pub scale: f64,
     /// False when the click landed on a black band beside or above the picture.
     pub on_frame: bool,
+}
+
+impl FrameHit {
+    /// Every coordinate is a finite number (JSON has no NaN or infinity: serde_json writes
+    /// them as `null`, which then cannot be read back).
+    pub fn is_finite(&self) -> bool {
+        [self.x, self.y, self.u, self.v, self.scale].iter().all(|n| n.is_finite())
+    }
 }
 
 /// Maps a click at element-relative CSS pixels `(x, y)` into the frame.

@@ -25,6 +25,7 @@ pub mod money;
 pub mod order;
 pub mod payment;
 pub mod product;
+pub mod text;
 pub mod tracking;
 pub mod user;
 pub mod user_id;

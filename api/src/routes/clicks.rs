@@ -159,6 +159,7 @@ fn click_error(e: CommandError<ClickError>) -> ApiError {
                 ClickError::InvalidMediaTime { .. } => "invalid_timestamp",
                 ClickError::InvalidPosition | ClickError::OutsidePlayer { .. } => "invalid_position",
                 ClickError::IncompleteSizes => "incomplete_sizes",
+                ClickError::Text(_) => "invalid_text",
                 ClickError::NotRecorded => return ApiError::NotFound(refused.to_string()),
                 ClickError::ClickIdReused => {
                     return ApiError::Conflict { code: "click_id_reused", message: refused.to_string() };

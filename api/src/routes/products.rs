@@ -112,7 +112,8 @@ pub fn product_error(e: CommandError<ProductError>) -> ApiError {
             let code = match refused {
                 ProductError::InvalidName => "invalid_name",
                 ProductError::TextTooLong { .. } => "text_too_long",
-                ProductError::NegativePrice => "invalid_price",
+                ProductError::InvalidPrice { .. } => "invalid_price",
+                ProductError::InvalidText => "invalid_text",
                 ProductError::InvalidImageUrl => "invalid_image_url",
                 ProductError::AlreadyExists
                 | ProductError::NotFound

@@ -16,4 +16,6 @@ pub enum ClickError {
     ClickIdReused,
     #[error("no click is recorded under this id")]
     NotRecorded,
+    #[error(transparent)]
+    Text(#[from] crate::text::TextError),
 }

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::geometry::element_to_frame;
 use crate::matching::Outcome;
+use crate::text;
 
 /// Aggregate type name: the `events.aggregate_type` column and the subject token.
 pub const AGGREGATE_TYPE: &str = "click";
@@ -94,13 +95,22 @@ fn record(cmd: RecordClick) -> Result<ClickRecorded, ClickError> {
     if !(cmd.x.is_finite() && cmd.y.is_finite() && cmd.x >= 0.0 && cmd.y >= 0.0) {
         return Err(ClickError::InvalidPosition);
     }
+    text::line("videoId", &cmd.video_id_reported, text::MAX_LINE)?;
+    if let Some(cookie) = &cmd.viewer_cookie {
+        text::line("viewer cookie", cookie, 256)?;
+    }
     let frame = match cmd.sizes {
         Some(sizes) => {
             let (w, h) = (sizes.player.width(), sizes.player.height());
             if cmd.x > w || cmd.y > h {
                 return Err(ClickError::OutsidePlayer { x: cmd.x, y: cmd.y, width: w, height: h });
             }
-            Some(element_to_frame(cmd.x, cmd.y, sizes.player, sizes.video))
+            let hit = element_to_frame(cmd.x, cmd.y, sizes.player, sizes.video);
+            // Sizes are bounded, so this holds; a derived number is still checked, never stored blind.
+            if !hit.is_finite() {
+                return Err(ClickError::InvalidPosition);
+            }
+            Some(hit)
         }
         None => None,
     };

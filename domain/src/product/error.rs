@@ -10,8 +10,10 @@ pub enum ProductError {
     InvalidName,
     #[error("a text is at most {max} characters")]
     TextTooLong { max: usize },
-    #[error("a price cannot be negative")]
-    NegativePrice,
+    #[error("a price is between 0 and {max} minor units")]
+    InvalidPrice { max: i64 },
+    #[error("a text holds no control characters (line breaks and tabs are allowed)")]
+    InvalidText,
     #[error("an image URL is an http or https URL of at most 2048 characters")]
     InvalidImageUrl,
     #[error("only {available} left in stock")]

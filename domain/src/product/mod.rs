@@ -15,8 +15,13 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
 use crate::money::Money;
+use crate::text::{self, TextError};
 
 pub const AGGREGATE_TYPE: &str = "product";
+
+/// Highest unit price, in minor units: 10 billion in a two-decimal currency. Far above
+/// any product, and low enough that sums over many orders stay exact in every view.
+pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
 
 /// An article number: 1 to 64 of letters, digits, `-` and `_` (it is an aggregate id and
 /// a NATS subject token).
@@ -191,23 +196,25 @@ fn check_name(name: &str) -> Result<(), ProductError> {
     Ok(())
 }
 
-fn check_text(text: &str, max: usize) -> Result<(), ProductError> {
-    if text.chars().count() > max {
-        return Err(ProductError::TextTooLong { max });
-    }
-    Ok(())
+fn check_text(value: &str, max: usize) -> Result<(), ProductError> {
+    text::multiline("description", value, max).map_err(|e| match e {
+        TextError::TooLong { max, .. } => ProductError::TextTooLong { max },
+        TextError::ControlCharacter { .. } | TextError::Empty { .. } => ProductError::InvalidText,
+    })
 }
 
 fn check_price(price: Money) -> Result<(), ProductError> {
-    if price.minor < 0 {
-        return Err(ProductError::NegativePrice);
+    if !(0..=MAX_PRICE_MINOR).contains(&price.minor) {
+        return Err(ProductError::InvalidPrice { max: MAX_PRICE_MINOR });
     }
     Ok(())
 }
 
 fn check_url(url: &str) -> Result<(), ProductError> {
     match url::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "https" | "http") && url.len() <= 2048 => Ok(()),
+        Ok(u) if matches!(u.scheme(), "https" | "http") && url.len() <= 2048 && text::forbidden_char(url).is_none() => {
+            Ok(())
+        }
         _ => Err(ProductError::InvalidImageUrl),
     }
 }

@@ -77,7 +77,9 @@ fn retiring_a_retired_product_changes_nothing() {
 fn bad_values_are_refused() {
     let cases = [
         (CreateProduct { name: " ".into(), ..create() }, ProductError::InvalidName),
-        (CreateProduct { price: eur(-1), ..create() }, ProductError::NegativePrice),
+        (CreateProduct { price: eur(-1), ..create() }, ProductError::InvalidPrice { max: MAX_PRICE_MINOR }),
+        (CreateProduct { price: eur(i64::MAX), ..create() }, ProductError::InvalidPrice { max: MAX_PRICE_MINOR }),
+        (CreateProduct { description: "nul\0".into(), ..create() }, ProductError::InvalidText),
         (CreateProduct { image_url: Some("javascript:alert(1)".into()), ..create() }, ProductError::InvalidImageUrl),
     ];
     for (command, error) in cases {
