@@ -51,10 +51,10 @@ pub struct App {
 
 impl App {
     /// An aggregate's current state, for a request (a store failure is `503`).
-    pub async fn load<A: framecart_commands::Aggregate>(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<A, crate::error::ApiError> {
+    pub async fn load<A: framecart_commands::Aggregate>(&self, aggregate_id: &str) -> Result<A, crate::error::ApiError>
+    where
+        A::Event: framecart_domain::upcast::Upcast,
+    {
         self.commands
             .load(aggregate_id)
             .await
@@ -356,7 +356,10 @@ impl Running {
         self.relay_stop.cancel();
         if let Some((handle, stats)) = self.relay.take() {
             finish(handle, deadline, "the relay").await;
-            tracing::info!(log_position = stats.log_position.load(std::sync::atomic::Ordering::Relaxed), "relay stopped");
+            tracing::info!(
+                log_position = stats.log_position.load(std::sync::atomic::Ordering::Relaxed),
+                "relay stopped"
+            );
         }
         let _ = tokio::time::timeout(STOP_MARGIN, self.state.pool.close()).await;
         tracing::info!(took_ms = started.elapsed().as_millis() as u64, "stopped");
@@ -384,7 +387,11 @@ impl Running {
 }
 
 /// Waits for a part to end until `deadline`, then aborts it. `None` when it was aborted.
-async fn finish<T>(mut handle: JoinHandle<T>, deadline: tokio::time::Instant, what: &str) -> Option<Result<T, tokio::task::JoinError>> {
+async fn finish<T>(
+    mut handle: JoinHandle<T>,
+    deadline: tokio::time::Instant,
+    what: &str,
+) -> Option<Result<T, tokio::task::JoinError>> {
     match tokio::time::timeout_at(deadline, &mut handle).await {
         Ok(result) => Some(result),
         Err(_) => {

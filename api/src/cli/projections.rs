@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Subcommand;
-use framecart_projections::{ProjectionError, ProjectionRunner};
+use framecart_projections::{ProjectionError, ProjectionRunner, Retried, quarantine};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::Infra;
@@ -13,6 +13,15 @@ use crate::settings::Settings;
 pub enum ProjectionsCommand {
     /// List the projections and how far each has applied the log.
     Status {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Apply the events a projection set aside again (after an upcaster or a fix was
+    /// deployed); each one that succeeds leaves the quarantine. Safe while a server runs.
+    Retry {
+        /// Only this projection (default: every projection with set-aside events).
+        #[arg(long)]
+        projection: Option<String>,
         #[command(flatten)]
         settings: Settings,
     },
@@ -40,13 +49,48 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             let mut stream = infra.jetstream.get_stream(settings.namespace.stream_name()).await?;
             let last = stream.info().await?.state.last_sequence;
             println!("log: {last} events in {}", settings.namespace.stream_name());
+            let set_aside: std::collections::HashMap<String, i64> =
+                quarantine::counts(&infra.pool).await?.into_iter().collect();
             for projection in all(&settings, &infra) {
+                let name = projection.name();
                 let applied: Option<i64> =
                     sqlx::query_scalar("SELECT last_sequence FROM projection_checkpoints WHERE name = $1")
-                        .bind(projection.name())
+                        .bind(name)
                         .fetch_optional(&infra.pool)
                         .await?;
-                println!("{:<16} applied up to {}", projection.name(), applied.unwrap_or(0));
+                let aside = set_aside.get(name).copied().unwrap_or(0);
+                println!("{name:<18} applied up to {:<10} set aside {aside}", applied.unwrap_or(0));
+            }
+            let total: i64 = set_aside.values().sum();
+            if total > 0 {
+                println!(
+                    "{total} event(s) set aside: GET /api/v1/admin/quarantine lists them; \
+                     `framecart projections retry` applies them again"
+                );
+            }
+            Ok(())
+        }
+        ProjectionsCommand::Retry { projection, settings } => {
+            let infra = Infra::connect(&settings).await?;
+            let projections = all(&settings, &infra);
+            if let Some(name) = &projection
+                && !projections.iter().any(|p| p.name() == name)
+            {
+                return Err(ProjectionError::Unknown(name.clone()).into());
+            }
+            let mut still = 0;
+            for p in projections.into_iter().filter(|p| projection.as_deref().is_none_or(|name| p.name() == name)) {
+                let name = p.name();
+                let runner =
+                    ProjectionRunner::new(infra.pool.clone(), infra.jetstream.clone(), settings.namespace.clone(), p);
+                let retried = runner.retry().await?;
+                if retried != Retried::default() {
+                    println!("{name:<18} applied {}, still set aside {}", retried.applied, retried.still_set_aside);
+                }
+                still += retried.still_set_aside;
+            }
+            if still > 0 {
+                anyhow::bail!("{still} event(s) still cannot be applied (see `framecart projections status`)");
             }
             Ok(())
         }

@@ -29,6 +29,12 @@ pub struct Health {
 pub struct Checks {
     pub postgres: String,
     pub nats: String,
+    /// `ok`, or how many events projections set aside (their views went on without
+    /// them; `GET /api/v1/admin/quarantine` lists them). Informational: it does not make
+    /// the process unready.
+    pub quarantine: String,
+    /// Events set aside, per projection that has any.
+    pub quarantined: std::collections::BTreeMap<String, i64>,
 }
 
 /// The process is up.
@@ -57,9 +63,22 @@ async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
         Ok(Err(e)) => format!("stream {stream}: {e}"),
         Err(_) => "no answer within 2 s".to_owned(),
     };
+    let (quarantine, quarantined) = if postgres == "ok" {
+        match tokio::time::timeout(LIMIT, framecart_projections::quarantine::counts(&app.pool)).await {
+            Ok(Ok(counts)) => {
+                let total: i64 = counts.iter().map(|(_, n)| n).sum();
+                let text = if total == 0 { "ok".to_owned() } else { format!("{total} event(s) set aside") };
+                (text, counts.into_iter().collect())
+            }
+            Ok(Err(e)) => (format!("unreadable: {e}"), Default::default()),
+            Err(_) => ("no answer within 2 s".to_owned(), Default::default()),
+        }
+    } else {
+        ("unknown".to_owned(), Default::default())
+    };
     let ready = postgres == "ok" && nats == "ok";
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let health =
-        Health { status: if ready { "ready" } else { "unavailable" }, checks: Some(Checks { postgres, nats }) };
+    let checks = Checks { postgres, nats, quarantine, quarantined };
+    let health = Health { status: if ready { "ready" } else { "unavailable" }, checks: Some(checks) };
     (status, Json(health))
 }

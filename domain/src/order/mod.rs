@@ -149,6 +149,9 @@ pub struct OrderRefunded {
     pub at: DateTime<Utc>,
 }
 
+/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
+impl crate::upcast::Upcast for OrderEvent {}
+
 impl DomainEvent for OrderEvent {
     fn event_type(&self) -> String {
         match self {

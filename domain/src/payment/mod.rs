@@ -149,6 +149,9 @@ pub struct PaymentRefunded {
     pub at: DateTime<Utc>,
 }
 
+/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
+impl crate::upcast::Upcast for PaymentEvent {}
+
 impl DomainEvent for PaymentEvent {
     fn event_type(&self) -> String {
         match self {

@@ -83,6 +83,9 @@ pub struct ProductReactivated {
     pub article: Article,
 }
 
+/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
+impl crate::upcast::Upcast for ProductEvent {}
+
 impl DomainEvent for ProductEvent {
     fn event_type(&self) -> String {
         match self {
