@@ -164,7 +164,7 @@ async fn settle(
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/payments", tag = "payments",
     params(("order_id" = Uuid, Path, description = "The order")), request_body = PaymentRequest,
     responses((status = 201, body = PaymentState), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "The order is not awaiting payment", body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 409, description = "The order is not awaiting payment (`order_state`), or another payment of it is under way (`payment_in_progress`)", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn start_payment(
     State(app): State<AppState>,
     caller: Caller,
@@ -259,7 +259,8 @@ pub async fn cancel_open_payments(
 /// Completes the extra step a payment asked for (its buyer), then captures it.
 #[utoipa::path(post, path = "/api/v1/payments/{payment_id}/confirm", tag = "payments",
     params(("payment_id" = Uuid, Path, description = "The payment")),
-    responses((status = 200, body = PaymentState), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = PaymentState), (status = 404, body = ErrorBody),
+        (status = 409, description = "The payment is no longer under way for its order, or the provider refused", body = ErrorBody)))]
 async fn confirm_payment(
     State(app): State<AppState>,
     caller: Caller,
