@@ -36,10 +36,11 @@ pub enum ProjectionsCommand {
 }
 
 fn all(settings: &Settings, infra: &Infra) -> Vec<std::sync::Arc<dyn framecart_projections::Projection>> {
-    // Rebuilding the matcher sends verdicts; unchanged ones record nothing.
+    // Rebuilding the matcher sends verdicts; unchanged ones record nothing. No payment
+    // provider here: a surplus refund owed while this runs is left to the server.
     let commands =
         framecart_commands::Commands::new(infra.pool.clone(), framecart_commands::store::WriteMode::PerCommand);
-    crate::app::projections(settings, std::sync::Arc::new(commands))
+    crate::app::projections(settings, std::sync::Arc::new(commands), Default::default())
 }
 
 pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
