@@ -47,6 +47,9 @@ pub struct App {
     pub gateways: std::collections::HashMap<&'static str, Arc<dyn PaymentGateway>>,
     /// The secret the fake provider signs webhooks with.
     pub fake_payments_secret: Vec<u8>,
+    /// What this process's relay is doing (restoring, leading, standing by), for
+    /// readiness and metrics; every relay the process starts reports here.
+    pub relay: Arc<RelayStats>,
 }
 
 impl App {
@@ -176,6 +179,7 @@ impl Running {
             token_key: crate::auth::TokenKey::new(auth.token_secret.as_deref()),
             gateways: Default::default(),
             fake_payments_secret: Vec::new(),
+            relay: Arc::default(),
             settings,
             http,
             video,
@@ -263,7 +267,8 @@ impl Running {
             self.state.jetstream.clone(),
             self.state.settings.namespace.clone(),
             RelayConfig { committed: Some(self.state.commands.events().committed()), ..RelayConfig::default() },
-        );
+        )
+        .with_stats(self.state.relay.clone());
         let stats = relay.stats();
         let handle = tokio::spawn(relay.run(self.relay_stop.child_token()));
         self.relay = Some((handle, stats));
@@ -271,9 +276,10 @@ impl Running {
 
     /// Kills the relay where it stands, as a crash would: no clean-up runs.
     pub async fn kill_relay(&mut self) {
-        if let Some((handle, _)) = self.relay.take() {
+        if let Some((handle, stats)) = self.relay.take() {
             handle.abort();
             let _ = handle.await;
+            stats.stopped();
         }
     }
 
@@ -356,7 +362,10 @@ impl Running {
         self.relay_stop.cancel();
         if let Some((handle, stats)) = self.relay.take() {
             finish(handle, deadline, "the relay").await;
-            tracing::info!(log_position = stats.log_position.load(std::sync::atomic::Ordering::Relaxed), "relay stopped");
+            tracing::info!(
+                log_position = stats.log_position.load(std::sync::atomic::Ordering::Relaxed),
+                "relay stopped"
+            );
         }
         let _ = tokio::time::timeout(STOP_MARGIN, self.state.pool.close()).await;
         tracing::info!(took_ms = started.elapsed().as_millis() as u64, "stopped");
@@ -384,7 +393,11 @@ impl Running {
 }
 
 /// Waits for a part to end until `deadline`, then aborts it. `None` when it was aborted.
-async fn finish<T>(mut handle: JoinHandle<T>, deadline: tokio::time::Instant, what: &str) -> Option<Result<T, tokio::task::JoinError>> {
+async fn finish<T>(
+    mut handle: JoinHandle<T>,
+    deadline: tokio::time::Instant,
+    what: &str,
+) -> Option<Result<T, tokio::task::JoinError>> {
     match tokio::time::timeout_at(deadline, &mut handle).await {
         Ok(result) => Some(result),
         Err(_) => {
