@@ -155,11 +155,6 @@ pub enum RelayError {
     Database(#[from] sqlx::Error),
     #[error("JetStream: {0}")]
     Nats(String),
-    #[error(
-        "the stream holds {stream} events but the relay recorded {recorded}: the stream was \
-         replaced; restore it or start a new namespace"
-    )]
-    StreamBehind { stream: u64, recorded: u64 },
     #[error("the log is inconsistent: {0}")]
     Inconsistent(String),
 }
