@@ -49,6 +49,9 @@ pub struct App {
     pub fake_payments_secret: Vec<u8>,
     /// How long stock is held for an order being placed; given back if it is not placed.
     pub reservation_ttl: Duration,
+    /// What this process's relay is doing (restoring, leading, standing by), for
+    /// readiness and metrics; every relay the process starts reports here.
+    pub relay: Arc<RelayStats>,
 }
 
 impl App {
@@ -186,6 +189,7 @@ impl Running {
             fake_payments: None,
             fake_payments_secret: Vec::new(),
             reservation_ttl: Duration::from_secs(payments.reservation_ttl_secs.max(1)),
+            relay: Arc::default(),
             settings,
             http,
             video,
@@ -275,7 +279,8 @@ impl Running {
             self.state.jetstream.clone(),
             self.state.settings.namespace.clone(),
             RelayConfig { committed: Some(self.state.commands.events().committed()), ..RelayConfig::default() },
-        );
+        )
+        .with_stats(self.state.relay.clone());
         let stats = relay.stats();
         let handle = tokio::spawn(relay.run(self.relay_stop.child_token()));
         self.relay = Some((handle, stats));
@@ -283,9 +288,10 @@ impl Running {
 
     /// Kills the relay where it stands, as a crash would: no clean-up runs.
     pub async fn kill_relay(&mut self) {
-        if let Some((handle, _)) = self.relay.take() {
+        if let Some((handle, stats)) = self.relay.take() {
             handle.abort();
             let _ = handle.await;
+            stats.stopped();
         }
     }
 

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Args};
 use framecart_domain::log::Namespace;
@@ -138,6 +139,22 @@ pub struct Settings {
     /// one transaction per command.
     #[arg(long, env = "FRAMECART_WRITE_BATCHING", default_value_t = true, action = ArgAction::Set)]
     pub write_batching: bool,
+
+    /// Seconds a committed event may wait to reach the stream. Past it `/readyz` says the
+    /// relay is degraded (503), and `audit verify` reports the event if it has no log
+    /// position.
+    #[arg(long, env = "FRAMECART_RELAY_LAG_BOUND_SECS", default_value_t = DEFAULT_RELAY_LAG_BOUND_SECS)]
+    pub relay_lag_bound_secs: u64,
+}
+
+/// The default of [`Settings::relay_lag_bound_secs`].
+pub const DEFAULT_RELAY_LAG_BOUND_SECS: u64 = 30;
+
+impl Settings {
+    /// How long a committed event may wait to reach the stream.
+    pub fn relay_lag_bound(&self) -> Duration {
+        Duration::from_secs(self.relay_lag_bound_secs)
+    }
 }
 
 impl fmt::Debug for Settings {
@@ -149,6 +166,7 @@ impl fmt::Debug for Settings {
             .field("namespace", &self.namespace)
             .field("db_max_connections", &self.db_max_connections)
             .field("write_batching", &self.write_batching)
+            .field("relay_lag_bound_secs", &self.relay_lag_bound_secs)
             .finish()
     }
 }

@@ -134,6 +134,7 @@ impl TestApp {
             namespace: namespace.namespace.clone(),
             db_max_connections: 8,
             write_batching: true,
+            relay_lag_bound_secs: framecart_api::settings::DEFAULT_RELAY_LAG_BOUND_SECS,
         };
         let http = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), ..HttpSettings::default() };
         // No detector unless a test asks for one: most tests need no model.
