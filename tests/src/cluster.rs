@@ -4,7 +4,8 @@
 //!
 //! Nothing here touches the machine's shared PostgreSQL or NATS. Every process is
 //! stopped and every file removed when the [`Cluster`] is dropped, a panicking test
-//! included; the logs of each process are printed then, so a failing test shows them.
+//! included; the end of each process's log is printed then, so a failing test shows it
+//! (`FRAMECART_FAULT_LOGS=1`: for every test).
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -29,16 +30,40 @@ fn nats_server() -> PathBuf {
     std::env::var_os("FRAMECART_NATS_SERVER").map_or_else(|| "/usr/sbin/nats-server".into(), PathBuf::from)
 }
 
-/// The `framecart` binary under test: `FRAMECART_BIN`, or the one cargo built beside this
-/// test binary (`target/debug/deps/faults-…` → `target/debug/framecart`).
+/// The `framecart` binary under test: `FRAMECART_BIN`, or the one in this test binary's
+/// cargo target folder (`target/debug/deps/faults-…` → `target/debug/framecart`).
+///
+/// `cargo test` builds a binary target only as a test harness, so the binary itself may be
+/// missing or older than the code under test: it is built first, with the same targets
+/// and features as the test run (`--workspace --all-targets`), so nothing else is built.
 pub fn framecart_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("FRAMECART_BIN") {
-        return bin.into();
-    }
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>/deps").join("framecart");
-    assert!(bin.is_file(), "{} is missing: build it with `cargo build --workspace --all-targets`", bin.display());
-    bin
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("FRAMECART_BIN") {
+            return bin.into();
+        }
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("the target folder");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+        run(
+            Command::new(cargo)
+                .args(["build", "--workspace", "--all-targets", "--locked", "--offline", "--profile", profile])
+                .arg("--manifest-path")
+                .arg(manifest)
+                .env("CARGO_TARGET_DIR", target_dir),
+            "cargo build of the framecart binary",
+        );
+        let bin = profile_dir.join("framecart");
+        assert!(bin.is_file(), "{} is missing after cargo build", bin.display());
+        bin
+    })
+    .clone()
 }
 
 /// A port nobody listens on, below the kernel's range of ephemeral ports, so that no
@@ -289,6 +314,7 @@ impl Cluster {
         fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("the cluster folder's mode");
         let postgres = tokio::task::block_in_place(|| {
+            framecart_bin();
             let postgres = Postgres::init(&dir.path().join("pg"));
             postgres.start();
             postgres
@@ -393,6 +419,11 @@ impl Cluster {
         (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// Everything `framecart serve` printed so far, restarts included.
+    pub fn server_log(&self) -> String {
+        fs::read_to_string(&self.server_log).unwrap_or_default()
+    }
+
     /// The last `lines` lines of each process's log.
     pub fn logs(&self, lines: usize) -> String {
         let mut all = String::new();
@@ -413,7 +444,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        // FRAMECART_FAULT_LOGS=1 shows them for passing tests too (with `--nocapture`).
+        if std::thread::panicking() || std::env::var_os("FRAMECART_FAULT_LOGS").is_some() {
             eprintln!("{}", self.logs(60));
         }
     }

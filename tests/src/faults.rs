@@ -66,7 +66,7 @@ impl FaultRun {
 
     /// The fault is over (what was broken is back): waits for recovery, checks that no
     /// acknowledged click was lost or duplicated, and records the row.
-    pub async fn fault_ends(mut self) -> Row {
+    pub async fn fault_ends(&mut self) -> Row {
         let ended = Instant::now();
         assert!(self.fault_began.is_some(), "the fault never began");
         // Recovery: the server is ready, and every click acknowledged until then is in
@@ -114,6 +114,7 @@ impl FaultRun {
         assert_eq!(census.unknown, 0, "{}: entries in the client files that no click of the load made", self.scenario);
         assert_eq!(census.stream_messages, census.events, "{}: the stream holds every event once", self.scenario);
         assert!(audit_ok && audit.contains("\"ok\":true"), "{}: audit verify: {audit}", self.scenario);
+        assert!(!self.cluster.server_log().contains("panicked at"), "{}: the server panicked", self.scenario);
         let unexpected = self.load.unexpected_answers();
         assert!(unexpected.is_empty(), "{}: unexpected answers to clicks: {unexpected}", self.scenario);
         row
@@ -191,13 +192,20 @@ impl Census {
         for id in view {
             *census.view_by_click.entry(id).or_default() += 1;
         }
-        census.read_stream(cluster).await;
+        let logged: Vec<(i64, Uuid)> = sqlx::query_as("SELECT log_position, event_id FROM event_log")
+            .fetch_all(&cluster.db)
+            .await
+            .expect("the relay's record");
+        let logged: HashMap<u64, String> =
+            logged.into_iter().map(|(p, id)| (u64::try_from(p).expect("a position"), id.to_string())).collect();
+        census.read_stream(cluster, &logged).await;
         census.read_files(cluster, sent);
         census
     }
 
-    /// Reads the whole stream, headers only, in order.
-    async fn read_stream(&mut self, cluster: &Cluster) {
+    /// Reads the whole stream, headers only, in order, and checks that each message is
+    /// the event recorded at its sequence (`logged`: log position → event id).
+    async fn read_stream(&mut self, cluster: &Cluster, logged: &HashMap<u64, String>) {
         let client = async_nats::connect(cluster.nats.url()).await.expect("NATS");
         let js = jetstream::new(client);
         let namespace = framecart_api::domain::log::Namespace::parse(NAMESPACE).expect("a namespace");
@@ -220,9 +228,9 @@ impl Census {
                 .expect("a message");
             let sequence = message.info().expect("message info").stream_sequence;
             self.stream_messages += 1;
-            if let Some(id) = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")) {
-                ids.insert(id.as_str().to_owned());
-            }
+            let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
+            assert_eq!(id.as_ref(), logged.get(&sequence), "stream sequence {sequence} holds the recorded event");
+            ids.extend(id);
             if let Some(("click", id, "ClickRecorded")) = namespace.subject_parts(&message.subject) {
                 let id = Uuid::parse_str(id).expect("a click id");
                 *self.stream_by_click.entry(id).or_default() += 1;

@@ -35,6 +35,13 @@ async fn server_stopped_with_sigterm_exits_in_time_and_loses_no_acknowledged_cli
     let status = wait_exit(&mut server.child, STOP_LIMIT).await;
     let status = status.unwrap_or_else(|| panic!("SIGTERM: the server did not exit within {STOP_LIMIT:?}"));
     assert!(status.success(), "SIGTERM: the server exited with {status}");
+    // Before it exits, the relay publishes everything committed.
+    let (events, logged): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM event_log)")
+            .fetch_one(&run.cluster.db)
+            .await
+            .expect("counts");
+    assert_eq!(logged, events, "SIGTERM: every committed event is in the stream when the server has exited");
     run.cluster.start_server();
     run.fault_ends().await;
 }
@@ -80,4 +87,6 @@ async fn wiped_nats_store_is_restored_from_postgres() {
     run.cluster.nats.restart().await;
     run.cluster.start_server();
     run.fault_ends().await;
+    let log = run.cluster.server_log();
+    assert!(log.contains("stream restored"), "the relay restored the stream from PostgreSQL");
 }
