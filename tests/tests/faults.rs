@@ -58,9 +58,11 @@ async fn nats_stopped_for_30_s_loses_no_acknowledged_click() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nats_killed_with_sigkill_loses_no_acknowledged_click() {
-    let mut run = FaultRun::start("kill -9 NATS, restart").await;
+    let mut run = FaultRun::start("kill -9 NATS, restart after 3 s").await;
     run.fault_begins();
     run.cluster.nats.stop("KILL").await;
+    // Long enough for the relay and the consumers to notice.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     run.cluster.nats.restart().await;
     run.fault_ends().await;
 }
