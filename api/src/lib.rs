@@ -20,6 +20,7 @@ pub mod fake_payments;
 pub mod followups;
 pub mod matcher;
 pub mod metrics;
+pub mod reservations;
 pub mod routes;
 pub mod settings;
 pub mod upload;

@@ -130,6 +130,18 @@ async fn observe(app: &App, ns: &str) -> anyhow::Result<()> {
             .set(lag as f64);
     }
 
+    // Every projection that ever ran has a series, at 0 while nothing is set aside.
+    let quarantined: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT c.name, count(q.log_position) FROM projection_checkpoints c
+         LEFT JOIN projection_quarantine q ON q.projection = c.name GROUP BY c.name",
+    )
+    .fetch_all(&app.pool)
+    .await?;
+    for (name, count) in quarantined {
+        metrics::gauge!("framecart_projection_quarantined_events", "namespace" => ns.to_owned(), "projection" => name)
+            .set(count as f64);
+    }
+
     let (queued, running): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE status IN ('requested', 'queued')),
                 count(*) FILTER (WHERE status = 'processing')

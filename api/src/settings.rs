@@ -59,8 +59,8 @@ impl fmt::Debug for AuthSettings {
     }
 }
 
-/// Payment providers.
-#[derive(Args, Clone, Default)]
+/// Payment providers, and how long an order being placed holds stock.
+#[derive(Args, Clone)]
 pub struct PaymentSettings {
     /// Secret the fake provider signs its webhooks with (random when unset).
     #[arg(long, env = "FRAMECART_FAKE_PAYMENTS_SECRET", hide_env_values = true)]
@@ -74,6 +74,24 @@ pub struct PaymentSettings {
     /// Where the fake provider sends its webhooks (default: this server).
     #[arg(long, env = "FRAMECART_FAKE_PAYMENTS_WEBHOOK_URL")]
     pub fake_webhook_url: Option<String>,
+
+    /// Seconds stock stays reserved for an order being placed: if the order is not placed
+    /// by then (a crash, a client that gave up), the stock is given back.
+    #[arg(long, env = "FRAMECART_RESERVATION_TTL_SECS", default_value_t = DEFAULT_RESERVATION_TTL_SECS)]
+    pub reservation_ttl_secs: u64,
+}
+
+pub const DEFAULT_RESERVATION_TTL_SECS: u64 = 900;
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        Self {
+            fake_secret: None,
+            fake_chaos: true,
+            fake_webhook_url: None,
+            reservation_ttl_secs: DEFAULT_RESERVATION_TTL_SECS,
+        }
+    }
 }
 
 impl fmt::Debug for PaymentSettings {
@@ -82,6 +100,7 @@ impl fmt::Debug for PaymentSettings {
             .field("fake_secret", &self.fake_secret.as_ref().map(|_| "********"))
             .field("fake_chaos", &self.fake_chaos)
             .field("fake_webhook_url", &self.fake_webhook_url)
+            .field("reservation_ttl_secs", &self.reservation_ttl_secs)
             .finish()
     }
 }

@@ -149,6 +149,7 @@ impl TestApp {
             fake_secret: Some(format!("webhook secret {}", Uuid::new_v4())),
             fake_chaos: true,
             fake_webhook_url: None,
+            ..PaymentSettings::default()
         };
         let mut serve = ServeSettings { settings, http, video, auth, payments };
         configure(&mut serve);

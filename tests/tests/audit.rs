@@ -185,7 +185,7 @@ async fn the_log_reads_in_commit_order_with_a_hash_chain() {
         .iter()
         .map(|e| e["event_type"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(types, ["OrderPlaced", "OrderPaid"]);
+    assert_eq!(types, ["OrderPlaced", "OrderPaymentStarted", "OrderPaid"]);
     let (status, _) = app.get("/api/v1/audit/streams/order/no-such-order").await;
     assert_eq!(status, 404);
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use framecart_commands::relay::lag;
-use framecart_projections::{ProjectionError, ProjectionRunner};
+use framecart_projections::{ProjectionError, ProjectionRunner, Retried, quarantine};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -22,6 +22,15 @@ pub enum ProjectionsCommand {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Apply the events a projection set aside again (after an upcaster or a fix was
+    /// deployed); each one that succeeds leaves the quarantine. Safe while a server runs.
+    Retry {
+        /// Only this projection (default: every projection with set-aside events).
+        #[arg(long)]
+        projection: Option<String>,
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Empty a projection's views and replay it from the start of the log. Safe while a
     /// server runs: the server replays it and this waits until it has caught up.
     Rebuild {
@@ -33,10 +42,11 @@ pub enum ProjectionsCommand {
 }
 
 fn all(settings: &Settings, infra: &Infra) -> Vec<std::sync::Arc<dyn framecart_projections::Projection>> {
-    // Rebuilding the matcher sends verdicts; unchanged ones record nothing.
+    // Rebuilding the matcher sends verdicts; unchanged ones record nothing. No payment
+    // provider here: a surplus refund owed while this runs is left to the server.
     let commands =
         framecart_commands::Commands::new(infra.pool.clone(), framecart_commands::store::WriteMode::PerCommand);
-    crate::app::projections(settings, std::sync::Arc::new(commands))
+    crate::app::projections(settings, std::sync::Arc::new(commands), Default::default())
 }
 
 /// What `framecart projections status` reports.
@@ -72,6 +82,8 @@ pub struct ProjectionStatus {
     pub name: &'static str,
     /// The last log position it applied.
     pub applied: i64,
+    /// Events it could not decode or apply and set aside.
+    pub set_aside: i64,
 }
 
 /// Reads the log's, the relay's and each projection's state.
@@ -96,6 +108,8 @@ pub async fn status(settings: &Settings, infra: &Infra) -> anyhow::Result<Status
         oldest_unrelayed_secs: lag.oldest_age(now).map(|age| age.as_secs_f64()),
         lag_bound_secs: bound.as_secs(),
     };
+    let set_aside: std::collections::HashMap<String, i64> =
+        quarantine::counts(&infra.pool).await?.into_iter().collect();
     let mut projections = Vec::new();
     for projection in all(settings, infra) {
         let applied: Option<i64> =
@@ -103,7 +117,9 @@ pub async fn status(settings: &Settings, infra: &Infra) -> anyhow::Result<Status
                 .bind(projection.name())
                 .fetch_optional(&infra.pool)
                 .await?;
-        projections.push(ProjectionStatus { name: projection.name(), applied: applied.unwrap_or(0) });
+        let name = projection.name();
+        let set_aside = set_aside.get(name).copied().unwrap_or(0);
+        projections.push(ProjectionStatus { name, applied: applied.unwrap_or(0), set_aside });
     }
     Ok(StatusReport { stream, log: last, relay, projections })
 }
@@ -133,7 +149,41 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
                 _ => println!("relay: ok: {} committed events on their way to the stream", relay.unrelayed),
             }
             for projection in &report.projections {
-                println!("{:<16} applied up to {}", projection.name, projection.applied);
+                println!(
+                    "{:<18} applied up to {:<10} set aside {}",
+                    projection.name, projection.applied, projection.set_aside
+                );
+            }
+            let total: i64 = report.projections.iter().map(|p| p.set_aside).sum();
+            if total > 0 {
+                println!(
+                    "{total} event(s) set aside: GET /api/v1/admin/quarantine lists them; \
+                     `framecart projections retry` applies them again"
+                );
+            }
+            Ok(())
+        }
+        ProjectionsCommand::Retry { projection, settings } => {
+            let infra = Infra::connect(&settings).await?;
+            let projections = all(&settings, &infra);
+            if let Some(name) = &projection
+                && !projections.iter().any(|p| p.name() == name)
+            {
+                return Err(ProjectionError::Unknown(name.clone()).into());
+            }
+            let mut still = 0;
+            for p in projections.into_iter().filter(|p| projection.as_deref().is_none_or(|name| p.name() == name)) {
+                let name = p.name();
+                let runner =
+                    ProjectionRunner::new(infra.pool.clone(), infra.jetstream.clone(), settings.namespace.clone(), p);
+                let retried = runner.retry().await?;
+                if retried != Retried::default() {
+                    println!("{name:<18} applied {}, still set aside {}", retried.applied, retried.still_set_aside);
+                }
+                still += retried.still_set_aside;
+            }
+            if still > 0 {
+                anyhow::bail!("{still} event(s) still cannot be applied (see `framecart projections status`)");
             }
             Ok(())
         }

@@ -35,6 +35,12 @@ pub struct Health {
 pub struct Checks {
     pub postgres: String,
     pub nats: String,
+    /// `ok`, or how many events projections set aside (their views went on without
+    /// them; `GET /api/v1/admin/quarantine` lists them). Informational: it does not make
+    /// the process unready.
+    pub quarantine: String,
+    /// Events set aside, per projection that has any.
+    pub quarantined: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,6 +94,19 @@ async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
         Ok(Err(e)) => (format!("stream {stream}: {e}"), None),
         Err(_) => ("no answer within 2 s".to_owned(), None),
     };
+    let (quarantine, quarantined) = if postgres == "ok" {
+        match tokio::time::timeout(LIMIT, framecart_projections::quarantine::counts(&app.pool)).await {
+            Ok(Ok(counts)) => {
+                let total: i64 = counts.iter().map(|(_, n)| n).sum();
+                let text = if total == 0 { "ok".to_owned() } else { format!("{total} event(s) set aside") };
+                (text, counts.into_iter().collect())
+            }
+            Ok(Err(e)) => (format!("unreadable: {e}"), Default::default()),
+            Err(_) => ("no answer within 2 s".to_owned(), Default::default()),
+        }
+    } else {
+        ("unknown".to_owned(), Default::default())
+    };
     let reachable = postgres == "ok" && nats == "ok";
     let relay = relay_health(&app, in_stream.filter(|_| reachable)).await;
     let status = match (reachable, relay.check == "ok") {
@@ -96,7 +115,10 @@ async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
         (false, _) => "unavailable",
     };
     let code = if status == "ready" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(Health { status, checks: Some(Checks { postgres, nats }), relay: Some(relay) }))
+    (
+        code,
+        Json(Health { status, checks: Some(Checks { postgres, nats, quarantine, quarantined }), relay: Some(relay) }),
+    )
 }
 
 /// The relay's part of readiness: this process's relay, and the lag from the facts any
