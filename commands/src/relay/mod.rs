@@ -58,6 +58,9 @@ pub struct RelayConfig {
     pub batch_size: i64,
     /// Pause between polls when nothing new was committed.
     pub idle_poll: Duration,
+    /// How often an idle leader checks that the stream still ends where it left it (a
+    /// NATS server that lost its store while nothing was committed is noticed then).
+    pub stream_check: Duration,
     /// Pause between election attempts of a standby relay.
     pub standby_poll: Duration,
     /// Woken when this process commits events, to publish them before the next poll.
@@ -69,6 +72,7 @@ impl Default for RelayConfig {
         Self {
             batch_size: 1000,
             idle_poll: Duration::from_millis(5),
+            stream_check: Duration::from_secs(1),
             standby_poll: Duration::from_secs(1),
             committed: None,
         }
@@ -262,6 +266,7 @@ impl Relay {
         sqlx::query("SET synchronous_commit = off").execute(&mut *conn).await?;
         let mut at = self.resume(conn).await?;
         self.stats.failures.store(0, Ordering::Relaxed);
+        let mut checked = tokio::time::Instant::now();
         loop {
             // Once asked to stop, the leader publishes what is committed, then stops: a
             // graceful stop leaves nothing committed behind in the store alone.
@@ -269,7 +274,17 @@ impl Relay {
             let events = tail::committed_after(conn, at.cursor, self.config.batch_size).await?;
             if events.is_empty() {
                 if draining {
-                    return Ok(());
+                    // What an older transaction still open anywhere in the cluster holds
+                    // back is committed too: wait for it (the caller bounds how long).
+                    if !tail::any_after(conn, at.cursor).await? {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(self.config.idle_poll).await;
+                    continue;
+                }
+                if checked.elapsed() >= self.config.stream_check {
+                    self.check_stream(at.log_position).await?;
+                    checked = tokio::time::Instant::now();
                 }
                 let committed = async {
                     match &self.config.committed {
@@ -286,6 +301,20 @@ impl Relay {
             }
             at = self.publish(conn, at, &events).await?;
         }
+    }
+
+    /// Fails when the stream no longer ends where this leader left it (lost, replaced by
+    /// an old backup, or written by someone else): the relay starts over, and `resume`
+    /// restores or records what differs.
+    async fn check_stream(&self, log_position: u64) -> Result<(), RelayError> {
+        let stream = self.js.get_stream(self.ns.stream_name()).await.map_err(nats)?;
+        let last = stream.cached_info().state.last_sequence;
+        if last != log_position {
+            return Err(RelayError::Nats(format!(
+                "the stream ends at sequence {last}, not at {log_position} where the relay left it"
+            )));
+        }
+        Ok(())
     }
 
     /// Brings the stream and the relay's table up to each other, then says where to go
