@@ -47,6 +47,8 @@ pub struct App {
     pub gateways: std::collections::HashMap<&'static str, Arc<dyn PaymentGateway>>,
     /// The secret the fake provider signs webhooks with.
     pub fake_payments_secret: Vec<u8>,
+    /// Per-address and per-account throttles (clicks, sign-in, registration).
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl App {
@@ -176,6 +178,7 @@ impl Running {
             token_key: crate::auth::TokenKey::new(auth.token_secret.as_deref()),
             gateways: Default::default(),
             fake_payments_secret: Vec::new(),
+            limits: Arc::new(crate::limits::Limits::new(http.rate_clicks, http.rate_signin)),
             settings,
             http,
             video,
@@ -243,6 +246,8 @@ impl Running {
             projections: Vec::new(),
             workers: Vec::new(),
         };
+        tokio::spawn(running.state.limits.clone().housekeeping(running.background.child_token()));
+        tracing::info!(clicks = %running.state.http.rate_clicks, signin = %running.state.http.rate_signin, "rate limits");
         if components.relay {
             running.start_relay();
         }
@@ -356,7 +361,10 @@ impl Running {
         self.relay_stop.cancel();
         if let Some((handle, stats)) = self.relay.take() {
             finish(handle, deadline, "the relay").await;
-            tracing::info!(log_position = stats.log_position.load(std::sync::atomic::Ordering::Relaxed), "relay stopped");
+            tracing::info!(
+                log_position = stats.log_position.load(std::sync::atomic::Ordering::Relaxed),
+                "relay stopped"
+            );
         }
         let _ = tokio::time::timeout(STOP_MARGIN, self.state.pool.close()).await;
         tracing::info!(took_ms = started.elapsed().as_millis() as u64, "stopped");
@@ -384,7 +392,11 @@ impl Running {
 }
 
 /// Waits for a part to end until `deadline`, then aborts it. `None` when it was aborted.
-async fn finish<T>(mut handle: JoinHandle<T>, deadline: tokio::time::Instant, what: &str) -> Option<Result<T, tokio::task::JoinError>> {
+async fn finish<T>(
+    mut handle: JoinHandle<T>,
+    deadline: tokio::time::Instant,
+    what: &str,
+) -> Option<Result<T, tokio::task::JoinError>> {
     match tokio::time::timeout_at(deadline, &mut handle).await {
         Ok(result) => Some(result),
         Err(_) => {

@@ -1,8 +1,9 @@
 //! Extractors whose rejections are [`ApiError`]s, so a bad request gets the same JSON
 //! error shape as everything else; and the client's address.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
+use axum::extract::ConnectInfo;
 use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
 use axum::extract::RawPathParams;
@@ -13,6 +14,7 @@ use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::app::AppState;
 use crate::error::ApiError;
 
 /// A JSON body. Before it is deserialized, every string in it (object keys included) is
@@ -127,6 +129,23 @@ impl<S: Send + Sync> FromRequest<S> for Multipart {
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         Ok(Self(axum::extract::Multipart::from_request(request, state).await?))
+    }
+}
+
+/// The client's address, as [`client_ip`] finds it behind the configured trusted
+/// proxies (`FRAMECART_TRUSTED_PROXIES`): what clicks record and what limits count.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        let ConnectInfo(peer) =
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().copied().ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("served without the peer's address (ConnectInfo)"))
+            })?;
+        Ok(Self(client_ip(peer.ip(), &parts.headers, &app.http.trusted_proxies)))
     }
 }
 
