@@ -122,6 +122,24 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
+/// A raw body (for a signature over its exact bytes), with the JSON errors: over the
+/// body limit is the JSON 413, not axum's text one.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(request, state).await.map(Self).map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad_request("unreadable_body", e.body_text())
+            }
+        })
+    }
+}
+
 pub struct Multipart(pub axum::extract::Multipart);
 
 impl<S: Send + Sync> FromRequest<S> for Multipart {
@@ -244,6 +262,23 @@ mod tests {
     #[test]
     fn ipv4_mapped_addresses_are_plain_ipv4() {
         assert_eq!(client_ip(ip("::ffff:192.0.2.1"), &HeaderMap::new(), &[]), ip("192.0.2.1"));
+    }
+
+    #[tokio::test]
+    async fn a_raw_body_over_the_limit_is_the_json_413() {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route("/", axum::routing::post(|RawBody(body): RawBody| async move { body.len().to_string() }))
+            .layer(axum::extract::DefaultBodyLimit::max(8));
+        let request =
+            |body: &'static str| axum::http::Request::post("/").body(axum::body::Body::from(body)).expect("a request");
+        let response = app.clone().oneshot(request("0123456789")).await.expect("a response");
+        assert_eq!(response.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.expect("a body").to_bytes();
+        let json: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(json["error"]["code"], "payload_too_large");
+        let response = app.oneshot(request("01234567")).await.expect("a response");
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
     }
 
     #[test]

@@ -75,6 +75,44 @@ async fn anonymous_clicks_over_the_limit_get_429_with_retry_after_and_pass_again
 }
 
 #[tokio::test]
+async fn a_burst_past_the_default_limit_arrives_whole_and_once_when_the_client_honours_retry_after() {
+    use futures::StreamExt;
+    // The defaults, as `framecart serve` starts without settings (and as the extension's
+    // browser tests run it).
+    let app = TestApp::spawn_with(
+        |s| s.http.rate_clicks = framecart_api::HttpSettings::default().rate_clicks,
+        Components::default(),
+    )
+    .await;
+    // What the extension's outbox does: send, and on a 429 send the same click (same id)
+    // again after Retry-After.
+    let deliver = |click_id: Uuid| {
+        let app = &app;
+        async move {
+            let mut refused = 0;
+            loop {
+                let body = click_body(click_id, "VESeA6leQuk", 10.0, 10.0, 1.0);
+                match send(app.http.post(app.url("/api/v1/clicks")).json(&body)).await {
+                    (202, _, _) => return refused,
+                    (429, Some(wait), _) => {
+                        refused += 1;
+                        tokio::time::sleep(Duration::from_secs(wait.parse().expect("seconds"))).await;
+                    }
+                    (status, _, answer) => panic!("{status}: {answer}"),
+                }
+            }
+        }
+    };
+    let ids: Vec<Uuid> = (0..400).map(|_| Uuid::new_v4()).collect();
+    let refusals: Vec<u32> =
+        futures::stream::iter(ids.iter().copied()).map(deliver).buffer_unordered(64).collect().await;
+    assert!(refusals.iter().sum::<u32>() > 0, "400 clicks at once go past a burst of 200");
+    app.wait_for_clicks_view().await;
+    assert_eq!(app.count("SELECT count(*) FROM clicks_view").await, 400);
+    assert_eq!(app.count("SELECT count(DISTINCT click_id) FROM clicks_view").await, 400);
+}
+
+#[tokio::test]
 async fn each_address_behind_a_trusted_proxy_has_its_own_click_bucket() {
     let app = TestApp::spawn_with(
         behind_proxy(|s| s.http.rate_clicks = "1/s,2".parse().expect("rate")),
