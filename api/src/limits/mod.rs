@@ -27,7 +27,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
@@ -75,7 +75,7 @@ impl Limits {
         let Some(limiter) = &self.clicks else { return Ok(()) };
         limiter.check_key(&address).map_err(|not_until| ApiError::RateLimited {
             message: "too many clicks from this address; send them again after the time in Retry-After".into(),
-            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            retry_after: not_until.wait_time_from(limiter.clock().now()),
         })
     }
 
