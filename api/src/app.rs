@@ -17,8 +17,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use framecart_commands::payments::PaymentGateway;
-
 use crate::settings::{AuthSettings, HttpSettings, ServeSettings, Settings, VideoSettings};
 
 /// Everything a request handler may use.
@@ -44,19 +42,26 @@ pub struct App {
     /// Token lifetime, first admin.
     pub auth: AuthSettings,
     /// Payment providers by name.
-    pub gateways: std::collections::HashMap<&'static str, Arc<dyn PaymentGateway>>,
+    pub gateways: crate::followups::Gateways,
+    /// The fake provider (also in `gateways`), for tests that look at the money it moved.
+    pub fake_payments: Option<Arc<crate::fake_payments::FakeGateway>>,
     /// The secret the fake provider signs webhooks with.
     pub fake_payments_secret: Vec<u8>,
+    /// How long stock is held for an order being placed; given back if it is not placed.
+    pub reservation_ttl: Duration,
+    /// What this process's relay is doing (restoring, leading, standing by), for
+    /// readiness and metrics; every relay the process starts reports here.
+    pub relay: Arc<RelayStats>,
     /// Per-address and per-account throttles (clicks, sign-in, registration).
     pub limits: Arc<crate::limits::Limits>,
 }
 
 impl App {
     /// An aggregate's current state, for a request (a store failure is `503`).
-    pub async fn load<A: framecart_commands::Aggregate>(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<A, crate::error::ApiError> {
+    pub async fn load<A: framecart_commands::Aggregate>(&self, aggregate_id: &str) -> Result<A, crate::error::ApiError>
+    where
+        A::Event: framecart_domain::upcast::Upcast,
+    {
         self.commands
             .load(aggregate_id)
             .await
@@ -114,13 +119,19 @@ impl Default for Components {
     }
 }
 
-/// Every projection of the installation, the matcher included (it reads like one and
-/// sends commands after its commits).
-pub fn projections(settings: &Settings, commands: Arc<Commands>) -> Vec<Arc<dyn framecart_projections::Projection>> {
+/// Every projection of the installation, the process managers included (they read like
+/// one and send commands after their commits). `gateways` are where the follow-ups
+/// refund surpluses.
+pub fn projections(
+    settings: &Settings,
+    commands: Arc<Commands>,
+    gateways: crate::followups::Gateways,
+) -> Vec<Arc<dyn framecart_projections::Projection>> {
     let mut all = framecart_projections::all(settings.media_dir.clone());
     all.push(Arc::new(crate::matcher::Matcher::new(commands.clone())));
     all.push(Arc::new(crate::followups::Followups::of_payments(commands.clone())));
-    all.push(Arc::new(crate::followups::Followups::of_orders(commands)));
+    all.push(Arc::new(crate::followups::Followups::of_orders(commands.clone(), gateways)));
+    all.push(Arc::new(crate::reservations::Reservations::new(commands)));
     all
 }
 
@@ -177,7 +188,10 @@ impl Running {
             class_names: class_names(&video),
             token_key: crate::auth::TokenKey::new(auth.token_secret.as_deref()),
             gateways: Default::default(),
+            fake_payments: None,
             fake_payments_secret: Vec::new(),
+            reservation_ttl: Duration::from_secs(payments.reservation_ttl_secs.max(1)),
+            relay: Arc::default(),
             limits: Arc::new(crate::limits::Limits::new(http.rate_clicks, http.rate_signin)),
             settings,
             http,
@@ -198,8 +212,10 @@ impl Running {
                 crate::fake_payments::NAME
             )
         });
-        let fake = crate::fake_payments::FakeGateway::new(fake_secret.clone(), webhook_url, payments.fake_chaos);
-        app.gateways.insert(crate::fake_payments::NAME, Arc::new(fake));
+        let fake =
+            Arc::new(crate::fake_payments::FakeGateway::new(fake_secret.clone(), webhook_url, payments.fake_chaos));
+        app.gateways.insert(crate::fake_payments::NAME, fake.clone());
+        app.fake_payments = Some(fake);
         app.fake_payments_secret = fake_secret;
         crate::routes::users::bootstrap_admin(&app).await?;
         // Idempotency keys are kept at least 24 hours; older ones go.
@@ -268,7 +284,8 @@ impl Running {
             self.state.jetstream.clone(),
             self.state.settings.namespace.clone(),
             RelayConfig { committed: Some(self.state.commands.events().committed()), ..RelayConfig::default() },
-        );
+        )
+        .with_stats(self.state.relay.clone());
         let stats = relay.stats();
         let handle = tokio::spawn(relay.run(self.relay_stop.child_token()));
         self.relay = Some((handle, stats));
@@ -276,9 +293,10 @@ impl Running {
 
     /// Kills the relay where it stands, as a crash would: no clean-up runs.
     pub async fn kill_relay(&mut self) {
-        if let Some((handle, _)) = self.relay.take() {
+        if let Some((handle, stats)) = self.relay.take() {
             handle.abort();
             let _ = handle.await;
+            stats.stopped();
         }
     }
 
@@ -292,7 +310,7 @@ impl Running {
     }
 
     pub fn start_projections(&mut self) {
-        for projection in projections(&self.state.settings, self.state.commands.clone()) {
+        for projection in projections(&self.state.settings, self.state.commands.clone(), self.state.gateways.clone()) {
             let runner = ProjectionRunner::new(
                 self.state.pool.clone(),
                 self.state.jetstream.clone(),

@@ -122,21 +122,19 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-/// A raw body (for a signature over its exact bytes), with the JSON errors: over the
-/// body limit is the JSON 413, not axum's text one.
+/// The raw body, for what must be checked on its bytes (a provider's signed webhook). Too
+/// large a body is the JSON `413 payload_too_large`, as everywhere else.
 pub struct RawBody(pub axum::body::Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::body::Bytes::from_request(request, state).await.map(Self).map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad_request("unreadable_body", e.body_text())
-            }
-        })
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
+            Err(e) => Err(ApiError::bad_request("unreadable_body", e.body_text())),
+        }
     }
 }
 

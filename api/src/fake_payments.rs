@@ -11,7 +11,7 @@
 //! | `4000002500003155` | needs an extra step (3-D Secure) before it can be captured |
 //! | other numbers | succeed when they pass the Luhn check, else `incorrect_number` |
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -38,6 +38,9 @@ struct Intent {
     amount: Money,
     status: PaymentStatus,
     card: Option<String>,
+    /// Minor units given back so far, and the idempotency keys of the refunds.
+    refunded: i64,
+    refund_keys: HashSet<String>,
     /// The time of the last change: each change is later than the one before.
     last: DateTime<Utc>,
 }
@@ -103,6 +106,16 @@ impl FakeGateway {
         };
         let _ = self.outbox.send(webhook(&event));
         Ok(event)
+    }
+
+    /// The money this provider moved: minor units captured and refunded, over all intents
+    /// (tests check that an order's money moved once).
+    pub fn money_moved(&self) -> (i64, i64) {
+        let intents = self.intents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        intents.values().fold((0, 0), |(captured, refunded), i| {
+            let paid = if i.status == PaymentStatus::Succeeded { i.amount.minor } else { 0 };
+            (captured + paid, refunded + i.refunded)
+        })
     }
 
     fn with_intent<T>(&self, intent_id: &str, f: impl FnOnce(&mut Intent) -> T) -> Result<T, GatewayError> {
@@ -215,8 +228,15 @@ impl PaymentGateway for FakeGateway {
 
     async fn initiate(&self, payment_id: Uuid, amount: Money) -> Result<String, GatewayError> {
         let intent_id = format!("pi_{}", Uuid::new_v4().simple());
-        let intent =
-            Intent { payment_id, amount, status: PaymentStatus::RequiresPaymentMethod, card: None, last: Utc::now() };
+        let intent = Intent {
+            payment_id,
+            amount,
+            status: PaymentStatus::RequiresPaymentMethod,
+            card: None,
+            refunded: 0,
+            refund_keys: HashSet::new(),
+            last: Utc::now(),
+        };
         self.intents
             .lock()
             .map_err(|_| GatewayError::Unavailable("poisoned".into()))?
@@ -261,12 +281,25 @@ impl PaymentGateway for FakeGateway {
         self.change(intent_id, GatewayOutcome::Status(PaymentStatus::Succeeded))
     }
 
-    async fn refund(&self, intent_id: &str, amount: Money) -> Result<(), GatewayError> {
-        let (status, paid) = self.with_intent(intent_id, |i| (i.status, i.amount))?;
-        if status != PaymentStatus::Succeeded || amount.currency != paid.currency || amount.minor > paid.minor {
-            return Err(GatewayError::Refused("only a succeeded payment is refunded, by at most its amount".into()));
-        }
-        Ok(())
+    async fn refund(&self, intent_id: &str, amount: Money, idempotency_key: &str) -> Result<(), GatewayError> {
+        self.with_intent(intent_id, |i| {
+            if i.refund_keys.contains(idempotency_key) {
+                return Ok(()); // the same refund asked again
+            }
+            let left = i.amount.minor - i.refunded;
+            if i.status != PaymentStatus::Succeeded
+                || amount.currency != i.amount.currency
+                || amount.minor <= 0
+                || amount.minor > left
+            {
+                return Err(GatewayError::Refused(
+                    "only a succeeded payment is refunded, by at most what is left of it".into(),
+                ));
+            }
+            i.refunded += amount.minor;
+            i.refund_keys.insert(idempotency_key.to_owned());
+            Ok(())
+        })?
     }
 
     async fn cancel(&self, intent_id: &str) -> Result<GatewayEvent, GatewayError> {
@@ -324,7 +357,22 @@ impl PaymentGateway for FakeGateway {
 
 #[cfg(test)]
 mod tests {
-    use super::luhn;
+    use super::*;
+    use framecart_domain::money::Currency;
+
+    #[tokio::test]
+    async fn a_refund_sent_again_with_its_key_moves_no_more_money() {
+        let fake = FakeGateway::new(b"secret".to_vec(), "http://127.0.0.1:9/none".into(), false);
+        let eur = |minor| Money::new(minor, Currency::parse("EUR").expect("EUR"));
+        let intent = fake.initiate(Uuid::new_v4(), eur(1000)).await.expect("intent");
+        fake.authorize(&intent, "4242424242424242").await.expect("authorized");
+        fake.capture(&intent).await.expect("captured");
+        fake.refund(&intent, eur(1000), "surplus-1").await.expect("refunded");
+        fake.refund(&intent, eur(1000), "surplus-1").await.expect("the same refund again");
+        assert_eq!(fake.money_moved(), (1000, 1000));
+        let again = fake.refund(&intent, eur(1), "surplus-2").await;
+        assert!(matches!(again, Err(GatewayError::Refused(_))), "nothing is left to refund: {again:?}");
+    }
 
     #[test]
     fn the_test_cards_pass_the_luhn_check() {

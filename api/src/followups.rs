@@ -1,46 +1,72 @@
 //! Process managers of the shop: what follows from payments and orders.
 //!
-//! - A payment that succeeded marks its order paid; a refunded payment refunds its order.
+//! - A payment that succeeded marks its order paid, or, when it pays nothing (the order
+//!   was paid by another payment, or cancelled), records a surplus on the order.
+//! - A payment that failed or was cancelled ends its claim on the order, so that the
+//!   order can be paid by a new attempt.
+//! - A surplus is refunded through the payment's provider, with an idempotency key
+//!   derived from the event that recorded it (`surplus-<event id>`); the refund of the
+//!   payment then records the surplus as given back on the order.
+//! - A refunded payment refunds its order (or its surplus).
 //! - A cancelled order gives its stock back; a shipped order's stock leaves the shop.
 //!
 //! Each reads its events like a projection and records the commands it owes in the same
 //! transaction as its checkpoint; it sends them after the commit and forgets each once it
-//! is carried out or refused for good. Every command is idempotent (the order is paid by
-//! one payment once; a reservation is released or committed once), so sending one again
-//! after a crash changes nothing.
+//! is carried out. Every command is idempotent (the order is paid by one payment once; a
+//! surplus is recorded and refunded once; a reservation is released or committed once),
+//! so sending one again after a crash changes nothing. One that is refused for good is
+//! kept, with the reason and the time (`refused_at`), for an operator: money owed is never
+//! dropped silently.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use framecart_commands::execute::execute;
+use framecart_commands::payments::{GatewayError, PaymentGateway};
 use framecart_commands::{CommandError, Commands};
 use framecart_domain::EventMetadata;
 use framecart_domain::log::{LoggedEvent, Namespace};
 use framecart_domain::money::Money;
 use framecart_domain::order::{self, Order, OrderCommand, OrderEvent};
-use framecart_domain::payment::{self, PaymentEvent, PaymentStatus};
+use framecart_domain::payment::{self, Payment, PaymentCommand, PaymentEvent, PaymentStatus};
 use framecart_domain::product::ProductCommand;
 use framecart_projections::runner::{Projection, ProjectionError, decode};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+/// Payment providers by name.
+pub type Gateways = HashMap<&'static str, Arc<dyn PaymentGateway>>;
+
 pub struct Followups {
     name: &'static str,
     aggregate_type: &'static str,
     commands: Arc<Commands>,
+    /// Where surpluses are refunded.
+    gateways: Gateways,
 }
 
 impl Followups {
     /// Payments → orders.
     pub fn of_payments(commands: Arc<Commands>) -> Self {
-        Self { name: "payment_followups", aggregate_type: payment::AGGREGATE_TYPE, commands }
+        Self { name: "payment_followups", aggregate_type: payment::AGGREGATE_TYPE, commands, gateways: Gateways::new() }
     }
 
-    /// Orders → stock.
-    pub fn of_orders(commands: Arc<Commands>) -> Self {
-        Self { name: "order_followups", aggregate_type: order::AGGREGATE_TYPE, commands }
+    /// Orders → stock, and surpluses → refunds.
+    pub fn of_orders(commands: Arc<Commands>, gateways: Gateways) -> Self {
+        Self { name: "order_followups", aggregate_type: order::AGGREGATE_TYPE, commands, gateways }
     }
+}
+
+/// A command owed because of an event.
+struct Owing<'a> {
+    kind: &'a str,
+    order_id: Uuid,
+    payment_id: Option<Uuid>,
+    amount: Option<Money>,
+    reason: Option<&'a str>,
+    at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -50,9 +76,13 @@ struct Owed {
     order_id: Uuid,
     payment_id: Option<Uuid>,
     amount: Option<sqlx::types::Json<Money>>,
+    reason: Option<String>,
     at: DateTime<Utc>,
     correlation_id: String,
 }
+
+/// Follow-ups that move money: a refusal of one of these is an error for an operator.
+const MONEY: [&str; 3] = ["mark_paid", "refund", "refund_surplus"];
 
 #[async_trait]
 impl Projection for Followups {
@@ -71,36 +101,47 @@ impl Projection for Followups {
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, position: i64) -> Result<(), ProjectionError> {
-        let owed: Option<(&str, Uuid, Option<Uuid>, Option<Money>, DateTime<Utc>)> = match event.aggregate_type.as_str()
-        {
+        let owing =
+            |kind, order_id, payment_id, amount, reason, at| Owing { kind, order_id, payment_id, amount, reason, at };
+        let owed: Option<Owing<'_>> = match event.aggregate_type.as_str() {
             payment::AGGREGATE_TYPE => match decode(event, position)? {
                 PaymentEvent::PaymentStatusChanged(e) if e.to == PaymentStatus::Succeeded => {
-                    Some(("mark_paid", e.order_id, Some(e.payment_id), Some(e.amount), e.at))
+                    Some(owing("mark_paid", e.order_id, Some(e.payment_id), Some(e.amount), None, e.at))
+                }
+                PaymentEvent::PaymentStatusChanged(e) if e.to == PaymentStatus::Canceled => {
+                    Some(owing("end_payment", e.order_id, Some(e.payment_id), None, Some("canceled"), e.at))
+                }
+                PaymentEvent::PaymentFailed(e) => {
+                    Some(owing("end_payment", e.order_id, Some(e.payment_id), None, Some("failed"), e.at))
                 }
                 PaymentEvent::PaymentRefunded(e) => {
-                    Some(("refund", e.order_id, Some(e.payment_id), Some(e.amount), e.at))
+                    Some(owing("refund", e.order_id, Some(e.payment_id), Some(e.amount), None, e.at))
                 }
                 _ => None,
             },
             order::AGGREGATE_TYPE => match decode(event, position)? {
-                OrderEvent::OrderCancelled(e) => Some(("release_stock", e.order_id, None, None, e.at)),
-                OrderEvent::OrderShipped(e) => Some(("commit_stock", e.order_id, None, None, e.at)),
+                OrderEvent::OrderCancelled(e) => Some(owing("release_stock", e.order_id, None, None, None, e.at)),
+                OrderEvent::OrderShipped(e) => Some(owing("commit_stock", e.order_id, None, None, None, e.at)),
+                OrderEvent::OrderSurplusCaptured(e) => {
+                    Some(owing("refund_surplus", e.order_id, Some(e.payment_id), Some(e.amount), None, e.at))
+                }
                 _ => None,
             },
             _ => None,
         };
-        let Some((kind, order_id, payment_id, amount, at)) = owed else { return Ok(()) };
+        let Some(o) = owed else { return Ok(()) };
         sqlx::query(
-            "INSERT INTO order_followups (event_id, position, kind, order_id, payment_id, amount, at, correlation_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            "INSERT INTO order_followups (event_id, position, kind, order_id, payment_id, amount, reason, at, correlation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
         )
         .bind(event.event_id)
         .bind(position)
-        .bind(kind)
-        .bind(order_id)
-        .bind(payment_id)
-        .bind(amount.map(sqlx::types::Json))
-        .bind(at)
+        .bind(o.kind)
+        .bind(o.order_id)
+        .bind(o.payment_id)
+        .bind(o.amount.map(sqlx::types::Json))
+        .bind(o.reason)
+        .bind(o.at)
         .bind(event.metadata.get("correlation_id").cloned().unwrap_or_default())
         .execute(tx)
         .await?;
@@ -109,13 +150,13 @@ impl Projection for Followups {
 
     async fn after_commit(&self, pool: &PgPool) -> Result<(), ProjectionError> {
         let kinds: &[&str] = if self.aggregate_type == payment::AGGREGATE_TYPE {
-            &["mark_paid", "refund"]
+            &["mark_paid", "refund", "end_payment"]
         } else {
-            &["release_stock", "commit_stock"]
+            &["release_stock", "commit_stock", "refund_surplus"]
         };
         let owed: Vec<Owed> = sqlx::query_as(
-            "SELECT event_id, kind, order_id, payment_id, amount, at, correlation_id FROM order_followups
-             WHERE kind = ANY($1) ORDER BY position LIMIT 100",
+            "SELECT event_id, kind, order_id, payment_id, amount, reason, at, correlation_id FROM order_followups
+             WHERE kind = ANY($1) AND refused_at IS NULL ORDER BY position LIMIT 100",
         )
         .bind(kinds)
         .fetch_all(pool)
@@ -123,15 +164,30 @@ impl Projection for Followups {
         for o in owed {
             let metadata = EventMetadata::caused_by_event(&o.event_id.to_string(), &o.correlation_id, self.name);
             match self.send(&o, metadata).await {
-                Ok(()) => {}
+                Ok(()) => {
+                    sqlx::query("DELETE FROM order_followups WHERE event_id = $1")
+                        .bind(o.event_id)
+                        .execute(pool)
+                        .await?;
+                }
                 Err(FollowupError::Refused(reason)) => {
-                    tracing::warn!(order_id = %o.order_id, kind = %o.kind, %reason, "a follow-up was refused; dropping it");
+                    if MONEY.contains(&o.kind.as_str()) {
+                        tracing::error!(order_id = %o.order_id, kind = %o.kind, %reason, "a follow-up that moves money was refused; kept for an operator");
+                    } else {
+                        tracing::warn!(order_id = %o.order_id, kind = %o.kind, %reason, "a follow-up was refused");
+                    }
+                    sqlx::query(
+                        "UPDATE order_followups SET refused_at = now(), refused_reason = $2 WHERE event_id = $1",
+                    )
+                    .bind(o.event_id)
+                    .bind(&reason)
+                    .execute(pool)
+                    .await?;
                 }
                 Err(FollowupError::Store(reason)) => {
                     return Err(ProjectionError::Internal(format!("{} for order {}: {reason}", o.kind, o.order_id)));
                 }
             }
-            sqlx::query("DELETE FROM order_followups WHERE event_id = $1").bind(o.event_id).execute(pool).await?;
         }
         Ok(())
     }
@@ -140,7 +196,7 @@ impl Projection for Followups {
 enum FollowupError {
     /// Refused for good: retrying cannot help.
     Refused(String),
-    /// The store failed: try again later.
+    /// The store or the provider failed: try again later.
     Store(String),
 }
 
@@ -155,19 +211,29 @@ impl Followups {
     async fn send(&self, o: &Owed, metadata: EventMetadata) -> Result<(), FollowupError> {
         let order_id = o.order_id.to_string();
         let order_command = |command| execute(&self.commands.orders, &order_id, command, metadata.clone());
+        let payment = || o.payment_id.ok_or_else(|| FollowupError::Refused("no payment".into()));
+        let amount = || o.amount.as_ref().map(|a| a.0).ok_or_else(|| FollowupError::Refused("no amount".into()));
         match o.kind.as_str() {
             "mark_paid" => {
-                let (Some(payment_id), Some(amount)) = (o.payment_id, &o.amount) else {
-                    return Err(FollowupError::Refused("no payment".into()));
-                };
-                order_command(OrderCommand::MarkPaid { payment_id, amount: amount.0, at: o.at }).await.map_err(classify)
-            }
-            "refund" => {
-                let Some(amount) = &o.amount else { return Err(FollowupError::Refused("no amount".into())) };
-                order_command(OrderCommand::Refund { amount: amount.0, reason: "payment refunded".into(), at: o.at })
+                order_command(OrderCommand::MarkPaid { payment_id: payment()?, amount: amount()?, at: o.at })
                     .await
                     .map_err(classify)
             }
+            "end_payment" => {
+                let reason = o.reason.clone().unwrap_or_else(|| "ended".into());
+                order_command(OrderCommand::EndPayment { payment_id: payment()?, reason, at: o.at })
+                    .await
+                    .map_err(classify)
+            }
+            "refund" => order_command(OrderCommand::Refund {
+                payment_id: payment()?,
+                amount: amount()?,
+                reason: "payment refunded".into(),
+                at: o.at,
+            })
+            .await
+            .map_err(classify),
+            "refund_surplus" => self.refund_surplus(o.event_id, payment()?, amount()?, metadata).await,
             "release_stock" | "commit_stock" => {
                 let order: Order =
                     self.commands.load(&order_id).await.map_err(|e| FollowupError::Store(e.to_string()))?;
@@ -186,5 +252,33 @@ impl Followups {
             }
             other => Err(FollowupError::Refused(format!("unknown follow-up {other}"))),
         }
+    }
+
+    /// Gives a surplus back: the provider refunds it (once per key, however often this
+    /// runs), then the payment records the refund, which the payments' follow-ups carry
+    /// to the order.
+    async fn refund_surplus(
+        &self,
+        event_id: Uuid,
+        payment_id: Uuid,
+        amount: Money,
+        metadata: EventMetadata,
+    ) -> Result<(), FollowupError> {
+        let id = payment_id.to_string();
+        let payment: Payment = self.commands.load(&id).await.map_err(|e| FollowupError::Store(e.to_string()))?;
+        let Some(created) = payment.created() else { return Err(FollowupError::Refused("no such payment".into())) };
+        if payment.is_refunded() {
+            return Ok(()); // done before a crash, or by a merchant
+        }
+        let gateway = self.gateways.get(created.provider.as_str()).ok_or_else(|| {
+            FollowupError::Refused(format!("the payment provider {:?} is not configured here", created.provider))
+        })?;
+        let key = format!("surplus-{event_id}");
+        gateway.refund(&created.intent_id, amount, &key).await.map_err(|e| match e {
+            GatewayError::Unavailable(_) => FollowupError::Store(e.to_string()),
+            GatewayError::Refused(_) | GatewayError::UnknownIntent(_) => FollowupError::Refused(e.to_string()),
+        })?;
+        let refund = PaymentCommand::Refund { amount, at: Utc::now() };
+        execute(&self.commands.payments, &id, refund, metadata).await.map_err(classify)
     }
 }

@@ -21,6 +21,7 @@ pub mod followups;
 pub mod limits;
 pub mod matcher;
 pub mod metrics;
+pub mod reservations;
 pub mod routes;
 pub mod settings;
 pub mod upload;

@@ -6,9 +6,13 @@
 //!   HTTP requests with a latency histogram per route.
 //! - **Read at scrape time**, from facts every process can see (Postgres and the stream),
 //!   so any process answers for the whole installation: the relay's lag (committed, not
-//!   yet in the stream), each projection's lag and quarantined events, the detector's
+//!   yet in the stream: how many, the oldest's age, and how many recorded events the
+//!   stream lost), each projection's lag and quarantined events, the detector's
 //!   queue. They carry a `namespace` label: one process may serve several installations
 //!   (tests do).
+//!
+//! - **This process's relay**: `framecart_relay_restoring` is 1 while it republishes
+//!   events the stream lost.
 //!
 //! Served at `GET /metrics` to staff, and without authentication on
 //! `FRAMECART_METRICS_BIND` when set (a separate address, for a scraper on a private
@@ -83,6 +87,9 @@ pub async fn metrics_open(State(app): State<AppState>) -> Response {
 /// The scrape: facts of the installation first, then everything counted.
 async fn render(app: &App) -> Response {
     let ns = app.settings.namespace.to_string();
+    // This process's own relay: known without reading anything.
+    let restoring = app.relay.state() == framecart_commands::relay::RelayState::Restoring;
+    metrics::gauge!("framecart_relay_restoring", "namespace" => ns.clone()).set(if restoring { 1.0 } else { 0.0 });
     if let Err(e) = observe(app, &ns).await {
         // A scrape during an outage still answers with what is counted in-process.
         tracing::debug!(error = %e, "metrics: the installation's state could not be read");
@@ -102,6 +109,14 @@ async fn observe(app: &App, ns: &str) -> anyhow::Result<()> {
     };
     metrics::gauge!("framecart_stream_last_sequence", "namespace" => ns.to_owned()).set(stream_last as f64);
 
+    // The relay's lag: committed events not in the stream, and how long the oldest waits.
+    let lag = framecart_commands::relay::lag::observe(&app.pool, Some(stream_last)).await?;
+    let oldest = lag.oldest_age(chrono::Utc::now()).map_or(0.0, |age| age.as_secs_f64());
+    metrics::gauge!("framecart_relay_unrelayed_events", "namespace" => ns.to_owned()).set(lag.unrelayed as f64);
+    metrics::gauge!("framecart_relay_oldest_unrelayed_seconds", "namespace" => ns.to_owned()).set(oldest);
+    metrics::gauge!("framecart_relay_stream_behind_events", "namespace" => ns.to_owned())
+        .set(lag.stream_behind() as f64);
+
     // A projection's lag is what its consumer has not had acknowledged yet: the events its
     // filter lets through, not the whole stream past its checkpoint.
     let names: Vec<String> = sqlx::query_scalar("SELECT name FROM projection_checkpoints").fetch_all(&app.pool).await?;
@@ -113,6 +128,18 @@ async fn observe(app: &App, ns: &str) -> anyhow::Result<()> {
         let lag = info.num_pending + info.num_ack_pending as u64;
         metrics::gauge!("framecart_projection_lag_events", "namespace" => ns.to_owned(), "projection" => name)
             .set(lag as f64);
+    }
+
+    // Every projection that ever ran has a series, at 0 while nothing is set aside.
+    let quarantined: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT c.name, count(q.log_position) FROM projection_checkpoints c
+         LEFT JOIN projection_quarantine q ON q.projection = c.name GROUP BY c.name",
+    )
+    .fetch_all(&app.pool)
+    .await?;
+    for (name, count) in quarantined {
+        metrics::gauge!("framecart_projection_quarantined_events", "namespace" => ns.to_owned(), "projection" => name)
+            .set(count as f64);
     }
 
     let (queued, running): (i64, i64) = sqlx::query_as(

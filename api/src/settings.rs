@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Args};
 use framecart_domain::log::Namespace;
@@ -60,8 +61,8 @@ impl fmt::Debug for AuthSettings {
     }
 }
 
-/// Payment providers.
-#[derive(Args, Clone, Default)]
+/// Payment providers, and how long an order being placed holds stock.
+#[derive(Args, Clone)]
 pub struct PaymentSettings {
     /// Secret the fake provider signs its webhooks with (random when unset).
     #[arg(long, env = "FRAMECART_FAKE_PAYMENTS_SECRET", hide_env_values = true)]
@@ -75,6 +76,24 @@ pub struct PaymentSettings {
     /// Where the fake provider sends its webhooks (default: this server).
     #[arg(long, env = "FRAMECART_FAKE_PAYMENTS_WEBHOOK_URL")]
     pub fake_webhook_url: Option<String>,
+
+    /// Seconds stock stays reserved for an order being placed: if the order is not placed
+    /// by then (a crash, a client that gave up), the stock is given back.
+    #[arg(long, env = "FRAMECART_RESERVATION_TTL_SECS", default_value_t = DEFAULT_RESERVATION_TTL_SECS)]
+    pub reservation_ttl_secs: u64,
+}
+
+pub const DEFAULT_RESERVATION_TTL_SECS: u64 = 900;
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        Self {
+            fake_secret: None,
+            fake_chaos: true,
+            fake_webhook_url: None,
+            reservation_ttl_secs: DEFAULT_RESERVATION_TTL_SECS,
+        }
+    }
 }
 
 impl fmt::Debug for PaymentSettings {
@@ -83,6 +102,7 @@ impl fmt::Debug for PaymentSettings {
             .field("fake_secret", &self.fake_secret.as_ref().map(|_| "********"))
             .field("fake_chaos", &self.fake_chaos)
             .field("fake_webhook_url", &self.fake_webhook_url)
+            .field("reservation_ttl_secs", &self.reservation_ttl_secs)
             .finish()
     }
 }
@@ -121,6 +141,22 @@ pub struct Settings {
     /// one transaction per command.
     #[arg(long, env = "FRAMECART_WRITE_BATCHING", default_value_t = true, action = ArgAction::Set)]
     pub write_batching: bool,
+
+    /// Seconds a committed event may wait to reach the stream. Past it `/readyz` says the
+    /// relay is degraded (503), and `audit verify` reports the event if it has no log
+    /// position.
+    #[arg(long, env = "FRAMECART_RELAY_LAG_BOUND_SECS", default_value_t = DEFAULT_RELAY_LAG_BOUND_SECS)]
+    pub relay_lag_bound_secs: u64,
+}
+
+/// The default of [`Settings::relay_lag_bound_secs`].
+pub const DEFAULT_RELAY_LAG_BOUND_SECS: u64 = 30;
+
+impl Settings {
+    /// How long a committed event may wait to reach the stream.
+    pub fn relay_lag_bound(&self) -> Duration {
+        Duration::from_secs(self.relay_lag_bound_secs)
+    }
 }
 
 impl fmt::Debug for Settings {
@@ -132,6 +168,7 @@ impl fmt::Debug for Settings {
             .field("namespace", &self.namespace)
             .field("db_max_connections", &self.db_max_connections)
             .field("write_batching", &self.write_batching)
+            .field("relay_lag_bound_secs", &self.relay_lag_bound_secs)
             .finish()
     }
 }

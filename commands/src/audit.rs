@@ -1,5 +1,8 @@
 //! The auditor's view of history: every event in commit order with its log position and
-//! its link in the hash chain, one aggregate's history, and a verification of the chain.
+//! its link in the hash chain, one aggregate's history, and a verification of the chain
+//! and of the log's completeness (every stored event has a log position).
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -122,12 +125,64 @@ pub async fn stream(pool: &PgPool, aggregate_type: &str, aggregate_id: &str) -> 
     Ok(rows.into_iter().map(audited).collect())
 }
 
-/// The outcome of checking the chain.
+/// The outcome of checking the chain and the log's completeness.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Verification {
-    Intact { ok: bool, checked: i64 },
-    Broken { ok: bool, first_bad_position: i64, reason: String },
+    Intact {
+        ok: bool,
+        checked: i64,
+    },
+    Broken {
+        ok: bool,
+        first_bad_position: i64,
+        reason: String,
+    },
+    /// The chain holds, but stored events older than the relay's bound have no log
+    /// position: the log misses them.
+    Incomplete {
+        ok: bool,
+        checked: i64,
+        reason: String,
+        /// How many stored events have no log position.
+        unlogged_count: i64,
+        /// The first of them (at most [`UNLOGGED_SHOWN`]), in store order.
+        unlogged: Vec<Unlogged>,
+    },
+}
+
+/// A stored event the relay has not given a log position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unlogged {
+    pub event_id: Uuid,
+    pub global_position: i64,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Most unlogged events a verification names.
+pub const UNLOGGED_SHOWN: i64 = 100;
+
+/// Stored events without a log position that were stored more than `older_than` ago:
+/// how many, and the first [`UNLOGGED_SHOWN`] of them.
+pub async fn unlogged(pool: &PgPool, older_than: Duration) -> Result<(i64, Vec<Unlogged>), sqlx::Error> {
+    let rows: Vec<(Uuid, i64, DateTime<Utc>, i64)> = sqlx::query_as(
+        "SELECT e.event_id, e.global_position, e.recorded_at, count(*) OVER ()
+         FROM events e
+         WHERE NOT EXISTS (SELECT 1 FROM event_log l WHERE l.global_position = e.global_position)
+           AND e.recorded_at < clock_timestamp() - make_interval(secs => $1)
+         ORDER BY e.global_position
+         LIMIT $2",
+    )
+    .bind(older_than.as_secs_f64())
+    .bind(UNLOGGED_SHOWN)
+    .fetch_all(pool)
+    .await?;
+    let count = rows.first().map_or(0, |row| row.3);
+    let shown = rows
+        .into_iter()
+        .map(|(event_id, global_position, recorded_at, _)| Unlogged { event_id, global_position, recorded_at })
+        .collect();
+    Ok((count, shown))
 }
 
 impl Verification {
@@ -152,8 +207,30 @@ type ChainRow = (
 );
 
 /// Recomputes the chain over the whole log, in log order, from the stored events: the
-/// first event whose content, place or hash does not fit is named.
-pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
+/// first event whose content, place or hash does not fit is named. Then checks that every
+/// stored event has a log position, except those stored less than `relay_bound` ago (the
+/// relay may not have reached them yet).
+pub async fn verify(pool: &PgPool, relay_bound: Duration) -> Result<Verification, sqlx::Error> {
+    let chain = verify_chain(pool).await?;
+    let Verification::Intact { checked, .. } = chain else { return Ok(chain) };
+    let (unlogged_count, unlogged) = unlogged(pool, relay_bound).await?;
+    let Some(first) = unlogged.first() else { return Ok(chain) };
+    Ok(Verification::Incomplete {
+        ok: false,
+        checked,
+        reason: format!(
+            "{unlogged_count} stored events have no log position after {} s, the first {} at global position {}: \
+             the log misses them",
+            relay_bound.as_secs(),
+            first.event_id,
+            first.global_position
+        ),
+        unlogged_count,
+        unlogged,
+    })
+}
+
+async fn verify_chain(pool: &PgPool) -> Result<Verification, sqlx::Error> {
     const CHUNK: i64 = 5000;
     let mut previous = GENESIS.to_owned();
     let mut expected_position = 1;

@@ -11,6 +11,7 @@ use framecart_domain::detection::DetectionRun;
 use framecart_domain::order::Order;
 use framecart_domain::payment::Payment;
 use framecart_domain::product::Product;
+use framecart_domain::upcast::{self, Upcast, cqrs_upcasters};
 use framecart_domain::user::User;
 use framecart_domain::video::Video;
 use sqlx::PgPool;
@@ -75,8 +76,12 @@ impl Commands {
 
     /// An aggregate's current state, for a worker that must decide what to do next
     /// (where to resume). Commands never need this: they decide on loaded state.
-    pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
-        let store: PersistedEventStore<EventRepository, A> = PersistedEventStore::new_event_store(self.repo.clone());
+    pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>>
+    where
+        A::Event: Upcast,
+    {
+        let store: PersistedEventStore<EventRepository, A> =
+            PersistedEventStore::new_event_store(self.repo.clone()).with_upcasters(cqrs_upcasters::<A::Event>());
         let context = store
             .load_aggregate(aggregate_id)
             .await
@@ -85,8 +90,13 @@ impl Commands {
     }
 }
 
-fn framework<A: Aggregate<Services = ()>>(repo: EventRepository) -> Cqrs<A> {
-    CqrsFramework::new(PersistedEventStore::new_event_store(repo), vec![], ())
+/// Events written by an older version are loaded through the event's upcasters.
+fn framework<A: Aggregate<Services = ()>>(repo: EventRepository) -> Cqrs<A>
+where
+    A::Event: Upcast,
+{
+    let store = PersistedEventStore::new_event_store(repo).with_upcasters(cqrs_upcasters::<A::Event>());
+    CqrsFramework::new(store, vec![], ())
 }
 
 /// Executes a command, retrying optimistic-lock conflicts: the command is decided again
@@ -148,6 +158,7 @@ pub async fn execute_all<A>(
 where
     A: Aggregate<Services = ()>,
     A::Command: Clone,
+    A::Event: Upcast,
 {
     use cqrs_es::DomainEvent;
     use cqrs_es::event_sink::EventSink;
@@ -169,7 +180,7 @@ where
     let mut states: HashMap<String, (A, usize)> = HashMap::new();
     for row in rows {
         let (id, sequence) = (row.aggregate_id, row.sequence);
-        let event: A::Event = match serde_json::from_value(row.payload) {
+        let event: A::Event = match upcast::decode_value(&row.event_type, &row.event_version, row.payload) {
             Ok(event) => event,
             Err(e) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
         };

@@ -14,6 +14,10 @@
 //! - Exactly one relay publishes at a time (a Postgres advisory lock), and it never
 //!   reads past the oldest running transaction, so the log is complete and in commit
 //!   order (see [`relay`]).
+//! - The stream is a replica of `events` plus the relay's `event_log`: a stream that is
+//!   missing or behind the record is restored at the same sequences before anything new
+//!   is relayed, and a stream that disagrees with the record is refused, never
+//!   overwritten.
 
 pub mod audit;
 pub mod db;

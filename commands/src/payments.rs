@@ -36,6 +36,7 @@ impl GatewayEvent {
     pub fn report(&self) -> ProviderReport {
         ProviderReport {
             provider_event_id: Some(self.id.clone()),
+            intent_id: self.intent_id.clone(),
             outcome: match &self.outcome {
                 GatewayOutcome::Status(s) => ReportedOutcome::Status(*s),
                 GatewayOutcome::Failed { code, message } => {
@@ -83,7 +84,10 @@ pub trait PaymentGateway: Send + Sync {
 
     async fn capture(&self, intent_id: &str) -> Result<GatewayEvent, GatewayError>;
 
-    async fn refund(&self, intent_id: &str, amount: Money) -> Result<(), GatewayError>;
+    /// Gives back `amount` of a captured payment. A retry with the same `idempotency_key`
+    /// refunds nothing more (Stripe's `Idempotency-Key`): a refund owed by a durable
+    /// follow-up is sent again after a crash without moving money twice.
+    async fn refund(&self, intent_id: &str, amount: Money, idempotency_key: &str) -> Result<(), GatewayError>;
 
     async fn cancel(&self, intent_id: &str) -> Result<GatewayEvent, GatewayError>;
 

@@ -27,6 +27,7 @@ pub mod payment;
 pub mod product;
 pub mod text;
 pub mod tracking;
+pub mod upcast;
 pub mod user;
 pub mod user_id;
 pub mod video;

@@ -120,9 +120,10 @@ pub struct LoggedEvent {
 }
 
 impl LoggedEvent {
-    /// Decodes the payload as an aggregate's event enum.
-    pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
-        serde_json::from_str(self.payload.get())
+    /// Decodes the payload as an aggregate's event enum, through its upcasters when the
+    /// event was written by an older version.
+    pub fn decode<E: crate::upcast::Upcast>(&self) -> Result<E, serde_json::Error> {
+        crate::upcast::decode(&self.event_type, &self.event_version, self.payload.get())
     }
 }
 

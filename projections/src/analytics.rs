@@ -227,6 +227,12 @@ async fn apply_order(tx: &mut PgConnection, event: OrderEvent) -> Result<(), Pro
         OrderEvent::OrderShipped(e) => (e.order_id, "shipped"),
         OrderEvent::OrderCompleted(e) => (e.order_id, "completed"),
         OrderEvent::OrderCancelled(e) => (e.order_id, "cancelled"),
+        // Payment attempts, surpluses given back, order ids never placed: not in the funnel.
+        OrderEvent::OrderPaymentStarted(_)
+        | OrderEvent::OrderPaymentEnded(_)
+        | OrderEvent::OrderSurplusCaptured(_)
+        | OrderEvent::OrderSurplusRefunded(_)
+        | OrderEvent::OrderVoided(_) => return Ok(()),
     };
     sqlx::query("UPDATE analytics_orders SET status = $2 WHERE order_id = $1")
         .bind(order_id)

@@ -22,12 +22,13 @@ pub mod detections;
 pub mod files;
 pub mod orders;
 pub mod products;
+pub mod quarantine;
 pub mod runner;
 pub mod tracks;
 pub mod users;
 pub mod videos;
 
-pub use runner::{Projection, ProjectionError, ProjectionRunner};
+pub use runner::{Projection, ProjectionError, ProjectionRunner, Retried};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -88,6 +88,28 @@ impl Projection for OrdersProjection {
                 .execute(tx)
                 .await?;
             }
+            OrderEvent::OrderSurplusCaptured(e) => {
+                sqlx::query(
+                    "UPDATE orders_view SET surplus_captured_minor = surplus_captured_minor + $2, updated_at = $3
+                     WHERE order_id = $1",
+                )
+                .bind(e.order_id)
+                .bind(e.amount.minor)
+                .bind(e.at)
+                .execute(tx)
+                .await?;
+            }
+            OrderEvent::OrderSurplusRefunded(e) => {
+                sqlx::query(
+                    "UPDATE orders_view SET surplus_refunded_minor = surplus_refunded_minor + $2, updated_at = $3
+                     WHERE order_id = $1",
+                )
+                .bind(e.order_id)
+                .bind(e.amount.minor)
+                .bind(e.at)
+                .execute(tx)
+                .await?;
+            }
             other => {
                 let (order_id, new, at) = match &other {
                     OrderEvent::OrderCancelled(e) => (e.order_id, OrderStatus::Cancelled, e.at),
@@ -129,6 +151,11 @@ pub struct OrderView {
     /// The payment that paid it.
     pub payment_id: Option<Uuid>,
     pub refunded_minor: Option<i64>,
+    /// Minor units a payment captured beyond what paid the order (a second capture, or
+    /// one after the order was cancelled), which are refunded automatically.
+    pub surplus_captured_minor: i64,
+    /// Of those, what was refunded so far.
+    pub surplus_refunded_minor: i64,
     #[serde(rename = "created_at")]
     pub placed_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -136,7 +163,7 @@ pub struct OrderView {
 
 const ORDER_COLUMNS: &str =
     "order_id, user_id, status, lines, total_minor, currency, click_id, contact, shipping_address,
-    payment_id, refunded_minor, placed_at, updated_at";
+    payment_id, refunded_minor, surplus_captured_minor, surplus_refunded_minor, placed_at, updated_at";
 
 pub async fn get(pool: &PgPool, order_id: Uuid) -> Result<Option<OrderView>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM orders_view WHERE order_id = $1"))
@@ -226,6 +253,8 @@ impl Projection for PaymentsProjection {
                     .execute(tx)
                     .await?;
             }
+            // Kept in the log for operators; the payment did not change.
+            PaymentEvent::PaymentReportIgnored(_) => {}
         }
         Ok(())
     }

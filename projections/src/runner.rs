@@ -11,6 +11,8 @@ use futures::StreamExt;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+use crate::quarantine::{self, SetAside};
+
 /// One read model fed from the log.
 #[async_trait]
 pub trait Projection: Send + Sync {
@@ -66,8 +68,30 @@ pub enum ProjectionError {
     Rebuilt,
     #[error("no projection is called {0:?}")]
     Unknown(String),
+    /// An event the projection cannot apply, whatever happens around it (a value its view
+    /// refuses, a reference to something that never existed): it is set aside.
+    #[error("event at log position {position} cannot be applied: {reason}")]
+    Invalid { position: u64, reason: String },
     #[error("{0}")]
     Internal(String),
+}
+
+impl ProjectionError {
+    /// True when the event itself is at fault, so applying it again cannot succeed until
+    /// the code changes: it is set aside and the view goes on. Anything else (an outage,
+    /// a conflict, a rebuild) stops the batch, which is tried again.
+    pub fn is_poison(&self) -> bool {
+        match self {
+            Self::Decode { .. } | Self::Invalid { .. } => true,
+            // Class 22: data exception (NUL in text, a number out of range, …); class 23:
+            // integrity constraint violation. Both are about the values, not the moment.
+            Self::Database(sqlx::Error::Database(e)) => {
+                e.code().is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
+            }
+            Self::Database(sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::Encode(_)) => true,
+            _ => false,
+        }
+    }
 }
 
 fn nats(e: impl std::fmt::Display) -> ProjectionError {
@@ -75,7 +99,10 @@ fn nats(e: impl std::fmt::Display) -> ProjectionError {
 }
 
 /// Decodes an event's payload; a failure names the log position.
-pub fn decode<E: serde::de::DeserializeOwned>(event: &LoggedEvent, log_position: i64) -> Result<E, ProjectionError> {
+pub fn decode<E: framecart_domain::upcast::Upcast>(
+    event: &LoggedEvent,
+    log_position: i64,
+) -> Result<E, ProjectionError> {
     event.decode().map_err(|e| undecodable(log_position, e))
 }
 
@@ -99,8 +126,38 @@ pub struct ProjectionRunner {
     projection: Arc<dyn Projection>,
 }
 
+/// One message of the log as the runner reads it: from a consumer's batch, or fetched
+/// again by its position to retry it.
+#[derive(Clone, Copy)]
+struct Raw<'m> {
+    log_position: i64,
+    subject: &'m str,
+    payload: &'m [u8],
+    msg_id: Option<&'m str>,
+}
+
+impl<'m> Raw<'m> {
+    fn of(message: &'m jetstream::Message, log_position: i64) -> Self {
+        Self {
+            log_position,
+            subject: message.subject.as_str(),
+            payload: &message.payload,
+            msg_id: message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str()),
+        }
+    }
+}
+
 /// The messages of a batch a projection applies, with their log positions.
-type Wanted<'m> = Vec<(&'m jetstream::Message, i64)>;
+type Wanted<'m> = Vec<Raw<'m>>;
+
+/// What [`ProjectionRunner::retry`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Retried {
+    /// Applied now, and no longer set aside.
+    pub applied: u64,
+    /// Still unreadable or unappliable: left set aside, with the new error.
+    pub still_set_aside: u64,
+}
 
 /// Why a leading runner stopped without an error.
 enum Ended {
@@ -304,7 +361,7 @@ impl ProjectionRunner {
                 .subject_parts(message.subject.as_str())
                 .is_none_or(|(aggregate_type, _, event_type)| self.projection.wants(aggregate_type, event_type));
             if wants {
-                wanted.push((message, log_position));
+                wanted.push(Raw::of(message, log_position));
             }
         }
         Ok((wanted, last))
@@ -354,12 +411,13 @@ impl ProjectionRunner {
     }
 
     /// Applies the wanted messages of a batch and moves the checkpoint to its last
-    /// position, in one transaction.
+    /// position, in one transaction. Events that cannot be decoded or applied are set
+    /// aside in the same transaction.
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
         generation: i64,
-        wanted: &[(&jetstream::Message, i64)],
+        wanted: &[Raw<'_>],
         last: i64,
     ) -> Result<(), ProjectionError> {
         let name = self.projection.name();
@@ -384,17 +442,129 @@ impl ProjectionRunner {
             return Ok(()); // redelivered: applied already
         }
         let mut events = Vec::with_capacity(wanted.len());
-        for &(message, log_position) in wanted {
-            if log_position <= applied {
+        let mut set_aside = Vec::new();
+        for raw in wanted.iter().filter(|raw| raw.log_position > applied) {
+            match self.envelope(raw) {
+                Ok(event) => events.push((event, raw.log_position)),
+                Err(aside) => set_aside.push(aside),
+            }
+        }
+        self.apply_or_set_aside(&mut tx, &events, &mut set_aside).await?;
+        quarantine::record(&mut tx, name, &set_aside).await?;
+        tx.commit().await?;
+        for aside in &set_aside {
+            tracing::error!(
+                projection = name,
+                log_position = aside.log_position,
+                event_id = ?aside.event_id,
+                error = %aside.error,
+                "event set aside: the view goes on without it (see `framecart projections status`)"
+            );
+        }
+        Ok(())
+    }
+
+    /// The event a message carries, or why it is set aside.
+    fn envelope(&self, raw: &Raw<'_>) -> Result<LoggedEvent, SetAside> {
+        serde_json::from_slice(raw.payload).map_err(|e| {
+            let error = undecodable(raw.log_position, e);
+            SetAside::unreadable(&self.ns, raw.subject, raw.msg_id, raw.log_position, &error)
+        })
+    }
+
+    /// Applies `events` as one batch; when one of them is at fault, applies them one by
+    /// one, each under a savepoint, and sets aside those that fail. An error that is not
+    /// the event's fault stops it all (the batch is tried again).
+    async fn apply_or_set_aside(
+        &self,
+        tx: &mut PgConnection,
+        events: &[(LoggedEvent, i64)],
+        set_aside: &mut Vec<SetAside>,
+    ) -> Result<(), ProjectionError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut whole = tx.begin().await?;
+        match self.projection.apply_all(&mut whole, events).await {
+            Ok(()) => return Ok(whole.commit().await?),
+            Err(e) if e.is_poison() => whole.rollback().await?,
+            Err(e) => return Err(e),
+        }
+        for one in events.chunks(1) {
+            let mut savepoint = tx.begin().await?;
+            match self.projection.apply_all(&mut savepoint, one).await {
+                Ok(()) => savepoint.commit().await?,
+                Err(e) if e.is_poison() => {
+                    savepoint.rollback().await?;
+                    let (event, log_position) = &one[0];
+                    set_aside.push(SetAside::event(event, *log_position, &e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies this projection's set-aside events again, oldest first, each in a
+    /// transaction of its own that holds the checkpoint (so a running applier waits),
+    /// and removes each one that succeeds. Safe while a server runs the projection.
+    pub async fn retry(&self) -> Result<Retried, ProjectionError> {
+        let name = self.projection.name();
+        let positions: Vec<i64> = sqlx::query_scalar(
+            "SELECT log_position FROM projection_quarantine WHERE projection = $1 ORDER BY log_position",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        let stream = self.js.get_stream(self.ns.stream_name()).await.map_err(nats)?;
+        let mut retried = Retried::default();
+        for log_position in positions {
+            let sequence = u64::try_from(log_position).unwrap_or(0);
+            let message = stream.direct_get(sequence).await.map_err(nats)?;
+            let raw = Raw {
+                log_position,
+                subject: message.subject.as_str(),
+                payload: &message.payload,
+                msg_id: message.headers.get("Nats-Msg-Id").map(|v| v.as_str()),
+            };
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            // A rebuild since the list was read may have emptied it.
+            let still: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM projection_quarantine WHERE projection = $1 AND log_position = $2 FOR UPDATE",
+            )
+            .bind(name)
+            .bind(log_position)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if still.is_none() {
                 continue;
             }
-            let event: LoggedEvent =
-                serde_json::from_slice(&message.payload).map_err(|e| undecodable(log_position, e))?;
-            events.push((event, log_position));
+            let mut set_aside = Vec::new();
+            match self.envelope(&raw) {
+                Ok(event) => self.apply_or_set_aside(&mut tx, &[(event, log_position)], &mut set_aside).await?,
+                Err(aside) => set_aside.push(aside),
+            }
+            if set_aside.is_empty() {
+                sqlx::query("DELETE FROM projection_quarantine WHERE projection = $1 AND log_position = $2")
+                    .bind(name)
+                    .bind(log_position)
+                    .execute(&mut *tx)
+                    .await?;
+                retried.applied += 1;
+            } else {
+                quarantine::record(&mut tx, name, &set_aside).await?;
+                retried.still_set_aside += 1;
+            }
+            tx.commit().await?;
         }
-        self.projection.apply_all(&mut tx, &events).await?;
-        tx.commit().await?;
-        Ok(())
+        if retried.applied > 0 {
+            self.projection.after_commit(&self.pool).await?;
+        }
+        Ok(retried)
     }
 
     /// Empties the projection's views and replays it from sequence 1.
@@ -475,6 +645,8 @@ pub async fn request_rebuild(pool: &PgPool, projection: &dyn Projection) -> Resu
         // Table names are the projection's own constants, never input.
         sqlx::query(&format!("TRUNCATE {table}")).execute(&mut *tx).await?;
     }
+    // The replay meets the set-aside events again and sets aside those still at fault.
+    sqlx::query("DELETE FROM projection_quarantine WHERE projection = $1").bind(name).execute(&mut *tx).await?;
     let generation: i64 = sqlx::query_scalar(
         "UPDATE projection_checkpoints SET last_sequence = 0, generation = generation + 1,
              updated_at = clock_timestamp()

@@ -275,6 +275,7 @@ pub fn serve_settings(database: &TestDatabase, namespace: &TestNamespace, media:
         namespace: namespace.namespace.clone(),
         db_max_connections: 8,
         write_batching: true,
+        relay_lag_bound_secs: framecart_api::settings::DEFAULT_RELAY_LAG_BOUND_SECS,
     };
     let http = HttpSettings {
         bind: "127.0.0.1:0".parse().expect("addr"),
@@ -294,6 +295,7 @@ pub fn serve_settings(database: &TestDatabase, namespace: &TestNamespace, media:
         fake_secret: Some(format!("webhook secret {}", Uuid::new_v4())),
         fake_chaos: true,
         fake_webhook_url: None,
+        ..PaymentSettings::default()
     };
     ServeSettings { settings, http, video, auth, payments }
 }

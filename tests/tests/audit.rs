@@ -185,7 +185,7 @@ async fn the_log_reads_in_commit_order_with_a_hash_chain() {
         .iter()
         .map(|e| e["event_type"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(types, ["OrderPlaced", "OrderPaid"]);
+    assert_eq!(types, ["OrderPlaced", "OrderPaymentStarted", "OrderPaid"]);
     let (status, _) = app.get("/api/v1/audit/streams/order/no-such-order").await;
     assert_eq!(status, 404);
 
@@ -255,4 +255,74 @@ async fn an_altered_event_is_named_by_verify() {
     tx.commit().await.expect("commit");
     let (_, verdict) = app.get("/api/v1/audit/verify").await;
     assert_eq!(verdict["first_bad_position"], first_click, "{verdict}");
+}
+
+#[tokio::test]
+async fn a_stored_event_with_no_log_position_is_reported_by_verify_once_past_the_relay_bound() {
+    let mut app =
+        TestApp::spawn_with(|s| s.settings.relay_lag_bound_secs = 1, framecart_api::Components::default()).await;
+    for i in 0..3 {
+        let body = click_body(Uuid::new_v4(), "VESeA6leQuk", 10.0, 10.0, f64::from(i));
+        assert_eq!(app.post("/api/v1/clicks", &body).await.0, 202);
+    }
+    app.wait_for_log().await;
+
+    // A row written by hand, naming only postgres-es's seven columns, while no relay runs.
+    app.running.kill_relay().await;
+    let id = Uuid::new_v4();
+    let payload = json!({"ClickRecorded": {
+        "click_id": id, "click_id_from_client": true, "video_id": "VESeA6leQuk",
+        "video_id_reported": "VESeA6leQuk", "user_id": null, "x": 1.0, "y": 1.0, "timestamp": 1.0,
+        "player": null, "video": null, "frame": null, "on_black_band": false, "during_ad": false,
+        "client_ip": "127.0.0.1", "viewer_cookie": null, "received_at": "2026-11-26T00:00:00Z"
+    }});
+    let (event_id, global_position): (Uuid, i64) = sqlx::query_as(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('click', $1, 1, 'ClickRecorded', '1.0', $2, '{}') RETURNING event_id, global_position",
+    )
+    .bind(id.to_string())
+    .bind(&payload)
+    .fetch_one(&app.db)
+    .await
+    .expect("insert");
+    let logged = app.count("SELECT count(*) FROM event_log").await;
+
+    // Within the bound it may still be on its way.
+    let (status, verdict) = app.get("/api/v1/audit/verify").await;
+    assert_eq!((status, verdict), (200, json!({"ok": true, "checked": logged})));
+    assert_eq!(app.get("/readyz").await.0, 200);
+
+    // Past it, the log misses it: verify names it, readiness is degraded, metrics show it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, verdict) = app.get("/api/v1/audit/verify").await;
+    assert_eq!(status, 200);
+    assert_eq!(verdict["ok"], false, "{verdict}");
+    assert_eq!(verdict["checked"], logged, "{verdict}");
+    assert_eq!(verdict["unlogged_count"], 1, "{verdict}");
+    assert_eq!(verdict["unlogged"][0]["event_id"], event_id.to_string(), "{verdict}");
+    assert_eq!(verdict["unlogged"][0]["global_position"], global_position, "{verdict}");
+    let error = framecart(&app, &["audit", "verify", "--relay-lag-bound-secs", "1"]).await.expect_err("it fails");
+    assert!(error.to_string().contains(&event_id.to_string()), "{error}");
+    framecart(&app, &["audit", "verify", "--relay-lag-bound-secs", "60"]).await.expect("a longer bound waits");
+
+    let (status, health) = app.get("/readyz").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["relay"]["unrelayed"], 1, "{health}");
+    let check = health["relay"]["check"].as_str().unwrap_or_default();
+    assert!(check.contains("1 committed events are not in the stream"), "{health}");
+    let metrics = app.admin.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let ns = app.namespace.namespace.as_str();
+    assert!(metrics.contains(&format!("framecart_relay_unrelayed_events{{namespace=\"{ns}\"}} 1")), "{metrics}");
+    assert!(metrics.contains(&format!("framecart_relay_restoring{{namespace=\"{ns}\"}} 0")), "{metrics}");
+
+    // The relay comes back and logs it: everything holds again.
+    app.running.start_relay();
+    app.wait_for_log().await;
+    let (_, verdict) = app.get("/api/v1/audit/verify").await;
+    assert_eq!(verdict, json!({"ok": true, "checked": logged + 1}));
+    eventually("readiness to come back", Duration::from_secs(10), || async {
+        (app.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
 }

@@ -324,7 +324,7 @@ async fn health_readiness_and_the_openapi_document_are_served() {
     assert_eq!(app.get("/healthz").await, (200, json!({"status": "ok"})));
     let (status, ready) = app.get("/readyz").await;
     assert_eq!(status, 200);
-    assert_eq!(ready["checks"], json!({"postgres": "ok", "nats": "ok"}));
+    assert_eq!(ready["checks"], json!({"postgres": "ok", "nats": "ok", "quarantine": "ok", "quarantined": {}}));
     let (status, doc) = app.get("/api/openapi.json").await;
     assert_eq!(status, 200);
     for path in ["/api/v1/clicks", "/api/v1/clicks/{click_id}", "/healthz", "/readyz"] {
@@ -453,7 +453,8 @@ async fn metrics_show_commands_latency_and_lag_to_staff_only() {
     let ns = app.namespace.namespace.to_string();
     for expected in [
         "framecart_commands_total{aggregate=\"click\",outcome=\"acknowledged\"}".to_owned(),
-        "framecart_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/clicks\",status=\"202\"".to_owned(),
+        "framecart_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/clicks\",status=\"202\""
+            .to_owned(),
         format!("framecart_projection_lag_events{{namespace=\"{ns}\",projection=\"clicks\"}} 0"),
         format!("framecart_stream_last_sequence{{namespace=\"{ns}\"}}"),
         format!("framecart_detector_queue_runs{{namespace=\"{ns}\",state=\"queued\"}} 0"),

@@ -713,3 +713,281 @@ async fn a_matched_click_becomes_a_paid_order_and_the_video_funnel_counts_it() {
     assert!(cells.contains(&cell(x / 400.0, y / 400.0)), "the click's cell: {heatmap}");
     assert!(cells.contains(&cell(1.0 / 400.0, 1.0 / 400.0)), "{heatmap}");
 }
+
+// Money moves once (issue 12, finding 2).
+
+/// Minor units the fake provider captured and refunded, over every payment of the test.
+fn money_moved(app: &TestApp) -> (i64, i64) {
+    app.running.state.fake_payments.as_ref().expect("the fake provider").money_moved()
+}
+
+/// Places an order of one unit and returns its id.
+async fn placed_order(app: &TestApp, client: &reqwest::Client, key: &str) -> String {
+    let (status, order) = place(app, client, key, &order_body(&[(ARTICLE, 1)], None)).await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["status"], "awaiting_payment");
+    order["id"].as_str().expect("an id").to_owned()
+}
+
+async fn order_event_count(app: &TestApp, order_id: &str, event_type: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'order' AND aggregate_id = $1 AND event_type = $2",
+    )
+    .bind(order_id)
+    .bind(event_type)
+    .fetch_one(&app.db)
+    .await
+    .expect("count")
+}
+
+#[tokio::test]
+async fn concurrent_payments_of_one_order_capture_its_total_once() {
+    let app = TestApp::spawn().await;
+    create_product(&app, ARTICLE, 5).await;
+    let (viewer, _) = app.user("ada@example.org", &[]).await;
+    let order_id = placed_order(&app, &viewer, "k").await;
+
+    let answers = futures::future::join_all((0..4).map(|_| pay(&app, &viewer, &order_id, CARD_OK))).await;
+    let paid: Vec<&Value> = answers.iter().filter(|(s, _)| *s == 201).map(|(_, b)| b).collect();
+    assert_eq!(paid.len(), 1, "one attempt goes through: {answers:?}");
+    assert_eq!(paid[0]["status"], "succeeded");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != 201) {
+        let code = body["error"]["code"].as_str();
+        assert!(
+            *status == 409 && matches!(code, Some("payment_in_progress" | "order_state")),
+            "the others are refused: {status} {body}"
+        );
+    }
+    let order = order_becomes(&app, &viewer, &order_id, "paid").await;
+    assert_eq!(order["payment_id"], paid[0]["id"]);
+    assert_eq!(money_moved(&app), (PRICE, 0), "captured once");
+    assert_eq!(
+        event_count(&app, "payment", "PaymentCreated").await,
+        1,
+        "the refused attempts asked the provider nothing"
+    );
+    assert_eq!(order_event_count(&app, &order_id, "OrderPaid").await, 1);
+    assert_eq!(order_event_count(&app, &order_id, "OrderSurplusCaptured").await, 0);
+}
+
+#[tokio::test]
+async fn another_card_is_refused_while_a_payment_waits_for_its_extra_step() {
+    let app = TestApp::spawn().await;
+    create_product(&app, ARTICLE, 5).await;
+    let (viewer, _) = app.user("ada@example.org", &[]).await;
+    let order_id = placed_order(&app, &viewer, "k").await;
+
+    let (status, first) = pay(&app, &viewer, &order_id, CARD_NEEDS_ACTION).await;
+    assert_eq!((status, first["status"].as_str()), (201, Some("requires_action")), "{first}");
+    let (status, error) = pay(&app, &viewer, &order_id, CARD_OK).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (409, Some("payment_in_progress")), "{error}");
+
+    let payment_id = first["id"].as_str().expect("an id");
+    let (status, confirmed) = send(viewer.post(app.url(&format!("/api/v1/payments/{payment_id}/confirm")))).await;
+    assert_eq!((status, confirmed["status"].as_str()), (200, Some("succeeded")), "{confirmed}");
+    order_becomes(&app, &viewer, &order_id, "paid").await;
+    assert_eq!(money_moved(&app), (PRICE, 0), "captured once");
+    assert_eq!(event_count(&app, "payment", "PaymentCreated").await, 1);
+
+    // A failed attempt ends its claim at once: the next card is taken.
+    let order_id = placed_order(&app, &viewer, "k2").await;
+    let (status, declined) = pay(&app, &viewer, &order_id, CARD_DECLINED).await;
+    assert_eq!((status, declined["failure_code"].as_str()), (201, Some("card_declined")), "{declined}");
+    let (status, paid) = pay(&app, &viewer, &order_id, CARD_OK).await;
+    assert_eq!((status, paid["status"].as_str()), (201, Some("succeeded")), "{paid}");
+}
+
+#[tokio::test]
+async fn a_capture_beyond_the_order_total_is_refunded_automatically_and_shows_on_the_order() {
+    use framecart_api::commands::execute::execute;
+    use framecart_api::domain::EventMetadata;
+    use framecart_api::domain::money::{Currency, Money};
+    use framecart_api::domain::payment::{CreatePayment, PaymentCommand};
+
+    let app = TestApp::spawn().await;
+    create_product(&app, ARTICLE, 5).await;
+    let (viewer, user_id) = app.user("ada@example.org", &[]).await;
+    let order_id = placed_order(&app, &viewer, "k").await;
+    let (_, first) = pay(&app, &viewer, &order_id, CARD_OK).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    order_becomes(&app, &viewer, &order_id, "paid").await;
+
+    // The provider captures a second attempt of the paid order (one taken over after it
+    // was left, then completed by the customer all the same): recorded as a payment of
+    // the order that succeeded, as its webhooks would.
+    let state = &app.running.state;
+    let gateway = state.gateways.get("fake").expect("the fake provider").clone();
+    let amount = Money::new(PRICE, Currency::parse("EUR").expect("EUR"));
+    let payment_id = Uuid::now_v7();
+    let intent = gateway.initiate(payment_id, amount).await.expect("an intent");
+    let create = CreatePayment {
+        payment_id,
+        order_id: order_id.parse().expect("a uuid"),
+        user_id: user_id.parse().expect("a uuid"),
+        provider: "fake".into(),
+        intent_id: intent.clone(),
+        amount,
+        created_at: chrono::Utc::now(),
+    };
+    let metadata = || EventMetadata::for_request("test", None, "provider:fake".into());
+    let payments = &state.commands.payments;
+    execute(payments, &payment_id.to_string(), PaymentCommand::Create(create), metadata()).await.expect("created");
+    let authorized = gateway.authorize(&intent, CARD_OK).await.expect("authorized");
+    let captured = gateway.capture(&intent).await.expect("captured");
+    for event in [authorized, captured] {
+        execute(payments, &payment_id.to_string(), PaymentCommand::Report(event.report()), metadata())
+            .await
+            .expect("reported");
+    }
+
+    let order = eventually("the surplus to be refunded", Duration::from_secs(20), || async {
+        let (_, order) = send(viewer.get(app.url(&format!("/api/v1/orders/{order_id}")))).await;
+        (order["surplus_refunded_minor"] == PRICE).then_some(order)
+    })
+    .await;
+    assert_eq!(order["surplus_captured_minor"], PRICE, "{order}");
+    assert_eq!(order["status"], "paid", "the order stays paid by its first payment");
+    assert_eq!(order["payment_id"], first["id"]);
+    assert_eq!(money_moved(&app), (2 * PRICE, PRICE), "what was captured twice was given back once");
+    // The order's history shows both, and the refund was the provider's, once.
+    let (_, history) = app.get(&format!("/api/v1/audit/streams/order/{order_id}")).await;
+    let types: Vec<&str> =
+        history["items"].as_array().expect("items").iter().filter_map(|e| e["event_type"].as_str()).collect();
+    assert!(types.contains(&"OrderSurplusCaptured") && types.contains(&"OrderSurplusRefunded"), "{types:?}");
+    assert_eq!(event_count(&app, "payment", "PaymentRefunded").await, 1);
+    let refused = app.count("SELECT count(*) FROM order_followups WHERE refused_at IS NOT NULL").await;
+    assert_eq!(refused, 0);
+    let (_, payments) = send(viewer.get(app.url(&format!("/api/v1/orders/{order_id}/payments")))).await;
+    let refunded: Vec<bool> =
+        payments["items"].as_array().expect("items").iter().map(|p| p["refunded"] == true).collect();
+    assert_eq!(refunded, [false, true], "only the surplus payment is refunded");
+}
+
+#[tokio::test]
+async fn a_signed_webhook_never_revives_a_cancelled_payment_and_must_name_its_intent() {
+    let app = TestApp::spawn().await;
+    create_product(&app, ARTICLE, 5).await;
+    let (viewer, _) = app.user("ada@example.org", &[]).await;
+    let secret = app.running.state.fake_payments_secret.clone();
+    let order_id = placed_order(&app, &viewer, "k").await;
+    let (_, payment) = pay(&app, &viewer, &order_id, CARD_NEEDS_ACTION).await;
+    assert_eq!(payment["status"], "requires_action", "{payment}");
+    let (payment_id, intent_id) = intent_of(&app, &order_id).await;
+
+    // A webhook about another intent is refused while the payment is under way.
+    let now = chrono::Utc::now();
+    let signed = |body: &[u8]| Some(FakeGateway::sign(&secret, body, now.timestamp()));
+    let stranger = webhook("evt_stranger", payment_id, "pi_not_this_one", "succeeded", now);
+    let (status, error) = post_webhook(&app, &stranger, signed(&stranger)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("intent_mismatch")), "{error}");
+    assert_eq!(order_event_count(&app, &order_id, "OrderPaid").await, 0);
+
+    // Cancelled with its order; then a signed webhook says it succeeded.
+    let cancel = viewer.post(app.url(&format!("/api/v1/orders/{order_id}/cancel"))).json(&json!({}));
+    assert_eq!(send(cancel).await.0, 200);
+    eventually("the payment to be canceled", Duration::from_secs(20), || async {
+        let changes = payment_changes(&app, payment_id).await;
+        (changes.last().map(String::as_str) == Some("canceled")).then_some(())
+    })
+    .await;
+    let late = webhook("evt_revive", payment_id, &intent_id, "succeeded", chrono::Utc::now());
+    let (status, answer) = post_webhook(&app, &late, signed(&late)).await;
+    assert_eq!(status, 200, "kept as ignored: {answer}");
+    let (status, error) = post_webhook(&app, &stranger, signed(&stranger)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("intent_mismatch")), "{error}");
+
+    assert_eq!(payment_changes(&app, payment_id).await.last().map(String::as_str), Some("canceled"));
+    assert_eq!(event_count(&app, "payment", "PaymentReportIgnored").await, 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, order) = send(viewer.get(app.url(&format!("/api/v1/orders/{order_id}")))).await;
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order_event_count(&app, &order_id, "OrderPaid").await, 0);
+    assert_eq!(order_event_count(&app, &order_id, "OrderSurplusCaptured").await, 0);
+    assert_eq!(money_moved(&app), (0, 0), "nothing was captured");
+}
+
+#[tokio::test]
+async fn a_webhook_too_large_is_refused_with_the_json_error() {
+    let app = TestApp::spawn().await;
+    let body = vec![b' '; app.running.state.http.max_body_bytes + 1];
+    let (status, error) = post_webhook(&app, &body, Some("t=1,v1=00".into())).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (413, Some("payload_too_large")), "{error}");
+}
+
+#[tokio::test]
+async fn only_the_buyer_and_staff_who_act_cancel_an_order_and_an_auditor_only_reads() {
+    let app = TestApp::spawn().await;
+    create_product(&app, ARTICLE, 5).await;
+    let (viewer, _) = app.user("ada@example.org", &[]).await;
+    let (other, _) = app.user("eve@example.org", &[]).await;
+    let (auditor, _) = app.user("audrey@example.org", &["auditor"]).await;
+    let (merchant, _) = app.user("mia@example.org", &["merchant"]).await;
+    let cancel = |client: &reqwest::Client, order_id: &str| {
+        send(client.post(app.url(&format!("/api/v1/orders/{order_id}/cancel"))).json(&json!({})))
+    };
+
+    let order_id = placed_order(&app, &viewer, "a").await;
+    let (status, error) = cancel(&auditor, &order_id).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (403, Some("forbidden")), "{error}");
+    assert_eq!(cancel(&other, &order_id).await.0, 404, "another viewer does not see it");
+    let (_, still) = send(viewer.get(app.url(&format!("/api/v1/orders/{order_id}")))).await;
+    assert_eq!(still["status"], "awaiting_payment");
+    assert_eq!(order_event_count(&app, &order_id, "OrderCancelled").await, 0);
+    let (status, cancelled) = cancel(&viewer, &order_id).await;
+    assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
+
+    let order_id = placed_order(&app, &viewer, "b").await;
+    let (status, cancelled) = cancel(&merchant, &order_id).await;
+    assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
+    let order_id = placed_order(&app, &viewer, "c").await;
+    let (status, cancelled) = cancel(&app.admin, &order_id).await;
+    assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
+}
+
+#[tokio::test]
+async fn stock_held_for_an_order_that_was_never_placed_is_given_back_when_it_expires() {
+    use framecart_api::commands::execute::execute;
+    use framecart_api::domain::EventMetadata;
+    use framecart_api::domain::product::ProductCommand;
+
+    let app = TestApp::spawn_with(|s| s.payments.reservation_ttl_secs = 1, framecart_api::Components::default()).await;
+    create_product(&app, ARTICLE, 5).await;
+    let (viewer, user_id) = app.user("ada@example.org", &[]).await;
+    let (status, order) = place(&app, &viewer, "placed", &order_body(&[(ARTICLE, 2)], None)).await;
+    assert_eq!(status, 201, "{order}");
+    let placed_id = order["id"].as_str().expect("an id").to_owned();
+
+    // Another attempt crashed between its reservation and its order (the id the buyer's
+    // key names): its stock is held, and nothing will place the order.
+    let user_id: Uuid = user_id.parse().expect("a uuid");
+    let crashed = Uuid::new_v5(&user_id, b"crashed");
+    let reserve = ProductCommand::ReserveStock {
+        order_id: crashed,
+        quantity: 3,
+        // Long enough for the next request to see it held, even on a busy machine.
+        expires_at: Some(chrono::Utc::now() + chrono::Duration::seconds(3)),
+    };
+    let metadata = EventMetadata::for_request("test", None, format!("user:{user_id}"));
+    execute(&app.running.state.commands.products, ARTICLE, reserve, metadata).await.expect("reserved");
+    let (status, error) = place(&app, &viewer, "more", &order_body(&[(ARTICLE, 1)], None)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (409, Some("insufficient_stock")), "{error}");
+
+    // Past its time it is given back; the placed order keeps its units.
+    eventually("the expired reservation to be released", Duration::from_secs(20), || async {
+        (event_count(&app, "product", "StockReleased").await == 1).then_some(())
+    })
+    .await;
+    reserved_becomes(&app, ARTICLE, 2).await;
+    assert_eq!(order_event_count(&app, &crashed.to_string(), "OrderVoided").await, 1);
+    assert_eq!(order_event_count(&app, &placed_id, "OrderVoided").await, 0);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(product(&app, ARTICLE).await["reserved"], 2, "a placed order holds its stock past the TTL");
+    let (status, paid) = pay(&app, &viewer, &placed_id, CARD_OK).await;
+    assert_eq!((status, paid["status"].as_str()), (201, Some("succeeded")), "{paid}");
+
+    // The crashed attempt, retried late, is not placed.
+    let (status, error) = place(&app, &viewer, "crashed", &order_body(&[(ARTICLE, 3)], None)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (409, Some("order_expired")), "{error}");
+    let (status, more) = place(&app, &viewer, "more-again", &order_body(&[(ARTICLE, 3)], None)).await;
+    assert_eq!(status, 201, "the stock given back is sold again: {more}");
+}

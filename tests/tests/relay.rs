@@ -1,9 +1,11 @@
 //! The relay: the log is complete, in commit order, and has nothing twice, across crashes
 //! and late-committing transactions.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use framecart_api::commands::relay::RelayState;
 use framecart_api::domain::log::LoggedEvent;
 use framecart_tests::{TestApp, click_body, eventually};
 use sqlx::Connection;
@@ -258,4 +260,262 @@ async fn commit_order_is_numeric_across_digit_boundaries_of_transaction_ids() {
     .expect("log");
     assert_eq!(txs, ["9", "10", "99", "100", "999", "1000"]);
     handle.abort();
+}
+
+/// One message as the stream stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stored {
+    sequence: u64,
+    subject: String,
+    /// Every header but the time a direct get reports (when it was stored).
+    headers: BTreeMap<String, Vec<String>>,
+    payload: Vec<u8>,
+}
+
+/// Headers a direct get adds to the stored ones.
+const DIRECT_GET_HEADERS: [&str; 4] = ["Nats-Stream", "Nats-Sequence", "Nats-Time-Stamp", "Nats-Subject"];
+
+async fn stored_messages(app: &TestApp) -> Vec<Stored> {
+    let mut messages = Vec::new();
+    for sequence in 1..=app.stream_len().await {
+        let message = app.stream_message(sequence).await;
+        let headers = message
+            .headers
+            .iter()
+            .filter(|(name, _)| name.to_string() != "Nats-Time-Stamp")
+            .map(|(name, values)| (name.to_string(), values.iter().map(|v| v.as_str().to_owned()).collect()))
+            .collect();
+        messages.push(Stored {
+            sequence,
+            subject: message.subject.to_string(),
+            headers,
+            payload: message.payload.to_vec(),
+        });
+    }
+    messages
+}
+
+/// Asserts that two lists of stored messages are equal, naming the first difference.
+fn assert_same_messages(have: &[Stored], want: &[Stored], what: &str) {
+    for (h, w) in have.iter().zip(want) {
+        assert_eq!(h.sequence, w.sequence, "{what}");
+        assert_eq!(h.subject, w.subject, "{what}: subject at {}", w.sequence);
+        assert_eq!(h.headers, w.headers, "{what}: headers at {}", w.sequence);
+        assert!(
+            h.payload == w.payload,
+            "{what}: body at {}:\n{}\n{}",
+            w.sequence,
+            String::from_utf8_lossy(&h.payload),
+            String::from_utf8_lossy(&w.payload)
+        );
+    }
+    assert_eq!(have.len(), want.len(), "{what}: message count");
+}
+
+/// Replaces the installation's stream with a new one holding `messages` (as a NATS
+/// server restored from an old backup would), each published as it was stored.
+async fn replace_stream(app: &TestApp, messages: &[Stored]) {
+    let ns = &app.namespace.namespace;
+    app.jetstream.delete_stream(ns.stream_name()).await.expect("the stream is deleted");
+    framecart_api::commands::stream::ensure_stream(&app.jetstream, ns).await.expect("a new stream");
+    for (i, message) in messages.iter().enumerate() {
+        let mut headers = async_nats::HeaderMap::new();
+        for (name, values) in &message.headers {
+            // A message the test moves elsewhere loses the expected sequence of its place.
+            let moved = name == "Nats-Expected-Last-Sequence" && values.iter().any(|v| *v != i.to_string());
+            if DIRECT_GET_HEADERS.contains(&name.as_str()) || moved {
+                continue;
+            }
+            for value in values {
+                headers.append(name.as_str(), value.as_str());
+            }
+        }
+        let ack = app
+            .jetstream
+            .publish_with_headers(message.subject.clone(), headers, message.payload.clone().into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+        assert_eq!(ack.sequence, i as u64 + 1);
+    }
+}
+
+/// Clicks counted in the heatmap: an event applied twice would count twice.
+async fn heatmap_clicks(app: &TestApp) -> i64 {
+    app.count("SELECT coalesce(sum(clicks), 0)::bigint FROM analytics_heatmap").await
+}
+
+#[tokio::test]
+async fn a_lost_stream_is_restored_from_the_store_at_the_same_sequences_and_the_log_goes_on() {
+    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    post_clicks(&app, 40).await;
+    wait_until_relayed(&app).await;
+    app.wait_for_clicks_view().await;
+    let before = stored_messages(&app).await;
+    assert_eq!(before.len(), 40);
+    let heatmap_before = heatmap_clicks(&app).await;
+
+    // The NATS store is lost while the relay is down; clicks are still acknowledged.
+    app.running.kill_relay().await;
+    app.jetstream.delete_stream(app.namespace.namespace.stream_name()).await.expect("the stream is deleted");
+    post_clicks(&app, 10).await;
+    app.running.start_relay();
+    wait_until_relayed(&app).await;
+
+    // The same messages at the same sequences: subjects, headers, message ids and bodies.
+    let after = stored_messages(&app).await;
+    assert_eq!(after.len(), 50);
+    assert_same_messages(&after[..40], &before, "the restored messages are the ones first published");
+    assert_log_is_exact(&app).await;
+    let stats = app.running.state.relay.clone();
+    assert_eq!(stats.restores.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.restore_progress(), (40, 40));
+    assert_eq!(stats.state(), RelayState::Relaying);
+
+    // New events go on after them, and every view catches up without applying one twice
+    // (their checkpoints were past the end of the new, empty stream).
+    post_clicks(&app, 5).await;
+    wait_until_relayed(&app).await;
+    assert_log_is_exact(&app).await;
+    app.wait_for_clicks_view().await;
+    app.wait_for_projections().await;
+    assert_eq!(app.count("SELECT count(DISTINCT log_position) FROM clicks_view").await, 55);
+    eventually("the heatmap to count each new click once", Duration::from_secs(20), || async {
+        (heatmap_clicks(&app).await == heatmap_before * 55 / 40).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stream_restored_from_an_old_backup_gets_back_the_events_it_lacks() {
+    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    post_clicks(&app, 30).await;
+    wait_until_relayed(&app).await;
+    app.wait_for_clicks_view().await;
+    let before = stored_messages(&app).await;
+    assert_eq!(before.len(), 30);
+
+    // The backup holds the first 12; the views have applied all 30.
+    app.running.kill_relay().await;
+    replace_stream(&app, &before[..12]).await;
+    assert_same_messages(&stored_messages(&app).await, &before[..12], "the backup is what was published");
+    app.running.start_relay();
+    wait_until_relayed(&app).await;
+    assert_same_messages(&stored_messages(&app).await, &before, "13..30 are back at their sequences");
+    assert_eq!(app.running.state.relay.restore_progress(), (18, 18));
+
+    post_clicks(&app, 5).await;
+    wait_until_relayed(&app).await;
+    assert_log_is_exact(&app).await;
+    app.wait_for_clicks_view().await;
+    app.wait_for_projections().await;
+    assert_eq!(app.count("SELECT count(DISTINCT log_position) FROM clicks_view").await, 35);
+    assert_eq!(app.count("SELECT count(*) FROM clicks_view").await, 35);
+}
+
+#[tokio::test]
+async fn a_stream_that_disagrees_with_the_record_is_refused_and_reported_not_overwritten() {
+    let mut app = TestApp::spawn().await;
+    post_clicks(&app, 20).await;
+    wait_until_relayed(&app).await;
+    let before = stored_messages(&app).await;
+    let recorded = before.len() as u64;
+
+    // Another log's messages under this stream's name: sequence 2 holds another event.
+    app.running.kill_relay().await;
+    let foreign = [before[0].clone(), before[2].clone(), before[1].clone()];
+    replace_stream(&app, &foreign).await;
+    app.running.start_relay();
+    let stats = app.running.state.relay.clone();
+    eventually("the relay to refuse the stream", Duration::from_secs(20), || async {
+        (stats.failures.load(Ordering::Relaxed) >= 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.stream_len().await, 3, "nothing was overwritten or added");
+
+    // Readiness, the status command and the metrics say so.
+    let (status, health) = app.get("/readyz").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!((&health["checks"]["postgres"], &health["checks"]["nats"]), (&"ok".into(), &"ok".into()), "{health}");
+    let check = health["relay"]["check"].as_str().unwrap_or_default();
+    assert!(check.contains(&format!("the stream holds 3 of {recorded} recorded events")), "{health}");
+    assert_eq!(health["relay"]["unrelayed"], recorded - 3, "{health}");
+    let report = projections_status(&app).await;
+    assert_eq!(report["relay"]["state"], "restoring", "{report}");
+    assert_eq!((report["relay"]["restored"].as_u64(), report["relay"]["target"].as_u64()), (Some(3), Some(recorded)));
+    let metrics = app.admin.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let ns = app.namespace.namespace.as_str();
+    assert!(
+        metrics.contains(&format!("framecart_relay_stream_behind_events{{namespace=\"{ns}\"}} {}", recorded - 3)),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!("framecart_relay_unrelayed_events{{namespace=\"{ns}\"}} {}", recorded - 3)));
+
+    // The operator moves the foreign stream aside: the relay restores the log from the store.
+    app.jetstream.delete_stream(app.namespace.namespace.stream_name()).await.expect("the stream is deleted");
+    eventually("the relay to restore the log", Duration::from_secs(20), || async {
+        let mut stream = app.jetstream.get_stream(app.namespace.namespace.stream_name()).await.ok()?;
+        (stream.info().await.ok()?.state.messages == recorded).then_some(())
+    })
+    .await;
+    assert_same_messages(&stored_messages(&app).await, &before, "the restored log");
+    let (status, health) = app.get("/readyz").await;
+    assert_eq!((status, &health["status"]), (200, &serde_json::json!("ready")), "{health}");
+    let report = projections_status(&app).await;
+    assert_eq!(report["relay"]["state"], "ok", "{report}");
+}
+
+#[tokio::test]
+async fn readiness_says_restoring_while_the_relay_republishes() {
+    let mut app = TestApp::spawn_bare(framecart_api::Components { relay: true, projections: false }).await;
+    post_clicks(&app, 30).await;
+    wait_until_relayed(&app).await;
+    app.running.kill_relay().await;
+    app.jetstream.delete_stream(app.namespace.namespace.stream_name()).await.expect("the stream is deleted");
+
+    // The restore reads the stored events; a lock holds it there.
+    let mut conn = sqlx::PgConnection::connect(&app.database.url).await.expect("connection");
+    let mut tx = conn.begin().await.expect("tx");
+    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.expect("lock");
+    app.running.start_relay();
+    let stats = app.running.state.relay.clone();
+    eventually("the relay to start restoring", Duration::from_secs(10), || async {
+        (stats.state() == RelayState::Restoring).then_some(())
+    })
+    .await;
+    let (status, health) = app.get("/readyz").await;
+    tx.rollback().await.expect("rollback");
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["relay"]["state"], "restoring", "{health}");
+    assert_eq!(health["relay"]["restore_target"], 30, "{health}");
+    let check = health["relay"]["check"].as_str().unwrap_or_default();
+    assert!(check.starts_with("restoring the stream: 0 of 30 events"), "{health}");
+
+    wait_until_relayed(&app).await;
+    eventually("readiness to come back", Duration::from_secs(10), || async {
+        let (status, health) = app.get("/readyz").await;
+        (status == 200 && health["relay"]["state"] == "relaying").then_some(())
+    })
+    .await;
+    assert_eq!(stats.restore_progress(), (30, 30));
+}
+
+/// `framecart projections status --json`, as its report.
+async fn projections_status(app: &TestApp) -> serde_json::Value {
+    let settings = framecart_api::Settings {
+        database_url: app.database.url.clone(),
+        nats_url: framecart_tests::nats_url(),
+        media_dir: app.media_dir().to_path_buf(),
+        namespace: app.namespace.namespace.clone(),
+        db_max_connections: 2,
+        write_batching: false,
+        relay_lag_bound_secs: 30,
+    };
+    let infra = framecart_api::Infra::connect(&settings).await.expect("connect");
+    let report = framecart_api::cli::projections::status(&settings, &infra).await.expect("status");
+    serde_json::to_value(report).expect("json")
 }

@@ -13,8 +13,10 @@ use crate::settings::Settings;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain over the whole log and print `{"ok": true, "checked": N}`,
-    /// or the first event that does not fit (and exit with a failure status).
+    /// Recompute the hash chain over the whole log and check that every stored event has a
+    /// log position; print `{"ok": true, "checked": N}`, or the first event that does not
+    /// fit, or the events the log misses (and exit with a failure status). Events stored
+    /// less than `FRAMECART_RELAY_LAG_BOUND_SECS` ago may still wait for the relay.
     Verify {
         #[command(flatten)]
         settings: Settings,
@@ -44,13 +46,14 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify { settings } => {
             let infra = Infra::connect(&settings).await?;
-            let outcome = audit::verify(&infra.pool).await?;
+            let outcome = audit::verify(&infra.pool, settings.relay_lag_bound()).await?;
             println!("{}", serde_json::to_string(&outcome)?);
             match outcome {
                 audit::Verification::Intact { .. } => Ok(()),
                 audit::Verification::Broken { first_bad_position, .. } => {
                     anyhow::bail!("the hash chain is broken at log position {first_bad_position}")
                 }
+                audit::Verification::Incomplete { reason, .. } => anyhow::bail!("the log is incomplete: {reason}"),
             }
         }
     }

@@ -2,7 +2,7 @@
 
 mod audit;
 mod detect;
-mod projections;
+pub mod projections;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;

@@ -127,12 +127,23 @@ async fn stream(
     Ok(axum::Json(Stream { items }))
 }
 
-/// The chain's verdict: `{"ok": true, "checked": N}` or `{"ok": false, "first_bad_position": P, "reason"}`.
+/// The chain's verdict: `{"ok": true, "checked": N}`, `{"ok": false, "first_bad_position": P, "reason"}`,
+/// or, when the chain holds but stored events have no log position after the relay's
+/// bound, `{"ok": false, "checked", "reason", "unlogged_count", "unlogged": [...]}`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum VerifyOutcome {
     Intact { ok: bool, checked: i64 },
     Broken { ok: bool, first_bad_position: i64, reason: String },
+    Incomplete { ok: bool, checked: i64, reason: String, unlogged_count: i64, unlogged: Vec<UnloggedEvent> },
+}
+
+/// A stored event with no log position.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnloggedEvent {
+    pub event_id: uuid::Uuid,
+    pub global_position: i64,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Recomputes the hash chain over the whole log (auditors).
@@ -140,11 +151,26 @@ pub enum VerifyOutcome {
     responses((status = 200, body = VerifyOutcome), (status = 403, body = ErrorBody)))]
 async fn verify(State(app): State<AppState>, caller: Caller) -> Result<axum::Json<VerifyOutcome>, ApiError> {
     caller.require(&[Role::Auditor])?;
-    Ok(axum::Json(match audit::verify(&app.pool).await.map_err(ApiError::unavailable)? {
+    let bound = app.settings.relay_lag_bound();
+    Ok(axum::Json(match audit::verify(&app.pool, bound).await.map_err(ApiError::unavailable)? {
         Verification::Intact { ok, checked } => VerifyOutcome::Intact { ok, checked },
         Verification::Broken { ok, first_bad_position, reason } => {
             VerifyOutcome::Broken { ok, first_bad_position, reason }
         }
+        Verification::Incomplete { ok, checked, reason, unlogged_count, unlogged } => VerifyOutcome::Incomplete {
+            ok,
+            checked,
+            reason,
+            unlogged_count,
+            unlogged: unlogged
+                .into_iter()
+                .map(|u| UnloggedEvent {
+                    event_id: u.event_id,
+                    global_position: u.global_position,
+                    recorded_at: u.recorded_at,
+                })
+                .collect(),
+        },
     }))
 }
 

@@ -173,10 +173,13 @@ async fn list_links(
 async fn delete_link(
     State(app): State<AppState>,
     caller: Caller,
-    Path((raw, link_id)): Path<(String, Uuid)>,
+    Path((raw, link_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    // The role first: a caller without it learns nothing from how the path is read.
     caller.require(&[Role::Merchant])?;
+    let link_id = Uuid::parse_str(&link_id)
+        .map_err(|_| ApiError::bad_request("invalid_path", format!("{link_id:?} is not a link id (a UUID)")))?;
     let id = video_id(&raw)?;
     let command = VideoCommand::UnlinkProduct(UnlinkProduct { video_id: id.clone(), link_id, unlinked_at: Utc::now() });
     let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };

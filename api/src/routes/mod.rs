@@ -1,5 +1,6 @@
 //! The HTTP API: one router per area, documented with OpenAPI from the code.
 
+pub mod admin;
 pub mod audit;
 pub mod clicks;
 pub mod health;
@@ -48,31 +49,32 @@ pub fn router(state: AppState) -> Router {
         .merge(orders::router())
         .merge(payments::router())
         .merge(audit::router())
+        .merge(admin::router())
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let request_id = HeaderName::from_static(REQUEST_ID);
     api.route("/metrics", get(crate::metrics::metrics_for_staff))
-    .route(
-        "/api/openapi.json",
-        get(move || {
-            let openapi = openapi.clone();
-            async move { axum::Json(openapi.as_ref().clone()) }
-        }),
-    )
-    .fallback(error::not_found)
-    .method_not_allowed_fallback(error::method_not_allowed)
-    .with_state(state)
-    .layer(DefaultBodyLimit::max(max_body))
-    .layer(axum::middleware::from_fn(crate::metrics::track_http))
-    .layer(cors)
-    .layer(axum::middleware::from_fn(error::log_internal_errors))
-    .layer(CatchPanicLayer::custom(panic_response))
-    .layer(PropagateRequestIdLayer::new(request_id.clone()))
-    .layer(TraceLayer::new_for_http().make_span_with(move |request: &axum::http::Request<_>| {
-        let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-    }))
-    .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { axum::Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
+        .layer(cors)
+        .layer(axum::middleware::from_fn(error::log_internal_errors))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(move |request: &axum::http::Request<_>| {
+            let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
 /// CORS for the configured origins only (the browser extension's, a shop's pages).

@@ -5,6 +5,13 @@
 //! is derived from the buyer and the `Idempotency-Key`, so a retry after a failure picks
 //! the same order up where it stopped (every step is idempotent), and the first answer is
 //! kept with the key and replayed on a retry.
+//!
+//! Each reservation expires (`FRAMECART_RESERVATION_TTL_SECS`): if the order is not placed
+//! by then (a crash between the steps, a client that never retried), the reservations
+//! process manager voids the order id and gives the stock back (`crate::reservations`).
+//! The order aggregate decides between placing and voiding, so neither a placed order
+//! loses its stock nor is a voided one placed later: a retry then answers
+//! `409 order_expired`.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -196,6 +203,12 @@ pub fn order_error(e: CommandError<OrderError>) -> ApiError {
         CommandError::Refused(
             e @ (OrderError::WrongStatus(_) | OrderError::PaidOrdersAreRefunded | OrderError::AlreadyPlaced),
         ) => ApiError::Conflict { code: "order_state", message: e.to_string() },
+        CommandError::Refused(e @ OrderError::PaymentInProgress(_)) => {
+            ApiError::Conflict { code: "payment_in_progress", message: e.to_string() }
+        }
+        CommandError::Refused(e @ OrderError::Voided) => {
+            ApiError::Conflict { code: "order_expired", message: e.to_string() }
+        }
         CommandError::Refused(e) => {
             let code = match e {
                 OrderError::InvalidContact => "invalid_contact",
@@ -255,6 +268,7 @@ async fn place(
         };
         lines.push(OrderLine { article, name: name.to_owned(), quantity: line.quantity, unit_price: price });
     }
+    let now = Utc::now();
     let place = PlaceOrder {
         order_id,
         user_id,
@@ -262,14 +276,18 @@ async fn place(
         click_id: body.click_id,
         contact,
         shipping_address,
-        placed_at: Utc::now(),
+        placed_at: now,
     };
-    // Check the order before holding stock for it.
-    let checked = Order::default().decide(OrderCommand::PlaceOrder(place.clone()));
+    // Check the order before holding stock for it, against what its id holds already (a
+    // retry goes on; an attempt whose reservations expired is not placed any more).
+    let existing: Order = app.load(&order_id.to_string()).await?;
+    let checked = existing.decide(OrderCommand::PlaceOrder(place.clone()));
     checked.map_err(|e| order_error(CommandError::Refused(e)))?;
+    let ttl = chrono::TimeDelta::from_std(app.reservation_ttl).map_err(ApiError::internal)?;
+    let expires_at = Some(now + ttl);
     let mut reserved: Vec<&Article> = Vec::new();
     for line in &lines {
-        let reserve = ProductCommand::ReserveStock { order_id, quantity: line.quantity };
+        let reserve = ProductCommand::ReserveStock { order_id, quantity: line.quantity, expires_at };
         if let Err(e) = execute(&app.commands.products, line.article.as_str(), reserve, metadata.clone()).await {
             release(app, order_id, &reserved, &metadata).await;
             return Err(product_error(e));
@@ -283,8 +301,7 @@ async fn place(
         return Err(order_error(e));
     }
     let order: Order = app.load(&order_id.to_string()).await?;
-    let placed = order.placed().ok_or_else(|| ApiError::internal(anyhow::anyhow!("the order vanished")))?;
-    Ok(view(placed, order.status().unwrap_or(OrderStatus::AwaitingPayment)))
+    view(&order).ok_or_else(|| ApiError::internal(anyhow::anyhow!("the order vanished")))
 }
 
 /// Gives back what was reserved for an order that is not placed.
@@ -298,7 +315,10 @@ async fn release(app: &App, order_id: Uuid, articles: &[&Article], metadata: &Ev
 }
 
 /// An order as the aggregate has it (the view may trail a placement by moments).
-fn view(placed: &framecart_domain::order::OrderPlaced, status: OrderStatus) -> OrderView {
+fn view(order: &Order) -> Option<OrderView> {
+    let placed = order.placed()?;
+    let status = order.status().unwrap_or(OrderStatus::AwaitingPayment);
+    let (surplus_captured_minor, surplus_refunded_minor) = order.surplus_minor();
     let lines = placed
         .lines
         .iter()
@@ -307,7 +327,7 @@ fn view(placed: &framecart_domain::order::OrderPlaced, status: OrderStatus) -> O
                 "unit_price_minor": l.unit_price.minor, "line_total_minor": l.unit_price.minor.saturating_mul(i64::from(l.quantity))})
         })
         .collect();
-    OrderView {
+    Some(OrderView {
         order_id: placed.order_id,
         user_id: placed.user_id,
         status: status.as_str().to_owned(),
@@ -317,11 +337,13 @@ fn view(placed: &framecart_domain::order::OrderPlaced, status: OrderStatus) -> O
         click_id: placed.click_id,
         contact: serde_json::to_value(&placed.contact).unwrap_or_default(),
         shipping_address: serde_json::to_value(&placed.shipping_address).unwrap_or_default(),
-        payment_id: None,
+        payment_id: order.paid_by(),
         refunded_minor: None,
+        surplus_captured_minor,
+        surplus_refunded_minor,
         placed_at: placed.placed_at,
         updated_at: placed.placed_at,
-    }
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -402,14 +424,15 @@ async fn change(
     let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(headers) };
     execute(&app.commands.orders, &order_id.to_string(), command, metadata).await.map_err(order_error)?;
     let order: Order = app.load(&order_id.to_string()).await?;
-    let placed = order.placed().ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
-    Ok(axum::Json(view(placed, order.status().unwrap_or(OrderStatus::AwaitingPayment))))
+    Ok(axum::Json(view(&order).ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?))
 }
 
-/// Cancels an unpaid order (its buyer, or a merchant); its stock is given back.
+/// Cancels an unpaid order (its buyer, or a merchant or an admin; an auditor only reads);
+/// its stock is given back, and its payment under way is cancelled.
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/cancel", tag = "orders",
     params(("order_id" = Uuid, Path, description = "The order")), request_body = Reason,
-    responses((status = 200, body = OrderView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = OrderView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 async fn cancel_order(
     State(app): State<AppState>,
     caller: Caller,
@@ -417,11 +440,18 @@ async fn cancel_order(
     Path(order_id): Path<Uuid>,
     Json(body): Json<Reason>,
 ) -> Result<axum::Json<OrderView>, ApiError> {
-    visible_order(&app, &caller, order_id).await?;
+    // Decided on the order itself, not on the view (which may trail a placement).
+    let user_id = caller.user()?;
+    let before: Order = app.load(&order_id.to_string()).await?;
+    let buyer = before.placed().map(|p| p.user_id).filter(|buyer| *buyer == user_id || caller.is_staff());
+    let buyer = buyer.ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
+    if buyer != user_id && !caller.has_any(&[Role::Merchant]) {
+        return Err(ApiError::Forbidden("only its buyer, a merchant or an admin cancels an order".into()));
+    }
     let reason = body.reason.unwrap_or_else(|| "cancelled".into());
     let cancelled = change(&app, &caller, &headers, order_id, OrderCommand::Cancel { reason, at: Utc::now() }).await?;
     let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
-    crate::routes::payments::cancel_open_payments(&app, order_id, &metadata).await?;
+    crate::routes::payments::cancel_open_payments(&app, order_id, before.payment_in_progress(), &metadata).await?;
     Ok(cancelled)
 }
 

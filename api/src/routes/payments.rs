@@ -5,10 +5,16 @@
 //! provider event ids; the payment aggregate applies each once and only moves forward, so
 //! it does not matter which arrives first, or twice. A payment that succeeds marks its
 //! order paid (through the payments process manager).
+//!
+//! Money moves once: a payment attempt first claims its order (`StartPayment` on the
+//! order aggregate), before the provider is asked for anything; a concurrent attempt is
+//! refused there with `409 payment_in_progress`. The claim ends when the attempt fails or
+//! is cancelled (here at once, and durably through the follow-ups for what webhooks
+//! report), or when the order is paid. Whatever is captured anyway beyond the order's
+//! total is refunded by the follow-ups.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
@@ -16,8 +22,8 @@ use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
 use framecart_commands::payments::{GatewayError, GatewayEvent, PaymentGateway, WebhookError};
 use framecart_domain::EventMetadata;
-use framecart_domain::money::{Currency, Money};
-use framecart_domain::order::{Order, OrderStatus};
+use framecart_domain::money::Money;
+use framecart_domain::order::{Order, OrderCommand};
 use framecart_domain::payment::{CreatePayment, Payment, PaymentCommand, PaymentError, PaymentStatus};
 use framecart_domain::user::Role;
 use serde::{Deserialize, Serialize};
@@ -29,9 +35,9 @@ use uuid::Uuid;
 use crate::app::{App, AppState};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, RawBody};
 use crate::routes::clicks::request_metadata;
-use crate::routes::orders::visible_order;
+use crate::routes::orders::order_error;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -84,6 +90,7 @@ fn gateway_error(e: GatewayError) -> ApiError {
 fn payment_error(e: CommandError<PaymentError>) -> ApiError {
     match e {
         CommandError::Refused(PaymentError::NotFound) => ApiError::NotFound("no such payment".into()),
+        CommandError::Refused(e @ PaymentError::IntentMismatch { .. }) => ApiError::bad_request("intent_mismatch", e),
         CommandError::Refused(e) => ApiError::Conflict { code: "payment_state", message: e.to_string() },
         other => ApiError::unavailable(anyhow::anyhow!(other.to_string())),
     }
@@ -97,6 +104,10 @@ async fn report(app: &App, event: &GatewayEvent, metadata: EventMetadata) -> Res
 
 async fn state(app: &App, payment_id: Uuid, failure: Option<(&str, &str)>) -> Result<PaymentState, ApiError> {
     let payment: Payment = app.load(&payment_id.to_string()).await?;
+    state_of(&payment, payment_id, failure)
+}
+
+fn state_of(payment: &Payment, payment_id: Uuid, failure: Option<(&str, &str)>) -> Result<PaymentState, ApiError> {
     let created = payment.created().ok_or_else(|| ApiError::NotFound(format!("no payment {payment_id}")))?;
     let status = payment.status().unwrap_or(PaymentStatus::RequiresPaymentMethod);
     Ok(PaymentState {
@@ -111,7 +122,20 @@ async fn state(app: &App, payment_id: Uuid, failure: Option<(&str, &str)>) -> Re
     })
 }
 
-/// Captures an authorized payment and returns its state, with the failure if any.
+/// Ends a payment attempt's claim on its order, so that another may start.
+async fn end_payment(
+    app: &App,
+    order_id: Uuid,
+    payment_id: Uuid,
+    reason: &str,
+    metadata: &EventMetadata,
+) -> Result<(), ApiError> {
+    let end = OrderCommand::EndPayment { payment_id, reason: reason.to_owned(), at: Utc::now() };
+    execute(&app.commands.orders, &order_id.to_string(), end, metadata.clone()).await.map_err(order_error)
+}
+
+/// Captures an authorized payment and returns its state, with the failure if any. An
+/// attempt that failed or was cancelled ends its claim on the order.
 async fn settle(
     app: &App,
     gateway: &dyn PaymentGateway,
@@ -128,7 +152,11 @@ async fn settle(
         GatewayOutcome::Failed { code, message } => Some((code.clone(), message.clone())),
         GatewayOutcome::Status(_) => None,
     };
-    state(app, last.payment_id, failure.as_ref().map(|(c, m)| (c.as_str(), m.as_str()))).await
+    let payment: Payment = app.load(&last.payment_id.to_string()).await?;
+    if let (Some(ended @ ("failed" | "canceled")), Some(created)) = (payment.final_state(), payment.created()) {
+        end_payment(app, created.order_id, last.payment_id, ended, metadata).await?;
+    }
+    state_of(&payment, last.payment_id, failure.as_ref().map(|(c, m)| (c.as_str(), m.as_str())))
 }
 
 /// Pays an order awaiting payment (its buyer). A declined or failed card leaves the order
@@ -136,7 +164,7 @@ async fn settle(
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/payments", tag = "payments",
     params(("order_id" = Uuid, Path, description = "The order")), request_body = PaymentRequest,
     responses((status = 201, body = PaymentState), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "The order is not awaiting payment", body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 409, description = "The order is not awaiting payment (`order_state`), or another payment of it is under way (`payment_in_progress`)", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn start_payment(
     State(app): State<AppState>,
     caller: Caller,
@@ -144,46 +172,63 @@ async fn start_payment(
     Path(order_id): Path<Uuid>,
     Json(body): Json<PaymentRequest>,
 ) -> Result<(StatusCode, axum::Json<PaymentState>), ApiError> {
-    let view = visible_order(&app, &caller, order_id).await?;
-    if view.user_id != caller.user()? && !caller.has_any(&[Role::Admin]) {
+    // Decided on the order itself, not on the view (which may trail a placement).
+    let user_id = caller.user()?;
+    let order: Order = app.load(&order_id.to_string()).await?;
+    let placed = order.placed().filter(|p| p.user_id == user_id || caller.is_staff());
+    let placed = placed.ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
+    if placed.user_id != user_id && !caller.has_any(&[Role::Admin]) {
         return Err(ApiError::Forbidden("only the buyer pays an order".into()));
     }
     let gateway = gateway(&app, &body.provider)?;
-    let order: Order = app.load(&order_id.to_string()).await?;
-    let placed = order.placed().ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
-    if order.status() != Some(OrderStatus::AwaitingPayment) {
-        let status = order.status().map_or("unknown", |s| s.as_str());
-        return Err(ApiError::Conflict {
-            code: "order_state",
-            message: format!("the order is {status}, not awaiting payment"),
-        });
-    }
     let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
     let payment_id = Uuid::now_v7();
-    let intent = gateway.initiate(payment_id, placed.total).await.map_err(gateway_error)?;
-    let create = CreatePayment {
-        payment_id,
-        order_id,
-        user_id: placed.user_id,
-        provider: gateway.name().to_owned(),
-        intent_id: intent.clone(),
-        amount: placed.total,
-        created_at: Utc::now(),
+    // The claim comes first: of concurrent attempts, the order lets one through.
+    let claim = OrderCommand::StartPayment { payment_id, at: Utc::now() };
+    execute(&app.commands.orders, &order_id.to_string(), claim, metadata.clone()).await.map_err(order_error)?;
+    let attempt = async {
+        let intent = gateway.initiate(payment_id, placed.total).await.map_err(gateway_error)?;
+        let create = CreatePayment {
+            payment_id,
+            order_id,
+            user_id: placed.user_id,
+            provider: gateway.name().to_owned(),
+            intent_id: intent.clone(),
+            amount: placed.total,
+            created_at: Utc::now(),
+        };
+        execute(&app.commands.payments, &payment_id.to_string(), PaymentCommand::Create(create), metadata.clone())
+            .await
+            .map_err(payment_error)?;
+        let authorized = gateway.authorize(&intent, &body.card_number).await.map_err(gateway_error)?;
+        report(&app, &authorized, metadata.clone()).await?;
+        settle(&app, gateway.as_ref(), &intent, authorized, &metadata).await
     };
-    execute(&app.commands.payments, &payment_id.to_string(), PaymentCommand::Create(create), metadata.clone())
-        .await
-        .map_err(payment_error)?;
-    let authorized = gateway.authorize(&intent, &body.card_number).await.map_err(gateway_error)?;
-    report(&app, &authorized, metadata.clone()).await?;
-    let state = settle(&app, gateway.as_ref(), &intent, authorized, &metadata).await?;
-    Ok((StatusCode::CREATED, axum::Json(state)))
+    match attempt.await {
+        Ok(state) => Ok((StatusCode::CREATED, axum::Json(state))),
+        Err(e) => {
+            // The attempt stopped midway: let the order be paid another way. Should the
+            // provider capture it all the same, the capture is a surplus and is refunded.
+            if let Err(end) = end_payment(&app, order_id, payment_id, "abandoned", &metadata).await {
+                tracing::warn!(%order_id, %payment_id, error = %end, "an abandoned payment still holds its order");
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Cancels the payments of an order that are still under way (waiting for an extra step,
-/// or authorized and not captured), so that nothing is charged for a cancelled order.
-/// A payment the provider will not cancel any more is logged: its webhooks still arrive.
-pub async fn cancel_open_payments(app: &App, order_id: Uuid, metadata: &EventMetadata) -> Result<(), ApiError> {
-    let open: Vec<(String, String)> = sqlx::query_as(
+/// or authorized and not captured), so that nothing is charged for a cancelled order:
+/// `in_progress`, the attempt that held the order as the aggregate says, and any the
+/// payments view shows open. A payment the provider will not cancel any more is logged:
+/// should it be captured all the same, the capture is a surplus and is refunded.
+pub async fn cancel_open_payments(
+    app: &App,
+    order_id: Uuid,
+    in_progress: Option<Uuid>,
+    metadata: &EventMetadata,
+) -> Result<(), ApiError> {
+    let mut open: Vec<(String, String)> = sqlx::query_as(
         "SELECT provider, intent_id FROM payments_view
          WHERE order_id = $1 AND status IN ('requires_confirmation', 'requires_action', 'processing', 'requires_capture')",
     )
@@ -191,6 +236,15 @@ pub async fn cancel_open_payments(app: &App, order_id: Uuid, metadata: &EventMet
     .fetch_all(&app.pool)
     .await
     .map_err(ApiError::unavailable)?;
+    if let Some(payment_id) = in_progress {
+        let payment: Payment = app.load(&payment_id.to_string()).await?;
+        if let (Some(created), None) = (payment.created(), payment.final_state()) {
+            let intent = (created.provider.clone(), created.intent_id.clone());
+            if !open.contains(&intent) {
+                open.push(intent);
+            }
+        }
+    }
     for (provider, intent) in open {
         match gateway(app, &provider)?.cancel(&intent).await {
             Ok(event) => report(app, &event, metadata.clone()).await?,
@@ -205,7 +259,8 @@ pub async fn cancel_open_payments(app: &App, order_id: Uuid, metadata: &EventMet
 /// Completes the extra step a payment asked for (its buyer), then captures it.
 #[utoipa::path(post, path = "/api/v1/payments/{payment_id}/confirm", tag = "payments",
     params(("payment_id" = Uuid, Path, description = "The payment")),
-    responses((status = 200, body = PaymentState), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = PaymentState), (status = 404, body = ErrorBody),
+        (status = 409, description = "The payment is no longer under way for its order, or the provider refused", body = ErrorBody)))]
 async fn confirm_payment(
     State(app): State<AppState>,
     caller: Caller,
@@ -217,6 +272,14 @@ async fn confirm_payment(
     let created = payment.created().filter(|c| c.user_id == user_id || caller.has_any(&[Role::Admin]));
     let created = created.ok_or_else(|| ApiError::NotFound(format!("no payment {payment_id}")))?;
     let gateway = gateway(&app, &created.provider)?;
+    // Only the attempt that holds its order goes on (not one taken over after it was left).
+    let order: Order = app.load(&created.order_id.to_string()).await?;
+    if order.payment_in_progress() != Some(payment_id) {
+        return Err(ApiError::Conflict {
+            code: "payment_state",
+            message: "this payment is no longer under way for its order".into(),
+        });
+    }
     let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
     let done = gateway.complete_action(&created.intent_id).await.map_err(gateway_error)?;
     report(&app, &done, metadata.clone()).await?;
@@ -241,21 +304,16 @@ async fn refund_order(
     Json(body): Json<RefundRequest>,
 ) -> Result<axum::Json<PaymentState>, ApiError> {
     caller.require(&[Role::Merchant])?;
-    let paid: Option<(Uuid, String, String, i64, String)> = sqlx::query_as(
-        "SELECT payment_id, provider, intent_id, amount_minor, currency FROM payments_view
-         WHERE order_id = $1 AND status = 'succeeded' AND NOT refunded",
-    )
-    .bind(order_id)
-    .fetch_optional(&app.pool)
-    .await
-    .map_err(ApiError::unavailable)?;
-    let (payment_id, provider, intent, paid_minor, currency) = paid.ok_or_else(|| ApiError::Conflict {
-        code: "order_state",
-        message: "the order has no payment to refund".into(),
-    })?;
-    let currency = Currency::parse(&currency).map_err(ApiError::internal)?;
-    let amount = Money::new(body.amount_minor.unwrap_or(paid_minor), currency);
-    gateway(&app, &provider)?.refund(&intent, amount).await.map_err(gateway_error)?;
+    // The payment that paid the order, not a surplus one (those are refunded already).
+    let order: Order = app.load(&order_id.to_string()).await?;
+    let no_payment =
+        || ApiError::Conflict { code: "order_state", message: "the order has no payment to refund".into() };
+    let payment_id = order.paid_by().ok_or_else(no_payment)?;
+    let payment: Payment = app.load(&payment_id.to_string()).await?;
+    let created = payment.created().filter(|_| !payment.is_refunded()).ok_or_else(no_payment)?;
+    let amount = Money::new(body.amount_minor.unwrap_or(created.amount.minor), created.amount.currency);
+    let key = format!("refund-{payment_id}-{}", amount.minor);
+    gateway(&app, &created.provider)?.refund(&created.intent_id, amount, &key).await.map_err(gateway_error)?;
     let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
     execute(
         &app.commands.payments,
@@ -272,12 +330,14 @@ async fn refund_order(
 #[utoipa::path(post, path = "/api/v1/payments/webhooks/{provider}", tag = "payments",
     params(("provider" = String, Path, description = "The provider: `fake`")),
     request_body(content = String, description = "The provider's signed event", content_type = "application/json"),
-    responses((status = 200), (status = 400, description = "Bad or missing signature", body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Applied, or kept as ignored when it contradicts a final state"),
+        (status = 400, description = "Bad or missing signature, or an intent that is not the payment's (`intent_mismatch`)", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn webhook(
     State(app): State<AppState>,
     Path(provider): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
     let gateway = app
         .gateways

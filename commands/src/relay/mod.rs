@@ -16,11 +16,22 @@
 //!   sequence: dense, in commit order) and its hash-chain link go into the append-only
 //!   `event_log` table only after JetStream acknowledged the batch.
 //!
+//! - **The stream is a replica of the store, restored when lost.** `events` plus
+//!   `event_log` are enough to rebuild the stream. When the stream is missing, empty or
+//!   behind the record (a wiped NATS store, a new server, an old backup), the leader
+//!   first checks that what the stream still holds is what it recorded (same event id
+//!   and hash at each sequence; otherwise it refuses), then republishes the recorded
+//!   rest in log order, byte for byte, each at its recorded sequence ([`restore`]).
+//!   Only then does it relay new events.
+//!
 //! It polls: a `pg_notify` trigger would serialise commits (measured about 10× slower).
 
 pub mod hash;
+pub mod lag;
+mod restore;
 pub mod tail;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -28,7 +39,10 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage as Publish};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use framecart_domain::log::{self as layout, LoggedEvent, Namespace, is_subject_token};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
@@ -61,15 +75,78 @@ impl Default for RelayConfig {
     }
 }
 
-/// What the relay has done, for readiness and benchmarks.
+/// What the relay has done and is doing, for readiness, metrics and benchmarks. Shared
+/// by every relay a process starts (a restarted relay goes on with the same counters).
 #[derive(Debug, Default)]
 pub struct RelayStats {
-    /// Events this process published.
+    /// Events this process published (restored ones included).
     pub published: AtomicU64,
     /// The log position of the last event this process knows to be in the stream.
     pub log_position: AtomicU64,
     /// 1 while this process is the active relay.
     pub leading: AtomicU64,
+    /// 1 while a relay of this process runs (leading or standing by).
+    pub running: AtomicU64,
+    /// 1 while the leader republishes recorded events that the stream lost.
+    pub restoring: AtomicU64,
+    /// Events republished by the current (or last) restore.
+    pub restored: AtomicU64,
+    /// How many events the current (or last) restore republishes in all.
+    pub restore_target: AtomicU64,
+    /// Restores this process finished.
+    pub restores: AtomicU64,
+    /// Attempts to lead that failed since the last one that worked (0 while it works).
+    pub failures: AtomicU64,
+}
+
+/// What a process's relay is doing, as `/readyz` and `framecart projections status` say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayState {
+    /// No relay runs in this process.
+    Off,
+    /// Another process is the active relay.
+    Standby,
+    /// Publishing committed events.
+    Relaying,
+    /// Republishing recorded events the stream lost.
+    Restoring,
+}
+
+impl RelayState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Standby => "standby",
+            Self::Relaying => "relaying",
+            Self::Restoring => "restoring",
+        }
+    }
+}
+
+impl RelayStats {
+    pub fn state(&self) -> RelayState {
+        if self.running.load(Ordering::Relaxed) == 0 {
+            RelayState::Off
+        } else if self.restoring.load(Ordering::Relaxed) == 1 {
+            RelayState::Restoring
+        } else if self.leading.load(Ordering::Relaxed) == 1 {
+            RelayState::Relaying
+        } else {
+            RelayState::Standby
+        }
+    }
+
+    /// `(restored, target)` of the current or last restore.
+    pub fn restore_progress(&self) -> (u64, u64) {
+        (self.restored.load(Ordering::Relaxed), self.restore_target.load(Ordering::Relaxed))
+    }
+
+    /// Clears what a relay that ended, or was killed where it stood, left set.
+    pub fn stopped(&self) {
+        self.running.store(0, Ordering::Relaxed);
+        self.leading.store(0, Ordering::Relaxed);
+        self.restoring.store(0, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,13 +155,15 @@ pub enum RelayError {
     Database(#[from] sqlx::Error),
     #[error("JetStream: {0}")]
     Nats(String),
-    #[error(
-        "the stream holds {stream} events but the relay recorded {recorded}: the stream was \
-         replaced; restore it or start a new namespace"
-    )]
-    StreamBehind { stream: u64, recorded: u64 },
     #[error("the log is inconsistent: {0}")]
     Inconsistent(String),
+}
+
+impl RelayError {
+    /// An error that a retry cannot cure: the stream and the record disagree.
+    pub fn is_inconsistency(&self) -> bool {
+        matches!(self, Self::Inconsistent(_))
+    }
 }
 
 fn nats(e: impl std::fmt::Display) -> RelayError {
@@ -112,6 +191,13 @@ impl Relay {
         Self { pool, js, ns, config, stats: Arc::default() }
     }
 
+    /// Reports into `stats` (shared with the process's readiness and metrics) instead of
+    /// counters of its own.
+    pub fn with_stats(mut self, stats: Arc<RelayStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     pub fn stats(&self) -> Arc<RelayStats> {
         self.stats.clone()
     }
@@ -120,12 +206,22 @@ impl Relay {
     /// When `shutdown` comes, a leader first publishes what is committed (the caller
     /// bounds how long it may take).
     pub async fn run(self, shutdown: CancellationToken) {
+        self.stats.stopped();
+        self.stats.running.store(1, Ordering::Relaxed);
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
             match self.elect_and_lead(&shutdown).await {
-                Ok(()) => backoff = Duration::from_millis(100),
+                Ok(()) => {
+                    backoff = Duration::from_millis(100);
+                    self.stats.failures.store(0, Ordering::Relaxed);
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "relay stopped; starting over");
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    if e.is_inconsistency() {
+                        tracing::error!(error = %e, "relay refuses to go on until the log is repaired; retrying");
+                    } else {
+                        tracing::warn!(error = %e, "relay stopped; starting over");
+                    }
                     tokio::select! {
                         () = shutdown.cancelled() => {}
                         () = tokio::time::sleep(backoff) => {}
@@ -134,7 +230,7 @@ impl Relay {
                 }
             }
         }
-        self.stats.leading.store(0, Ordering::Relaxed);
+        self.stats.stopped();
     }
 
     async fn elect_and_lead(&self, shutdown: &CancellationToken) -> Result<(), RelayError> {
@@ -155,6 +251,7 @@ impl Relay {
         self.stats.leading.store(1, Ordering::Relaxed);
         let result = self.lead(&mut conn, shutdown).await;
         self.stats.leading.store(0, Ordering::Relaxed);
+        self.stats.restoring.store(0, Ordering::Relaxed);
         let _ = conn.close().await; // releases the lock
         result
     }
@@ -164,6 +261,7 @@ impl Relay {
         // `resume` if a crash loses it: its commits need not wait for the disk.
         sqlx::query("SET synchronous_commit = off").execute(&mut *conn).await?;
         let mut at = self.resume(conn).await?;
+        self.stats.failures.store(0, Ordering::Relaxed);
         loop {
             // Once asked to stop, the leader publishes what is committed, then stops: a
             // graceful stop leaves nothing committed behind in the store alone.
@@ -190,46 +288,76 @@ impl Relay {
         }
     }
 
-    /// Brings the relay's table up to the stream, then says where to go on from.
+    /// Brings the stream and the relay's table up to each other, then says where to go
+    /// on from.
+    ///
+    /// - The stream is missing: it is created (empty), then restored.
+    /// - The stream is behind the record (empty, or an old backup): what it holds is
+    ///   checked against the record, then the rest is republished.
+    /// - The stream is ahead of the record (a crash between an ack and its record): the
+    ///   record is completed from the stream.
     async fn resume(&self, conn: &mut PgConnection) -> Result<Position, RelayError> {
-        let mut stream = self.js.get_stream(self.ns.stream_name()).await.map_err(nats)?;
-        let in_stream = stream.info().await.map_err(nats)?.state.last_sequence;
+        let stream = crate::stream::ensure_stream(&self.js, &self.ns).await.map_err(nats)?;
+        let state = &stream.cached_info().state;
+        let in_stream = state.last_sequence;
+        if in_stream > 0 && (state.first_sequence != 1 || state.messages != in_stream) {
+            return Err(RelayError::Inconsistent(format!(
+                "the stream holds {} messages from sequence {} to {in_stream}: the log has gaps",
+                state.messages, state.first_sequence
+            )));
+        }
         let recorded = tail::last_logged(conn).await?;
         if in_stream < recorded {
-            return Err(RelayError::StreamBehind { stream: in_stream, recorded });
+            restore::check_prefix(&stream, conn, in_stream).await?;
+            self.restore(conn, in_stream, recorded).await?;
+        } else if in_stream > recorded {
+            restore::check_prefix_end(&stream, conn, recorded).await?;
+            self.record_from_stream(conn, &stream, recorded, in_stream).await?;
+        } else {
+            restore::check_prefix_end(&stream, conn, in_stream).await?;
         }
-        if in_stream > recorded {
-            // Published and acknowledged, but not yet recorded: a crash between the two.
-            tracing::info!(from = recorded + 1, to = in_stream, "recording events already in the stream");
-            let mut entries = Vec::new();
-            for seq in recorded + 1..=in_stream {
-                let message = stream.direct_get(seq).await.map_err(nats)?;
-                let event: LoggedEvent = serde_json::from_slice(&message.payload)
-                    .map_err(|e| RelayError::Inconsistent(format!("message {seq} is not an event: {e}")))?;
-                entries.push(LogEntry {
-                    log_position: seq,
-                    global_position: event.global_position,
-                    event_id: event.event_id,
-                    hash: event.hash,
-                });
-                if entries.len() == 1000 {
-                    tail::record(conn, &entries).await?;
-                    entries.clear();
-                }
-            }
-            tail::record(conn, &entries).await?;
-        }
-        let position = match tail::cursor_at(conn, in_stream).await? {
-            Some((cursor, hash)) => Position { log_position: in_stream, cursor, hash },
-            None if in_stream == 0 => {
+        let last = in_stream.max(recorded);
+        let position = match tail::cursor_at(conn, last).await? {
+            Some((cursor, hash)) => Position { log_position: last, cursor, hash },
+            None if last == 0 => {
                 Position { log_position: 0, cursor: CommitCursor::default(), hash: GENESIS.to_owned() }
             }
             None => {
-                return Err(RelayError::Inconsistent(format!("log position {in_stream} names no stored event")));
+                return Err(RelayError::Inconsistent(format!("log position {last} names no stored event")));
             }
         };
         self.stats.log_position.store(position.log_position, Ordering::Relaxed);
         Ok(position)
+    }
+
+    /// Records events that are in the stream but not in the relay's table: published and
+    /// acknowledged, then a crash before the record.
+    async fn record_from_stream(
+        &self,
+        conn: &mut PgConnection,
+        stream: &jetstream::stream::Stream,
+        recorded: u64,
+        in_stream: u64,
+    ) -> Result<(), RelayError> {
+        tracing::info!(from = recorded + 1, to = in_stream, "recording events already in the stream");
+        let mut entries = Vec::new();
+        for seq in recorded + 1..=in_stream {
+            let message = stream.direct_get(seq).await.map_err(nats)?;
+            let event: LoggedEvent = serde_json::from_slice(&message.payload)
+                .map_err(|e| RelayError::Inconsistent(format!("message {seq} is not an event: {e}")))?;
+            entries.push(LogEntry {
+                log_position: seq,
+                global_position: event.global_position,
+                event_id: event.event_id,
+                hash: event.hash,
+            });
+            if entries.len() == 1000 {
+                tail::record(conn, &entries).await?;
+                entries.clear();
+            }
+        }
+        tail::record(conn, &entries).await?;
+        Ok(())
     }
 
     /// Publishes one batch in order, waits for every ack, then records it.
@@ -289,18 +417,18 @@ impl Relay {
         let bad = |what: &str, e: serde_json::Error| {
             RelayError::Inconsistent(format!("event {} has invalid {what} JSON: {e}", event.event_id))
         };
-        let body = LoggedEvent {
+        let body = Envelope {
             event_id: event.event_id,
             global_position: event.global_position,
-            aggregate_type: event.aggregate_type.clone(),
-            aggregate_id: event.aggregate_id.clone(),
+            aggregate_type: &event.aggregate_type,
+            aggregate_id: &event.aggregate_id,
             sequence: event.sequence,
-            event_type: event.event_type.clone(),
-            event_version: event.event_version.clone(),
-            payload: serde_json::value::RawValue::from_string(event.payload.clone()).map_err(|e| bad("payload", e))?,
+            event_type: &event.event_type,
+            event_version: &event.event_version,
+            payload: serde_json::from_str(&event.payload).map_err(|e| bad("payload", e))?,
             metadata: serde_json::from_str(&event.metadata).map_err(|e| bad("metadata", e))?,
             recorded_at: event.recorded_at,
-            hash: hash.to_owned(),
+            hash,
         };
         let payload = serde_json::to_vec(&body).map_err(|e| bad("envelope", e))?;
         let mut headers = HeaderMap::new();
@@ -327,6 +455,25 @@ impl Relay {
         );
         Ok((subject, Publish::build().payload(Bytes::from(payload)).headers(headers)))
     }
+}
+
+/// A message body: a [`LoggedEvent`] (same fields, same order), its metadata written in
+/// key order, so that one stored event and hash always make the same bytes. A restored
+/// message is then byte for byte the one first published.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    event_id: uuid::Uuid,
+    global_position: i64,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    sequence: i64,
+    event_type: &'a str,
+    event_version: &'a str,
+    /// The stored text, byte for byte.
+    payload: &'a RawValue,
+    metadata: BTreeMap<String, String>,
+    recorded_at: DateTime<Utc>,
+    hash: &'a str,
 }
 
 fn hashed_fields(event: &StoredEvent) -> HashedFields<'_> {

@@ -120,3 +120,60 @@ pub async fn record(conn: &mut PgConnection, entries: &[LogEntry]) -> Result<(),
     .await?;
     Ok(())
 }
+
+/// The relay's records after log position `after`, in log order.
+pub async fn logged_after(conn: &mut PgConnection, after: u64, limit: i64) -> Result<Vec<LogEntry>, sqlx::Error> {
+    let rows: Vec<(i64, i64, Uuid, String)> = sqlx::query_as(
+        "SELECT log_position, global_position, event_id, hash FROM event_log
+         WHERE log_position > $1 ORDER BY log_position LIMIT $2",
+    )
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(log_position, global_position, event_id, hash)| LogEntry {
+            log_position: u64::try_from(log_position).unwrap_or(0),
+            global_position,
+            event_id,
+            hash,
+        })
+        .collect())
+}
+
+/// A recorded event with the record: what a restore republishes.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecordedEvent {
+    pub log_position: i64,
+    /// The event id the relay recorded (the stored event's, unless the store was changed).
+    pub logged_id: Uuid,
+    pub hash: String,
+    #[sqlx(flatten)]
+    pub event: StoredEvent,
+}
+
+/// Recorded events after log position `after`, up to `upto`, in log order. A recorded
+/// position whose event is not in the store is left out (the caller sees the gap).
+pub async fn recorded_between(
+    conn: &mut PgConnection,
+    after: u64,
+    upto: u64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT l.log_position, l.event_id AS logged_id, l.hash,
+                e.tx_id::text AS tx_id_text, e.global_position, e.event_id, e.aggregate_type,
+                e.aggregate_id, e.sequence, e.event_type, e.event_version,
+                e.payload::text AS payload, e.metadata::text AS metadata, e.recorded_at
+         FROM event_log l JOIN events e ON e.global_position = l.global_position
+         WHERE l.log_position > $1 AND l.log_position <= $2
+         ORDER BY l.log_position
+         LIMIT $3",
+    )
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .bind(i64::try_from(upto).unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}

@@ -75,6 +75,9 @@ pub const CLICK_RECORDED: &str = "ClickRecorded";
 pub const CLICK_MATCHED: &str = "ClickMatched";
 pub const CLICK_UNMATCHED: &str = "ClickUnmatched";
 
+/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
+impl crate::upcast::Upcast for ClickEvent {}
+
 impl DomainEvent for ClickEvent {
     fn event_type(&self) -> String {
         match self {

@@ -88,6 +88,9 @@ pub const DETECTIONS_RECORDED: &str = "DetectionsRecorded";
 pub const DETECTION_COMPLETED: &str = "DetectionCompleted";
 pub const DETECTION_FAILED: &str = "DetectionFailed";
 
+/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
+impl crate::upcast::Upcast for DetectionEvent {}
+
 impl DomainEvent for DetectionEvent {
     fn event_type(&self) -> String {
         match self {

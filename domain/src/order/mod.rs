@@ -2,10 +2,32 @@
 //! paid, shipped, completed; or cancelled before payment; or refunded after it. Only a
 //! paid order ships; a paid order is never cancelled, only refunded. Prices are the
 //! catalogue's at the moment of placing, carried in the command.
+//!
+//! Money moves once. An order has at most one payment attempt under way: an attempt
+//! claims the order (`StartPayment`) before it asks the provider for anything, and a
+//! second claim is refused until the first ends. The claim is a fact of this aggregate,
+//! so two concurrent attempts are decided one after the other (optimistic concurrency
+//! on the order's stream), never both allowed. Whatever a provider captures beyond what
+//! pays the order (a capture after another payment paid it, or after it was cancelled)
+//! is recorded as a surplus, which the follow-ups give back, and the refund is recorded
+//! too: the order's history shows both.
+//!
+//! An order id whose stock reservations expired before it was placed is voided: it can
+//! never be placed afterwards, so expiring a reservation never races with placing.
+
+mod command;
+mod error;
+mod event;
+
+pub use command::{OrderCommand, PlaceOrder};
+pub use error::OrderError;
+pub use event::*;
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -67,139 +89,26 @@ impl OrderStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "built once per command or event and moved a few times; boxing would only add an allocation"
-)]
-pub enum OrderCommand {
-    PlaceOrder(PlaceOrder),
-    MarkPaid { payment_id: Uuid, amount: Money, at: DateTime<Utc> },
-    Cancel { reason: String, at: DateTime<Utc> },
-    Ship { tracking: Option<String>, at: DateTime<Utc> },
-    Complete { at: DateTime<Utc> },
-    Refund { amount: Money, reason: String, at: DateTime<Utc> },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlaceOrder {
-    pub order_id: Uuid,
-    pub user_id: Uuid,
-    pub lines: Vec<OrderLine>,
-    pub click_id: Option<Uuid>,
-    pub contact: Contact,
-    pub shipping_address: Address,
-    pub placed_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "built once per command or event and moved a few times; boxing would only add an allocation"
-)]
-pub enum OrderEvent {
-    OrderPlaced(OrderPlaced),
-    OrderPaid(OrderPaid),
-    OrderCancelled(OrderClosed),
-    OrderShipped(OrderShipped),
-    OrderCompleted(OrderClosed),
-    OrderRefunded(OrderRefunded),
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OrderPlaced {
-    pub order_id: Uuid,
-    pub user_id: Uuid,
-    pub lines: Vec<OrderLine>,
-    pub total: Money,
-    /// The click the order came from: the funnel click → match → order → paid.
-    pub click_id: Option<Uuid>,
-    pub contact: Contact,
-    pub shipping_address: Address,
-    pub placed_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OrderPaid {
-    pub order_id: Uuid,
-    pub payment_id: Uuid,
-    pub amount: Money,
-    pub paid_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OrderClosed {
-    pub order_id: Uuid,
-    pub reason: String,
-    pub at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OrderShipped {
-    pub order_id: Uuid,
-    pub tracking: Option<String>,
-    pub at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OrderRefunded {
-    pub order_id: Uuid,
-    pub amount: Money,
-    pub reason: String,
-    pub at: DateTime<Utc>,
-}
-
-impl DomainEvent for OrderEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::OrderPlaced(_) => "OrderPlaced",
-            Self::OrderPaid(_) => "OrderPaid",
-            Self::OrderCancelled(_) => "OrderCancelled",
-            Self::OrderShipped(_) => "OrderShipped",
-            Self::OrderCompleted(_) => "OrderCompleted",
-            Self::OrderRefunded(_) => "OrderRefunded",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1.0".to_owned()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OrderError {
-    #[error("this order id is taken by another order")]
-    AlreadyPlaced,
-    #[error("no such order")]
-    NotFound,
-    #[error("an order has 1 to 50 lines, each of 1 to {MAX_QUANTITY} units of a distinct article")]
-    InvalidLines,
-    #[error("all lines of an order must be in one currency")]
-    MixedCurrencies,
-    #[error("the order total is too large")]
-    TotalOverflow,
-    #[error("the contact needs a name (1 to 200 characters)")]
-    InvalidContact,
-    #[error(
-        "the shipping address needs line1, city, postal code (each 1 to 200 characters) and a two-letter country code"
-    )]
-    InvalidAddress,
-    #[error("the order is {0}; this is not allowed now")]
-    WrongStatus(&'static str),
-    #[error("a paid order cannot be cancelled, only refunded")]
-    PaidOrdersAreRefunded,
-    #[error("the payment of {paid} does not match the order total {total}")]
-    AmountMismatch { paid: i64, total: i64 },
-    #[error("a refund is more than 0 and at most what was paid")]
-    InvalidRefund,
-}
+/// How long a payment attempt holds the order before a new attempt may take it over
+/// (a customer who left during the extra step, or a server that crashed midway). A late
+/// capture of the old attempt is then a surplus, given back.
+pub const PAYMENT_ATTEMPT_TIMEOUT_SECS: i64 = 15 * 60;
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
     placed: Option<OrderPlaced>,
     status: Option<OrderStatus>,
     paid_by: Option<Uuid>,
+    /// The payment attempt under way, and when it started.
+    #[serde(default)]
+    in_progress: Option<(Uuid, DateTime<Utc>)>,
+    /// Payments whose capture did not pay the order: minor units captured, and given
+    /// back once refunded.
+    #[serde(default)]
+    surplus: BTreeMap<Uuid, (i64, Option<i64>)>,
+    /// Never placed, and never will be.
+    #[serde(default)]
+    voided: bool,
 }
 
 fn text_ok(s: &str, max: usize) -> bool {
@@ -216,10 +125,47 @@ impl Order {
         self.placed.as_ref()
     }
 
+    /// The payment that paid the order.
+    pub fn paid_by(&self) -> Option<Uuid> {
+        self.paid_by
+    }
+
+    /// The payment attempt that holds the order now.
+    pub fn payment_in_progress(&self) -> Option<Uuid> {
+        self.in_progress.map(|(payment_id, _)| payment_id)
+    }
+
+    pub fn is_voided(&self) -> bool {
+        self.voided
+    }
+
+    /// Minor units captured beyond what paid the order, and of those, refunded.
+    pub fn surplus_minor(&self) -> (i64, i64) {
+        self.surplus.values().fold((0, 0), |(captured, refunded), (c, r)| {
+            (captured.saturating_add(*c), refunded.saturating_add(r.unwrap_or(0)))
+        })
+    }
+
     pub fn decide(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
-        let OrderCommand::PlaceOrder(place) = command else {
-            return self.change(command);
-        };
+        match command {
+            OrderCommand::PlaceOrder(place) => self.place(place),
+            OrderCommand::Void { order_id, reason, at } => {
+                if self.placed.is_some() {
+                    return Err(OrderError::AlreadyPlaced);
+                }
+                if self.voided {
+                    return Ok(vec![]);
+                }
+                Ok(vec![OrderEvent::OrderVoided(OrderClosed { order_id, reason, at })])
+            }
+            command => self.change(command),
+        }
+    }
+
+    fn place(&self, place: PlaceOrder) -> Result<Vec<OrderEvent>, OrderError> {
+        if self.voided {
+            return Err(OrderError::Voided);
+        }
         if let Some(placed) = &self.placed {
             // A retry of the same order changes nothing; another under its id is refused.
             let same = placed.user_id == place.user_id
@@ -278,18 +224,46 @@ impl Order {
         let order_id = placed.order_id;
         let wrong = || Err(OrderError::WrongStatus(status.as_str()));
         match command {
-            OrderCommand::PlaceOrder(_) => Ok(vec![]),
-            OrderCommand::MarkPaid { payment_id, amount, at } => match status {
-                OrderStatus::AwaitingPayment if amount == placed.total => {
-                    Ok(vec![OrderEvent::OrderPaid(OrderPaid { order_id, payment_id, amount, paid_at: at })])
+            OrderCommand::PlaceOrder(_) | OrderCommand::Void { .. } => Ok(vec![]),
+            OrderCommand::StartPayment { payment_id, at } => {
+                if status != OrderStatus::AwaitingPayment {
+                    return wrong();
                 }
-                OrderStatus::AwaitingPayment => {
-                    Err(OrderError::AmountMismatch { paid: amount.minor, total: placed.total.minor })
+                let started = || OrderEvent::OrderPaymentStarted(OrderPaymentStarted { order_id, payment_id, at });
+                match self.in_progress {
+                    None => Ok(vec![started()]),
+                    Some((current, _)) if current == payment_id => Ok(vec![]),
+                    Some((current, since)) if (at - since).num_seconds() < PAYMENT_ATTEMPT_TIMEOUT_SECS => {
+                        Err(OrderError::PaymentInProgress(current))
+                    }
+                    Some((current, _)) => Ok(vec![
+                        OrderEvent::OrderPaymentEnded(OrderPaymentEnded {
+                            order_id,
+                            payment_id: current,
+                            reason: "timed_out".into(),
+                            at,
+                        }),
+                        started(),
+                    ]),
                 }
-                // The same payment reported again.
-                _ if self.paid_by == Some(payment_id) => Ok(vec![]),
-                _ => wrong(),
-            },
+            }
+            OrderCommand::EndPayment { payment_id, reason, at } => {
+                if self.payment_in_progress() != Some(payment_id) {
+                    return Ok(vec![]); // ended already, or never the order's attempt
+                }
+                Ok(vec![OrderEvent::OrderPaymentEnded(OrderPaymentEnded { order_id, payment_id, reason, at })])
+            }
+            OrderCommand::MarkPaid { payment_id, amount, at } => {
+                // The same capture reported again (a duplicate webhook): nothing more happens.
+                if self.paid_by == Some(payment_id) || self.surplus.contains_key(&payment_id) {
+                    return Ok(vec![]);
+                }
+                if status == OrderStatus::AwaitingPayment && amount == placed.total {
+                    return Ok(vec![OrderEvent::OrderPaid(OrderPaid { order_id, payment_id, amount, paid_at: at })]);
+                }
+                // Captured, but it pays nothing: the money goes back.
+                Ok(vec![OrderEvent::OrderSurplusCaptured(OrderSurplus { order_id, payment_id, amount, at })])
+            }
             OrderCommand::Cancel { reason, at } => match status {
                 OrderStatus::AwaitingPayment => {
                     Ok(vec![OrderEvent::OrderCancelled(OrderClosed { order_id, reason, at })])
@@ -310,18 +284,33 @@ impl Order {
                 }
                 _ => wrong(),
             },
-            OrderCommand::Refund { amount, reason, at } => match status {
-                OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed => {
-                    if amount.currency != placed.total.currency
-                        || amount.minor <= 0
-                        || amount.minor > placed.total.minor
-                    {
-                        return Err(OrderError::InvalidRefund);
+            OrderCommand::Refund { payment_id, amount, reason, at } => {
+                match self.surplus.get(&payment_id) {
+                    Some((_, Some(_))) => return Ok(vec![]),
+                    Some((_, None)) => {
+                        return Ok(vec![OrderEvent::OrderSurplusRefunded(OrderSurplus {
+                            order_id,
+                            payment_id,
+                            amount,
+                            at,
+                        })]);
                     }
-                    Ok(vec![OrderEvent::OrderRefunded(OrderRefunded { order_id, amount, reason, at })])
+                    None => {}
                 }
-                _ => wrong(),
-            },
+                match status {
+                    OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed => {
+                        if self.paid_by != Some(payment_id)
+                            || amount.currency != placed.total.currency
+                            || amount.minor <= 0
+                            || amount.minor > placed.total.minor
+                        {
+                            return Err(OrderError::InvalidRefund);
+                        }
+                        Ok(vec![OrderEvent::OrderRefunded(OrderRefunded { order_id, amount, reason, at })])
+                    }
+                    _ => wrong(),
+                }
+            }
         }
     }
 }
@@ -349,11 +338,28 @@ impl Aggregate for Order {
             OrderEvent::OrderPaid(e) => {
                 self.paid_by = Some(e.payment_id);
                 self.status = Some(OrderStatus::Paid);
+                self.in_progress = None;
             }
-            OrderEvent::OrderCancelled(_) => self.status = Some(OrderStatus::Cancelled),
+            OrderEvent::OrderCancelled(_) => {
+                self.status = Some(OrderStatus::Cancelled);
+                self.in_progress = None;
+            }
             OrderEvent::OrderShipped(_) => self.status = Some(OrderStatus::Shipped),
             OrderEvent::OrderCompleted(_) => self.status = Some(OrderStatus::Completed),
             OrderEvent::OrderRefunded(_) => self.status = Some(OrderStatus::Refunded),
+            OrderEvent::OrderPaymentStarted(e) => self.in_progress = Some((e.payment_id, e.at)),
+            OrderEvent::OrderPaymentEnded(e) => {
+                if self.payment_in_progress() == Some(e.payment_id) {
+                    self.in_progress = None;
+                }
+            }
+            OrderEvent::OrderSurplusCaptured(e) => {
+                self.surplus.insert(e.payment_id, (e.amount.minor, None));
+            }
+            OrderEvent::OrderSurplusRefunded(e) => {
+                self.surplus.entry(e.payment_id).or_insert((0, None)).1 = Some(e.amount.minor);
+            }
+            OrderEvent::OrderVoided(_) => self.voided = true,
         }
     }
 }

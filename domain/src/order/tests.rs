@@ -70,6 +70,10 @@ fn shipped() -> OrderEvent {
     OrderEvent::OrderShipped(OrderShipped { order_id: Uuid::from_u128(1), tracking: None, at: at() })
 }
 
+fn cancelled() -> OrderEvent {
+    OrderEvent::OrderCancelled(OrderClosed { order_id: Uuid::from_u128(1), reason: "changed my mind".into(), at: at() })
+}
+
 fn pay(amount: i64) -> OrderCommand {
     OrderCommand::MarkPaid { payment_id: Uuid::from_u128(9), amount: eur(amount), at: at() }
 }
@@ -133,14 +137,146 @@ fn bad_orders_are_refused() {
 #[test]
 fn an_order_is_paid_once_with_its_exact_total() {
     OrderTest::with(()).given(vec![placed()]).when(pay(4498)).then_expect_events(vec![paid()]);
+    // The same payment reported twice (a duplicate webhook): nothing more happens.
+    OrderTest::with(()).given(vec![placed(), paid()]).when(pay(4498)).then_expect_events(vec![]);
+}
+
+fn surplus(payment: u128, minor: i64) -> OrderSurplus {
+    OrderSurplus { order_id: Uuid::from_u128(1), payment_id: Uuid::from_u128(payment), amount: eur(minor), at: at() }
+}
+
+#[test]
+fn a_capture_that_pays_nothing_is_a_surplus_recorded_once() {
+    let other = OrderCommand::MarkPaid { payment_id: Uuid::from_u128(10), amount: eur(4498), at: at() };
+    // Paid already by another payment.
+    OrderTest::with(())
+        .given(vec![placed(), paid()])
+        .when(other.clone())
+        .then_expect_events(vec![OrderEvent::OrderSurplusCaptured(surplus(10, 4498))]);
+    // Reported again: recorded once.
+    OrderTest::with(())
+        .given(vec![placed(), paid(), OrderEvent::OrderSurplusCaptured(surplus(10, 4498))])
+        .when(other.clone())
+        .then_expect_events(vec![]);
+    // Captured after the order was cancelled.
+    OrderTest::with(())
+        .given(vec![placed(), cancelled()])
+        .when(other)
+        .then_expect_events(vec![OrderEvent::OrderSurplusCaptured(surplus(10, 4498))]);
+    // Not the order's total: it pays nothing.
     OrderTest::with(())
         .given(vec![placed()])
         .when(pay(100))
-        .then_expect_error(OrderError::AmountMismatch { paid: 100, total: 4498 });
-    // The same payment reported twice (a duplicate webhook): nothing more happens.
-    OrderTest::with(()).given(vec![placed(), paid()]).when(pay(4498)).then_expect_events(vec![]);
-    let other = OrderCommand::MarkPaid { payment_id: Uuid::from_u128(10), amount: eur(4498), at: at() };
-    OrderTest::with(()).given(vec![placed(), paid()]).when(other).then_expect_error(OrderError::WrongStatus("paid"));
+        .then_expect_events(vec![OrderEvent::OrderSurplusCaptured(surplus(9, 100))]);
+}
+
+#[test]
+fn a_surplus_refund_is_recorded_and_the_order_stays_paid() {
+    let refund = |payment: u128| OrderCommand::Refund {
+        payment_id: Uuid::from_u128(payment),
+        amount: eur(4498),
+        reason: "surplus".into(),
+        at: at(),
+    };
+    let given = vec![placed(), paid(), OrderEvent::OrderSurplusCaptured(surplus(10, 4498))];
+    OrderTest::with(())
+        .given(given.clone())
+        .when(refund(10))
+        .then_expect_events(vec![OrderEvent::OrderSurplusRefunded(surplus(10, 4498))]);
+    let mut refunded = given;
+    refunded.push(OrderEvent::OrderSurplusRefunded(surplus(10, 4498)));
+    OrderTest::with(()).given(refunded.clone()).when(refund(10)).then_expect_events(vec![]);
+    // A payment that neither paid the order nor was a surplus refunds nothing of it.
+    OrderTest::with(()).given(refunded).when(refund(11)).then_expect_error(OrderError::InvalidRefund);
+}
+
+fn started(payment: u128, at: DateTime<Utc>) -> OrderEvent {
+    OrderEvent::OrderPaymentStarted(OrderPaymentStarted {
+        order_id: Uuid::from_u128(1),
+        payment_id: Uuid::from_u128(payment),
+        at,
+    })
+}
+
+fn ended(payment: u128, reason: &str, at: DateTime<Utc>) -> OrderEvent {
+    OrderEvent::OrderPaymentEnded(OrderPaymentEnded {
+        order_id: Uuid::from_u128(1),
+        payment_id: Uuid::from_u128(payment),
+        reason: reason.into(),
+        at,
+    })
+}
+
+fn start(payment: u128, at: DateTime<Utc>) -> OrderCommand {
+    OrderCommand::StartPayment { payment_id: Uuid::from_u128(payment), at }
+}
+
+#[test]
+fn one_payment_at_a_time_claims_the_order() {
+    OrderTest::with(()).given(vec![placed()]).when(start(20, at())).then_expect_events(vec![started(20, at())]);
+    // The same attempt again changes nothing; another is refused while it is under way.
+    OrderTest::with(()).given(vec![placed(), started(20, at())]).when(start(20, at())).then_expect_events(vec![]);
+    OrderTest::with(())
+        .given(vec![placed(), started(20, at())])
+        .when(start(21, at() + chrono::Duration::seconds(60)))
+        .then_expect_error(OrderError::PaymentInProgress(Uuid::from_u128(20)));
+    // Once it ends (declined, cancelled), another may start.
+    OrderTest::with(())
+        .given(vec![placed(), started(20, at()), ended(20, "failed", at())])
+        .when(start(21, at()))
+        .then_expect_events(vec![started(21, at())]);
+    // A paid or cancelled order takes no payment.
+    OrderTest::with(())
+        .given(vec![placed(), started(9, at()), paid()])
+        .when(start(21, at()))
+        .then_expect_error(OrderError::WrongStatus("paid"));
+    OrderTest::with(())
+        .given(vec![placed(), cancelled()])
+        .when(start(21, at()))
+        .then_expect_error(OrderError::WrongStatus("cancelled"));
+}
+
+#[test]
+fn an_attempt_left_too_long_is_taken_over() {
+    let later = at() + chrono::Duration::seconds(PAYMENT_ATTEMPT_TIMEOUT_SECS);
+    OrderTest::with(())
+        .given(vec![placed(), started(20, at())])
+        .when(start(21, later))
+        .then_expect_events(vec![ended(20, "timed_out", later), started(21, later)]);
+}
+
+#[test]
+fn only_the_attempt_under_way_is_ended() {
+    let end = |payment: u128| OrderCommand::EndPayment {
+        payment_id: Uuid::from_u128(payment),
+        reason: "failed".into(),
+        at: at(),
+    };
+    OrderTest::with(()).given(vec![placed(), started(20, at())]).when(end(20)).then_expect_events(vec![ended(
+        20,
+        "failed",
+        at(),
+    )]);
+    OrderTest::with(()).given(vec![placed(), started(20, at())]).when(end(19)).then_expect_events(vec![]);
+    OrderTest::with(())
+        .given(vec![placed(), started(20, at()), ended(20, "failed", at())])
+        .when(end(20))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_order_id_voided_before_it_was_placed_is_never_placed() {
+    let void = || OrderCommand::Void { order_id: Uuid::from_u128(1), reason: "expired".into(), at: at() };
+    let voided =
+        OrderEvent::OrderVoided(OrderClosed { order_id: Uuid::from_u128(1), reason: "expired".into(), at: at() });
+    OrderTest::with(()).given_no_previous_events().when(void()).then_expect_events(vec![voided.clone()]);
+    OrderTest::with(()).given(vec![voided.clone()]).when(void()).then_expect_events(vec![]);
+    OrderTest::with(())
+        .given(vec![voided])
+        .when(OrderCommand::PlaceOrder(place()))
+        .then_expect_error(OrderError::Voided);
+    // A placed order is not voided: it holds its stock.
+    OrderTest::with(()).given(vec![placed()]).when(void()).then_expect_error(OrderError::AlreadyPlaced);
 }
 
 #[test]
@@ -183,7 +319,12 @@ fn only_a_paid_order_ships_and_only_a_shipped_one_completes() {
 
 #[test]
 fn refunds_follow_payment_and_never_exceed_it() {
-    let refund = |minor| OrderCommand::Refund { amount: eur(minor), reason: "damaged".into(), at: at() };
+    let refund = |minor| OrderCommand::Refund {
+        payment_id: Uuid::from_u128(9),
+        amount: eur(minor),
+        reason: "damaged".into(),
+        at: at(),
+    };
     OrderTest::with(())
         .given(vec![placed()])
         .when(refund(100))

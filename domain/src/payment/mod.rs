@@ -3,7 +3,12 @@
 //! answers and its webhooks), at least once and in any order; the aggregate applies each
 //! report once and only moves forward, so a duplicate or a late, stale report changes
 //! nothing. A declined card returns the payment to `requires_payment_method`: the order
-//! stays awaiting payment and can be paid again.
+//! stays awaiting payment and can be paid again, by a new payment.
+//!
+//! A final state stays final: a payment that succeeded, was cancelled, or failed is never
+//! moved again. A report that contradicts it (a signed webhook saying `succeeded` for a
+//! cancelled payment) is recorded as ignored, for the operators to see, and changes
+//! nothing else. A report must name the payment's own provider intent.
 
 use std::collections::BTreeSet;
 
@@ -67,6 +72,8 @@ impl PaymentStatus {
 pub struct ProviderReport {
     /// The provider's event id (webhooks) or `None` (its direct answers).
     pub provider_event_id: Option<String>,
+    /// The provider's id of the attempt the report is about: must be the payment's.
+    pub intent_id: String,
     pub outcome: ReportedOutcome,
     /// When the provider says it happened; orders reports of one attempt.
     pub at: DateTime<Utc>,
@@ -107,6 +114,7 @@ pub enum PaymentEvent {
     PaymentStatusChanged(PaymentStatusChanged),
     PaymentFailed(PaymentFailed),
     PaymentRefunded(PaymentRefunded),
+    PaymentReportIgnored(PaymentReportIgnored),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +157,22 @@ pub struct PaymentRefunded {
     pub at: DateTime<Utc>,
 }
 
+/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
+impl crate::upcast::Upcast for PaymentEvent {}
+
+/// A report that would have moved a payment out of its final state: kept, not applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentReportIgnored {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub provider_event_id: Option<String>,
+    /// What the report said: a status, or `failed`.
+    pub reported: String,
+    /// The final state the payment stays in: `succeeded`, `canceled` or `failed`.
+    pub state: String,
+    pub at: DateTime<Utc>,
+}
+
 impl DomainEvent for PaymentEvent {
     fn event_type(&self) -> String {
         match self {
@@ -156,6 +180,7 @@ impl DomainEvent for PaymentEvent {
             Self::PaymentStatusChanged(_) => "PaymentStatusChanged",
             Self::PaymentFailed(_) => "PaymentFailed",
             Self::PaymentRefunded(_) => "PaymentRefunded",
+            Self::PaymentReportIgnored(_) => "PaymentReportIgnored",
         }
         .to_owned()
     }
@@ -173,6 +198,8 @@ pub enum PaymentError {
     NotFound,
     #[error("only a succeeded payment is refunded, by at most its amount, once")]
     InvalidRefund,
+    #[error("the report is about the provider's intent {reported}, not this payment's")]
+    IntentMismatch { reported: String },
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,8 +208,7 @@ pub struct Payment {
     status: Option<PaymentStatus>,
     /// The provider's reports already applied (webhooks arrive at least once).
     seen: BTreeSet<String>,
-    /// The time of the failure that sent the payment back for a new method: an older
-    /// report of progress is stale.
+    /// The time of the failure that ended this attempt: nothing moves it afterwards.
     failed_at: Option<DateTime<Utc>>,
     refunded: bool,
 }
@@ -194,6 +220,19 @@ impl Payment {
 
     pub fn created(&self) -> Option<&PaymentCreated> {
         self.created.as_ref()
+    }
+
+    pub fn is_refunded(&self) -> bool {
+        self.refunded
+    }
+
+    /// The state this attempt ended in, if it ended: `succeeded`, `canceled` or `failed`.
+    pub fn final_state(&self) -> Option<&'static str> {
+        match self.status {
+            _ if self.failed_at.is_some() => Some("failed"),
+            Some(status) if status.is_final() => Some(status.as_str()),
+            _ => None,
+        }
     }
 
     pub fn decide(&self, command: PaymentCommand) -> Result<Vec<PaymentEvent>, PaymentError> {
@@ -232,12 +271,31 @@ impl Payment {
                 })])
             }
             PaymentCommand::Report(report) => {
+                if report.intent_id != created.intent_id {
+                    return Err(PaymentError::IntentMismatch { reported: report.intent_id });
+                }
                 if report.provider_event_id.as_ref().is_some_and(|id| self.seen.contains(id)) {
                     return Ok(vec![]); // applied once already
                 }
-                // Final states never change; a report from before the last failure is stale.
-                if status.is_final() || self.failed_at.is_some_and(|failed| report.at < failed) {
-                    return Ok(vec![]);
+                if let Some(state) = self.final_state() {
+                    // A late report of progress is expected (reports overtake each other);
+                    // one of another ending contradicts what happened, and is kept.
+                    let reported = match &report.outcome {
+                        ReportedOutcome::Failed { .. } => "failed",
+                        ReportedOutcome::Status(s) if s.is_final() => s.as_str(),
+                        ReportedOutcome::Status(_) => return Ok(vec![]),
+                    };
+                    if reported == state {
+                        return Ok(vec![]);
+                    }
+                    return Ok(vec![PaymentEvent::PaymentReportIgnored(PaymentReportIgnored {
+                        payment_id: created.payment_id,
+                        order_id: created.order_id,
+                        provider_event_id: report.provider_event_id,
+                        reported: reported.to_owned(),
+                        state: state.to_owned(),
+                        at: report.at,
+                    })]);
                 }
                 match report.outcome {
                     ReportedOutcome::Failed { code, message } => Ok(vec![PaymentEvent::PaymentFailed(PaymentFailed {
@@ -295,6 +353,7 @@ impl Aggregate for Payment {
                 self.seen.extend(e.provider_event_id);
             }
             PaymentEvent::PaymentRefunded(_) => self.refunded = true,
+            PaymentEvent::PaymentReportIgnored(e) => self.seen.extend(e.provider_event_id),
         }
     }
 }
@@ -331,6 +390,7 @@ mod tests {
     fn report(id: &str, status: PaymentStatus, at: u32) -> PaymentCommand {
         PaymentCommand::Report(ProviderReport {
             provider_event_id: Some(id.into()),
+            intent_id: "pi_1".into(),
             outcome: ReportedOutcome::Status(status),
             at: t(at),
         })
@@ -379,6 +439,7 @@ mod tests {
     fn a_decline_sends_the_payment_back_for_another_method() {
         let failure = PaymentCommand::Report(ProviderReport {
             provider_event_id: Some("evt_3".into()),
+            intent_id: "pi_1".into(),
             outcome: ReportedOutcome::Failed {
                 code: "card_declined".into(),
                 message: "Your card was declined.".into(),
@@ -399,15 +460,65 @@ mod tests {
             .then_expect_events(vec![failed.clone()]);
         // A progress report from before the failure arrives late: stale.
         PaymentTest::with(())
-            .given(vec![created(), failed])
+            .given(vec![created(), failed.clone()])
             .when(report("evt_2", Processing, 2))
             .then_expect_events(vec![]);
+        // A failed attempt is over: a later report of success does not revive it.
+        PaymentTest::with(())
+            .given(vec![created(), failed])
+            .when(report("evt_4", Succeeded, 4))
+            .then_expect_events(vec![ignored("evt_4", "succeeded", "failed", 4)]);
+    }
+
+    fn ignored(id: &str, reported: &str, state: &str, at: u32) -> PaymentEvent {
+        PaymentEvent::PaymentReportIgnored(PaymentReportIgnored {
+            payment_id: Uuid::from_u128(1),
+            order_id: Uuid::from_u128(2),
+            provider_event_id: Some(id.into()),
+            reported: reported.into(),
+            state: state.into(),
+            at: t(at),
+        })
+    }
+
+    #[test]
+    fn a_cancelled_payment_is_never_revived() {
+        let cancelled = vec![created(), changed("evt_1", RequiresPaymentMethod, Canceled, 1)];
+        PaymentTest::with(())
+            .given(cancelled.clone())
+            .when(report("evt_9", Succeeded, 9))
+            .then_expect_events(vec![ignored("evt_9", "succeeded", "canceled", 9)]);
+        // The ignored report, delivered again, is kept once.
+        let mut kept = cancelled;
+        kept.push(ignored("evt_9", "succeeded", "canceled", 9));
+        PaymentTest::with(()).given(kept.clone()).when(report("evt_9", Succeeded, 9)).then_expect_events(vec![]);
+        // Late progress reports are expected and change nothing.
+        PaymentTest::with(()).given(kept).when(report("evt_0", RequiresCapture, 10)).then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_report_about_another_intent_is_refused() {
+        let other = PaymentCommand::Report(ProviderReport {
+            provider_event_id: Some("evt_1".into()),
+            intent_id: "pi_someone_else".into(),
+            outcome: ReportedOutcome::Status(Succeeded),
+            at: t(1),
+        });
+        PaymentTest::with(())
+            .given(vec![created()])
+            .when(other)
+            .then_expect_error(PaymentError::IntentMismatch { reported: "pi_someone_else".into() });
     }
 
     #[test]
     fn a_succeeded_payment_is_final_and_refunded_once() {
         let done = vec![created(), changed("evt_1", RequiresPaymentMethod, Succeeded, 1)];
-        PaymentTest::with(()).given(done.clone()).when(report("evt_9", Canceled, 9)).then_expect_events(vec![]);
+        PaymentTest::with(()).given(done.clone()).when(report("evt_9", Canceled, 9)).then_expect_events(vec![ignored(
+            "evt_9",
+            "canceled",
+            "succeeded",
+            9,
+        )]);
         let refund = PaymentCommand::Refund { amount: eur(1999), at: t(5) };
         let refunded = PaymentEvent::PaymentRefunded(PaymentRefunded {
             payment_id: Uuid::from_u128(1),

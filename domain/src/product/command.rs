@@ -1,5 +1,6 @@
 //! Commands to the product aggregate.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Article;
@@ -10,10 +11,12 @@ pub enum ProductCommand {
     CreateProduct(CreateProduct),
     /// Several changes at once; each becomes its own event.
     ChangeProduct(ChangeProduct),
-    /// Hold units for an order (refused if it would oversell).
+    /// Hold units for an order (refused if it would oversell). A hold for an order that
+    /// is not placed by `expires_at` is given back.
     ReserveStock {
         order_id: Uuid,
         quantity: u32,
+        expires_at: Option<DateTime<Utc>>,
     },
     /// Give an order's units back (the order was cancelled or never placed).
     ReleaseStock {

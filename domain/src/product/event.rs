@@ -1,5 +1,6 @@
 //! Events of the product aggregate. Type names and versions are stable strings.
 
+use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,10 @@ pub struct StockMoved {
     pub article: Article,
     pub order_id: Uuid,
     pub quantity: u32,
+    /// Of a reservation: when it is given back unless its order was placed by then.
+    /// Absent on releases and commits, and on reservations older than expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +87,9 @@ pub struct ProductRetired {
 pub struct ProductReactivated {
     pub article: Article,
 }
+
+/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
+impl crate::upcast::Upcast for ProductEvent {}
 
 impl DomainEvent for ProductEvent {
     fn event_type(&self) -> String {

@@ -1,6 +1,6 @@
 //! The product aggregate: one article of the shop's catalogue, identified by its article
 //! number. Every change is its own event; stock is reserved by orders and released when
-//! they are cancelled.
+//! they are cancelled, or when the reservation expired before its order was placed.
 
 mod command;
 mod error;
@@ -157,7 +157,7 @@ impl Product {
                 }
                 Ok(events)
             }
-            ProductCommand::ReserveStock { order_id, quantity } => {
+            ProductCommand::ReserveStock { order_id, quantity, expires_at } => {
                 let article = self.created.as_ref().ok_or(ProductError::NotFound)?.article.clone();
                 if self.reservations.contains_key(&order_id) {
                     return Ok(vec![]); // a retry of the same order
@@ -172,12 +172,12 @@ impl Product {
                 if quantity > available {
                     return Err(ProductError::InsufficientStock { available });
                 }
-                Ok(vec![ProductEvent::StockReserved(StockMoved { article, order_id, quantity })])
+                Ok(vec![ProductEvent::StockReserved(StockMoved { article, order_id, quantity, expires_at })])
             }
             ProductCommand::ReleaseStock { order_id } | ProductCommand::CommitStock { order_id } => {
                 let article = self.created.as_ref().ok_or(ProductError::NotFound)?.article.clone();
                 let Some(&quantity) = self.reservations.get(&order_id) else { return Ok(vec![]) };
-                let moved = StockMoved { article, order_id, quantity };
+                let moved = StockMoved { article, order_id, quantity, expires_at: None };
                 Ok(vec![if matches!(command, ProductCommand::CommitStock { .. }) {
                     ProductEvent::StockCommitted(moved)
                 } else {

@@ -103,11 +103,21 @@ fn article_numbers_are_plain_tokens() {
 }
 
 fn reserve(order: u128, quantity: u32) -> ProductCommand {
-    ProductCommand::ReserveStock { order_id: uuid::Uuid::from_u128(order), quantity }
+    ProductCommand::ReserveStock { order_id: uuid::Uuid::from_u128(order), quantity, expires_at: Some(expiry()) }
+}
+
+fn expiry() -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc.with_ymd_and_hms(2026, 12, 6, 12, 15, 0).single().expect("time")
 }
 
 fn reserved(order: u128, quantity: u32) -> ProductEvent {
-    ProductEvent::StockReserved(StockMoved { article: sku(), order_id: uuid::Uuid::from_u128(order), quantity })
+    ProductEvent::StockReserved(StockMoved {
+        article: sku(),
+        order_id: uuid::Uuid::from_u128(order),
+        quantity,
+        expires_at: Some(expiry()),
+    })
 }
 
 #[test]
@@ -127,8 +137,12 @@ fn stock_is_reserved_without_overselling() {
 
 #[test]
 fn released_stock_can_be_sold_again_and_shipped_stock_is_gone() {
-    let released =
-        ProductEvent::StockReleased(StockMoved { article: sku(), order_id: uuid::Uuid::from_u128(1), quantity: 8 });
+    let released = ProductEvent::StockReleased(StockMoved {
+        article: sku(),
+        order_id: uuid::Uuid::from_u128(1),
+        quantity: 8,
+        expires_at: None,
+    });
     ProductTest::with(())
         .given(vec![created(), reserved(1, 8)])
         .when(ProductCommand::ReleaseStock { order_id: uuid::Uuid::from_u128(1) })
@@ -137,10 +151,29 @@ fn released_stock_can_be_sold_again_and_shipped_stock_is_gone() {
         .given(vec![created(), reserved(1, 8), released])
         .when(reserve(2, 10))
         .then_expect_events(vec![reserved(2, 10)]);
-    let committed =
-        ProductEvent::StockCommitted(StockMoved { article: sku(), order_id: uuid::Uuid::from_u128(1), quantity: 8 });
+    let committed = ProductEvent::StockCommitted(StockMoved {
+        article: sku(),
+        order_id: uuid::Uuid::from_u128(1),
+        quantity: 8,
+        expires_at: None,
+    });
     ProductTest::with(())
         .given(vec![created(), reserved(1, 8), committed])
         .when(reserve(2, 3))
         .then_expect_error(ProductError::InsufficientStock { available: 2 });
+}
+
+#[test]
+fn a_reservation_says_when_it_expires_and_old_ones_still_read() {
+    let json = serde_json::to_value(reserved(1, 2)).expect("json");
+    assert_eq!(json["StockReserved"]["expires_at"], "2026-12-06T12:15:00Z");
+    // Stored before reservations expired: no `expires_at`, and releases never carry one.
+    let old: ProductEvent = serde_json::from_value(serde_json::json!(
+        {"StockReserved": {"article": "SKU-1", "order_id": uuid::Uuid::from_u128(1), "quantity": 2}}
+    ))
+    .expect("an old reservation reads");
+    let ProductEvent::StockReserved(moved) = old else { panic!("a reservation") };
+    assert_eq!(moved.expires_at, None);
+    let released = ProductEvent::StockReleased(StockMoved { expires_at: None, ..moved });
+    assert!(serde_json::to_value(released).expect("json")["StockReleased"].get("expires_at").is_none());
 }

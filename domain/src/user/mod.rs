@@ -152,6 +152,9 @@ pub struct SessionsRevoked {
     pub at: DateTime<Utc>,
 }
 
+/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
+impl crate::upcast::Upcast for UserEvent {}
+
 impl DomainEvent for UserEvent {
     fn event_type(&self) -> String {
         match self {

@@ -94,6 +94,9 @@ pub const DETECTION_REQUESTED: &str = "DetectionRequested";
 pub const PRODUCT_LINKED: &str = "ProductLinked";
 pub const PRODUCT_UNLINKED: &str = "ProductUnlinked";
 
+/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
+impl crate::upcast::Upcast for VideoEvent {}
+
 impl DomainEvent for VideoEvent {
     fn event_type(&self) -> String {
         match self {

@@ -6,7 +6,8 @@
 //!    concurrent connections, then checks that every acknowledged click is stored, logged
 //!    and projected (zero loss);
 //! 2. the lag from an event's commit to its row in the `clicks` view at a fixed rate;
-//! 3. how fast the relay publishes a backlog, and how fast the `clicks` view catches up.
+//! 3. how fast the relay publishes a backlog, and how fast the `clicks` view catches up;
+//! 4. how fast the relay restores a lost stream (every event so far) from the store.
 //!
 //! Run: `cargo run --release -p framecart-tests --bin framecart-bench -- --help`
 
@@ -49,6 +50,9 @@ struct Args {
     /// Postgres connections of the server.
     #[arg(long, default_value_t = 32)]
     db_connections: u32,
+    /// Only the relay's phases: the backlog, then the restore of the lost stream.
+    #[arg(long)]
+    relay_only: bool,
 }
 
 #[tokio::main]
@@ -77,9 +81,12 @@ async fn main() -> anyhow::Result<()> {
         app.running.state.http.rate_clicks, app.running.state.http.rate_signin
     );
 
-    throughput(&app, &client, &args).await?;
-    lag(&app, &client, &args).await?;
-    relay_backlog(app, &client, &args).await?;
+    if !args.relay_only {
+        throughput(&app, &client, &args).await?;
+        lag(&app, &client, &args).await?;
+    }
+    let mut app = relay_backlog(app, &client, &args).await?;
+    restore(&mut app).await?;
     Ok(())
 }
 
@@ -213,7 +220,7 @@ async fn lag(app: &TestApp, client: &reqwest::Client, args: &Args) -> anyhow::Re
     Ok(())
 }
 
-async fn relay_backlog(mut app: TestApp, client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
+async fn relay_backlog(mut app: TestApp, client: &reqwest::Client, args: &Args) -> anyhow::Result<TestApp> {
     app.running.kill_relay().await;
     let base = app.count("SELECT count(*) FROM events").await as u64;
     let posted = Arc::new(AtomicU64::new(0));
@@ -248,6 +255,30 @@ async fn relay_backlog(mut app: TestApp, client: &reqwest::Client, args: &Args) 
         "relay published {:.0} events/s ({backlog} in {relay_secs:.2} s); clicks view caught up after {view_secs:.2} s ({:.0} events/s)",
         backlog as f64 / relay_secs,
         backlog as f64 / view_secs
+    );
+    Ok(app)
+}
+
+/// The NATS store is lost: the relay republishes every recorded event from Postgres.
+async fn restore(app: &mut TestApp) -> anyhow::Result<()> {
+    app.running.kill_relay().await;
+    let target = app.count("SELECT count(*) FROM event_log").await as u64;
+    app.jetstream.delete_stream(app.namespace.namespace.stream_name()).await?;
+    let stats = app.running.state.relay.clone();
+    let start = Instant::now();
+    app.running.start_relay();
+    eventually("the relay to restore the stream", Duration::from_secs(300), || async {
+        (stats.restores.load(Ordering::Relaxed) >= 1).then_some(())
+    })
+    .await;
+    let secs = start.elapsed().as_secs_f64();
+    let (restored, _) = stats.restore_progress();
+    anyhow::ensure!(restored == target, "restored {restored} of {target} events");
+    anyhow::ensure!(app.stream_len().await == target, "the stream holds every recorded event");
+    println!("\n== restore: the stream lost, {target} recorded events");
+    println!(
+        "relay restored {:.0} events/s ({target} in {secs:.2} s, from its start to the last ack, the check of the empty stream included)",
+        target as f64 / secs
     );
     Ok(())
 }

@@ -1,0 +1,154 @@
+//! Golden files: each event type's stored JSON, pinned under `tests/golden/<aggregate
+//! type>/<EventType>.json`, must still be read by today's code.
+//!
+//! Events are facts already written: renaming a variant or a field, or changing a type,
+//! would leave stored history unreadable (a projection would set the events aside; an
+//! aggregate would not load). Such a change fails here first; it then needs a new
+//! event version and an upcaster (`framecart_domain::upcast`), and the old file stays as
+//! it is. Every variant of every event enum must have its file: the variants are read
+//! from the enums themselves, so a new event without a golden file fails too.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use cqrs_es::DomainEvent;
+use framecart_domain::upcast::{self, Upcast};
+use framecart_domain::{click, detection, order, payment, product, user, video};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use serde_json::Value;
+
+/// One golden file.
+#[derive(Deserialize)]
+struct Golden {
+    event_version: String,
+    payload: Value,
+}
+
+fn dir(aggregate_type: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(aggregate_type)
+}
+
+/// The variant names of an externally tagged enum, as serde knows them.
+fn variants<E: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    #[derive(Debug)]
+    struct Found(&'static [&'static str]);
+    impl std::fmt::Display for Found {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{:?}", self.0)
+        }
+    }
+    impl std::error::Error for Found {}
+    impl de::Error for Found {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Self(&[])
+        }
+    }
+    struct Introspect;
+    impl<'de> Deserializer<'de> for Introspect {
+        type Error = Found;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Found> {
+            Err(Found(&[]))
+        }
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            variants: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Found> {
+            Err(Found(variants))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+        }
+    }
+    match E::deserialize(Introspect) {
+        Err(Found(variants)) => variants,
+        Ok(_) => unreachable!("nothing to deserialize from"),
+    }
+}
+
+/// Checks one aggregate's event enum against its golden files; returns what is wrong.
+fn check<E: Upcast + DomainEvent + serde::Serialize>(aggregate_type: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let variants: BTreeSet<&str> = variants::<E>().iter().copied().collect();
+    assert!(!variants.is_empty(), "{aggregate_type}: no variants found");
+    let dir = dir(aggregate_type);
+    let files: BTreeSet<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for variant in &variants {
+        if !files.contains(*variant) {
+            problems.push(format!("{aggregate_type}/{variant}.json: missing (a new event needs its golden file)"));
+        }
+    }
+    for event_type in &files {
+        let path = dir.join(format!("{event_type}.json"));
+        let golden: Golden = match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+        {
+            Ok(golden) => golden,
+            Err(e) => {
+                problems.push(format!("{}: unreadable golden file: {e}", path.display()));
+                continue;
+            }
+        };
+        let stored = golden.payload.to_string();
+        let event: E = match upcast::decode(event_type, &golden.event_version, &stored) {
+            Ok(event) => event,
+            Err(e) => {
+                problems
+                    .push(format!("{aggregate_type}/{event_type} {}: no longer decodes: {e}", golden.event_version));
+                continue;
+            }
+        };
+        if event.event_type() != *event_type {
+            problems.push(format!("{aggregate_type}/{event_type}: decodes as {}", event.event_type()));
+        }
+        // Written by today's version: it must also be written back the same, so a field
+        // that was renamed but is optional (and would silently read as absent) fails.
+        if golden.event_version == event.event_version() {
+            match serde_json::to_value(&event) {
+                Ok(again) if again == golden.payload => {}
+                Ok(again) => problems.push(format!(
+                    "{aggregate_type}/{event_type}: today's code writes it differently:\n  stored: {}\n  now:    {again}",
+                    golden.payload
+                )),
+                Err(e) => problems.push(format!("{aggregate_type}/{event_type}: cannot be written again: {e}")),
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_stored_event_type_still_decodes_from_its_golden_file() {
+    let problems: Vec<String> = [
+        check::<click::ClickEvent>(click::AGGREGATE_TYPE),
+        check::<video::VideoEvent>(video::AGGREGATE_TYPE),
+        check::<detection::DetectionEvent>(detection::AGGREGATE_TYPE),
+        check::<product::ProductEvent>(product::AGGREGATE_TYPE),
+        check::<user::UserEvent>(user::AGGREGATE_TYPE),
+        check::<order::OrderEvent>(order::AGGREGATE_TYPE),
+        check::<payment::PaymentEvent>(payment::AGGREGATE_TYPE),
+    ]
+    .concat();
+    assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
+}
+
+#[test]
+fn a_renamed_field_or_variant_is_caught() {
+    // The check itself must be able to fail: a stored event with a field renamed.
+    let stored = r#"{"ProductCreated":{"renamed":1}}"#;
+    assert!(upcast::decode::<product::ProductEvent>("ProductCreated", "1.0", stored).is_err());
+    let unknown = r#"{"ProductRenamedVariant":{}}"#;
+    assert!(upcast::decode::<product::ProductEvent>("ProductRenamedVariant", "1.0", unknown).is_err());
+    assert!(variants::<product::ProductEvent>().contains(&"ProductCreated"));
+}
