@@ -455,7 +455,7 @@ impl Relay {
             event_type: &event.event_type,
             event_version: &event.event_version,
             payload: serde_json::from_str(&event.payload).map_err(|e| bad("payload", e))?,
-            metadata: serde_json::from_str(&event.metadata).map_err(|e| bad("metadata", e))?,
+            metadata: metadata_map(&event.metadata),
             recorded_at: event.recorded_at,
             hash,
         };
@@ -464,8 +464,8 @@ impl Relay {
         headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
         headers.insert(layout::HEADER_GLOBAL_POSITION, event.global_position.to_string().as_str());
         headers.insert(layout::HEADER_SEQUENCE, event.sequence.to_string().as_str());
-        headers.insert(layout::HEADER_EVENT_TYPE, event.event_type.as_str());
-        headers.insert(layout::HEADER_EVENT_VERSION, event.event_version.as_str());
+        headers.insert(layout::HEADER_EVENT_TYPE, header_value(&event.event_type).as_ref());
+        headers.insert(layout::HEADER_EVENT_VERSION, header_value(&event.event_version).as_ref());
         headers.insert(layout::HEADER_RECORDED_AT, event.recorded_at.to_rfc3339().as_str());
         headers.insert(layout::HEADER_HASH, hash);
         let metadata = &body.metadata;
@@ -474,7 +474,7 @@ impl Relay {
             (framecart_domain::metadata::CAUSATION_ID, layout::HEADER_CAUSATION_ID),
         ] {
             if let Some(value) = metadata.get(key).filter(|v| !v.is_empty()) {
-                headers.insert(header, value.as_str());
+                headers.insert(header, header_value(value).as_ref());
             }
         }
         let subject = self.ns.event_subject(
@@ -519,6 +519,34 @@ fn hashed_fields(event: &StoredEvent) -> HashedFields<'_> {
     }
 }
 
+/// The stored metadata as string pairs. Our commands write an object of strings; a row
+/// written by hand may hold any JSON: other values are kept as their JSON text, and
+/// anything but an object under the key `metadata`, so that no stored row stops the log.
+fn metadata_map(stored: &str) -> BTreeMap<String, String> {
+    use serde_json::Value;
+    match serde_json::from_str::<Value>(stored) {
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .map(|(key, value)| match value {
+                Value::String(s) => (key, s),
+                other => (key, other.to_string()),
+            })
+            .collect(),
+        Ok(other) => BTreeMap::from([("metadata".to_owned(), other.to_string())]),
+        Err(_) => BTreeMap::from([("metadata".to_owned(), stored.to_owned())]),
+    }
+}
+
+/// A header value for a stored text: as it is, or, if it holds a control character (a
+/// line break would end the header), its JSON string form, which has none.
+fn header_value(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(serde_json::Value::from(s).to_string())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// A subject token for a stored name. Our aggregate ids are UUIDs and canonical ids, so
 /// this is the identity; anything else is hex-encoded rather than left to block the log.
 fn subject_token(s: &str) -> String {
@@ -527,7 +555,20 @@ fn subject_token(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::subject_token;
+    use super::{header_value, metadata_map, subject_token};
+
+    #[test]
+    fn any_stored_metadata_makes_string_pairs() {
+        let ours = metadata_map(r#"{"actor":"user:1","correlation_id":"c"}"#);
+        assert_eq!(ours.get("actor").map(String::as_str), Some("user:1"));
+        let by_hand = metadata_map(r#"{"n":5,"nested":{"a":[1]},"none":null}"#);
+        assert_eq!(by_hand.get("n").map(String::as_str), Some("5"));
+        assert_eq!(by_hand.get("nested").map(String::as_str), Some(r#"{"a":[1]}"#));
+        assert_eq!(by_hand.get("none").map(String::as_str), Some("null"));
+        assert_eq!(metadata_map("[1,2]").get("metadata").map(String::as_str), Some("[1,2]"));
+        assert_eq!(header_value("ProductCreated"), "ProductCreated");
+        assert_eq!(header_value("a\r\nb"), "\"a\\r\\nb\"");
+    }
 
     #[test]
     fn stored_names_always_make_valid_subject_tokens() {
