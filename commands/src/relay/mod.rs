@@ -15,14 +15,16 @@
 //! - **Checkpoint after ack.** Each published event's log position (the stream
 //!   sequence: dense, in commit order) and its hash-chain link go into the append-only
 //!   `event_log` table only after JetStream acknowledged the batch.
-//!
 //! - **The stream is a replica of the store, restored when lost.** `events` plus
 //!   `event_log` are enough to rebuild the stream. When the stream is missing, empty or
 //!   behind the record (a wiped NATS store, a new server, an old backup), the leader
 //!   first checks that what the stream still holds is what it recorded (same event id
 //!   and hash at each sequence; otherwise it refuses), then republishes the recorded
-//!   rest in log order, byte for byte, each at its recorded sequence ([`restore`]).
-//!   Only then does it relay new events.
+//!   rest in log order, each at its recorded sequence ([`restore`]), with the same
+//!   headers and body (the envelope is written in one key order, so byte for byte).
+//!   Only then does it relay new events. An idle leader checks every second that the
+//!   stream still ends where it left it, so a NATS server that lost its store while
+//!   nothing was committed is restored too.
 //!
 //! It polls: a `pg_notify` trigger would serialise commits (measured about 10× slower).
 
@@ -443,6 +445,7 @@ impl Relay {
     }
 
     fn message(&self, event: &StoredEvent, hash: &str) -> Result<(String, Publish), RelayError> {
+<<<<<<< HEAD
         let bad = |what: &str, e: serde_json::Error| {
             RelayError::Inconsistent(format!("event {} has invalid {what} JSON: {e}", event.event_id))
         };
@@ -460,6 +463,11 @@ impl Relay {
             hash,
         };
         let payload = serde_json::to_vec(&body).map_err(|e| bad("envelope", e))?;
+=======
+        let body = Envelope::of(event, hash)?;
+        let payload = serde_json::to_vec(&body)
+            .map_err(|e| RelayError::Inconsistent(format!("event {} cannot be written: {e}", event.event_id)))?;
+>>>>>>> relay
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
         headers.insert(layout::HEADER_GLOBAL_POSITION, event.global_position.to_string().as_str());
@@ -503,6 +511,27 @@ struct Envelope<'a> {
     metadata: BTreeMap<String, String>,
     recorded_at: DateTime<Utc>,
     hash: &'a str,
+}
+
+impl<'a> Envelope<'a> {
+    fn of(event: &'a StoredEvent, hash: &'a str) -> Result<Self, RelayError> {
+        let bad = |what: &str, e: serde_json::Error| {
+            RelayError::Inconsistent(format!("event {} has invalid {what} JSON: {e}", event.event_id))
+        };
+        Ok(Self {
+            event_id: event.event_id,
+            global_position: event.global_position,
+            aggregate_type: &event.aggregate_type,
+            aggregate_id: &event.aggregate_id,
+            sequence: event.sequence,
+            event_type: &event.event_type,
+            event_version: &event.event_version,
+            payload: serde_json::from_str(&event.payload).map_err(|e| bad("payload", e))?,
+            metadata: serde_json::from_str(&event.metadata).map_err(|e| bad("metadata", e))?,
+            recorded_at: event.recorded_at,
+            hash,
+        })
+    }
 }
 
 fn hashed_fields(event: &StoredEvent) -> HashedFields<'_> {
@@ -555,6 +584,7 @@ fn subject_token(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+<<<<<<< HEAD
     use super::{header_value, metadata_map, subject_token};
 
     #[test]
@@ -568,6 +598,41 @@ mod tests {
         assert_eq!(metadata_map("[1,2]").get("metadata").map(String::as_str), Some("[1,2]"));
         assert_eq!(header_value("ProductCreated"), "ProductCreated");
         assert_eq!(header_value("a\r\nb"), "\"a\\r\\nb\"");
+=======
+    use super::*;
+
+    fn stored(metadata: &str) -> StoredEvent {
+        StoredEvent {
+            tx_id_text: "7".into(),
+            global_position: 3,
+            event_id: uuid::Uuid::from_u128(9),
+            aggregate_type: "click".into(),
+            aggregate_id: "a".into(),
+            sequence: 1,
+            event_type: "ClickRecorded".into(),
+            event_version: "1.0".into(),
+            payload: r#"{"ClickRecorded": {"z": 1, "a": [1.50, 2]}}"#.into(),
+            metadata: metadata.into(),
+            recorded_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("time"),
+        }
+    }
+
+    #[test]
+    fn a_body_is_a_logged_event_written_the_same_every_time() {
+        let event = stored(r#"{"request_id": "r", "correlation_id": "c", "actor": "x", "causation_id": "k"}"#);
+        let bytes = serde_json::to_vec(&Envelope::of(&event, "h").expect("an envelope")).expect("bytes");
+        for _ in 0..20 {
+            let again = stored(r#"{"causation_id": "k", "actor": "x", "request_id": "r", "correlation_id": "c"}"#);
+            assert_eq!(serde_json::to_vec(&Envelope::of(&again, "h").expect("an envelope")).expect("bytes"), bytes);
+        }
+        let text = String::from_utf8(bytes.clone()).expect("UTF-8");
+        assert!(text.contains(r#""payload":{"ClickRecorded": {"z": 1, "a": [1.50, 2]}}"#), "stored text kept: {text}");
+        assert!(text.contains(r#""metadata":{"actor":"x","causation_id":"k","correlation_id":"c","request_id":"r"}"#));
+        let logged: LoggedEvent = serde_json::from_slice(&bytes).expect("a logged event");
+        assert_eq!((logged.event_id, logged.global_position, logged.hash.as_str()), (event.event_id, 3, "h"));
+        assert_eq!(logged.recorded_at, event.recorded_at);
+        assert_eq!(logged.metadata.len(), 4);
+>>>>>>> relay
     }
 
     #[test]
