@@ -445,29 +445,9 @@ impl Relay {
     }
 
     fn message(&self, event: &StoredEvent, hash: &str) -> Result<(String, Publish), RelayError> {
-<<<<<<< HEAD
-        let bad = |what: &str, e: serde_json::Error| {
-            RelayError::Inconsistent(format!("event {} has invalid {what} JSON: {e}", event.event_id))
-        };
-        let body = Envelope {
-            event_id: event.event_id,
-            global_position: event.global_position,
-            aggregate_type: &event.aggregate_type,
-            aggregate_id: &event.aggregate_id,
-            sequence: event.sequence,
-            event_type: &event.event_type,
-            event_version: &event.event_version,
-            payload: serde_json::from_str(&event.payload).map_err(|e| bad("payload", e))?,
-            metadata: metadata_map(&event.metadata),
-            recorded_at: event.recorded_at,
-            hash,
-        };
-        let payload = serde_json::to_vec(&body).map_err(|e| bad("envelope", e))?;
-=======
         let body = Envelope::of(event, hash)?;
         let payload = serde_json::to_vec(&body)
             .map_err(|e| RelayError::Inconsistent(format!("event {} cannot be written: {e}", event.event_id)))?;
->>>>>>> relay
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
         headers.insert(layout::HEADER_GLOBAL_POSITION, event.global_position.to_string().as_str());
@@ -527,7 +507,7 @@ impl<'a> Envelope<'a> {
             event_type: &event.event_type,
             event_version: &event.event_version,
             payload: serde_json::from_str(&event.payload).map_err(|e| bad("payload", e))?,
-            metadata: serde_json::from_str(&event.metadata).map_err(|e| bad("metadata", e))?,
+            metadata: metadata_map(&event.metadata),
             recorded_at: event.recorded_at,
             hash,
         })
@@ -584,21 +564,6 @@ fn subject_token(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-<<<<<<< HEAD
-    use super::{header_value, metadata_map, subject_token};
-
-    #[test]
-    fn any_stored_metadata_makes_string_pairs() {
-        let ours = metadata_map(r#"{"actor":"user:1","correlation_id":"c"}"#);
-        assert_eq!(ours.get("actor").map(String::as_str), Some("user:1"));
-        let by_hand = metadata_map(r#"{"n":5,"nested":{"a":[1]},"none":null}"#);
-        assert_eq!(by_hand.get("n").map(String::as_str), Some("5"));
-        assert_eq!(by_hand.get("nested").map(String::as_str), Some(r#"{"a":[1]}"#));
-        assert_eq!(by_hand.get("none").map(String::as_str), Some("null"));
-        assert_eq!(metadata_map("[1,2]").get("metadata").map(String::as_str), Some("[1,2]"));
-        assert_eq!(header_value("ProductCreated"), "ProductCreated");
-        assert_eq!(header_value("a\r\nb"), "\"a\\r\\nb\"");
-=======
     use super::*;
 
     fn stored(metadata: &str) -> StoredEvent {
@@ -632,7 +597,19 @@ mod tests {
         assert_eq!((logged.event_id, logged.global_position, logged.hash.as_str()), (event.event_id, 3, "h"));
         assert_eq!(logged.recorded_at, event.recorded_at);
         assert_eq!(logged.metadata.len(), 4);
->>>>>>> relay
+    }
+
+    #[test]
+    fn any_stored_metadata_makes_string_pairs() {
+        let ours = metadata_map(r#"{"actor":"user:1","correlation_id":"c"}"#);
+        assert_eq!(ours.get("actor").map(String::as_str), Some("user:1"));
+        let by_hand = metadata_map(r#"{"n":5,"nested":{"a":[1]},"none":null}"#);
+        assert_eq!(by_hand.get("n").map(String::as_str), Some("5"));
+        assert_eq!(by_hand.get("nested").map(String::as_str), Some(r#"{"a":[1]}"#));
+        assert_eq!(by_hand.get("none").map(String::as_str), Some("null"));
+        assert_eq!(metadata_map("[1,2]").get("metadata").map(String::as_str), Some("[1,2]"));
+        assert_eq!(header_value("ProductCreated"), "ProductCreated");
+        assert_eq!(header_value("a\r\nb"), "\"a\\r\\nb\"");
     }
 
     #[test]
