@@ -52,6 +52,8 @@ pub struct App {
     /// What this process's relay is doing (restoring, leading, standing by), for
     /// readiness and metrics; every relay the process starts reports here.
     pub relay: Arc<RelayStats>,
+    /// Per-address and per-account throttles (clicks, sign-in, registration).
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl App {
@@ -190,6 +192,7 @@ impl Running {
             fake_payments_secret: Vec::new(),
             reservation_ttl: Duration::from_secs(payments.reservation_ttl_secs.max(1)),
             relay: Arc::default(),
+            limits: Arc::new(crate::limits::Limits::new(http.rate_clicks, http.rate_signin)),
             settings,
             http,
             video,
@@ -259,6 +262,8 @@ impl Running {
             projections: Vec::new(),
             workers: Vec::new(),
         };
+        tokio::spawn(running.state.limits.clone().housekeeping(running.background.child_token()));
+        tracing::info!(clicks = %running.state.http.rate_clicks, signin = %running.state.http.rate_signin, "rate limits");
         if components.relay {
             running.start_relay();
         }

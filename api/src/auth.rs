@@ -1,10 +1,16 @@
 //! Who is calling: Argon2 password hashes, signed bearer tokens, and the [`Caller`]
 //! extractor with its role checks.
 //!
-//! A token is `fc1.<user_id>.<issued>.<expires>.<mac>`: HMAC-SHA256 over the rest with
-//! the installation's secret. Roles are not in the token but read per request from the
+//! A token is `fc2.<user_id>.<issued>.<expires>.<mac>`: `issued` in microseconds and
+//! `expires` in seconds since the epoch, and HMAC-SHA256 over the rest with the
+//! installation's secret. Roles are not in the token but read per request from the
 //! `users` view, so a granted or revoked role counts at once, and a log-out everywhere
-//! (`DELETE /api/v1/sessions`) refuses every token issued before it.
+//! (`DELETE /api/v1/sessions`) refuses every token issued before it, to the microsecond
+//! (the precision the view keeps), so a sign-in just after a sign-out works.
+//!
+//! Tokens of the first form, `fc1`, carry `issued` in whole seconds; they are still
+//! accepted until they expire. Read as the start of their second, they are refused by a
+//! sign-out in the second they were issued, as they always were.
 
 use std::collections::BTreeSet;
 
@@ -26,7 +32,7 @@ use crate::error::ApiError;
 type HmacSha256 = Hmac<Sha256>;
 
 /// Shortest and longest password accepted (long inputs would make hashing a weapon).
-pub const PASSWORD_LENGTH: std::ops::RangeInclusive<usize> = 8..=128;
+pub use framecart_domain::user::PASSWORD_LENGTH;
 
 /// The secret that signs tokens.
 #[derive(Clone)]
@@ -56,7 +62,7 @@ impl TokenKey {
     /// A token for `user_id`, valid from `issued` for `ttl`.
     pub fn issue(&self, user_id: Uuid, issued: DateTime<Utc>, ttl: chrono::Duration) -> (String, DateTime<Utc>) {
         let expires = issued + ttl;
-        let body = format!("fc1.{user_id}.{}.{}", issued.timestamp(), expires.timestamp());
+        let body = format!("fc2.{user_id}.{}.{}", issued.timestamp_micros(), expires.timestamp());
         let mac = hex::encode(self.mac(&body));
         (format!("{body}.{mac}"), expires)
     }
@@ -70,13 +76,17 @@ impl TokenKey {
             return None;
         }
         let mut parts = body.split('.');
-        let (Some("fc1"), Some(user), Some(issued), Some(expires), None) =
+        let (Some(version), Some(user), Some(issued), Some(expires), None) =
             (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return None;
         };
         let user_id = Uuid::parse_str(user).ok()?;
-        let issued = DateTime::from_timestamp(issued.parse().ok()?, 0)?;
+        let issued = match version {
+            "fc2" => DateTime::from_timestamp_micros(issued.parse().ok()?)?,
+            "fc1" => DateTime::from_timestamp(issued.parse().ok()?, 0)?,
+            _ => return None,
+        };
         let expires = DateTime::from_timestamp(expires.parse().ok()?, 0)?;
         (now < expires).then_some((user_id, issued))
     }
@@ -103,7 +113,13 @@ pub fn dummy_hash() -> &'static str {
 
 /// The user aggregate's id for an address: its sha256, so an address is one account.
 pub fn account_key(email: &Email) -> String {
-    hex::encode(Sha256::digest(email.as_str().as_bytes()))
+    hex::encode(account_digest(email))
+}
+
+/// The sha256 of an address: what [`account_key`] spells in hex, and what the sign-in
+/// limits count failures by (an address without an account included).
+pub fn account_digest(email: &Email) -> [u8; 32] {
+    Sha256::digest(email.as_str().as_bytes()).into()
 }
 
 /// The caller of a request.
@@ -195,8 +211,8 @@ impl FromRequestParts<AppState> for Caller {
         // Tokens are issued to accounts only: a missing one is a view that trails a
         // registration by moments, or an account of another installation's key.
         let user = user_view(app, user_id, |_| true).await?.ok_or(ApiError::Unauthenticated)?;
-        // Tokens carry seconds; a revocation counts for tokens issued up to its second.
-        if user.sessions_valid_after.is_some_and(|after| issued.timestamp() <= after.timestamp()) {
+        // Both are microseconds (an `fc1` token's issue time is the start of its second).
+        if user.sessions_valid_after.is_some_and(|after| issued <= after) {
             return Err(ApiError::Unauthenticated);
         }
         let roles = user.roles.iter().filter_map(|r| Role::parse(r)).collect();
@@ -221,6 +237,28 @@ mod tests {
         let forged = token.replacen(&user.to_string(), &Uuid::from_u128(8).to_string(), 1);
         assert!(key.verify(&forged, now).is_none(), "another user");
         assert!(key.verify("fc1.garbage", now).is_none());
+    }
+
+    #[test]
+    fn a_token_carries_its_issue_time_to_the_microsecond() {
+        let key = TokenKey::new(Some("a secret of some length, for tests only"));
+        let issued = DateTime::from_timestamp_micros(1_765_000_000_123_456).expect("time");
+        let (token, _) = key.issue(Uuid::from_u128(7), issued, chrono::Duration::hours(1));
+        assert!(token.starts_with("fc2."));
+        assert_eq!(key.verify(&token, issued).map(|(_, at)| at), Some(issued));
+    }
+
+    #[test]
+    fn first_form_tokens_still_verify_with_their_second() {
+        let key = TokenKey::new(Some("a secret of some length, for tests only"));
+        let user = Uuid::from_u128(7);
+        let body = format!("fc1.{user}.1765000000.{}", i64::MAX / 1_000_000_000);
+        let token = format!("{body}.{}", hex::encode(key.mac(&body)));
+        let now = DateTime::from_timestamp(1_765_000_001, 0).expect("time");
+        assert_eq!(key.verify(&token, now), Some((user, DateTime::from_timestamp(1_765_000_000, 0).expect("time"))));
+        let unknown = body.replacen("fc1.", "fc9.", 1);
+        let token = format!("{unknown}.{}", hex::encode(key.mac(&unknown)));
+        assert!(key.verify(&token, now).is_none(), "an unknown form, however well signed");
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub enum ApiError {
     /// 422: the request was read but a value in it is not acceptable.
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
+    /// 429: too many requests from this address or for this account; `Retry-After` says
+    /// in how many seconds one more is allowed.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: std::time::Duration },
     /// 503: a service we depend on (Postgres, NATS) is not available; try again later.
     #[error("a service Framecart depends on is unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -89,6 +93,7 @@ impl ApiError {
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -112,6 +117,12 @@ pub struct ErrorDetail {
 /// Seconds a client should wait before retrying a 503.
 pub const RETRY_UNAVAILABLE_AFTER_SECS: &str = "2";
 
+/// Whole seconds for `Retry-After`, rounded up and at least 1: a client that waits that
+/// long is allowed.
+pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// The cause of a 5xx, carried to [`log_internal_errors`] in the response's extensions.
 #[derive(Clone)]
 struct InternalCause(std::sync::Arc<anyhow::Error>);
@@ -133,6 +144,9 @@ impl IntoResponse for ApiError {
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static(RETRY_UNAVAILABLE_AFTER_SECS),
             );
+        }
+        if let Self::RateLimited { retry_after, .. } = &self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_secs(*retry_after).into());
         }
         if let Self::Unavailable(cause) | Self::Internal(cause) = self {
             response.extensions_mut().insert(InternalCause(std::sync::Arc::new(cause)));
@@ -193,4 +207,27 @@ pub async fn not_found(request: Request) -> ApiError {
 
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(20)), 1);
+        assert_eq!(retry_after_secs(Duration::from_secs(2)), 2);
+        assert_eq!(retry_after_secs(Duration::from_millis(2001)), 3);
+    }
+
+    #[test]
+    fn a_429_is_the_json_error_with_retry_after() {
+        let response = ApiError::RateLimited { message: "slow down".into(), retry_after: Duration::from_millis(1500) }
+            .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "2");
+    }
 }

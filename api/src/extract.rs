@@ -1,8 +1,9 @@
 //! Extractors whose rejections are [`ApiError`]s, so a bad request gets the same JSON
 //! error shape as everything else; and the client's address.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
+use axum::extract::ConnectInfo;
 use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
 use axum::extract::RawPathParams;
@@ -13,6 +14,7 @@ use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::app::AppState;
 use crate::error::ApiError;
 
 /// A JSON body. Before it is deserialized, every string in it (object keys included) is
@@ -146,6 +148,23 @@ impl<S: Send + Sync> FromRequest<S> for Multipart {
     }
 }
 
+/// The client's address, as [`client_ip`] finds it behind the configured trusted
+/// proxies (`FRAMECART_TRUSTED_PROXIES`): what clicks record and what limits count.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        let ConnectInfo(peer) =
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().copied().ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("served without the peer's address (ConnectInfo)"))
+            })?;
+        Ok(Self(client_ip(peer.ip(), &parts.headers, &app.http.trusted_proxies)))
+    }
+}
+
 /// The client's address: the direct peer, unless the peer is a trusted proxy, in which
 /// case the right-most `X-Forwarded-For` hop that is not itself a trusted proxy.
 /// Hops a client could forge (left of the first untrusted one) are never believed.
@@ -241,6 +260,23 @@ mod tests {
     #[test]
     fn ipv4_mapped_addresses_are_plain_ipv4() {
         assert_eq!(client_ip(ip("::ffff:192.0.2.1"), &HeaderMap::new(), &[]), ip("192.0.2.1"));
+    }
+
+    #[tokio::test]
+    async fn a_raw_body_over_the_limit_is_the_json_413() {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route("/", axum::routing::post(|RawBody(body): RawBody| async move { body.len().to_string() }))
+            .layer(axum::extract::DefaultBodyLimit::max(8));
+        let request =
+            |body: &'static str| axum::http::Request::post("/").body(axum::body::Body::from(body)).expect("a request");
+        let response = app.clone().oneshot(request("0123456789")).await.expect("a response");
+        assert_eq!(response.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.expect("a body").to_bytes();
+        let json: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(json["error"]["code"], "payload_too_large");
+        let response = app.oneshot(request("01234567")).await.expect("a response");
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod fake_payments;
 pub mod followups;
+pub mod limits;
 pub mod matcher;
 pub mod metrics;
 pub mod reservations;

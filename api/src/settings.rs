@@ -9,6 +9,8 @@ use clap::{ArgAction, Args};
 use framecart_domain::log::Namespace;
 use ipnet::IpNet;
 
+use crate::limits::{ClickRate, SigninRate};
+
 /// The browser extension's origin; its id is in `extension/extension-id.txt`.
 pub const EXTENSION_ORIGIN: &str = "chrome-extension://kklalonaopmjdkiofpmpkdhbfgmceonh";
 
@@ -201,7 +203,22 @@ pub struct HttpSettings {
     /// a private network. Without it, `/metrics` is served on the API address to staff.
     #[arg(long, env = "FRAMECART_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
+
+    /// Anonymous clicks per client address: `N/s,BURST` (a token bucket: N a second on
+    /// average, bursts of up to BURST), or `off`. Over it: 429 with `Retry-After`.
+    #[arg(long, env = "FRAMECART_RATE_CLICKS", default_value = DEFAULT_RATE_CLICKS)]
+    pub rate_clicks: ClickRate,
+
+    /// Failed sign-ins allowed per 15 minutes, per account and per client address:
+    /// `ACCOUNT,ADDRESS`, or `off`. Over either, sign-ins are refused (429) until the
+    /// oldest failure is 15 minutes old. Registrations are limited with the same numbers,
+    /// per email address and per client address.
+    #[arg(long, env = "FRAMECART_RATE_SIGNIN", default_value = DEFAULT_RATE_SIGNIN)]
+    pub rate_signin: SigninRate,
 }
+
+const DEFAULT_RATE_CLICKS: &str = "50/s,200";
+const DEFAULT_RATE_SIGNIN: &str = "10,30";
 
 impl Default for HttpSettings {
     fn default() -> Self {
@@ -212,6 +229,8 @@ impl Default for HttpSettings {
             max_body_bytes: 64 * 1024,
             cors_origins: vec![EXTENSION_ORIGIN.to_owned()],
             metrics_bind: None,
+            rate_clicks: DEFAULT_RATE_CLICKS.parse().unwrap_or(ClickRate::Off),
+            rate_signin: DEFAULT_RATE_SIGNIN.parse().unwrap_or(SigninRate::Off),
         }
     }
 }
@@ -222,6 +241,12 @@ pub struct VideoSettings {
     /// Largest video upload accepted, in bytes (larger ones get 413 and leave nothing).
     #[arg(long, env = "FRAMECART_MAX_UPLOAD_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
     pub max_upload_bytes: u64,
+
+    /// Most pixels a video frame may have, as `WIDTHxHEIGHT` or a number (larger videos
+    /// are refused with 422 `video_too_large` before anything decodes them: a frame is
+    /// decoded whole, 3 bytes a pixel).
+    #[arg(long, env = "FRAMECART_MAX_VIDEO_PIXELS", default_value = DEFAULT_MAX_VIDEO_PIXELS, value_parser = parse_pixels)]
+    pub max_video_pixels: u64,
 
     /// Request detection of every class as soon as a video is uploaded.
     #[arg(long, env = "FRAMECART_AUTO_DETECT", default_value_t = true, action = ArgAction::Set)]
@@ -254,6 +279,7 @@ impl Default for VideoSettings {
     fn default() -> Self {
         Self {
             max_upload_bytes: 2 * 1024 * 1024 * 1024,
+            max_video_pixels: 3840 * 2160,
             auto_detect: true,
             sample_fps: 5.0,
             min_confidence: 0.25,
@@ -268,6 +294,19 @@ impl VideoSettings {
     pub fn model_dir(&self) -> PathBuf {
         self.model_dir.clone().unwrap_or_else(framecart_detector::default_model_dir)
     }
+}
+
+const DEFAULT_MAX_VIDEO_PIXELS: &str = "3840x2160";
+
+/// `3840x2160` (or `3840×2160`) or a number of pixels, at least 1.
+fn parse_pixels(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let number = |n: &str| n.trim().parse::<u64>().ok().filter(|n| *n > 0);
+    let pixels = match s.split_once(['x', 'X', '×']) {
+        Some((w, h)) => number(w).zip(number(h)).and_then(|(w, h)| w.checked_mul(h)),
+        None => number(s),
+    };
+    pixels.ok_or_else(|| "expected WIDTHxHEIGHT (e.g. 3840x2160) or a number of pixels, at least 1".to_owned())
 }
 
 fn parse_namespace(s: &str) -> Result<Namespace, String> {
@@ -294,6 +333,53 @@ mod tests {
     fn the_default_cors_origin_is_the_extension_s() {
         let id = include_str!("../../extension/extension-id.txt").trim();
         assert_eq!(EXTENSION_ORIGIN, format!("chrome-extension://{id}"));
+    }
+
+    #[test]
+    fn a_pixel_budget_is_a_size_or_a_number() {
+        assert_eq!(parse_pixels("3840x2160"), Ok(3840 * 2160));
+        assert_eq!(parse_pixels("3840×2160"), Ok(3840 * 2160));
+        assert_eq!(parse_pixels(" 1000000 "), Ok(1_000_000));
+        for bad in ["", "0", "0x100", "100x", "x", "-5", "axb", "99999999999x99999999999"] {
+            assert!(parse_pixels(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(VideoSettings::default().max_video_pixels, parse_pixels(DEFAULT_MAX_VIDEO_PIXELS).expect("default"));
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        http: HttpSettings,
+        #[command(flatten)]
+        video: VideoSettings,
+    }
+
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        use clap::Parser;
+        let parsed = Flags::try_parse_from(["framecart"]).expect("defaults parse");
+        let http = HttpSettings::default();
+        assert_eq!((parsed.http.rate_clicks, parsed.http.rate_signin), (http.rate_clicks, http.rate_signin));
+        assert_eq!(http.rate_clicks.to_string(), DEFAULT_RATE_CLICKS);
+        assert_eq!(http.rate_signin.to_string(), DEFAULT_RATE_SIGNIN);
+        assert_eq!(parsed.video.max_video_pixels, VideoSettings::default().max_video_pixels);
+    }
+
+    #[test]
+    fn a_bad_limit_stops_the_start_with_the_form_it_needs() {
+        use clap::Parser;
+        let error = |args: &[&str]| {
+            let args = std::iter::once("framecart").chain(args.iter().copied());
+            Flags::try_parse_from(args).expect_err("refused").to_string()
+        };
+        let clicks = error(&["--rate-clicks", "fast"]);
+        assert!(clicks.contains("--rate-clicks") && clicks.contains("N/s,BURST"), "{clicks}");
+        let signin = error(&["--rate-signin", "10"]);
+        assert!(signin.contains("--rate-signin") && signin.contains("ACCOUNT,ADDRESS"), "{signin}");
+        let pixels = error(&["--max-video-pixels", "big"]);
+        assert!(pixels.contains("WIDTHxHEIGHT"), "{pixels}");
+        let off = Flags::try_parse_from(["framecart", "--rate-clicks", "off", "--rate-signin", "off"]).expect("off");
+        assert_eq!((off.http.rate_clicks, off.http.rate_signin), (ClickRate::Off, SigninRate::Off));
     }
 
     #[test]

@@ -250,6 +250,16 @@ impl Job<'_> {
                     .await
             };
         }
+        // Uploads over the pixel budget are refused; this holds for files stored before the
+        // budget was set, or lowered: a frame is decoded whole, 3 bytes a pixel.
+        let pixels = u64::from(current.file.width) * u64::from(current.file.height);
+        if pixels > app.video.max_video_pixels {
+            let reason = format!(
+                "the video's frames are {}×{} ({pixels} pixels), over the {} pixels a frame this installation decodes",
+                current.file.width, current.file.height, app.video.max_video_pixels
+            );
+            return self.fail(None, reason).await;
+        }
         let frames_total = (current.file.duration * self.request.sample_fps).ceil().max(1.0) as u64;
         let start = StartDetection {
             run_id: self.request.run_id,

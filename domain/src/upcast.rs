@@ -40,10 +40,8 @@ impl Upcaster {
 /// `"1.2"` as `[1, 2, 0]`; `None` when it is not one to three dot-separated numbers.
 fn version(s: &str) -> Option<[u64; 3]> {
     let mut parts = [0; 3];
-    let mut count = 0;
-    for part in s.split('.') {
-        *parts.get_mut(count)? = part.parse().ok()?;
-        count += 1;
+    for (i, part) in s.split('.').enumerate() {
+        *parts.get_mut(i)? = part.parse().ok()?;
     }
     Some(parts)
 }

@@ -252,7 +252,9 @@ pub struct ProductFunnel {
     pub orders: i64,
     /// Of those, the ones paid (then maybe shipped, completed).
     pub paid_orders: i64,
-    /// Paid revenue of this product's lines, in minor units of `currency`.
+    /// Paid revenue of this product's lines, in minor units of `currency`. Summed exactly
+    /// (Postgres `numeric`) and saturated at the bounds of a 64-bit integer, so no total is
+    /// ever too large to answer.
     pub revenue_minor: i64,
     pub currency: Option<String>,
 }
@@ -299,14 +301,15 @@ pub async fn video(pool: &PgPool, video_id: &str) -> Result<VideoAnalytics, sqlx
     let products: Vec<ProductFunnel> = sqlx::query_as(
         "WITH lines AS (
              SELECT o.order_id, o.status, o.currency, l->>'article' AS article,
-                    (l->>'quantity')::bigint * (l->>'unit_price_minor')::bigint AS amount
+                    (l->>'quantity')::numeric * (l->>'unit_price_minor')::numeric AS amount
              FROM analytics_orders o, jsonb_array_elements(o.lines) l
              WHERE o.video_id = $1
          ),
          sold AS (
              SELECT article, count(DISTINCT order_id) AS orders,
                     count(DISTINCT order_id) FILTER (WHERE status IN ('paid', 'shipped', 'completed')) AS paid_orders,
-                    coalesce(sum(amount) FILTER (WHERE status IN ('paid', 'shipped', 'completed')), 0)::bigint AS revenue_minor,
+                    least(greatest(coalesce(sum(amount) FILTER (WHERE status IN ('paid', 'shipped', 'completed')), 0),
+                                   -9223372036854775808), 9223372036854775807)::bigint AS revenue_minor,
                     min(currency) AS currency
              FROM lines GROUP BY article
          ),

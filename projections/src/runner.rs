@@ -446,7 +446,7 @@ impl ProjectionRunner {
         for raw in wanted.iter().filter(|raw| raw.log_position > applied) {
             match self.envelope(raw) {
                 Ok(event) => events.push((event, raw.log_position)),
-                Err(aside) => set_aside.push(aside),
+                Err(aside) => set_aside.push(*aside),
             }
         }
         self.apply_or_set_aside(&mut tx, &events, &mut set_aside).await?;
@@ -465,10 +465,10 @@ impl ProjectionRunner {
     }
 
     /// The event a message carries, or why it is set aside.
-    fn envelope(&self, raw: &Raw<'_>) -> Result<LoggedEvent, SetAside> {
+    fn envelope(&self, raw: &Raw<'_>) -> Result<LoggedEvent, Box<SetAside>> {
         serde_json::from_slice(raw.payload).map_err(|e| {
             let error = undecodable(raw.log_position, e);
-            SetAside::unreadable(&self.ns, raw.subject, raw.msg_id, raw.log_position, &error)
+            Box::new(SetAside::unreadable(&self.ns, raw.subject, raw.msg_id, raw.log_position, &error))
         })
     }
 
@@ -546,7 +546,7 @@ impl ProjectionRunner {
             let mut set_aside = Vec::new();
             match self.envelope(&raw) {
                 Ok(event) => self.apply_or_set_aside(&mut tx, &[(event, log_position)], &mut set_aside).await?,
-                Err(aside) => set_aside.push(aside),
+                Err(aside) => set_aside.push(*aside),
             }
             if set_aside.is_empty() {
                 sqlx::query("DELETE FROM projection_quarantine WHERE projection = $1 AND log_position = $2")

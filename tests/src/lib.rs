@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use framecart_api::domain::log::Namespace;
+use framecart_api::limits::{ClickRate, SigninRate};
 use framecart_api::{
     AuthSettings, Components, HttpSettings, PaymentSettings, Running, ServeSettings, Settings, VideoSettings,
 };
@@ -135,31 +136,7 @@ impl TestApp {
         let database = TestDatabase::create().await.expect("a test database");
         let namespace = TestNamespace::new();
         let media = tempfile::tempdir().expect("a media folder");
-        let settings = Settings {
-            database_url: database.url.clone(),
-            nats_url: nats_url(),
-            media_dir: media.path().to_path_buf(),
-            namespace: namespace.namespace.clone(),
-            db_max_connections: 8,
-            write_batching: true,
-            relay_lag_bound_secs: framecart_api::settings::DEFAULT_RELAY_LAG_BOUND_SECS,
-        };
-        let http = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), ..HttpSettings::default() };
-        // No detector unless a test asks for one: most tests need no model.
-        let video = VideoSettings { detector_workers: 0, ..VideoSettings::default() };
-        let auth = AuthSettings {
-            token_secret: Some(format!("test secret {}", Uuid::new_v4())),
-            token_ttl_hours: 1,
-            admin_email: Some(ADMIN_EMAIL.into()),
-            admin_password: Some(ADMIN_PASSWORD.into()),
-        };
-        let payments = PaymentSettings {
-            fake_secret: Some(format!("webhook secret {}", Uuid::new_v4())),
-            fake_chaos: true,
-            fake_webhook_url: None,
-            ..PaymentSettings::default()
-        };
-        let mut serve = ServeSettings { settings, http, video, auth, payments };
+        let mut serve = serve_settings(&database, &namespace, media.path());
         configure(&mut serve);
         let running = Running::start(serve, components).await.expect("framecart starts");
         let base_url = format!("http://{}", running.addr);
@@ -293,6 +270,44 @@ impl TestApp {
     }
 }
 
+/// The settings a [`TestApp`] starts with, before its `configure`.
+///
+/// The rate limits are off: every test speaks from 127.0.0.1, and many post hundreds of
+/// clicks or register several accounts in a moment. The tests of the limits turn them on
+/// (`tests/limits.rs`); the extension's browser tests run the binary with the defaults.
+pub fn serve_settings(database: &TestDatabase, namespace: &TestNamespace, media: &Path) -> ServeSettings {
+    let settings = Settings {
+        database_url: database.url.clone(),
+        nats_url: nats_url(),
+        media_dir: media.to_path_buf(),
+        namespace: namespace.namespace.clone(),
+        db_max_connections: 8,
+        write_batching: true,
+        relay_lag_bound_secs: framecart_api::settings::DEFAULT_RELAY_LAG_BOUND_SECS,
+    };
+    let http = HttpSettings {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        rate_clicks: ClickRate::Off,
+        rate_signin: SigninRate::Off,
+        ..HttpSettings::default()
+    };
+    // No detector unless a test asks for one: most tests need no model.
+    let video = VideoSettings { detector_workers: 0, ..VideoSettings::default() };
+    let auth = AuthSettings {
+        token_secret: Some(format!("test secret {}", Uuid::new_v4())),
+        token_ttl_hours: 1,
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+    };
+    let payments = PaymentSettings {
+        fake_secret: Some(format!("webhook secret {}", Uuid::new_v4())),
+        fake_chaos: true,
+        fake_webhook_url: None,
+        ..PaymentSettings::default()
+    };
+    ServeSettings { settings, http, video, auth, payments }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Stop the background parts before the database and the stream go away.
@@ -411,6 +426,35 @@ pub fn pan_video(image: &Path, out: &Path, seconds: u32) {
         .status()
         .expect("ffmpeg runs (detector/scripts/setup.sh installs it)");
     assert!(status.success(), "ffmpeg made the test video");
+}
+
+/// A small AVI whose header says its frames are `width`×`height`: a 16×16 raw-video
+/// frame made by ffmpeg, with the sizes in the AVI header (`avih`) and the stream format
+/// (`strf`) written over. ffprobe reports the written sizes, and a decoder would allocate
+/// frames of that size: what an upload's pixel budget must refuse before decoding.
+pub fn oversized_video(width: u32, height: u32) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("tiny.avi");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=black:s=16x16:r=1:d=1"])
+        .args(["-frames:v", "1", "-c:v", "rawvideo", "-pix_fmt", "bgr24"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs (detector/scripts/setup.sh installs it)");
+    assert!(status.success(), "ffmpeg made the tiny video");
+    let mut bytes = std::fs::read(&path).expect("the tiny video");
+    let at = |bytes: &[u8], tag: &[u8]| bytes.windows(4).position(|w| w == tag).expect("an AVI chunk");
+    let (w, h) = (width.to_le_bytes(), height.to_le_bytes());
+    // avih: 8 bytes of tag and size, then dwWidth and dwHeight at offsets 32 and 36.
+    let avih = at(&bytes, b"avih") + 8;
+    bytes[avih + 32..avih + 36].copy_from_slice(&w);
+    bytes[avih + 36..avih + 40].copy_from_slice(&h);
+    // strf: a BITMAPINFOHEADER, biWidth at 4 and biHeight at 8 (negative: top-down rows).
+    let strf = at(&bytes, b"strf") + 8;
+    bytes[strf + 4..strf + 8].copy_from_slice(&w);
+    let top_down = -i32::try_from(height).expect("a height that fits");
+    bytes[strf + 8..strf + 12].copy_from_slice(&top_down.to_le_bytes());
+    bytes
 }
 
 /// A full click body as the extension sends it.

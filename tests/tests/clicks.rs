@@ -331,6 +331,15 @@ async fn health_readiness_and_the_openapi_document_are_served() {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
     assert!(doc["paths"]["/api/v1/clicks"]["post"]["responses"]["422"].is_object());
+    // Every operation documents the errors any route may answer (a fuzzer meets no
+    // undocumented status).
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            for status in ["400", "401", "403", "404", "422", "429", "503"] {
+                assert!(operation["responses"][status].is_object(), "{method} {path} documents {status}");
+            }
+        }
+    }
     let (status, error) = app.get("/no/such/route").await;
     assert_eq!((status, error["error"]["code"].as_str()), (404, Some("not_found")));
 }

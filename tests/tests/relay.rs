@@ -519,3 +519,98 @@ async fn projections_status(app: &TestApp) -> serde_json::Value {
     let report = framecart_api::cli::projections::status(&settings, &infra).await.expect("status");
     serde_json::to_value(report).expect("json")
 }
+
+/// A NATS server of the test's own, whose store the test can wipe.
+struct PrivateNats {
+    port: u16,
+    store: tempfile::TempDir,
+    server: Option<std::process::Child>,
+}
+
+impl PrivateNats {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+        let mut nats = Self { port, store: tempfile::tempdir().expect("a store folder"), server: None };
+        nats.run().await;
+        nats
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    async fn run(&mut self) {
+        let server = std::process::Command::new("/usr/sbin/nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .arg(self.store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.server = Some(server);
+        // It starts JetStream before it listens: a connection is enough.
+        eventually("the private NATS server to answer", Duration::from_secs(10), || async {
+            async_nats::connect(self.url()).await.ok()
+        })
+        .await;
+    }
+
+    /// Kills the server, loses its store, and starts an empty one on the same port.
+    async fn lose_store(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.kill().expect("kill nats-server");
+            server.wait().expect("reap nats-server");
+        }
+        for entry in std::fs::read_dir(self.store.path()).expect("the store") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }.expect("wipe");
+        }
+        self.run().await;
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_nats_server_that_lost_its_store_gets_the_log_back_while_the_server_runs() {
+    let mut nats = PrivateNats::start().await;
+    let url = nats.url();
+    let mut app = TestApp::spawn_with(
+        |s| {
+            s.settings.nats_url = url.clone();
+            s.auth.admin_email = None;
+        },
+        framecart_api::Components::default(),
+    )
+    .await;
+    app.jetstream = async_nats::jetstream::new(async_nats::connect(nats.url()).await.expect("NATS"));
+    post_clicks(&app, 40).await;
+    wait_until_relayed(&app).await;
+    app.wait_for_clicks_view().await;
+    let before = stored_messages(&app).await;
+
+    // kill -9, an empty data folder, the same address: nothing is committed meanwhile, so
+    // the idle relay notices the loss by itself.
+    nats.lose_store().await;
+    eventually("the relay to restore the log", Duration::from_secs(30), || async {
+        let mut stream = app.jetstream.get_stream(app.namespace.namespace.stream_name()).await.ok()?;
+        (stream.info().await.ok()?.state.messages == 40).then_some(())
+    })
+    .await;
+    assert_same_messages(&stored_messages(&app).await, &before, "the restored log");
+
+    post_clicks(&app, 10).await;
+    wait_until_relayed(&app).await;
+    assert_log_is_exact(&app).await;
+    app.wait_for_clicks_view().await;
+    app.wait_for_projections().await;
+    assert_eq!(app.count("SELECT count(DISTINCT log_position) FROM clicks_view").await, 50);
+    assert_eq!(app.running.state.relay.restores.load(Ordering::Relaxed), 1);
+}

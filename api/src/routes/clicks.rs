@@ -1,8 +1,6 @@
 //! Click capture: `POST /api/v1/clicks`, and reading the `clicks` view.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use framecart_commands::CommandError;
@@ -20,7 +18,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Json, Path, Query, client_ip, cookie_value, header_token};
+use crate::extract::{ClientAddr, Json, Path, Query, cookie_value, header_token};
 use crate::routes::REQUEST_ID;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -78,7 +76,9 @@ pub struct ClickAccepted {
 }
 
 /// Records a click. Answers only after the click is committed to the event store; the
-/// same `clickId` sent again is recorded once and answered the same way.
+/// same `clickId` sent again is recorded once and answered the same way. Anonymous clicks
+/// are limited per client address (`FRAMECART_RATE_CLICKS`): over it, 429 with
+/// `Retry-After`.
 #[utoipa::path(
     post,
     path = "/api/v1/clicks",
@@ -91,16 +91,22 @@ pub struct ClickAccepted {
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A value is not acceptable", body = ErrorBody),
+        (status = 429, description = "Too many anonymous clicks from this address; see Retry-After", body = ErrorBody),
         (status = 503, description = "The event store is unavailable", body = ErrorBody),
     )
 )]
 async fn record_click(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client_ip): ClientAddr,
     caller: Caller,
     headers: HeaderMap,
-    Json(body): Json<ClickRequest>,
+    body: Result<Json<ClickRequest>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<ClickAccepted>), ApiError> {
+    // Anonymous clicks are throttled per address, before the body counts for anything.
+    if caller.user_id().is_none() {
+        app.limits.click(client_ip)?;
+    }
+    let Json(body) = body?;
     let video_id = VideoId::parse(&body.video_id).map_err(|e| ApiError::invalid("invalid_video_id", e))?;
     let reported =
         body.user_id.as_deref().map(UserId::parse).transpose().map_err(|e| ApiError::invalid("invalid_user_id", e))?;
@@ -130,7 +136,7 @@ async fn record_click(
         media_time: body.timestamp,
         sizes,
         during_ad: body.ad_showing,
-        client_ip: client_ip(peer.ip(), &headers, &app.http.trusted_proxies),
+        client_ip,
         viewer_cookie: app.http.viewer_cookie.as_deref().and_then(|name| cookie_value(&headers, name)),
         received_at: Utc::now(),
     };

@@ -51,7 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(admin::router())
         .split_for_parts();
-    let openapi = std::sync::Arc::new(openapi);
+    let openapi = std::sync::Arc::new(with_error_responses(openapi));
     let request_id = HeaderName::from_static(REQUEST_ID);
     api.route("/metrics", get(crate::metrics::metrics_for_staff))
         .route(
@@ -75,6 +75,39 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Every operation documents the errors any route can answer, with the JSON error body:
+/// a malformed path or query (400), no or a wrong role (401, 403), a missing resource
+/// (404), a body too large or not JSON (413, 415), invalid input (422), a rate limit
+/// (429) and an outage (503). Handlers document what is specific to them; this adds the
+/// rest, so a client (or a fuzzer) never meets an undocumented status.
+fn with_error_responses(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    const COMMON: &[(&str, &str)] = &[
+        ("400", "The path or the query is malformed."),
+        ("401", "Not signed in."),
+        ("403", "Signed in without the role this needs."),
+        ("404", "No such resource (or not the caller's)."),
+        ("422", "The input is invalid."),
+        ("429", "Too many requests: see `Retry-After`."),
+        ("503", "A service Framecart depends on is unavailable: see `Retry-After`."),
+    ];
+    const WITH_BODY: &[(&str, &str)] =
+        &[("413", "The body is larger than allowed."), ("415", "The body is not of the expected content type.")];
+    let error = || ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+        for operation in operations.into_iter().flatten() {
+            let extra = if operation.request_body.is_some() { WITH_BODY } else { &[] };
+            for (status, description) in COMMON.iter().chain(extra) {
+                operation.responses.responses.entry((*status).to_owned()).or_insert_with(|| {
+                    ResponseBuilder::new().description(*description).content("application/json", error()).build().into()
+                });
+            }
+        }
+    }
+    openapi
 }
 
 /// CORS for the configured origins only (the browser extension's, a shop's pages).

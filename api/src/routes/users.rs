@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
 use framecart_domain::EventMetadata;
-use framecart_domain::user::{Email, Register, Role, User, UserCommand, UserError};
+use framecart_domain::user::{Email, Password, PasswordError, Register, Role, User, UserCommand, UserError};
 use framecart_projections::users::{self, UserView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -17,9 +17,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::{App, AppState};
-use crate::auth::{Caller, PASSWORD_LENGTH, account_key, dummy_hash, hash_password, verify_password};
+use crate::auth::{Caller, PASSWORD_LENGTH, account_digest, account_key, dummy_hash, hash_password, verify_password};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{ClientAddr, Json, Path, Query};
 use crate::routes::clicks::request_metadata;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -34,7 +34,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Credentials {
     pub email: String,
-    /// 8 to 128 characters.
+    /// 8 to 128 characters, at least 4 of them different, and not one of the common
+    /// passwords (a registration's is refused with 422 `weak_password` otherwise).
     pub password: String,
 }
 
@@ -54,38 +55,53 @@ fn email(raw: &str) -> Result<Email, ApiError> {
     Email::parse(raw).map_err(|e| ApiError::invalid("invalid_email", e))
 }
 
-/// Registers an account as a viewer.
+/// Registers an account as a viewer. Registrations are limited per email address and per
+/// client address (`FRAMECART_RATE_SIGNIN`): over it, 429 with `Retry-After`.
 #[utoipa::path(
     post,
     path = "/api/v1/users",
     tag = "users",
     request_body = Credentials,
-    responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody))
+    responses(
+        (status = 201, body = UserView),
+        (status = 409, body = ErrorBody),
+        (status = 422, description = "A bad email address, or a password too short, too long or too weak", body = ErrorBody),
+        (status = 429, description = "Too many registrations; see Retry-After", body = ErrorBody),
+    )
 )]
 async fn register(
     State(app): State<AppState>,
+    ClientAddr(address): ClientAddr,
     headers: HeaderMap,
     Json(body): Json<Credentials>,
 ) -> Result<(StatusCode, axum::Json<UserView>), ApiError> {
     let email = email(&body.email)?;
-    if !PASSWORD_LENGTH.contains(&body.password.chars().count()) {
-        return Err(ApiError::invalid("invalid_password", "a password has 8 to 128 characters"));
-    }
+    let password = password(&body.password)?;
+    // Counted once it is well-formed: from here on it costs a password hash.
+    app.limits.register(account_digest(&email), address)?;
     let view =
-        create_account(&app, email, &body.password, BTreeSet::from([Role::Viewer]), request_metadata(&headers)).await?;
+        create_account(&app, email, password, BTreeSet::from([Role::Viewer]), request_metadata(&headers)).await?;
     Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+/// 422 `invalid_password` for a length out of bounds, 422 `weak_password` for a common
+/// password or one of fewer than 4 different characters.
+fn password(raw: &str) -> Result<Password, ApiError> {
+    Password::parse(raw).map_err(|e| match e {
+        PasswordError::Length => ApiError::invalid("invalid_password", e),
+        PasswordError::Common | PasswordError::TooFewDistinct => ApiError::invalid("weak_password", e),
+    })
 }
 
 async fn create_account(
     app: &App,
     email: Email,
-    password: &str,
+    password: Password,
     roles: BTreeSet<Role>,
     metadata: EventMetadata,
 ) -> Result<UserView, ApiError> {
-    let password = password.to_owned();
     let password_hash =
-        tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)??;
+        tokio::task::spawn_blocking(move || hash_password(password.as_str())).await.map_err(ApiError::internal)??;
     let user_id = Uuid::now_v7();
     let registered_at = Utc::now();
     let command = UserCommand::Register(Register {
@@ -110,10 +126,9 @@ pub async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
     let (Some(address), Some(password)) = (&app.auth.admin_email, &app.auth.admin_password) else { return Ok(()) };
     let address =
         Email::parse(address).map_err(|_| anyhow::anyhow!("FRAMECART_ADMIN_EMAIL is not an email address"))?;
-    anyhow::ensure!(
-        PASSWORD_LENGTH.contains(&password.chars().count()),
-        "FRAMECART_ADMIN_PASSWORD needs 8 to 128 characters"
-    );
+    // The same rule as every account's, so the most powerful one is not the weakest.
+    let password =
+        Password::parse(password).map_err(|e| anyhow::anyhow!("FRAMECART_ADMIN_PASSWORD is refused: {e}"))?;
     let existing: User = app.commands.load(&account_key(&address)).await?;
     if existing.user_id().is_some() {
         if !existing.roles().contains(&Role::Admin) {
@@ -137,20 +152,42 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Signs in: a bearer token for the account.
+/// Signs in: a bearer token for the account. Failures are limited per account and per
+/// client address (`FRAMECART_RATE_SIGNIN`): over either, every sign-in is refused with
+/// 429 and `Retry-After`, a right password included, until the window has passed.
 #[utoipa::path(
     post,
     path = "/api/v1/sessions",
     tag = "users",
     request_body = Credentials,
-    responses((status = 200, body = Session), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody))
+    responses(
+        (status = 200, body = Session),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins; see Retry-After", body = ErrorBody),
+    )
 )]
-async fn login(State(app): State<AppState>, Json(body): Json<Credentials>) -> Result<axum::Json<Session>, ApiError> {
+async fn login(
+    State(app): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    Json(body): Json<Credentials>,
+) -> Result<axum::Json<Session>, ApiError> {
     let email = email(&body.email)?;
+    // Counted as a failure from here, so concurrent guesses cannot all get past the limit;
+    // a refused one costs no password hash.
+    let attempt = app.limits.begin_sign_in(account_digest(&email), address)?;
+    let outcome = sign_in(&app, &email, &body.password).await;
+    if !matches!(outcome, Err(ApiError::InvalidCredentials)) {
+        app.limits.forgive(attempt);
+    }
+    outcome.map(axum::Json)
+}
+
+async fn sign_in(app: &App, email: &Email, password: &str) -> Result<Session, ApiError> {
     // The account itself (not a view): signing in right after registering works.
-    let account: User = app.load(&account_key(&email)).await?;
+    let account: User = app.load(&account_key(email)).await?;
     let hash = account.password_hash().unwrap_or_else(|| dummy_hash()).to_owned();
-    let password = body.password.chars().take(*PASSWORD_LENGTH.end()).collect::<String>();
+    let password = password.chars().take(*PASSWORD_LENGTH.end()).collect::<String>();
     let matches =
         tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await.map_err(ApiError::internal)?;
     let (true, Some(user_id)) = (matches, account.user_id()) else {
@@ -160,7 +197,7 @@ async fn login(State(app): State<AppState>, Json(body): Json<Credentials>) -> Re
     let ttl = chrono::Duration::hours(i64::try_from(app.auth.token_ttl_hours).unwrap_or(24 * 7));
     let (token, expires_at) = app.token_key.issue(user_id, now, ttl);
     let roles = account.roles().iter().map(|r| r.as_str().to_owned()).collect();
-    Ok(axum::Json(Session { token, user_id, roles, expires_at }))
+    Ok(Session { token, user_id, roles, expires_at })
 }
 
 /// Signs out everywhere: every token issued so far stops working.
@@ -174,8 +211,11 @@ async fn logout(State(app): State<AppState>, caller: Caller, headers: HeaderMap)
         .await
         .map_err(user_error)?;
     // Answer once the old tokens no longer work.
-    crate::auth::user_view(&app, user_id, |v| v.sessions_valid_after.is_some_and(|a| a.timestamp() >= at.timestamp()))
-        .await?;
+    // The view keeps microseconds.
+    crate::auth::user_view(&app, user_id, |v| {
+        v.sessions_valid_after.is_some_and(|a| a.timestamp_micros() >= at.timestamp_micros())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -74,7 +74,8 @@ pub struct Uploaded {
 /// Uploads a video's file (`multipart/form-data` with `video_id` and `file`). The file is
 /// streamed to `media/source_video_files/{video_id}.{ext}`; an upload for a video that has
 /// one is a new version. With `FRAMECART_AUTO_DETECT`, detection of every class is
-/// requested at once.
+/// requested at once. A video whose frames have more pixels than
+/// `FRAMECART_MAX_VIDEO_PIXELS` (default 3840×2160) is refused before anything decodes it.
 #[utoipa::path(
     post,
     path = "/api/v1/videos",
@@ -85,7 +86,7 @@ pub struct Uploaded {
         (status = 400, body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
-        (status = 422, description = "Not a video, empty, or a bad id", body = ErrorBody),
+        (status = 422, description = "Not a video (`not_a_video`), frames over the pixel budget (`video_too_large`), empty, or a bad id", body = ErrorBody),
     )
 )]
 async fn upload_video(
@@ -127,10 +128,15 @@ async fn upload_video(
     let info = tokio::task::spawn_blocking(move || framecart_detector::probe(&probe_path))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::invalid("not_a_video", format!("the file is not a video we can read: {e}")))?;
+        .map_err(|e| {
+            // The details name a path of ours and quote ffprobe: for the log only.
+            tracing::info!(error = %e, "an upload is not a video");
+            not_a_video()
+        })?;
     if !(info.duration.is_finite() && info.duration > 0.0) || info.width == 0 || info.height == 0 {
-        return Err(ApiError::invalid("not_a_video", "the file has no video frames with a duration"));
+        return Err(not_a_video());
     }
+    check_frame_size(info.width, info.height, app.video.max_video_pixels)?;
     let ext = upload::extension(received.original_name.as_deref(), &info.format, &info.codec);
     let file = VideoFile {
         file_name: format!("{video_id}.{ext}"),
@@ -206,6 +212,29 @@ async fn upload_video(
             run_id,
         }),
     ))
+}
+
+fn not_a_video() -> ApiError {
+    ApiError::invalid(
+        "not_a_video",
+        "the file is not a video that can be read: not media at all, a still image, audio only, or without a duration",
+    )
+}
+
+/// 422 `video_too_large` for frames of more than `max_pixels` (`FRAMECART_MAX_VIDEO_PIXELS`):
+/// detection decodes a frame whole, 3 bytes a pixel, so the size of a frame is the
+/// memory a video costs, whatever the size of its file.
+pub fn check_frame_size(width: u32, height: u32, max_pixels: u64) -> Result<(), ApiError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(ApiError::invalid(
+            "video_too_large",
+            format!(
+                "the video's frames are {width}×{height} ({pixels} pixels); this server takes at most {max_pixels} pixels a frame"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub fn video_error(e: CommandError<VideoError>) -> ApiError {

@@ -15,14 +15,16 @@
 //! - **Checkpoint after ack.** Each published event's log position (the stream
 //!   sequence: dense, in commit order) and its hash-chain link go into the append-only
 //!   `event_log` table only after JetStream acknowledged the batch.
-//!
 //! - **The stream is a replica of the store, restored when lost.** `events` plus
 //!   `event_log` are enough to rebuild the stream. When the stream is missing, empty or
 //!   behind the record (a wiped NATS store, a new server, an old backup), the leader
 //!   first checks that what the stream still holds is what it recorded (same event id
 //!   and hash at each sequence; otherwise it refuses), then republishes the recorded
-//!   rest in log order, byte for byte, each at its recorded sequence ([`restore`]).
-//!   Only then does it relay new events.
+//!   rest in log order, each at its recorded sequence ([`restore`]), with the same
+//!   headers and body (the envelope is written in one key order, so byte for byte).
+//!   Only then does it relay new events. An idle leader checks every second that the
+//!   stream still ends where it left it, so a NATS server that lost its store while
+//!   nothing was committed is restored too.
 //!
 //! It polls: a `pg_notify` trigger would serialise commits (measured about 10× slower).
 
@@ -58,6 +60,9 @@ pub struct RelayConfig {
     pub batch_size: i64,
     /// Pause between polls when nothing new was committed.
     pub idle_poll: Duration,
+    /// How often an idle leader checks that the stream still ends where it left it (a
+    /// NATS server that lost its store while nothing was committed is noticed then).
+    pub stream_check: Duration,
     /// Pause between election attempts of a standby relay.
     pub standby_poll: Duration,
     /// Woken when this process commits events, to publish them before the next poll.
@@ -69,6 +74,7 @@ impl Default for RelayConfig {
         Self {
             batch_size: 1000,
             idle_poll: Duration::from_millis(5),
+            stream_check: Duration::from_secs(1),
             standby_poll: Duration::from_secs(1),
             committed: None,
         }
@@ -262,6 +268,7 @@ impl Relay {
         sqlx::query("SET synchronous_commit = off").execute(&mut *conn).await?;
         let mut at = self.resume(conn).await?;
         self.stats.failures.store(0, Ordering::Relaxed);
+        let mut checked = tokio::time::Instant::now();
         loop {
             // Once asked to stop, the leader publishes what is committed, then stops: a
             // graceful stop leaves nothing committed behind in the store alone.
@@ -269,7 +276,17 @@ impl Relay {
             let events = tail::committed_after(conn, at.cursor, self.config.batch_size).await?;
             if events.is_empty() {
                 if draining {
-                    return Ok(());
+                    // What an older transaction still open anywhere in the cluster holds
+                    // back is committed too: wait for it (the caller bounds how long).
+                    if !tail::any_after(conn, at.cursor).await? {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(self.config.idle_poll).await;
+                    continue;
+                }
+                if checked.elapsed() >= self.config.stream_check {
+                    self.check_stream(at.log_position).await?;
+                    checked = tokio::time::Instant::now();
                 }
                 let committed = async {
                     match &self.config.committed {
@@ -286,6 +303,20 @@ impl Relay {
             }
             at = self.publish(conn, at, &events).await?;
         }
+    }
+
+    /// Fails when the stream no longer ends where this leader left it (lost, replaced by
+    /// an old backup, or written by someone else): the relay starts over, and `resume`
+    /// restores or records what differs.
+    async fn check_stream(&self, log_position: u64) -> Result<(), RelayError> {
+        let stream = self.js.get_stream(self.ns.stream_name()).await.map_err(nats)?;
+        let last = stream.cached_info().state.last_sequence;
+        if last != log_position {
+            return Err(RelayError::Nats(format!(
+                "the stream ends at sequence {last}, not at {log_position} where the relay left it"
+            )));
+        }
+        Ok(())
     }
 
     /// Brings the stream and the relay's table up to each other, then says where to go
@@ -414,29 +445,15 @@ impl Relay {
     }
 
     fn message(&self, event: &StoredEvent, hash: &str) -> Result<(String, Publish), RelayError> {
-        let bad = |what: &str, e: serde_json::Error| {
-            RelayError::Inconsistent(format!("event {} has invalid {what} JSON: {e}", event.event_id))
-        };
-        let body = Envelope {
-            event_id: event.event_id,
-            global_position: event.global_position,
-            aggregate_type: &event.aggregate_type,
-            aggregate_id: &event.aggregate_id,
-            sequence: event.sequence,
-            event_type: &event.event_type,
-            event_version: &event.event_version,
-            payload: serde_json::from_str(&event.payload).map_err(|e| bad("payload", e))?,
-            metadata: serde_json::from_str(&event.metadata).map_err(|e| bad("metadata", e))?,
-            recorded_at: event.recorded_at,
-            hash,
-        };
-        let payload = serde_json::to_vec(&body).map_err(|e| bad("envelope", e))?;
+        let body = Envelope::of(event, hash)?;
+        let payload = serde_json::to_vec(&body)
+            .map_err(|e| RelayError::Inconsistent(format!("event {} cannot be written: {e}", event.event_id)))?;
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
         headers.insert(layout::HEADER_GLOBAL_POSITION, event.global_position.to_string().as_str());
         headers.insert(layout::HEADER_SEQUENCE, event.sequence.to_string().as_str());
-        headers.insert(layout::HEADER_EVENT_TYPE, event.event_type.as_str());
-        headers.insert(layout::HEADER_EVENT_VERSION, event.event_version.as_str());
+        headers.insert(layout::HEADER_EVENT_TYPE, header_value(&event.event_type).as_ref());
+        headers.insert(layout::HEADER_EVENT_VERSION, header_value(&event.event_version).as_ref());
         headers.insert(layout::HEADER_RECORDED_AT, event.recorded_at.to_rfc3339().as_str());
         headers.insert(layout::HEADER_HASH, hash);
         let metadata = &body.metadata;
@@ -445,7 +462,7 @@ impl Relay {
             (framecart_domain::metadata::CAUSATION_ID, layout::HEADER_CAUSATION_ID),
         ] {
             if let Some(value) = metadata.get(key).filter(|v| !v.is_empty()) {
-                headers.insert(header, value.as_str());
+                headers.insert(header, header_value(value).as_ref());
             }
         }
         let subject = self.ns.event_subject(
@@ -476,6 +493,27 @@ struct Envelope<'a> {
     hash: &'a str,
 }
 
+impl<'a> Envelope<'a> {
+    fn of(event: &'a StoredEvent, hash: &'a str) -> Result<Self, RelayError> {
+        let bad = |what: &str, e: serde_json::Error| {
+            RelayError::Inconsistent(format!("event {} has invalid {what} JSON: {e}", event.event_id))
+        };
+        Ok(Self {
+            event_id: event.event_id,
+            global_position: event.global_position,
+            aggregate_type: &event.aggregate_type,
+            aggregate_id: &event.aggregate_id,
+            sequence: event.sequence,
+            event_type: &event.event_type,
+            event_version: &event.event_version,
+            payload: serde_json::from_str(&event.payload).map_err(|e| bad("payload", e))?,
+            metadata: metadata_map(&event.metadata),
+            recorded_at: event.recorded_at,
+            hash,
+        })
+    }
+}
+
 fn hashed_fields(event: &StoredEvent) -> HashedFields<'_> {
     HashedFields {
         event_id: event.event_id,
@@ -490,6 +528,34 @@ fn hashed_fields(event: &StoredEvent) -> HashedFields<'_> {
     }
 }
 
+/// The stored metadata as string pairs. Our commands write an object of strings; a row
+/// written by hand may hold any JSON: other values are kept as their JSON text, and
+/// anything but an object under the key `metadata`, so that no stored row stops the log.
+fn metadata_map(stored: &str) -> BTreeMap<String, String> {
+    use serde_json::Value;
+    match serde_json::from_str::<Value>(stored) {
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .map(|(key, value)| match value {
+                Value::String(s) => (key, s),
+                other => (key, other.to_string()),
+            })
+            .collect(),
+        Ok(other) => BTreeMap::from([("metadata".to_owned(), other.to_string())]),
+        Err(_) => BTreeMap::from([("metadata".to_owned(), stored.to_owned())]),
+    }
+}
+
+/// A header value for a stored text: as it is, or, if it holds a control character (a
+/// line break would end the header), its JSON string form, which has none.
+fn header_value(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(serde_json::Value::from(s).to_string())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// A subject token for a stored name. Our aggregate ids are UUIDs and canonical ids, so
 /// this is the identity; anything else is hex-encoded rather than left to block the log.
 fn subject_token(s: &str) -> String {
@@ -498,7 +564,53 @@ fn subject_token(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::subject_token;
+    use super::*;
+
+    fn stored(metadata: &str) -> StoredEvent {
+        StoredEvent {
+            tx_id_text: "7".into(),
+            global_position: 3,
+            event_id: uuid::Uuid::from_u128(9),
+            aggregate_type: "click".into(),
+            aggregate_id: "a".into(),
+            sequence: 1,
+            event_type: "ClickRecorded".into(),
+            event_version: "1.0".into(),
+            payload: r#"{"ClickRecorded": {"z": 1, "a": [1.50, 2]}}"#.into(),
+            metadata: metadata.into(),
+            recorded_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("time"),
+        }
+    }
+
+    #[test]
+    fn a_body_is_a_logged_event_written_the_same_every_time() {
+        let event = stored(r#"{"request_id": "r", "correlation_id": "c", "actor": "x", "causation_id": "k"}"#);
+        let bytes = serde_json::to_vec(&Envelope::of(&event, "h").expect("an envelope")).expect("bytes");
+        for _ in 0..20 {
+            let again = stored(r#"{"causation_id": "k", "actor": "x", "request_id": "r", "correlation_id": "c"}"#);
+            assert_eq!(serde_json::to_vec(&Envelope::of(&again, "h").expect("an envelope")).expect("bytes"), bytes);
+        }
+        let text = String::from_utf8(bytes.clone()).expect("UTF-8");
+        assert!(text.contains(r#""payload":{"ClickRecorded": {"z": 1, "a": [1.50, 2]}}"#), "stored text kept: {text}");
+        assert!(text.contains(r#""metadata":{"actor":"x","causation_id":"k","correlation_id":"c","request_id":"r"}"#));
+        let logged: LoggedEvent = serde_json::from_slice(&bytes).expect("a logged event");
+        assert_eq!((logged.event_id, logged.global_position, logged.hash.as_str()), (event.event_id, 3, "h"));
+        assert_eq!(logged.recorded_at, event.recorded_at);
+        assert_eq!(logged.metadata.len(), 4);
+    }
+
+    #[test]
+    fn any_stored_metadata_makes_string_pairs() {
+        let ours = metadata_map(r#"{"actor":"user:1","correlation_id":"c"}"#);
+        assert_eq!(ours.get("actor").map(String::as_str), Some("user:1"));
+        let by_hand = metadata_map(r#"{"n":5,"nested":{"a":[1]},"none":null}"#);
+        assert_eq!(by_hand.get("n").map(String::as_str), Some("5"));
+        assert_eq!(by_hand.get("nested").map(String::as_str), Some(r#"{"a":[1]}"#));
+        assert_eq!(by_hand.get("none").map(String::as_str), Some("null"));
+        assert_eq!(metadata_map("[1,2]").get("metadata").map(String::as_str), Some("[1,2]"));
+        assert_eq!(header_value("ProductCreated"), "ProductCreated");
+        assert_eq!(header_value("a\r\nb"), "\"a\\r\\nb\"");
+    }
 
     #[test]
     fn stored_names_always_make_valid_subject_tokens() {

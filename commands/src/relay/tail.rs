@@ -65,6 +65,16 @@ pub async fn committed_after(
     .await
 }
 
+/// Whether any committed event lies after `after`, even one that [`committed_after`] does
+/// not read yet (an older transaction still runs somewhere in the cluster).
+pub async fn any_after(conn: &mut PgConnection, after: CommitCursor) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2))")
+        .bind(after.tx_id.to_string())
+        .bind(after.global_position)
+        .fetch_one(conn)
+        .await
+}
+
 /// The last log position the relay recorded.
 pub async fn last_logged(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
     let last: i64 = sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM event_log").fetch_one(conn).await?;

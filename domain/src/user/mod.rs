@@ -11,6 +11,9 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod password;
+pub use password::{MIN_DISTINCT_CHARS, PASSWORD_LENGTH, Password, PasswordError};
+
 pub const AGGREGATE_TYPE: &str = "user";
 
 /// What a user may do. One installation is one shop: merchants are its staff.

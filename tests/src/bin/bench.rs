@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use framecart_api::Components;
+use framecart_api::limits::{ClickRate, SigninRate};
 use framecart_tests::{TestApp, click_body, eventually};
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
@@ -63,6 +64,9 @@ async fn main() -> anyhow::Result<()> {
             serve.settings.write_batching = args.write_batching;
             // No first admin: the log holds the bench's clicks only (the loss check counts them).
             serve.auth.admin_email = None;
+            // One address sends every click: the per-address limits would measure themselves.
+            serve.http.rate_clicks = ClickRate::Off;
+            serve.http.rate_signin = SigninRate::Off;
         },
         Components::default(),
     )
@@ -71,6 +75,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "framecart-bench: {} connections, write batching {}, {} db connections",
         args.connections, args.write_batching, args.db_connections
+    );
+    println!(
+        "framecart-bench: rate limits off (FRAMECART_RATE_CLICKS={}, FRAMECART_RATE_SIGNIN={})",
+        app.running.state.http.rate_clicks, app.running.state.http.rate_signin
     );
 
     if !args.relay_only {

@@ -23,6 +23,7 @@ use framecart_api::domain::geometry::BoundingBox;
 use framecart_api::domain::product::{Article, CreateProduct, ProductCommand};
 use framecart_api::domain::video::{LinkProduct, LinkTarget, RequestDetection, UploadVideo, VideoCommand, VideoFile};
 use framecart_api::domain::{EventMetadata, VideoId};
+use framecart_api::limits::{ClickRate, SigninRate};
 use framecart_api::projections::tracks;
 use framecart_tests::{TestApp, eventually};
 use uuid::Uuid;
@@ -70,7 +71,20 @@ fn meta() -> EventMetadata {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let app = TestApp::spawn_with(|s| s.settings.db_max_connections = 32, Components::default()).await;
+    let app = TestApp::spawn_with(
+        |s| {
+            s.settings.db_max_connections = 32;
+            // One address sends every click: the per-address limits would measure themselves.
+            s.http.rate_clicks = ClickRate::Off;
+            s.http.rate_signin = SigninRate::Off;
+        },
+        Components::default(),
+    )
+    .await;
+    println!(
+        "framecart-bench-matching: rate limits off (FRAMECART_RATE_CLICKS={}, FRAMECART_RATE_SIGNIN={})",
+        app.running.state.http.rate_clicks, app.running.state.http.rate_signin
+    );
     let commands = app.running.state.commands.clone();
     let video = VideoId::parse(VIDEO)?;
     let seconds = args.minutes as f64 * 60.0;
