@@ -161,7 +161,7 @@ impl Postgres {
     pub fn init(dir: &Path) -> Self {
         fs::create_dir_all(dir).expect("the PostgreSQL folder");
         if is_root() {
-            run(&mut Command::new("chown").args(["-R", "postgres:"]).arg(dir), "chown of the PostgreSQL folder");
+            run(Command::new("chown").args(["-R", "postgres:"]).arg(dir), "chown of the PostgreSQL folder");
         }
         let data = dir.join("data");
         let mut initdb = as_postgres(pg_bin("initdb"));
