@@ -120,29 +120,36 @@ impl FaultRun {
         row
     }
 
-    /// Waits until the relay logged every event and the client files are written.
+    /// Waits until nothing moves any more: the matcher judged every click (its verdicts
+    /// are events too), the relay logged every event, and the client files are written;
+    /// and the count of events stays the same for a while.
     async fn settle(&self) {
         let db = &self.cluster.db;
-        eventually("the relay to log every event", RECOVERY_LIMIT, || async {
-            let (events, logged): (i64, i64) =
-                sqlx::query_as("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM event_log)")
+        let mut last_events = -1;
+        loop {
+            let events = eventually("the installation to settle", RECOVERY_LIMIT, || async {
+                let (events, logged, recorded, judged, owed, file_rows, dirty): (i64, i64, i64, i64, i64, i64, i64) =
+                    sqlx::query_as(
+                        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM event_log),
+                            (SELECT count(*) FROM events
+                             WHERE aggregate_type = 'click' AND event_type = 'ClickRecorded'),
+                            (SELECT count(*) FROM matcher_clicks), (SELECT count(*) FROM matcher_pending),
+                            (SELECT count(*) FROM client_file_clicks), (SELECT count(*) FROM client_files_dirty)",
+                    )
                     .fetch_one(db)
                     .await
                     .ok()?;
-            (events == logged).then_some(())
-        })
-        .await;
-        eventually("the client files to be written", RECOVERY_LIMIT, || async {
-            let (recorded, rows, dirty): (i64, i64, i64) = sqlx::query_as(
-                "SELECT (SELECT count(*) FROM events WHERE aggregate_type = 'click' AND event_type = 'ClickRecorded'),
-                        (SELECT count(*) FROM client_file_clicks), (SELECT count(*) FROM client_files_dirty)",
-            )
-            .fetch_one(db)
-            .await
-            .ok()?;
-            (recorded == rows && dirty == 0).then_some(())
-        })
-        .await;
+                let settled =
+                    events == logged && judged == recorded && owed == 0 && file_rows == recorded && dirty == 0;
+                settled.then_some(events)
+            })
+            .await;
+            if events == last_events {
+                return;
+            }
+            last_events = events;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }
 
