@@ -46,6 +46,8 @@ pub struct Row {
     pub lost: usize,
     pub duplicated: usize,
     pub answers: String,
+    /// The slowest answer to a click during the fault.
+    pub slowest: Duration,
     pub recovery: Duration,
 }
 
@@ -105,6 +107,7 @@ impl FaultRun {
             lost: lost.len(),
             duplicated: duplicated.len(),
             answers: self.load.answers(),
+            slowest: self.load.slowest(),
             recovery,
         };
         record(&row);
@@ -295,18 +298,19 @@ impl Census {
 }
 
 /// The fault table's header, in Markdown.
-pub const TABLE_HEADER: &str = "| scenario | acknowledged | lost | duplicated | answers during the fault | recovery (s) |\n\
-                                |---|---:|---:|---:|---|---:|";
+pub const TABLE_HEADER: &str = "| scenario | acknowledged | lost | duplicated | answers during the fault | slowest answer (s) | recovery (s) |\n\
+                                |---|---:|---:|---:|---|---:|---:|";
 
 /// Prints the row and appends it to `fault-table.md` in the cargo target folder.
 fn record(row: &Row) {
     let line = format!(
-        "| {} | {} | {} | {} | {} | {:.1} |",
+        "| {} | {} | {} | {} | {} | {:.1} | {:.1} |",
         row.scenario,
         row.acknowledged,
         row.lost,
         row.duplicated,
         row.answers,
+        row.slowest.as_secs_f64(),
         row.recovery.as_secs_f64()
     );
     eprintln!("{TABLE_HEADER}\n{line}");

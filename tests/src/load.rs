@@ -43,6 +43,8 @@ struct Shared {
     acked: Mutex<Vec<Uuid>>,
     /// Answers while the window was open: `202`, `503`, `conn-err`, `timeout`, …
     answers: Mutex<BTreeMap<String, u64>>,
+    /// The slowest answer while the window was open, in milliseconds.
+    slowest_ms: AtomicU64,
     /// Every answer, window or not.
     all_answers: Mutex<BTreeMap<String, u64>>,
 }
@@ -98,6 +100,11 @@ impl ClickLoad {
         tally(&self.shared.answers.lock().expect("answers"))
     }
 
+    /// The slowest answer (or failure to get one) while the window was open.
+    pub fn slowest(&self) -> Duration {
+        Duration::from_millis(self.shared.slowest_ms.load(Ordering::SeqCst))
+    }
+
     /// Answers at any time that no fault explains (a 500, a 4xx), e.g. `500:3`; empty
     /// when there were none.
     pub fn unexpected_answers(&self) -> String {
@@ -150,7 +157,12 @@ async fn sender(shared: Arc<Shared>, url: String, per_second: u32) {
         // x and y vary so that the clicks are not all alike; the media time is the key.
         let x = (click.timestamp % 700) as f64 + 50.0;
         let body = click_body(click.id, VIDEO, x, 300.0, click.timestamp as f64);
+        let sent_at = Instant::now();
         let answer = match http.post(&url).json(&body).send().await {
+            // A 503 tells the client when to try again (README, "Outages and stopping").
+            Ok(response) if response.status().as_u16() == 503 && !response.headers().contains_key("retry-after") => {
+                "503-without-retry-after".to_owned()
+            }
             Ok(response) => response.status().as_u16().to_string(),
             Err(e) if e.is_timeout() => "timeout".to_owned(),
             Err(e) if e.is_connect() => "conn-err".to_owned(),
@@ -158,6 +170,8 @@ async fn sender(shared: Arc<Shared>, url: String, per_second: u32) {
         };
         *shared.all_answers.lock().expect("answers").entry(answer.clone()).or_default() += 1;
         if shared.counting.load(Ordering::SeqCst) {
+            let ms = u64::try_from(sent_at.elapsed().as_millis()).unwrap_or(u64::MAX);
+            shared.slowest_ms.fetch_max(ms, Ordering::SeqCst);
             *shared.answers.lock().expect("answers").entry(answer.clone()).or_default() += 1;
         }
         if answer == "202" {
