@@ -32,9 +32,11 @@ async fn server_stopped_with_sigterm_exits_in_time_and_loses_no_acknowledged_cli
     run.fault_begins();
     let mut server = run.cluster.take_server();
     signal(server.child.id(), "TERM");
+    let signalled = std::time::Instant::now();
     let status = wait_exit(&mut server.child, STOP_LIMIT).await;
     let status = status.unwrap_or_else(|| panic!("SIGTERM: the server did not exit within {STOP_LIMIT:?}"));
     assert!(status.success(), "SIGTERM: the server exited with {status}");
+    eprintln!("SIGTERM: the server exited in {:.2} s", signalled.elapsed().as_secs_f64());
     // Before it exits, the relay publishes everything committed.
     let (events, logged): (i64, i64) =
         sqlx::query_as("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM event_log)")
