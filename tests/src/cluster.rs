@@ -446,7 +446,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         // FRAMECART_FAULT_LOGS=1 shows them for passing tests too (with `--nocapture`).
         if std::thread::panicking() || std::env::var_os("FRAMECART_FAULT_LOGS").is_some() {
-            eprintln!("{}", self.logs(60));
+            eprintln!("{}", self.logs(80));
         }
     }
 }

@@ -80,8 +80,8 @@ async fn postgres_stopped_for_15_s_loses_no_acknowledged_click() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn wiped_nats_store_is_restored_from_postgres() {
-    let mut run = FaultRun::start("NATS store wiped").await;
+async fn nats_store_wiped_while_the_server_is_stopped_is_restored() {
+    let mut run = FaultRun::start("NATS store wiped, server stopped").await;
     run.fault_begins();
     let mut server = run.cluster.take_server();
     signal(server.child.id(), "TERM");
@@ -90,6 +90,18 @@ async fn wiped_nats_store_is_restored_from_postgres() {
     run.cluster.nats.wipe_store();
     run.cluster.nats.restart().await;
     run.cluster.start_server();
+    run.fault_ends().await;
+    let log = run.cluster.server_log();
+    assert!(log.contains("stream restored"), "the relay restored the stream from PostgreSQL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_store_wiped_under_a_running_server_is_restored() {
+    let mut run = FaultRun::start("NATS store wiped, server running").await;
+    run.fault_begins();
+    run.cluster.nats.stop("TERM").await;
+    run.cluster.nats.wipe_store();
+    run.cluster.nats.restart().await;
     run.fault_ends().await;
     let log = run.cluster.server_log();
     assert!(log.contains("stream restored"), "the relay restored the stream from PostgreSQL");
