@@ -4,6 +4,14 @@
 //! namespace (stream and consumers), its own media folder, and the real API on a port
 //! picked by the OS. Tests run in parallel and leave nothing behind: dropping a
 //! `TestApp` drops its database and deletes its stream.
+//!
+//! The fault suite needs more: processes it can kill. [`cluster`] runs PostgreSQL, NATS
+//! and the `framecart` binary as processes of their own, [`load`] clicks on them, and
+//! [`faults`] checks that a fault lost and duplicated nothing.
+
+pub mod cluster;
+pub mod faults;
+pub mod load;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
