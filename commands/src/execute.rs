@@ -110,8 +110,9 @@ pub async fn execute<A>(
 ) -> Result<(), CommandError<A::Error>>
 where
     A: Aggregate,
-    A::Command: Clone,
+    A::Command: Clone + std::fmt::Debug,
 {
+    let name = command_name(&command);
     let metadata = metadata.into_map();
     let mut attempt = 1;
     let outcome = loop {
@@ -126,19 +127,47 @@ where
             Err(e) => break Err(CommandError::Store(e.to_string())),
         }
     };
-    count::<A>(&outcome);
+    count::<A>(&name, &outcome);
     outcome
 }
 
-/// Counts a command's outcome for the metrics (`framecart_commands_total`).
-fn count<A: Aggregate>(outcome: &Result<(), CommandError<A::Error>>) {
+/// A command's variant name (`PlaceOrder`), from its `Debug` form, which starts with it.
+/// Formatting stops at the first character after the name, so this costs no more than
+/// the name.
+fn command_name(command: &impl std::fmt::Debug) -> String {
+    struct Name(String);
+    impl std::fmt::Write for Name {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            for c in s.chars() {
+                if !(c.is_alphanumeric() || c == '_') {
+                    return Err(std::fmt::Error);
+                }
+                self.0.push(c);
+            }
+            Ok(())
+        }
+    }
+    let mut name = Name(String::new());
+    let _ = std::fmt::write(&mut name, format_args!("{command:?}")); // stops after the name
+    name.0
+}
+
+/// Counts a command's outcome for the metrics (`framecart_commands_total`, by aggregate,
+/// command and outcome).
+fn count<A: Aggregate>(command: &str, outcome: &Result<(), CommandError<A::Error>>) {
     let outcome = match outcome {
         Ok(()) => "acknowledged",
         Err(CommandError::Refused(_)) => "refused",
         Err(CommandError::Conflict(_)) => "conflict",
         Err(CommandError::Store(_)) => "failed",
     };
-    metrics::counter!("framecart_commands_total", "aggregate" => A::TYPE, "outcome" => outcome).increment(1);
+    metrics::counter!(
+        "framecart_commands_total",
+        "aggregate" => A::TYPE,
+        "command" => command.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(1);
 }
 
 /// Executes commands addressed to many aggregates of one type together: one query loads
@@ -157,7 +186,7 @@ pub async fn execute_all<A>(
 ) -> Vec<Result<(), CommandError<A::Error>>>
 where
     A: Aggregate<Services = ()>,
-    A::Command: Clone,
+    A::Command: Clone + std::fmt::Debug,
     A::Event: Upcast,
 {
     use cqrs_es::DomainEvent;
@@ -217,12 +246,12 @@ where
         }
     }
     if appended.is_empty() {
-        results.iter().for_each(count::<A>);
+        commands.iter().zip(&results).for_each(|((_, command, _), r)| count::<A>(&command_name(command), r));
         return results;
     }
     match events.append_serialized(A::TYPE, appended).await {
         Ok(()) => {
-            results.iter().for_each(count::<A>);
+            commands.iter().zip(&results).for_each(|((_, command, _), r)| count::<A>(&command_name(command), r));
             results
         }
         Err(cqrs_es::persist::PersistenceError::OptimisticLockError) => one_by_one(cqrs, commands).await,
@@ -236,11 +265,31 @@ async fn one_by_one<A>(
 ) -> Vec<Result<(), CommandError<A::Error>>>
 where
     A: Aggregate,
-    A::Command: Clone,
+    A::Command: Clone + std::fmt::Debug,
 {
     let mut results = Vec::with_capacity(commands.len());
     for (id, command, metadata) in commands {
         results.push(execute(cqrs, &id, command, metadata).await);
     }
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_name;
+
+    #[derive(Debug)]
+    #[allow(dead_code, reason = "only their Debug form is read")]
+    enum Command {
+        PlaceOrder { lines: Vec<u32> },
+        Cancel(String),
+        Ship,
+    }
+
+    #[test]
+    fn a_command_is_counted_by_its_variant_name() {
+        assert_eq!(command_name(&Command::PlaceOrder { lines: vec![1, 2] }), "PlaceOrder");
+        assert_eq!(command_name(&Command::Cancel("changed my mind".into())), "Cancel");
+        assert_eq!(command_name(&Command::Ship), "Ship");
+    }
 }

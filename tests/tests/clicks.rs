@@ -461,12 +461,14 @@ async fn metrics_show_commands_latency_and_lag_to_staff_only() {
     let text = answer.text().await.expect("text");
     let ns = app.namespace.namespace.to_string();
     for expected in [
-        "framecart_commands_total{aggregate=\"click\",outcome=\"acknowledged\"}".to_owned(),
+        "framecart_commands_total{aggregate=\"click\",command=\"RecordClick\",outcome=\"acknowledged\"}".to_owned(),
         "framecart_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/clicks\",status=\"202\""
             .to_owned(),
         format!("framecart_projection_lag_events{{namespace=\"{ns}\",projection=\"clicks\"}} 0"),
         format!("framecart_stream_last_sequence{{namespace=\"{ns}\"}}"),
         format!("framecart_detector_queue_runs{{namespace=\"{ns}\",state=\"queued\"}} 0"),
+        format!("framecart_projection_quarantined_events{{namespace=\"{ns}\",projection=\"clicks\"}} 0"),
+        format!("framecart_relay_unrelayed_events{{namespace=\"{ns}\"}}"),
     ] {
         assert!(text.contains(&expected), "{expected} is missing from:\n{text}");
     }
