@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 for part in detector extension; do
   if [ -x "$part/scripts/setup.sh" ]; then "$part/scripts/setup.sh"; fi
 done
+# Everything first, the `framecart` binary included (the fault suite and the extension's
+# tests run it); the tests then build nothing more (same targets and features).
+cargo build --locked --workspace --all-targets
 cargo test --workspace --locked --all-targets "$@"
 # The browser extension's unit and browser tests, against the real `framecart` binary.
-# Same targets and features as the tests above, so nothing is built twice (CI disk and time).
-cargo build --locked --workspace --all-targets
 FRAMECART_BIN="$CARGO_TARGET_DIR/debug/framecart" extension/scripts/test.sh

@@ -151,29 +151,68 @@ async fn next_batch<T>(queue: &Mutex<mpsc::Receiver<T>>, batch: &mut Vec<T>) -> 
     queue.lock().await.recv_many(batch, MAX_BATCH).await > 0
 }
 
+/// Takes everything waiting in the queue now, without waiting for more.
+async fn waiting<T>(queue: &Mutex<mpsc::Receiver<T>>) -> Vec<T> {
+    let mut queue = queue.lock().await;
+    std::iter::from_fn(|| queue.try_recv().ok()).collect()
+}
+
+/// The store could not be reached for a batch (after the pool's acquire timeout): what
+/// queued up meanwhile fails at once with the same error instead of waiting its own
+/// timeout in turn, so that during an outage every request is answered within about
+/// one acquire timeout.
+struct Unreachable(String);
+
+fn unreachable_error(e: &Unreachable) -> PersistenceError {
+    PersistenceError::ConnectionError(e.0.clone().into())
+}
+
+/// True when an error says Postgres cannot be reached (rather than that it refused this
+/// one statement).
+fn is_outage(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_))
+}
+
+fn outage_of(e: &PersistenceError) -> Option<Unreachable> {
+    match e {
+        PersistenceError::ConnectionError(inner) => {
+            inner.downcast_ref::<sqlx::Error>().filter(|e| is_outage(e)).map(|e| Unreachable(e.to_string()))
+        }
+        _ => None,
+    }
+}
+
 async fn writer(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>, committed: Arc<Notify>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while next_batch(&queue, &mut batch).await {
-        write_batch(&pool, std::mem::take(&mut batch)).await;
+        let outcome = write_batch(&pool, std::mem::take(&mut batch)).await;
         committed.notify_one();
+        if let Err(e) = outcome {
+            for append in waiting(&queue).await {
+                let _ = append.done.send(Err(unreachable_error(&e)));
+            }
+        }
     }
 }
 
 async fn loader(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Load>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while next_batch(&queue, &mut batch).await {
-        load_batch(&pool, std::mem::take(&mut batch)).await;
+        if let Err(e) = load_batch(&pool, std::mem::take(&mut batch)).await {
+            fail_loads(waiting(&queue).await, || unreachable_error(&e));
+        }
     }
 }
 
 /// Reads the events of every aggregate in the batch with one query and hands each
 /// requester its own, in sequence order.
-async fn load_batch(pool: &PgPool, batch: Vec<Load>) {
+async fn load_batch(pool: &PgPool, batch: Vec<Load>) -> Result<(), Unreachable> {
     let rows = match select_events(pool, &batch).await {
         Ok(rows) => rows,
         Err(e) => {
             let message = e.to_string();
-            return fail_loads(batch, || PersistenceError::ConnectionError(message.clone().into()));
+            fail_loads(batch, || PersistenceError::ConnectionError(message.clone().into()));
+            return if is_outage(&e) { Err(Unreachable(message)) } else { Ok(()) };
         }
     };
     let mut found: HashMap<(String, String), Vec<SerializedEvent>> = HashMap::new();
@@ -182,7 +221,8 @@ async fn load_batch(pool: &PgPool, batch: Vec<Load>) {
             Ok(sequence) => sequence,
             Err(e) => {
                 let message = format!("an event of {} has sequence {}: {e}", row.aggregate_id, row.sequence);
-                return fail_loads(batch, || PersistenceError::UnknownError(message.clone().into()));
+                fail_loads(batch, || PersistenceError::UnknownError(message.clone().into()));
+                return Ok(());
             }
         };
         let key = (row.aggregate_type.clone(), row.aggregate_id.clone());
@@ -201,6 +241,7 @@ async fn load_batch(pool: &PgPool, batch: Vec<Load>) {
         let events = found.get(&(load.aggregate_type.to_owned(), load.aggregate_id)).cloned().unwrap_or_default();
         let _ = load.done.send(Ok(events));
     }
+    Ok(())
 }
 
 /// Answers every load of a batch with the same failure.
@@ -263,12 +304,13 @@ pub(crate) struct EventRow {
     pub metadata: Value,
 }
 
-async fn write_batch(pool: &PgPool, batch: Vec<Append>) {
+async fn write_batch(pool: &PgPool, batch: Vec<Append>) -> Result<(), Unreachable> {
     if batch.len() == 1 {
         let append = batch.into_iter().next().expect("one append");
         let result = insert(pool, std::slice::from_ref(&append)).await;
+        let outage = result.as_ref().err().and_then(outage_of);
         let _ = append.done.send(result);
-        return;
+        return outage.map_or(Ok(()), Err);
     }
     match insert(pool, &batch).await {
         Ok(()) => {
@@ -288,8 +330,12 @@ async fn write_batch(pool: &PgPool, batch: Vec<Append>) {
             for append in batch {
                 let _ = append.done.send(Err(PersistenceError::ConnectionError(message.clone().into())));
             }
+            if let Some(outage) = outage_of(&err) {
+                return Err(outage);
+            }
         }
     }
+    Ok(())
 }
 
 impl EventRepository {

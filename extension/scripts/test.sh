@@ -12,8 +12,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/framecart/target}"
 export FRAMECART_BIN="${FRAMECART_BIN:-$CARGO_TARGET_DIR/debug/framecart}"
 if [ "$FRAMECART_BIN" = "$CARGO_TARGET_DIR/debug/framecart" ] && command -v cargo >/dev/null; then
   # `cargo test` does not build the api crate's binary, and an old one would test old
-  # code: bring it up to date (a no-op when it is).
-  (cd .. && cargo build --locked --quiet --bin framecart)
+  # code: bring it up to date (a no-op when it is). With the targets and features of the
+  # test run (`--workspace --all-targets`): `--bin framecart` alone would build the
+  # dependencies a second time, with other features.
+  (cd .. && cargo build --locked --quiet --workspace --all-targets)
 fi
 if [ ! -x "$FRAMECART_BIN" ]; then
   echo "extension tests: no framecart binary at $FRAMECART_BIN" >&2

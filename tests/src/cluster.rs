@@ -51,14 +51,24 @@ pub fn framecart_bin() -> PathBuf {
         };
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-        run(
-            Command::new(cargo)
-                .args(["build", "--workspace", "--all-targets", "--locked", "--offline", "--profile", profile])
-                .arg("--manifest-path")
-                .arg(manifest)
-                .env("CARGO_TARGET_DIR", target_dir),
-            "cargo build of the framecart binary",
-        );
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--workspace", "--all-targets", "--locked", "--offline", "--profile", profile])
+            .arg("--manifest-path")
+            .arg(manifest)
+            .env("CARGO_TARGET_DIR", target_dir);
+        // `cargo test` runs this binary with the package's variables (`CARGO_PKG_NAME`, …).
+        // Build scripts that watch them (ring's) would see them changed and rebuild, in
+        // this build and again in the next one: the build gets the user's environment.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if (name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR")
+                || name == "OUT_DIR"
+            {
+                build.env_remove(name.as_ref());
+            }
+        }
+        run(&mut build, "cargo build of the framecart binary");
         let bin = profile_dir.join("framecart");
         assert!(bin.is_file(), "{} is missing after cargo build", bin.display());
         bin
