@@ -111,6 +111,8 @@ fn undecodable(log_position: i64, reason: impl std::fmt::Display) -> ProjectionE
     ProjectionError::Decode { position: u64::try_from(log_position).unwrap_or(0), reason: reason.to_string() }
 }
 
+/// How often an idle consumer says it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Most messages applied in one transaction.
 const BATCH: usize = 500;
 /// How often an idle runner checks for a rebuild (and, when rebuilding, for the end).
@@ -262,7 +264,10 @@ impl ProjectionRunner {
         let mut messages = consumer
             .stream()
             .max_messages_per_batch(BATCH)
-            .heartbeat(Duration::from_secs(5))
+            // Two missed heartbeats end the stream and the runner starts over: a consumer
+            // lost with its stream (a NATS server that lost its store, restored by the
+            // relay) is noticed within seconds, not after a long idle wait.
+            .heartbeat(HEARTBEAT)
             .expires(Duration::from_secs(30))
             .messages()
             .await
