@@ -62,9 +62,7 @@ pub fn framecart_bin() -> PathBuf {
         // this build and again in the next one: the build gets the user's environment.
         for (name, _) in std::env::vars_os() {
             let name = name.to_string_lossy();
-            if (name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR")
-                || name == "OUT_DIR"
-            {
+            if (name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR") || name == "OUT_DIR" {
                 build.env_remove(name.as_ref());
             }
         }
