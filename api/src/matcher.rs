@@ -293,6 +293,15 @@ impl Projection for Matcher {
         ns.all_events_subject()
     }
 
+    fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
+        vec![
+            ns.event_type_subject(click::AGGREGATE_TYPE, click::CLICK_RECORDED),
+            ns.event_type_subject(detection::AGGREGATE_TYPE, detection::DETECTION_COMPLETED),
+            ns.event_type_subject(video::AGGREGATE_TYPE, video::PRODUCT_LINKED),
+            ns.event_type_subject(video::AGGREGATE_TYPE, video::PRODUCT_UNLINKED),
+        ]
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["matcher_clicks", "matcher_pending", "matcher_videos"]
     }

@@ -53,6 +53,12 @@ impl Projection for Reservations {
         ns.aggregate_subject(product::AGGREGATE_TYPE)
     }
 
+    fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
+        ["StockReserved", "StockReleased", "StockCommitted"]
+            .map(|event_type| ns.event_type_subject(product::AGGREGATE_TYPE, event_type))
+            .to_vec()
+    }
+
     /// Rebuilt from the reservations, releases and commits in the log.
     fn tables(&self) -> &'static [&'static str] {
         &["stock_reservations"]

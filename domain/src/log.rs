@@ -58,6 +58,11 @@ impl Namespace {
         format!("{}.events.{aggregate_type}.>", self.0)
     }
 
+    /// Every event of one type of one aggregate type: `<namespace>.events.<aggregate_type>.*.<EventType>`.
+    pub fn event_type_subject(&self, aggregate_type: &str, event_type: &str) -> String {
+        format!("{}.events.{aggregate_type}.*.{event_type}", self.0)
+    }
+
     /// The subject of one event. Each part must already be a valid subject token.
     pub fn event_subject(&self, aggregate_type: &str, aggregate_id: &str, event_type: &str) -> String {
         format!("{}.events.{aggregate_type}.{aggregate_id}.{event_type}", self.0)
@@ -144,6 +149,7 @@ mod tests {
         assert_eq!(ns.subject_parts("framecart2.events.click.5d1f.ClickRecorded"), None);
         assert_eq!(ns.event_subject("click", "0190", "ClickRecorded"), "framecart.events.click.0190.ClickRecorded");
         assert_eq!(ns.consumer_name("proj_clicks"), "framecart_proj_clicks");
+        assert_eq!(ns.event_type_subject("click", "ClickRecorded"), "framecart.events.click.*.ClickRecorded");
     }
 
     #[test]

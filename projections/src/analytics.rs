@@ -27,6 +27,10 @@ impl Projection for AnalyticsProjection {
         ns.all_events_subject()
     }
 
+    fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
+        vec![ns.aggregate_subject(click::AGGREGATE_TYPE), ns.aggregate_subject(order::AGGREGATE_TYPE)]
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["analytics_clicks", "analytics_heatmap", "analytics_orders"]
     }

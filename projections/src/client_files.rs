@@ -57,8 +57,9 @@ impl Projection for ClientFilesProjection {
         NAME
     }
 
+    /// The file holds the clicks as recorded: verdicts on them are not delivered.
     fn filter_subject(&self, ns: &Namespace) -> String {
-        ns.aggregate_subject(click::AGGREGATE_TYPE)
+        ns.event_type_subject(click::AGGREGATE_TYPE, click::CLICK_RECORDED)
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -19,8 +19,15 @@ pub trait Projection: Send + Sync {
     /// Stable name: the checkpoint row, the consumer name, the CLI argument.
     fn name(&self) -> &'static str;
 
-    /// The one subject filter of its consumer (NATS 2.9 allows only one per consumer).
+    /// The one subject filter of its consumer on NATS 2.9, which allows only one per
+    /// consumer: it may let through more than the projection applies (see [`Self::wants`]).
     fn filter_subject(&self, ns: &Namespace) -> String;
+
+    /// The subjects of exactly what it applies, for NATS 2.10 and later, which filter a
+    /// consumer on several subjects: the server then delivers nothing to skip.
+    fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
+        vec![self.filter_subject(ns)]
+    }
 
     /// Its tables, emptied when it is rebuilt.
     fn tables(&self) -> &'static [&'static str];
@@ -250,15 +257,21 @@ impl ProjectionRunner {
             .bind(name)
             .execute(&mut *conn)
             .await?;
-        let (applied, generation): (i64, i64) = sqlx::query_as(
-            "UPDATE projection_checkpoints SET leader_generation = generation
-             WHERE name = $1 RETURNING last_sequence, generation",
-        )
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await?;
+        let (applied, generation): (i64, i64) =
+            sqlx::query_as("SELECT last_sequence, generation FROM projection_checkpoints WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *conn)
+                .await?;
         self.projection.after_commit(&self.pool).await?;
         let consumer = self.recreate_consumer(u64::try_from(applied).unwrap_or(0)).await?;
+        // Said only once the consumer of this generation exists: a rebuild that waits for
+        // it then reads that consumer, not the one it replaced. (A rebuild requested in
+        // between is caught by the generation check of the next batch.)
+        sqlx::query("UPDATE projection_checkpoints SET leader_generation = $2 WHERE name = $1")
+            .bind(name)
+            .bind(generation)
+            .execute(&mut *conn)
+            .await?;
         tracing::info!(projection = name, applied, generation, "projection running");
 
         let mut messages = consumer
@@ -397,11 +410,17 @@ impl ProjectionRunner {
         } else {
             consumer::DeliverPolicy::ByStartSequence { start_sequence: applied + 1 }
         };
+        let (filter_subject, filter_subjects) = match self.projection.filter_subjects(&self.ns) {
+            mut one if one.len() == 1 => (one.remove(0), Vec::new()),
+            several if several_filters(&self.js) => (String::new(), several),
+            _ => (self.projection.filter_subject(&self.ns), Vec::new()),
+        };
         stream
             .create_consumer(consumer::pull::Config {
                 durable_name: Some(name),
                 description: Some(format!("projection {}", self.projection.name())),
-                filter_subject: self.projection.filter_subject(&self.ns),
+                filter_subject,
+                filter_subjects,
                 deliver_policy,
                 // Acknowledged explicitly, a batch at a time: acking the last message of a batch
                 // acknowledges all before it. (Correctness never rests on the consumer's ack
@@ -595,6 +614,7 @@ impl ProjectionRunner {
         }
         let _ = conn.close().await;
         // A server applies it: wait until it took the new generation and drained.
+        let mut consumer_missing_since: Option<std::time::Instant> = None;
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
             let (leader, applied): (i64, i64) =
@@ -608,7 +628,23 @@ impl ProjectionRunner {
                 continue;
             }
             let stream = self.js.get_stream(self.ns.stream_name()).await.map_err(nats)?;
-            let info = stream.consumer_info(self.consumer_name()).await.map_err(nats)?;
+            // Absent for a moment while a runner that starts over recreates it; absent for
+            // long, no server applies this projection on this NATS (a wrong `NATS_URL`).
+            let info = match stream.consumer_info(self.consumer_name()).await {
+                Ok(info) => info,
+                Err(e) => {
+                    let since = *consumer_missing_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() > Duration::from_secs(30) {
+                        return Err(ProjectionError::Nats(format!(
+                            "the consumer of {} has been unreadable for 30 s ({e}): does a server apply it \
+                             on this NATS?",
+                            self.projection.name()
+                        )));
+                    }
+                    continue;
+                }
+            };
+            consumer_missing_since = None;
             if info.num_pending == 0 && info.num_ack_pending == 0 {
                 return Ok(());
             }
@@ -634,6 +670,25 @@ impl ProjectionRunner {
             }
         }
     }
+}
+
+/// Whether the NATS server filters a consumer on several subjects (2.10 and later). On
+/// 2.9 each consumer has one filter and skips what it does not apply; that is said once.
+fn several_filters(js: &jetstream::Context) -> bool {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let version = js.client().server_info().version;
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let several = (major, minor) >= (2, 10);
+    if !several {
+        SAID.call_once(|| {
+            tracing::info!(
+                nats = %version,
+                "NATS before 2.10: one filter subject per consumer; projections skip what they do not apply"
+            );
+        });
+    }
+    several
 }
 
 /// Starts a new generation: empties the views and resets the checkpoint, atomically with

@@ -29,6 +29,10 @@ impl Projection for VideosProjection {
         ns.all_events_subject()
     }
 
+    fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
+        vec![ns.aggregate_subject(video::AGGREGATE_TYPE), ns.aggregate_subject(detection::AGGREGATE_TYPE)]
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["videos_view", "detection_runs_view"]
     }

@@ -88,8 +88,17 @@ async fn answers(app: &TestApp, orders: &[String]) -> Value {
 /// Runs the `framecart` command line in this process, against the test's installation.
 async fn framecart(app: &TestApp, args: &[&str]) -> anyhow::Result<()> {
     let media = app.media_dir().display().to_string();
-    let settings =
-        ["--database-url", &app.database.url, "--namespace", app.namespace.namespace.as_str(), "--media-dir", &media];
+    let nats = framecart_tests::nats_url();
+    let settings = [
+        "--database-url",
+        &app.database.url,
+        "--nats-url",
+        &nats,
+        "--namespace",
+        app.namespace.namespace.as_str(),
+        "--media-dir",
+        &media,
+    ];
     let argv = std::iter::once("framecart").chain(args.iter().copied()).chain(settings);
     framecart_api::cli::run(Cli::try_parse_from(argv)?).await
 }
