@@ -142,7 +142,7 @@ impl Projection for Followups {
         .bind(o.amount.map(sqlx::types::Json))
         .bind(o.reason)
         .bind(o.at)
-        .bind(event.metadata.get("correlation_id").cloned().unwrap_or_default())
+        .bind(event.correlation_id())
         .execute(tx)
         .await?;
         Ok(())

@@ -318,7 +318,7 @@ impl Projection for Matcher {
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent, position: i64) -> Result<(), ProjectionError> {
-        let correlation = event.metadata.get("correlation_id").cloned().unwrap_or_default();
+        let correlation = event.correlation_id();
         let video_id = match event.aggregate_type.as_str() {
             // Only a recorded click matters here, not the verdicts this matcher sends.
             click::AGGREGATE_TYPE if event.event_type == click::CLICK_RECORDED => {
@@ -371,7 +371,7 @@ impl Projection for Matcher {
                 if event.event_type == click::CLICK_RECORDED
                     && let ClickEvent::ClickRecorded(c) = decode(event, *position)?
                 {
-                    let correlation = event.metadata.get("correlation_id").cloned().unwrap_or_default();
+                    let correlation = event.correlation_id();
                     clicks.push(&c, *position, event.event_id, correlation);
                 }
                 continue;

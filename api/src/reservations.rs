@@ -81,7 +81,7 @@ impl Projection for Reservations {
                 .bind(e.article.as_str())
                 .bind(expires_at)
                 .bind(event.event_id)
-                .bind(event.metadata.get("correlation_id").cloned().unwrap_or_default())
+                .bind(event.correlation_id())
                 .execute(tx)
                 .await?;
             }

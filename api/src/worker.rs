@@ -172,7 +172,7 @@ impl DetectorWorker {
         let VideoEvent::DetectionRequested(request) = event.decode()? else {
             return Ok(Outcome::Done);
         };
-        let correlation = event.metadata.get("correlation_id").cloned().unwrap_or_default();
+        let correlation = event.correlation_id();
         let metadata = EventMetadata::caused_by_event(&event.event_id.to_string(), &correlation, "detector");
         let job = Job { worker: self, request, metadata };
         // The heartbeat lives inside this future: if the worker dies, so does its

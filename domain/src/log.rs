@@ -130,6 +130,12 @@ impl LoggedEvent {
     pub fn decode<E: crate::upcast::Upcast>(&self) -> Result<E, serde_json::Error> {
         crate::upcast::decode(&self.event_type, &self.event_version, self.payload.get())
     }
+
+    /// The correlation id of the command that wrote it (empty when it had none), for the
+    /// commands that follow from it.
+    pub fn correlation_id(&self) -> String {
+        self.metadata.get(crate::metadata::CORRELATION_ID).cloned().unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

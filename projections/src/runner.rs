@@ -672,14 +672,18 @@ impl ProjectionRunner {
     }
 }
 
+/// Whether a NATS server of this version (`2.9.10`) filters a consumer on several subjects.
+pub fn filters_several_subjects(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (2, 10)
+}
+
 /// Whether the NATS server filters a consumer on several subjects (2.10 and later). On
 /// 2.9 each consumer has one filter and skips what it does not apply; that is said once.
 fn several_filters(js: &jetstream::Context) -> bool {
     static SAID: std::sync::Once = std::sync::Once::new();
     let version = js.client().server_info().version;
-    let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    let several = (major, minor) >= (2, 10);
+    let several = filters_several_subjects(&version);
     if !several {
         SAID.call_once(|| {
             tracing::info!(
@@ -717,4 +721,18 @@ pub async fn request_rebuild(pool: &PgPool, projection: &dyn Projection) -> Resu
     .await?;
     tx.commit().await?;
     Ok(generation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filters_several_subjects;
+
+    #[test]
+    fn several_filter_subjects_come_with_nats_2_10() {
+        assert!(!filters_several_subjects("2.9.10"));
+        assert!(filters_several_subjects("2.10.0"));
+        assert!(filters_several_subjects("2.15.1"));
+        assert!(filters_several_subjects("3.0.0"));
+        assert!(!filters_several_subjects("unknown"));
+    }
 }

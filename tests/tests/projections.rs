@@ -153,7 +153,5 @@ async fn a_projection_is_not_held_up_by_events_it_does_not_apply() {
 
 /// Whether the test's NATS server filters consumers on several subjects (2.10+).
 fn several_filters(app: &TestApp) -> bool {
-    let version = app.jetstream.client().server_info().version;
-    let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (2, 10)
+    projections::runner::filters_several_subjects(&app.jetstream.client().server_info().version)
 }
