@@ -19,10 +19,20 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-/// Where PostgreSQL's server programs are (Debian's layout; `FRAMECART_PG_BIN` to change).
+/// Where PostgreSQL's server programs are: `FRAMECART_PG_BIN`, or Debian's layout for the
+/// newest installed major version (`/usr/lib/postgresql/<N>/bin`), as `scripts/setup.sh`
+/// picks the cluster it starts.
 fn pg_bin(program: &str) -> PathBuf {
-    let dir = std::env::var_os("FRAMECART_PG_BIN").unwrap_or_else(|| "/usr/lib/postgresql/15/bin".into());
-    PathBuf::from(dir).join(program)
+    let dir = std::env::var_os("FRAMECART_PG_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        let newest = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(15);
+        PathBuf::from(format!("/usr/lib/postgresql/{newest}/bin"))
+    });
+    dir.join(program)
 }
 
 /// The NATS server (`FRAMECART_NATS_SERVER` to change).
