@@ -12,6 +12,8 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use framecart_commands::CommandError;
+use framecart_domain::order::OrderError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -207,6 +209,33 @@ pub async fn not_found(request: Request) -> ApiError {
 
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// A refused or failed order command, as the client sees it.
+pub fn order_error(e: CommandError<OrderError>) -> ApiError {
+    match e {
+        CommandError::Refused(OrderError::NotFound) => ApiError::NotFound("no such order".into()),
+        CommandError::Refused(
+            e @ (OrderError::WrongStatus(_) | OrderError::PaidOrdersAreRefunded | OrderError::AlreadyPlaced),
+        ) => ApiError::Conflict { code: "order_state", message: e.to_string() },
+        CommandError::Refused(e @ OrderError::PaymentInProgress(_)) => {
+            ApiError::Conflict { code: "payment_in_progress", message: e.to_string() }
+        }
+        CommandError::Refused(e @ OrderError::Voided) => {
+            ApiError::Conflict { code: "order_expired", message: e.to_string() }
+        }
+        CommandError::Refused(e) => {
+            let code = match e {
+                OrderError::InvalidContact => "invalid_contact",
+                OrderError::InvalidAddress => "invalid_address",
+                OrderError::MixedCurrencies => "mixed_currencies",
+                _ => "invalid_order",
+            };
+            ApiError::invalid(code, e)
+        }
+        CommandError::Conflict(_) => ApiError::Conflict { code: "concurrent_update", message: e.to_string() },
+        CommandError::Store(_) => ApiError::unavailable(anyhow::anyhow!(e.to_string())),
+    }
 }
 
 #[cfg(test)]

@@ -9,13 +9,14 @@ use axum::extract::FromRequestParts;
 use axum::extract::RawPathParams;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use framecart_domain::EventMetadata;
 use framecart_domain::text::forbidden_char;
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A JSON body. Before it is deserialized, every string in it (object keys included) is
 /// checked for NUL and other control characters: such a value would be refused by
@@ -145,6 +146,33 @@ impl<S: Send + Sync> FromRequest<S> for Multipart {
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         Ok(Self(axum::extract::Multipart::from_request(request, state).await?))
+    }
+}
+
+/// The header carrying a request's id (given by the client, or made by the router).
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The metadata of the commands a request sends: its request id (`x-request-id`, or a
+/// new one) and correlation id (`x-correlation-id`), acting as `anonymous` until
+/// [`Self::by`] names the caller.
+#[derive(Debug, Clone)]
+pub struct RequestMetadata(pub EventMetadata);
+
+impl RequestMetadata {
+    /// The metadata of a command sent on behalf of `actor`.
+    pub fn by(self, actor: String) -> EventMetadata {
+        EventMetadata { actor, ..self.0 }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMetadata {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        let request_id = header_token(headers, REQUEST_ID, 128).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let correlation = header_token(headers, "x-correlation-id", 128);
+        Ok(Self(EventMetadata::for_request(&request_id, correlation.as_deref(), "anonymous".to_owned())))
     }
 }
 

@@ -9,7 +9,7 @@ use clap::{ArgAction, Args};
 use framecart_domain::log::Namespace;
 use ipnet::IpNet;
 
-use crate::limits::{ClickRate, SigninRate};
+use crate::limits::rates::{ClickRate, SigninRate};
 
 /// The browser extension's origin; its id is in `extension/extension-id.txt`.
 pub const EXTENSION_ORIGIN: &str = "chrome-extension://kklalonaopmjdkiofpmpkdhbfgmceonh";
@@ -17,6 +17,19 @@ pub const EXTENSION_ORIGIN: &str = "chrome-extension://kklalonaopmjdkiofpmpkdhbf
 /// Everything `framecart serve` is configured with.
 #[derive(Args, Debug, Clone)]
 pub struct ServeSettings {
+    /// What this process runs, comma-separated: `api` (the HTTP API; any number of them),
+    /// `relay` (store → log), `projections` (the views and media files), `processes`
+    /// (the matcher, order and payment follow-ups, reservations), `detector` (detector
+    /// workers), or `all`. Of the relay, each view and each process manager one process
+    /// is active at a time; the others stand by and take over when it dies.
+    #[arg(long, env = "FRAMECART_ROLES", value_delimiter = ',', default_value = "all")]
+    pub roles: Vec<Role>,
+
+    /// Only these views, comma-separated (with the `projections` role; default: every
+    /// view). `framecart projections status` lists their names.
+    #[arg(long, env = "FRAMECART_PROJECTIONS", value_delimiter = ',')]
+    pub projections: Vec<String>,
+
     #[command(flatten)]
     pub settings: Settings,
     #[command(flatten)]
@@ -27,6 +40,79 @@ pub struct ServeSettings {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub payments: PaymentSettings,
+}
+
+/// A part of Framecart a process may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Api,
+    Relay,
+    Projections,
+    Processes,
+    Detector,
+    All,
+}
+
+/// The parts a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub api: bool,
+    pub relay: bool,
+    pub projections: bool,
+    pub processes: bool,
+    pub detector: bool,
+}
+
+impl Roles {
+    pub const ALL: Self = Self { api: true, relay: true, projections: true, processes: true, detector: true };
+    pub const NONE: Self = Self { api: false, relay: false, projections: false, processes: false, detector: false };
+
+    pub fn of(roles: &[Role]) -> Self {
+        roles.iter().fold(Self::NONE, |mut all, role| {
+            match role {
+                Role::Api => all.api = true,
+                Role::Relay => all.relay = true,
+                Role::Projections => all.projections = true,
+                Role::Processes => all.processes = true,
+                Role::Detector => all.detector = true,
+                Role::All => all = Self::ALL,
+            }
+            all
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::NONE
+    }
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+impl fmt::Display for Roles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == Self::ALL {
+            return f.write_str("all");
+        }
+        let named = [
+            (self.api, "api"),
+            (self.relay, "relay"),
+            (self.projections, "projections"),
+            (self.processes, "processes"),
+            (self.detector, "detector"),
+        ];
+        let names: Vec<&str> = named.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+impl ServeSettings {
+    pub fn roles(&self) -> Roles {
+        Roles::of(&self.roles)
+    }
 }
 
 /// Accounts and tokens.
@@ -120,7 +206,8 @@ pub struct Settings {
     )]
     pub database_url: String,
 
-    /// NATS server URL (JetStream carries the event log).
+    /// NATS server URL (JetStream carries the event log); several servers of a cluster
+    /// separated by commas.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 
@@ -147,12 +234,32 @@ pub struct Settings {
     /// position.
     #[arg(long, env = "FRAMECART_RELAY_LAG_BOUND_SECS", default_value_t = DEFAULT_RELAY_LAG_BOUND_SECS)]
     pub relay_lag_bound_secs: u64,
+
+    /// Copies JetStream keeps of the stream and of the media store: 1 on a single server,
+    /// 3 on a cluster of three or more. An existing stream is scaled to it.
+    #[arg(long, env = "FRAMECART_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
+
+    /// This process's name in `framecart projections status` and in Postgres's
+    /// `pg_stat_activity` (default: `<host>:<pid>`).
+    #[arg(long, env = "FRAMECART_INSTANCE")]
+    pub instance: Option<String>,
 }
 
 /// The default of [`Settings::relay_lag_bound_secs`].
 pub const DEFAULT_RELAY_LAG_BOUND_SECS: u64 = 30;
 
 impl Settings {
+    /// This process's name: `--instance`, or `<host>:<pid>`.
+    pub fn instance(&self) -> String {
+        self.instance.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "localhost".to_owned());
+            format!("{host}:{}", std::process::id())
+        })
+    }
+
     /// How long a committed event may wait to reach the stream.
     pub fn relay_lag_bound(&self) -> Duration {
         Duration::from_secs(self.relay_lag_bound_secs)
@@ -163,12 +270,14 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("database_url", &redact(&self.database_url))
-            .field("nats_url", &redact(&self.nats_url))
+            .field("nats_url", &redact_all(&self.nats_url))
             .field("media_dir", &self.media_dir)
             .field("namespace", &self.namespace)
             .field("db_max_connections", &self.db_max_connections)
             .field("write_batching", &self.write_batching)
             .field("relay_lag_bound_secs", &self.relay_lag_bound_secs)
+            .field("stream_replicas", &self.stream_replicas)
+            .field("instance", &self.instance)
             .finish()
     }
 }
@@ -176,9 +285,11 @@ impl fmt::Debug for Settings {
 /// How the HTTP side behaves.
 #[derive(Args, Debug, Clone)]
 pub struct HttpSettings {
-    /// Address to listen on.
-    #[arg(long, env = "FRAMECART_BIND", default_value = "127.0.0.1:8000")]
-    pub bind: SocketAddr,
+    /// Address to listen on (with the `api` role: 127.0.0.1:8000 by default). A process
+    /// without the `api` role serves only `/healthz` and `/readyz`, and only where this is
+    /// given.
+    #[arg(long, env = "FRAMECART_BIND")]
+    pub bind: Option<SocketAddr>,
 
     /// Proxies (addresses or CIDR blocks, comma-separated) whose `X-Forwarded-For` is
     /// believed. Without any, the client address is the direct peer.
@@ -217,13 +328,16 @@ pub struct HttpSettings {
     pub rate_signin: SigninRate,
 }
 
+/// Where the API listens when `--bind` is not given.
+pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8000);
+
 const DEFAULT_RATE_CLICKS: &str = "50/s,200";
 const DEFAULT_RATE_SIGNIN: &str = "10,30";
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            bind: None,
             trusted_proxies: Vec::new(),
             viewer_cookie: None,
             max_body_bytes: 64 * 1024,
@@ -311,6 +425,11 @@ fn parse_pixels(s: &str) -> Result<u64, String> {
 
 fn parse_namespace(s: &str) -> Result<Namespace, String> {
     Namespace::parse(s).map_err(|e| e.to_string())
+}
+
+/// A comma-separated list of URLs, each with its password replaced, for logs.
+pub fn redact_all(urls: &str) -> String {
+    urls.split(',').map(|u| redact(u.trim())).collect::<Vec<_>>().join(",")
 }
 
 /// A URL with its password replaced, for logs.

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use crate::error::ApiError;
 
 /// Where uploaded videos live under the media folder.
-pub const FOLDER: &str = "source_video_files";
+pub use framecart_commands::media::SOURCE_FOLDER as FOLDER;
 
 /// Extensions kept from the uploaded file's name; anything else is named after the
 /// container ffprobe found.

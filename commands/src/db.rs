@@ -44,9 +44,10 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 /// the same moment, a fail-over) before it gives up.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
-/// A pool, once Postgres answers (waiting up to [`STARTUP_WAIT`] for it).
-pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    let options = connect_options(url)?;
+/// A pool, once Postgres answers (waiting up to [`STARTUP_WAIT`] for it). Its sessions
+/// show `application_name` in `pg_stat_activity`, beside the locks they hold.
+pub async fn connect(url: &str, max_connections: u32, application_name: &str) -> Result<PgPool, sqlx::Error> {
+    let options = connect_options(url)?.application_name(application_name);
     let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
     loop {
         let pool = PgPoolOptions::new()

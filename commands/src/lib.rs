@@ -11,17 +11,22 @@
 //! - The plain event store only: cqrs-es 0.5 snapshot and aggregate stores apply events
 //!   twice. No cqrs-es `Query` is registered: durable projections read the JetStream
 //!   log, because in-process dispatch is lost on a crash.
-//! - Exactly one relay publishes at a time (a Postgres advisory lock), and it never
-//!   reads past the oldest running transaction, so the log is complete and in commit
-//!   order (see [`relay`]).
+//! - Exactly one relay publishes at a time (a Postgres advisory lock; standbys wait on
+//!   it, visibly in `pg_locks`), and it never reads past the oldest running transaction,
+//!   so the log is complete and in commit order (see [`relay`]).
 //! - The stream is a replica of `events` plus the relay's `event_log`: a stream that is
 //!   missing or behind the record is restored at the same sequences before anything new
 //!   is relayed, and a stream that disagrees with the record is refused, never
 //!   overwritten.
+//! - An uploaded file is in the media store ([`media`], a JetStream object store named
+//!   by content) before its upload is recorded, so any host can read what an event names.
+//! - Ports of what lies outside (the payment provider, [`payments`]) live here, with the
+//!   fake provider we own beside the port; nothing here knows HTTP routes.
 
 pub mod audit;
 pub mod db;
 pub mod execute;
+pub mod media;
 pub mod payments;
 pub mod relay;
 pub mod store;

@@ -9,7 +9,9 @@
 //!   consumer is only a cursor: every time a runner takes over it recreates it at the
 //!   stored sequence + 1, so a lost ack or a lost asynchronous commit re-delivers rather
 //!   than skips.
-//! - One applier per projection: a session advisory lock elects it.
+//! - One applier per projection: a session advisory lock elects it. Standbys (other
+//!   processes with the projection) wait on the lock itself, so `pg_locks` shows who
+//!   holds and who waits, and the first waiter takes over when the holder's session ends.
 //! - A file under `media/` is rewritten whole from its view after the view's transaction
 //!   commits (temporary file, then rename); the view remembers which files are not yet
 //!   rewritten, so a crash in between is repaired on the next start.

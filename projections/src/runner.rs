@@ -168,6 +168,12 @@ pub struct Retried {
     pub still_set_aside: u64,
 }
 
+/// The text whose `hashtext` is the advisory lock the runner of `projection` holds while
+/// it applies it (`pg_locks` shows the holder, and the standbys waiting for it).
+pub fn lock_key(projection: &str) -> String {
+    format!("framecart:projection:{projection}")
+}
+
 /// Why a leading runner stopped without an error.
 enum Ended {
     Shutdown,
@@ -181,7 +187,7 @@ impl ProjectionRunner {
     }
 
     fn lock_key(&self) -> String {
-        format!("framecart:projection:{}", self.projection.name())
+        lock_key(self.projection.name())
     }
 
     fn consumer_name(&self) -> String {
@@ -219,19 +225,23 @@ impl ProjectionRunner {
         until_caught_up: bool,
     ) -> Result<Ended, ProjectionError> {
         let mut conn = self.pool.acquire().await?.detach();
+        // A standby waits on the lock itself, half a second at a time (to notice a stop,
+        // and under sqlx's one-second report of slow statements):
+        // `pg_locks` shows it waiting, so `projections status` can list it, and it takes
+        // over the moment the holder's session ends.
+        sqlx::query("SET lock_timeout = '500ms'").execute(&mut conn).await?;
         loop {
-            let elected: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-                .bind(self.lock_key())
-                .fetch_one(&mut conn)
-                .await?;
-            if elected {
-                break;
-            }
-            tokio::select! {
+            let waited = tokio::select! {
                 () = shutdown.cancelled() => return Ok(Ended::Shutdown),
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                waited = sqlx::query("SELECT pg_advisory_lock(hashtext($1))").bind(self.lock_key()).execute(&mut conn) => waited,
+            };
+            match waited {
+                Ok(_) => break,
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {}
+                Err(e) => return Err(e.into()),
             }
         }
+        sqlx::query("SET lock_timeout = 0").execute(&mut conn).await?;
         let result = self.lead(&mut conn, shutdown, until_caught_up).await;
         let _ = conn.close().await; // releases the lock
         result

@@ -155,7 +155,7 @@ pub async fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus>
     }
 }
 
-async fn wait_listening(port: u16, what: &str, limit: Duration) {
+pub(crate) async fn wait_listening(port: u16, what: &str, limit: Duration) {
     let deadline = Instant::now() + limit;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
@@ -164,7 +164,7 @@ async fn wait_listening(port: u16, what: &str, limit: Duration) {
     }
 }
 
-fn log_file(path: &Path) -> File {
+pub(crate) fn log_file(path: &Path) -> File {
     OpenOptions::new().create(true).append(true).open(path).expect("a log file")
 }
 
@@ -234,15 +234,66 @@ impl Drop for Postgres {
 pub struct Nats {
     pub port: u16,
     pub store: PathBuf,
-    log: PathBuf,
+    pub log: PathBuf,
     child: Option<Child>,
+    /// The options that make it a node of a cluster (none for a single server).
+    cluster: Vec<String>,
 }
 
 impl Nats {
     pub async fn start(dir: &Path) -> Self {
-        let mut nats = Self { port: free_port(), store: dir.join("store"), log: dir.join("nats.log"), child: None };
+        let mut nats = Self {
+            port: free_port(),
+            store: dir.join("store"),
+            log: dir.join("nats.log"),
+            child: None,
+            cluster: Vec::new(),
+        };
         nats.restart().await;
         nats
+    }
+
+    /// `n` servers of one JetStream cluster on loopback (`node1`…), each with its store
+    /// in `dir/nodeN/` and routes to the others. Their client ports answer at once; the
+    /// cluster elects its JetStream leader within seconds.
+    pub async fn start_cluster(dir: &Path, n: usize) -> Vec<Self> {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let mut nodes = Vec::new();
+        for (i, (port, cluster_port)) in ports.iter().enumerate() {
+            let routes: Vec<String> = ports
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, (_, c))| format!("nats://127.0.0.1:{c}"))
+                .collect();
+            let node = dir.join(format!("node{}", i + 1));
+            let cluster = vec![
+                "-n".to_owned(),
+                format!("node{}", i + 1),
+                "--cluster_name".to_owned(),
+                "framecart".to_owned(),
+                "--cluster".to_owned(),
+                format!("nats://127.0.0.1:{cluster_port}"),
+                "--routes".to_owned(),
+                routes.join(","),
+            ];
+            nodes.push(Self {
+                port: *port,
+                store: node.join("store"),
+                log: node.join("nats.log"),
+                child: None,
+                cluster,
+            });
+        }
+        for node in &mut nodes {
+            node.restart().await;
+        }
+        nodes
+    }
+
+    /// Whether the server runs.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn url(&self) -> String {
@@ -257,6 +308,7 @@ impl Nats {
         let child = Command::new(nats_server())
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(&self.store)
+            .args(&self.cluster)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("the log"))
             .stderr(log)

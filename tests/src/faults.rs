@@ -28,7 +28,7 @@ const CLICKS_PER_TASK: u32 = 20;
 /// Load that goes on once the server is ready again.
 const AFTER_READY: Duration = Duration::from_secs(1);
 /// Longest wait for the server to be ready and the views to catch up after a fault.
-const RECOVERY_LIMIT: Duration = Duration::from_secs(90);
+pub const RECOVERY_LIMIT: Duration = Duration::from_secs(90);
 
 /// One scenario under way.
 pub struct FaultRun {
@@ -81,7 +81,7 @@ impl FaultRun {
         self.load.close_window();
         let acked_by_then = self.load.acked();
         eventually("the clicks acknowledged until the server was ready to be in clicks_view", RECOVERY_LIMIT, || {
-            in_view(&self.cluster, &acked_by_then)
+            in_view(&self.cluster.db, &acked_by_then)
         })
         .await;
         let recovery = ended.elapsed();
@@ -91,76 +91,60 @@ impl FaultRun {
         // Everything settles: each acknowledged click in the view, every event logged,
         // every client file written.
         let acked = self.load.acked();
-        eventually("every acknowledged click to be in clicks_view", RECOVERY_LIMIT, || in_view(&self.cluster, &acked))
-            .await;
-        self.settle().await;
-        let census = Census::take(&self.cluster, &self.load.sent()).await;
+        eventually("every acknowledged click to be in clicks_view", RECOVERY_LIMIT, || {
+            in_view(&self.cluster.db, &acked)
+        })
+        .await;
+        settle(&self.cluster.db).await;
+        let census =
+            Census::take(&self.cluster.db, &self.cluster.nats.url(), &self.cluster.media, NAMESPACE, &self.load.sent())
+                .await;
         let (audit_ok, audit) = self.cluster.audit_verify().await;
 
-        let sent = self.load.sent();
-        let acked_set: HashSet<Uuid> = acked.iter().copied().collect();
-        let lost: Vec<Uuid> = sent.keys().filter(|id| census.lost(id, acked_set.contains(id))).copied().collect();
-        let duplicated: Vec<Uuid> = sent.keys().filter(|id| census.duplicated(id)).copied().collect();
-        let row = Row {
-            scenario: self.scenario,
-            acknowledged: acked_set.len(),
-            lost: lost.len(),
-            duplicated: duplicated.len(),
-            answers: self.load.answers(),
-            slowest: self.load.slowest(),
-            recovery,
-        };
+        let row = census.row(self.scenario, &self.load, recovery);
         record(&row);
-        let show = |ids: &[Uuid]| -> Vec<String> { ids.iter().take(5).map(|id| census.describe(id)).collect() };
-        assert!(lost.is_empty(), "{}: clicks lost: {:?}", self.scenario, show(&lost));
-        assert!(duplicated.is_empty(), "{}: clicks duplicated: {:?}", self.scenario, show(&duplicated));
-        assert_eq!(census.unknown, 0, "{}: entries in the client files that no click of the load made", self.scenario);
-        assert_eq!(census.stream_messages, census.events, "{}: the stream holds every event once", self.scenario);
+        census.assert_exactly_once(self.scenario, &self.load);
         assert!(audit_ok && audit.contains("\"ok\":true"), "{}: audit verify: {audit}", self.scenario);
         assert!(!self.cluster.server_log().contains("panicked at"), "{}: the server panicked", self.scenario);
-        let unexpected = self.load.unexpected_answers();
-        assert!(unexpected.is_empty(), "{}: unexpected answers to clicks: {unexpected}", self.scenario);
         row
     }
+}
 
-    /// Waits until nothing moves any more: the matcher judged every click (its verdicts
-    /// are events too), the relay logged every event, and the client files are written;
-    /// and the count of events stays the same for a while.
-    async fn settle(&self) {
-        let db = &self.cluster.db;
-        let mut last_events = -1;
-        loop {
-            let events = eventually("the installation to settle", RECOVERY_LIMIT, || async {
-                let (events, logged, recorded, judged, owed, file_rows, dirty): (i64, i64, i64, i64, i64, i64, i64) =
-                    sqlx::query_as(
-                        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM event_log),
-                            (SELECT count(*) FROM events
-                             WHERE aggregate_type = 'click' AND event_type = 'ClickRecorded'),
-                            (SELECT count(*) FROM matcher_clicks), (SELECT count(*) FROM matcher_pending),
-                            (SELECT count(*) FROM client_file_clicks), (SELECT count(*) FROM client_files_dirty)",
-                    )
-                    .fetch_one(db)
-                    .await
-                    .ok()?;
-                let settled =
-                    events == logged && judged == recorded && owed == 0 && file_rows == recorded && dirty == 0;
-                settled.then_some(events)
-            })
-            .await;
-            if events == last_events {
-                return;
-            }
-            last_events = events;
-            tokio::time::sleep(Duration::from_millis(500)).await;
+/// Waits until nothing moves any more: the matcher judged every click (its verdicts
+/// are events too), the relay logged every event, and the client files are written;
+/// and the count of events stays the same for a while.
+pub async fn settle(db: &sqlx::PgPool) {
+    let mut last_events = -1;
+    loop {
+        let events = eventually("the installation to settle", RECOVERY_LIMIT, || async {
+            let (events, logged, recorded, judged, owed, file_rows, dirty): (i64, i64, i64, i64, i64, i64, i64) =
+                sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM event_log),
+                        (SELECT count(*) FROM events
+                         WHERE aggregate_type = 'click' AND event_type = 'ClickRecorded'),
+                        (SELECT count(*) FROM matcher_clicks), (SELECT count(*) FROM matcher_pending),
+                        (SELECT count(*) FROM client_file_clicks), (SELECT count(*) FROM client_files_dirty)",
+                )
+                .fetch_one(db)
+                .await
+                .ok()?;
+            let settled = events == logged && judged == recorded && owed == 0 && file_rows == recorded && dirty == 0;
+            settled.then_some(events)
+        })
+        .await;
+        if events == last_events {
+            return;
         }
+        last_events = events;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
 /// Whether every click of `ids` is in `clicks_view`.
-async fn in_view(cluster: &Cluster, ids: &[Uuid]) -> Option<()> {
+pub async fn in_view(db: &sqlx::PgPool, ids: &[Uuid]) -> Option<()> {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM clicks_view WHERE click_id = ANY($1)")
         .bind(ids)
-        .fetch_one(&cluster.db)
+        .fetch_one(db)
         .await
         .ok()?;
     (usize::try_from(n).ok()? == ids.len()).then_some(())
@@ -181,44 +165,82 @@ pub struct Census {
 }
 
 impl Census {
-    pub async fn take(cluster: &Cluster, sent: &HashMap<Uuid, u64>) -> Self {
+    /// Counts every click of `sent` in the store, the stream (on `nats_url`, of namespace
+    /// `namespace`), the view and the client files under `media`.
+    pub async fn take(
+        db: &sqlx::PgPool,
+        nats_url: &str,
+        media: &std::path::Path,
+        namespace: &str,
+        sent: &HashMap<Uuid, u64>,
+    ) -> Self {
         let mut census = Self::default();
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT aggregate_id, count(*) FROM events
              WHERE aggregate_type = 'click' AND event_type = 'ClickRecorded' GROUP BY aggregate_id",
         )
-        .fetch_all(&cluster.db)
+        .fetch_all(db)
         .await
         .expect("the click events");
         for (id, n) in rows {
             let id = Uuid::parse_str(&id).expect("a click id");
             census.events_by_click.insert(id, usize::try_from(n).expect("a count"));
         }
-        let events: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&cluster.db).await.expect("count");
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(db).await.expect("count");
         census.events = u64::try_from(events).expect("a count");
         let view: Vec<Uuid> =
-            sqlx::query_scalar("SELECT click_id FROM clicks_view").fetch_all(&cluster.db).await.expect("the view");
+            sqlx::query_scalar("SELECT click_id FROM clicks_view").fetch_all(db).await.expect("the view");
         for id in view {
             *census.view_by_click.entry(id).or_default() += 1;
         }
         let logged: Vec<(i64, Uuid)> = sqlx::query_as("SELECT log_position, event_id FROM event_log")
-            .fetch_all(&cluster.db)
+            .fetch_all(db)
             .await
             .expect("the relay's record");
         let logged: HashMap<u64, String> =
             logged.into_iter().map(|(p, id)| (u64::try_from(p).expect("a position"), id.to_string())).collect();
-        census.read_stream(cluster, &logged).await;
-        census.read_files(cluster, sent);
+        census.read_stream(nats_url, namespace, &logged).await;
+        census.read_files(media, sent);
         census
+    }
+
+    /// The fault table's row of a scenario.
+    pub fn row(&self, scenario: &'static str, load: &ClickLoad, recovery: Duration) -> Row {
+        let sent = load.sent();
+        let acked: HashSet<Uuid> = load.acked().into_iter().collect();
+        Row {
+            scenario,
+            acknowledged: acked.len(),
+            lost: sent.keys().filter(|id| self.lost(id, acked.contains(id))).count(),
+            duplicated: sent.keys().filter(|id| self.duplicated(id)).count(),
+            answers: load.answers(),
+            slowest: load.slowest(),
+            recovery,
+        }
+    }
+
+    /// Every acknowledged click exactly once everywhere, nothing unknown in the files,
+    /// every event once in the stream, and no answer that no fault explains.
+    pub fn assert_exactly_once(&self, scenario: &str, load: &ClickLoad) {
+        let sent = load.sent();
+        let acked: HashSet<Uuid> = load.acked().into_iter().collect();
+        let lost: Vec<Uuid> = sent.keys().filter(|id| self.lost(id, acked.contains(id))).copied().collect();
+        let duplicated: Vec<Uuid> = sent.keys().filter(|id| self.duplicated(id)).copied().collect();
+        let show = |ids: &[Uuid]| -> Vec<String> { ids.iter().take(5).map(|id| self.describe(id)).collect() };
+        assert!(lost.is_empty(), "{scenario}: clicks lost: {:?}", show(&lost));
+        assert!(duplicated.is_empty(), "{scenario}: clicks duplicated: {:?}", show(&duplicated));
+        assert_eq!(self.unknown, 0, "{scenario}: entries in the client files that no click of the load made");
+        assert_eq!(self.stream_messages, self.events, "{scenario}: the stream holds every event once");
+        let unexpected = load.unexpected_answers();
+        assert!(unexpected.is_empty(), "{scenario}: unexpected answers to clicks: {unexpected}");
     }
 
     /// Reads the whole stream, headers only, in order, and checks that each message is
     /// the event recorded at its sequence (`logged`: log position → event id).
-    async fn read_stream(&mut self, cluster: &Cluster, logged: &HashMap<u64, String>) {
-        let client = async_nats::connect(cluster.nats.url()).await.expect("NATS");
+    async fn read_stream(&mut self, nats_url: &str, namespace: &str, logged: &HashMap<u64, String>) {
+        let client = async_nats::connect(nats_url).await.expect("NATS");
         let js = jetstream::new(client);
-        let namespace = framecart_api::domain::log::Namespace::parse(NAMESPACE).expect("a namespace");
+        let namespace = framecart_api::domain::log::Namespace::parse(namespace).expect("a namespace");
         let mut stream = js.get_stream(namespace.stream_name()).await.expect("the stream");
         let last = stream.info().await.expect("stream info").state.last_sequence;
         if last == 0 {
@@ -253,9 +275,9 @@ impl Census {
     }
 
     /// Reads every client file; entries are recognised by their (unique) media time.
-    fn read_files(&mut self, cluster: &Cluster, sent: &HashMap<Uuid, u64>) {
+    fn read_files(&mut self, media: &std::path::Path, sent: &HashMap<Uuid, u64>) {
         let by_time: HashMap<u64, Uuid> = sent.iter().map(|(id, t)| (*t, *id)).collect();
-        let dir = cluster.media.join("client_files");
+        let dir = media.join("client_files");
         let Ok(files) = std::fs::read_dir(&dir) else { return };
         for file in files {
             let path: PathBuf = file.expect("a client file").path();
@@ -280,13 +302,13 @@ impl Census {
     }
 
     /// Lost: acknowledged and missing somewhere, or stored and missing downstream.
-    fn lost(&self, id: &Uuid, acknowledged: bool) -> bool {
+    pub fn lost(&self, id: &Uuid, acknowledged: bool) -> bool {
         let places = self.places(id);
         let stored = places[0] > 0;
         (acknowledged || stored) && places.contains(&0)
     }
 
-    fn duplicated(&self, id: &Uuid) -> bool {
+    pub fn duplicated(&self, id: &Uuid) -> bool {
         self.places(id).iter().any(|n| *n > 1)
     }
 
@@ -302,7 +324,7 @@ pub const TABLE_HEADER: &str = "| scenario | acknowledged | lost | duplicated | 
                                 |---|---:|---:|---:|---|---:|---:|";
 
 /// Prints the row and appends it to `fault-table.md` in the cargo target folder.
-fn record(row: &Row) {
+pub fn record(row: &Row) {
     let line = format!(
         "| {} | {} | {} | {} | {} | {:.1} | {:.1} |",
         row.scenario,

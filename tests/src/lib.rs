@@ -12,6 +12,7 @@
 pub mod cluster;
 pub mod faults;
 pub mod load;
+pub mod scaleout;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use async_nats::jetstream;
 use framecart_api::domain::log::Namespace;
 use framecart_api::limits::{ClickRate, SigninRate};
 use framecart_api::{
-    AuthSettings, Components, HttpSettings, PaymentSettings, Running, ServeSettings, Settings, VideoSettings,
+    AuthSettings, HttpSettings, PaymentSettings, Role, Running, ServeSettings, Settings, VideoSettings,
 };
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
@@ -90,12 +91,14 @@ impl Default for TestNamespace {
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         let stream = self.namespace.stream_name();
+        let media = framecart_api::commands::media::bucket_name(&self.namespace);
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async {
                 let client = async_nats::connect(nats_url()).await?;
                 let js = jetstream::new(client);
                 let _ = js.delete_stream(&stream).await;
+                let _ = js.delete_object_store(&media).await;
                 anyhow::Ok(())
             })
         })
@@ -122,24 +125,30 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(|_| {}, Components::default()).await
+        Self::spawn_with(|_| {}).await
     }
 
-    /// An installation with no account at all (its log holds only what the test writes).
-    pub async fn spawn_bare(components: Components) -> Self {
-        Self::spawn_with(|s| s.auth.admin_email = None, components).await
+    /// An installation with no account at all (its log holds only what the test writes),
+    /// running `roles`.
+    pub async fn spawn_bare(roles: &[Role]) -> Self {
+        let roles = roles.to_vec();
+        Self::spawn_with(move |s| {
+            s.auth.admin_email = None;
+            s.roles = roles;
+        })
+        .await
     }
 
     /// Spawns with settings adjusted by `configure`.
-    pub async fn spawn_with(configure: impl FnOnce(&mut ServeSettings), components: Components) -> Self {
+    pub async fn spawn_with(configure: impl FnOnce(&mut ServeSettings)) -> Self {
         init_logs();
         let database = TestDatabase::create().await.expect("a test database");
         let namespace = TestNamespace::new();
         let media = tempfile::tempdir().expect("a media folder");
         let mut serve = serve_settings(&database, &namespace, media.path());
         configure(&mut serve);
-        let running = Running::start(serve, components).await.expect("framecart starts");
-        let base_url = format!("http://{}", running.addr);
+        let running = Running::start(serve).await.expect("framecart starts");
+        let base_url = format!("http://{}", running.http_addr());
         let admin = match (&running.state.auth.admin_email, &running.state.auth.admin_password) {
             (Some(email), Some(password)) => signed_in_client(&base_url, email, password).await,
             _ => reqwest::Client::new(),
@@ -284,9 +293,11 @@ pub fn serve_settings(database: &TestDatabase, namespace: &TestNamespace, media:
         db_max_connections: 8,
         write_batching: true,
         relay_lag_bound_secs: framecart_api::settings::DEFAULT_RELAY_LAG_BOUND_SECS,
+        stream_replicas: 1,
+        instance: None,
     };
     let http = HttpSettings {
-        bind: "127.0.0.1:0".parse().expect("addr"),
+        bind: Some("127.0.0.1:0".parse().expect("addr")),
         rate_clicks: ClickRate::Off,
         rate_signin: SigninRate::Off,
         ..HttpSettings::default()
@@ -305,7 +316,7 @@ pub fn serve_settings(database: &TestDatabase, namespace: &TestNamespace, media:
         fake_webhook_url: None,
         ..PaymentSettings::default()
     };
-    ServeSettings { settings, http, video, auth, payments }
+    ServeSettings { roles: vec![Role::All], projections: Vec::new(), settings, http, video, auth, payments }
 }
 
 impl Drop for TestApp {

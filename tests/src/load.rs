@@ -60,15 +60,30 @@ pub struct ClickLoad {
 impl ClickLoad {
     /// Starts `tasks` tasks, each sending `per_task` clicks a second to `base_url`.
     pub fn start(base_url: &str, tasks: usize, per_task: u32) -> Self {
+        Self::start_balanced(&[base_url.to_owned()], tasks, per_task)
+    }
+
+    /// As [`Self::start`], spread over several API processes as a load balancer spreads
+    /// viewers: task `i` starts on `base_urls[i % n]`, and a click that gets no 202 is
+    /// sent again to the next one.
+    pub fn start_balanced(base_urls: &[String], tasks: usize, per_task: u32) -> Self {
+        assert!(!base_urls.is_empty(), "a URL to send to");
         let shared = Arc::new(Shared { next_timestamp: AtomicU64::new(1), ..Shared::default() });
         let tasks = (0..tasks)
-            .map(|_| tokio::spawn(sender(shared.clone(), format!("{base_url}/api/v1/clicks"), per_task)))
+            .map(|i| {
+                let mut urls: Vec<String> = base_urls.iter().map(|u| format!("{u}/api/v1/clicks")).collect();
+                urls.rotate_left(i % base_urls.len());
+                tokio::spawn(sender(shared.clone(), urls, per_task))
+            })
             .collect();
         Self { shared, tasks }
     }
 
-    /// Starts counting answers (the fault begins).
+    /// Starts counting answers afresh (a fault begins): what an earlier window counted
+    /// is forgotten.
     pub fn open_window(&self) {
+        self.shared.answers.lock().expect("answers").clear();
+        self.shared.slowest_ms.store(0, Ordering::SeqCst);
         self.shared.counting.store(true, Ordering::SeqCst);
     }
 
@@ -131,7 +146,8 @@ impl Drop for ClickLoad {
     }
 }
 
-async fn sender(shared: Arc<Shared>, url: String, per_second: u32) {
+async fn sender(shared: Arc<Shared>, urls: Vec<String>, per_second: u32) {
+    let mut at = 0;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(2))
@@ -158,7 +174,7 @@ async fn sender(shared: Arc<Shared>, url: String, per_second: u32) {
         let x = (click.timestamp % 700) as f64 + 50.0;
         let body = click_body(click.id, VIDEO, x, 300.0, click.timestamp as f64);
         let sent_at = Instant::now();
-        let answer = match http.post(&url).json(&body).send().await {
+        let answer = match http.post(&urls[at]).json(&body).send().await {
             // A 503 tells the client when to try again (README, "Outages and stopping").
             Ok(response) if response.status().as_u16() == 503 && !response.headers().contains_key("retry-after") => {
                 "503-without-retry-after".to_owned()
@@ -177,6 +193,7 @@ async fn sender(shared: Arc<Shared>, url: String, per_second: u32) {
         if answer == "202" {
             shared.acked.lock().expect("acked").push(click.id);
         } else if tries + 1 < MAX_TRIES {
+            at = (at + 1) % urls.len();
             retries.push_back((click, tries + 1, Instant::now() + RETRY_AFTER));
         }
     }

@@ -268,8 +268,7 @@ async fn an_altered_event_is_named_by_verify() {
 
 #[tokio::test]
 async fn a_stored_event_with_no_log_position_is_reported_by_verify_once_past_the_relay_bound() {
-    let mut app =
-        TestApp::spawn_with(|s| s.settings.relay_lag_bound_secs = 1, framecart_api::Components::default()).await;
+    let mut app = TestApp::spawn_with(|s| s.settings.relay_lag_bound_secs = 1).await;
     for i in 0..3 {
         let body = click_body(Uuid::new_v4(), "VESeA6leQuk", 10.0, 10.0, f64::from(i));
         assert_eq!(app.post("/api/v1/clicks", &body).await.0, 202);

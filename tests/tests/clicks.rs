@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use framecart_api::Components;
+use framecart_api::Role;
 use framecart_api::domain::log::{self, LoggedEvent};
 use framecart_tests::{TestApp, click_body, eventually};
 use serde_json::{Value, json};
@@ -219,11 +219,7 @@ async fn bad_input_gets_a_clear_json_error_and_stores_nothing() {
 
 #[tokio::test]
 async fn forwarded_for_is_believed_only_from_trusted_proxies() {
-    let trusting = TestApp::spawn_with(
-        |s| s.http.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")],
-        Components::default(),
-    )
-    .await;
+    let trusting = TestApp::spawn_with(|s| s.http.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")]).await;
     let untrusting = TestApp::spawn().await;
     for (app, expected) in [(&trusting, "198.51.100.7"), (&untrusting, "127.0.0.1")] {
         let click_id = Uuid::new_v4();
@@ -245,7 +241,7 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
 
 #[tokio::test]
 async fn the_configured_cookie_identifies_the_viewer() {
-    let app = TestApp::spawn_with(|s| s.http.viewer_cookie = Some("fc_viewer".into()), Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.http.viewer_cookie = Some("fc_viewer".into())).await;
     let click_id = Uuid::new_v4();
     let response = app
         .http
@@ -347,7 +343,7 @@ async fn health_readiness_and_the_openapi_document_are_served() {
 #[tokio::test]
 async fn only_configured_origins_get_cors_headers() {
     let extension = "chrome-extension://abcdefghijklmnopabcdefghijklmnop";
-    let app = TestApp::spawn_with(|s| s.http.cors_origins = vec![extension.into()], Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.http.cors_origins = vec![extension.into()]).await;
     let preflight = |origin: &'static str| {
         app.http
             .request(reqwest::Method::OPTIONS, app.url("/api/v1/clicks"))
@@ -427,7 +423,7 @@ async fn an_anonymous_click_s_verdict_is_answered_by_its_id_without_personal_fie
 
 #[tokio::test]
 async fn a_stop_publishes_what_is_committed_and_ends_within_its_grace() {
-    let mut app = TestApp::spawn_bare(Components { relay: false, projections: false }).await;
+    let mut app = TestApp::spawn_bare(&[Role::Api]).await;
     // A backlog the relay has not seen: committed while no relay ran.
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
@@ -440,7 +436,7 @@ async fn a_stop_publishes_what_is_committed_and_ends_within_its_grace() {
     let started = std::time::Instant::now();
     app.running.stop().await.expect("a clean stop");
     let took = started.elapsed();
-    assert!(took < framecart_api::app::STOP_GRACE, "the stop took {took:?}");
+    assert!(took < framecart_api::supervisor::STOP_GRACE, "the stop took {took:?}");
     assert_eq!(app.stream_len().await, 10_000, "every committed event is in the stream after the stop");
 }
 

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use framecart_api::{Components, ServeSettings};
+use framecart_api::ServeSettings;
 use framecart_tests::{TestApp, click_body, oversized_video};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -50,7 +50,7 @@ fn assert_rate_limited(status: u16, retry_after: Option<&str>, answer: &Value) -
 
 #[tokio::test]
 async fn anonymous_clicks_over_the_limit_get_429_with_retry_after_and_pass_again_after_it() {
-    let app = TestApp::spawn_with(|s| s.http.rate_clicks = "1/s,3".parse().expect("rate"), Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.http.rate_clicks = "1/s,3".parse().expect("rate")).await;
     let click = || click_body(Uuid::new_v4(), "VESeA6leQuk", 10.0, 10.0, 1.0);
     for _ in 0..3 {
         let (status, _, answer) = send(app.http.post(app.url("/api/v1/clicks")).json(&click())).await;
@@ -79,11 +79,7 @@ async fn a_burst_past_the_default_limit_arrives_whole_and_once_when_the_client_h
     use futures::StreamExt;
     // The defaults, as `framecart serve` starts without settings (and as the extension's
     // browser tests run it).
-    let app = TestApp::spawn_with(
-        |s| s.http.rate_clicks = framecart_api::HttpSettings::default().rate_clicks,
-        Components::default(),
-    )
-    .await;
+    let app = TestApp::spawn_with(|s| s.http.rate_clicks = framecart_api::HttpSettings::default().rate_clicks).await;
     // What the extension's outbox does: send, and on a 429 send the same click (same id)
     // again after Retry-After.
     let deliver = |click_id: Uuid| {
@@ -114,11 +110,7 @@ async fn a_burst_past_the_default_limit_arrives_whole_and_once_when_the_client_h
 
 #[tokio::test]
 async fn each_address_behind_a_trusted_proxy_has_its_own_click_bucket() {
-    let app = TestApp::spawn_with(
-        behind_proxy(|s| s.http.rate_clicks = "1/s,2".parse().expect("rate")),
-        Components::default(),
-    )
-    .await;
+    let app = TestApp::spawn_with(behind_proxy(|s| s.http.rate_clicks = "1/s,2".parse().expect("rate"))).await;
     let from = |address: &str| {
         let body = click_body(Uuid::new_v4(), "VESeA6leQuk", 10.0, 10.0, 1.0);
         app.http.post(app.url("/api/v1/clicks")).header("x-forwarded-for", address).json(&body)
@@ -134,7 +126,7 @@ async fn each_address_behind_a_trusted_proxy_has_its_own_click_bucket() {
 
 #[tokio::test]
 async fn failed_sign_ins_lock_the_account_even_for_the_right_password() {
-    let app = TestApp::spawn_with(|s| s.http.rate_signin = "3,100".parse().expect("rate"), Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.http.rate_signin = "3,100".parse().expect("rate")).await;
     app.user("locked@example.org", &[]).await; // one successful sign-in, which does not count
     app.user("other@example.org", &[]).await;
     let sign_in =
@@ -155,11 +147,7 @@ async fn failed_sign_ins_lock_the_account_even_for_the_right_password() {
 
 #[tokio::test]
 async fn failed_sign_ins_from_one_address_lock_that_address_for_every_account() {
-    let app = TestApp::spawn_with(
-        behind_proxy(|s| s.http.rate_signin = "100,3".parse().expect("rate")),
-        Components::default(),
-    )
-    .await;
+    let app = TestApp::spawn_with(behind_proxy(|s| s.http.rate_signin = "100,3".parse().expect("rate"))).await;
     app.user("someone@example.org", &[]).await;
     let sign_in = |address: &str, email: &str, password: &str| {
         app.http
@@ -179,9 +167,7 @@ async fn failed_sign_ins_from_one_address_lock_that_address_for_every_account() 
 
 #[tokio::test]
 async fn registrations_are_limited_per_email_address_and_per_client_address() {
-    let app =
-        TestApp::spawn_with(behind_proxy(|s| s.http.rate_signin = "2,3".parse().expect("rate")), Components::default())
-            .await;
+    let app = TestApp::spawn_with(behind_proxy(|s| s.http.rate_signin = "2,3".parse().expect("rate"))).await;
     let register = |address: &str, email: &str| {
         app.http.post(app.url("/api/v1/users")).header("x-forwarded-for", address).json(&sign_in_body(email, PASSWORD))
     };
@@ -228,7 +214,7 @@ async fn a_weak_first_admin_password_stops_the_start() {
     let media = tempfile::tempdir().expect("media");
     let mut serve = framecart_tests::serve_settings(&database, &namespace, media.path());
     serve.auth.admin_password = Some("Password".into());
-    let error = match framecart_api::Running::start(serve, Components::default()).await {
+    let error = match framecart_api::Running::start(serve).await {
         Ok(running) => {
             running.cancel_all();
             panic!("started with a weak admin password")
@@ -294,7 +280,7 @@ fn resident_bytes() -> u64 {
 
 #[tokio::test]
 async fn a_video_over_the_pixel_budget_is_refused_before_anything_decodes_it() {
-    let app = TestApp::spawn_with(|s| s.video.detector_workers = 1, Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.video.detector_workers = 1).await;
     let big = oversized_video(16_000, 16_000);
     assert!(big.len() < 100_000, "a small file: {} bytes", big.len());
     let before = resident_bytes();
@@ -310,7 +296,7 @@ async fn a_video_over_the_pixel_budget_is_refused_before_anything_decodes_it() {
     assert!(!app.media_dir().join("source_video_files/VESeA6leQuk.avi").exists());
 
     // A budget raised past it lets the same file in (so the refusal was the budget's).
-    let roomy = TestApp::spawn_with(|s| s.video.max_video_pixels = 16_000 * 16_000, Components::default()).await;
+    let roomy = TestApp::spawn_with(|s| s.video.max_video_pixels = 16_000 * 16_000).await;
     let (status, answer) = roomy.upload("VESeA6leQuk", "big.avi", oversized_video(16_000, 16_000)).await;
     assert_eq!(status, 201, "{answer}");
     assert_eq!((answer["width"].as_u64(), answer["height"].as_u64()), (Some(16_000), Some(16_000)));

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use framecart_api::Components;
 use framecart_tests::{TestApp, eventually, pan_video, test_media};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -103,7 +102,7 @@ async fn create_product(app: &TestApp, article: &str) {
 
 #[tokio::test]
 async fn clicks_are_matched_to_the_moving_object_and_its_product() {
-    let app = TestApp::spawn_with(|s| s.video.detector_workers = 1, Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.video.detector_workers = 1).await;
 
     // A click made before the video was processed is pending, and matched later.
     let (early_id, early) = {
@@ -216,7 +215,7 @@ async fn clicks_are_matched_to_the_moving_object_and_its_product() {
 
 #[tokio::test]
 async fn a_link_to_one_track_matches_that_object_only() {
-    let app = TestApp::spawn_with(|s| s.video.detector_workers = 1, Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.video.detector_workers = 1).await;
     processed_video(&app).await;
     create_product(&app, "SKU-2").await;
     let (_, tracks) = app.get(&format!("/api/v1/videos/{VIDEO}/tracks")).await;

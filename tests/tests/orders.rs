@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use framecart_api::Components;
-use framecart_api::fake_payments::FakeGateway;
+use framecart_api::commands::payments::fake::FakeGateway;
 use framecart_tests::{TestApp, eventually, pan_video, test_media};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -635,7 +634,7 @@ async fn each_role_is_refused_where_it_does_not_belong() {
 #[tokio::test]
 async fn a_matched_click_becomes_a_paid_order_and_the_video_funnel_counts_it() {
     const VIDEO: &str = "VESeA6leQuk";
-    let app = TestApp::spawn_with(|s| s.video.detector_workers = 1, Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.video.detector_workers = 1).await;
     let (viewer, viewer_id) = app.user("ada@example.org", &[]).await;
 
     // A video in which a person moves, and a product linked to people in it.
@@ -950,7 +949,7 @@ async fn stock_held_for_an_order_that_was_never_placed_is_given_back_when_it_exp
     use framecart_api::domain::EventMetadata;
     use framecart_api::domain::product::ProductCommand;
 
-    let app = TestApp::spawn_with(|s| s.payments.reservation_ttl_secs = 1, framecart_api::Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.payments.reservation_ttl_secs = 1).await;
     create_product(&app, ARTICLE, 5).await;
     let (viewer, user_id) = app.user("ada@example.org", &[]).await;
     let (status, order) = place(&app, &viewer, "placed", &order_body(&[(ARTICLE, 2)], None)).await;

@@ -42,7 +42,7 @@ async fn post_mixed_clicks(app: &TestApp, n: usize) {
 
 #[tokio::test]
 async fn a_projection_rebuilt_from_scratch_while_serving_gives_the_same_view_and_files() {
-    let app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    let app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     post_mixed_clicks(&app, 30).await;
     app.wait_for_clicks_view().await;
     app.wait_for_client_files().await;
@@ -74,7 +74,7 @@ async fn a_projection_rebuilt_from_scratch_while_serving_gives_the_same_view_and
 
 #[tokio::test]
 async fn a_rebuild_with_no_server_running_applies_the_log_itself() {
-    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     post_mixed_clicks(&app, 12).await;
     app.wait_for_clicks_view().await;
     app.wait_for_client_files().await;
@@ -96,7 +96,7 @@ async fn a_rebuild_with_no_server_running_applies_the_log_itself() {
 
 #[tokio::test]
 async fn killed_projections_resume_without_loss_or_duplicates() {
-    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     for _ in 0..4 {
         post_mixed_clicks(&app, 10).await;
         app.running.kill_projections().await;
@@ -116,7 +116,7 @@ async fn killed_projections_resume_without_loss_or_duplicates() {
 
 #[tokio::test]
 async fn a_projection_is_not_held_up_by_events_it_does_not_apply() {
-    let app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    let app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     post_mixed_clicks(&app, 20).await;
     app.wait_for_log().await;
     let last: i64 = app.count("SELECT max(log_position) FROM event_log").await;

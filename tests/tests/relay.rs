@@ -64,7 +64,7 @@ async fn post_clicks(app: &TestApp, n: usize) {
 
 #[tokio::test]
 async fn a_killed_and_restarted_relay_publishes_nothing_twice_and_skips_nothing() {
-    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     for round in 0..5 {
         // Kill it while clicks are being committed and published.
         let relay = app.running.relay_abort_handle().expect("a relay");
@@ -85,7 +85,7 @@ async fn a_killed_and_restarted_relay_publishes_nothing_twice_and_skips_nothing(
 
 #[tokio::test]
 async fn events_published_before_a_crash_are_recorded_from_the_stream_not_republished() {
-    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     post_clicks(&app, 10).await;
     wait_until_relayed(&app).await;
 
@@ -119,7 +119,7 @@ async fn events_published_before_a_crash_are_recorded_from_the_stream_not_republ
 
 #[tokio::test]
 async fn a_transaction_that_commits_late_is_relayed_in_its_place() {
-    let app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    let app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     post_clicks(&app, 3).await;
     wait_until_relayed(&app).await;
 
@@ -164,7 +164,7 @@ async fn a_transaction_that_commits_late_is_relayed_in_its_place() {
 
 #[tokio::test]
 async fn the_event_tables_are_append_only() {
-    let app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    let app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     post_clicks(&app, 1).await;
     wait_until_relayed(&app).await;
     for sql in [
@@ -186,7 +186,7 @@ async fn a_standby_relay_takes_over_when_the_active_one_dies() {
     use framecart_api::commands::relay::{Relay, RelayConfig};
     use std::sync::atomic::Ordering;
 
-    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     post_clicks(&app, 5).await;
     wait_until_relayed(&app).await;
     let active = app.running.relay_stats().expect("stats");
@@ -219,7 +219,12 @@ async fn a_standby_relay_takes_over_when_the_active_one_dies() {
 async fn commit_order_is_numeric_across_digit_boundaries_of_transaction_ids() {
     use framecart_api::commands::relay::{Relay, RelayConfig};
 
-    let app = TestApp::spawn_bare(framecart_api::Components { relay: false, projections: true }).await;
+    let app = TestApp::spawn_bare(&[
+        framecart_api::Role::Api,
+        framecart_api::Role::Projections,
+        framecart_api::Role::Processes,
+    ])
+    .await;
     // Rows as if written by transactions 9, 10, 99, 100, 999, 1000 (all long committed),
     // inserted out of order so that identity order differs from commit order. As text,
     // "10" < "9" and "1000" < "999": sorting the wrong way republishes and reorders.
@@ -317,7 +322,7 @@ fn assert_same_messages(have: &[Stored], want: &[Stored], what: &str) {
 async fn replace_stream(app: &TestApp, messages: &[Stored]) {
     let ns = &app.namespace.namespace;
     app.jetstream.delete_stream(ns.stream_name()).await.expect("the stream is deleted");
-    framecart_api::commands::stream::ensure_stream(&app.jetstream, ns).await.expect("a new stream");
+    framecart_api::commands::stream::ensure_stream(&app.jetstream, ns, 1).await.expect("a new stream");
     for (i, message) in messages.iter().enumerate() {
         let mut headers = async_nats::HeaderMap::new();
         for (name, values) in &message.headers {
@@ -348,7 +353,7 @@ async fn heatmap_clicks(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn a_lost_stream_is_restored_from_the_store_at_the_same_sequences_and_the_log_goes_on() {
-    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     post_clicks(&app, 40).await;
     wait_until_relayed(&app).await;
     app.wait_for_clicks_view().await;
@@ -389,7 +394,7 @@ async fn a_lost_stream_is_restored_from_the_store_at_the_same_sequences_and_the_
 
 #[tokio::test]
 async fn a_stream_restored_from_an_old_backup_gets_back_the_events_it_lacks() {
-    let mut app = TestApp::spawn_bare(framecart_api::Components::default()).await;
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     post_clicks(&app, 30).await;
     wait_until_relayed(&app).await;
     app.wait_for_clicks_view().await;
@@ -470,7 +475,7 @@ async fn a_stream_that_disagrees_with_the_record_is_refused_and_reported_not_ove
 
 #[tokio::test]
 async fn readiness_says_restoring_while_the_relay_republishes() {
-    let mut app = TestApp::spawn_bare(framecart_api::Components { relay: true, projections: false }).await;
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::Api, framecart_api::Role::Relay]).await;
     post_clicks(&app, 30).await;
     wait_until_relayed(&app).await;
     app.running.kill_relay().await;
@@ -514,8 +519,10 @@ async fn projections_status(app: &TestApp) -> serde_json::Value {
         db_max_connections: 2,
         write_batching: false,
         relay_lag_bound_secs: 30,
+        stream_replicas: 1,
+        instance: None,
     };
-    let infra = framecart_api::Infra::connect(&settings).await.expect("connect");
+    let infra = framecart_api::Infra::connect(&settings, "test").await.expect("connect");
     let report = framecart_api::cli::projections::status(&settings, &infra).await.expect("status");
     serde_json::to_value(report).expect("json")
 }
@@ -582,13 +589,10 @@ impl Drop for PrivateNats {
 async fn a_nats_server_that_lost_its_store_gets_the_log_back_while_the_server_runs() {
     let mut nats = PrivateNats::start().await;
     let url = nats.url();
-    let mut app = TestApp::spawn_with(
-        |s| {
-            s.settings.nats_url = url.clone();
-            s.auth.admin_email = None;
-        },
-        framecart_api::Components::default(),
-    )
+    let mut app = TestApp::spawn_with(|s| {
+        s.settings.nats_url = url.clone();
+        s.auth.admin_email = None;
+    })
     .await;
     app.jetstream = async_nats::jetstream::new(async_nats::connect(nats.url()).await.expect("NATS"));
     post_clicks(&app, 40).await;

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use framecart_api::Components;
 use framecart_tests::{TestApp, eventually, pan_video, test_media};
 use serde_json::{Value, json};
 
@@ -36,7 +35,7 @@ fn person_centres(detections: &Value) -> Vec<(f64, f64)> {
 
 #[tokio::test]
 async fn an_uploaded_video_is_detected_and_the_object_moves_in_the_views_and_the_file() {
-    let app = TestApp::spawn_with(with_worker(), Components::default()).await;
+    let app = TestApp::spawn_with(with_worker()).await;
     let dir = tempfile::tempdir().expect("dir");
     let video = dir.path().join("pan.mp4");
     pan_video(&test_media("person.jpg"), &video, 3);
@@ -111,13 +110,10 @@ async fn an_uploaded_video_is_detected_and_the_object_moves_in_the_views_and_the
 
 #[tokio::test]
 async fn detection_with_chosen_labels_reports_only_those_under_their_names_and_the_newest_run_wins() {
-    let app = TestApp::spawn_with(
-        |s| {
-            s.video.detector_workers = 1;
-            s.video.auto_detect = false;
-        },
-        Components::default(),
-    )
+    let app = TestApp::spawn_with(|s| {
+        s.video.detector_workers = 1;
+        s.video.auto_detect = false;
+    })
     .await;
     let dir = tempfile::tempdir().expect("dir");
     let video = dir.path().join("dog.mp4");
@@ -158,13 +154,10 @@ async fn detection_with_chosen_labels_reports_only_those_under_their_names_and_t
 
 #[tokio::test]
 async fn a_worker_that_dies_mid_video_leaves_the_job_to_another_that_finishes_it_once() {
-    let mut app = TestApp::spawn_with(
-        |s| {
-            s.video.detector_workers = 1;
-            s.video.detector_ack_wait_secs = 4;
-        },
-        Components::default(),
-    )
+    let mut app = TestApp::spawn_with(|s| {
+        s.video.detector_workers = 1;
+        s.video.detector_ack_wait_secs = 4;
+    })
     .await;
     let dir = tempfile::tempdir().expect("dir");
     let video = dir.path().join("long.mp4");
@@ -212,7 +205,7 @@ async fn a_worker_that_dies_mid_video_leaves_the_job_to_another_that_finishes_it
 
 #[tokio::test]
 async fn files_that_are_not_videos_are_refused_and_leave_nothing_behind() {
-    let app = TestApp::spawn_with(|s| s.video.max_upload_bytes = 100_000, Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.video.max_upload_bytes = 100_000).await;
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("notes.txt", b"hello, this is not a video".to_vec(), 422, "not_a_video"),
         ("fake.mp4", vec![0u8; 4096], 422, "not_a_video"),
@@ -258,7 +251,7 @@ async fn files_that_are_not_videos_are_refused_and_leave_nothing_behind() {
 
 #[tokio::test]
 async fn uploading_again_adds_a_version_and_replaces_the_file() {
-    let app = TestApp::spawn_with(|s| s.video.auto_detect = false, Components::default()).await;
+    let app = TestApp::spawn_with(|s| s.video.auto_detect = false).await;
     let dir = tempfile::tempdir().expect("dir");
     let (a, b) = (dir.path().join("a.mp4"), dir.path().join("b.mkv"));
     pan_video(&test_media("person.jpg"), &a, 1);

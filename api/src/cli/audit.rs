@@ -8,8 +8,8 @@ use framecart_commands::audit;
 use framecart_projections::{ProjectionError, ProjectionRunner};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::app::Infra;
 use crate::settings::Settings;
+use crate::supervisor::Infra;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -45,7 +45,7 @@ pub struct ReplayArgs {
 pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify { settings } => {
-            let infra = Infra::connect(&settings).await?;
+            let infra = Infra::connect(&settings, "cli").await?;
             let outcome = audit::verify(&infra.pool, settings.relay_lag_bound()).await?;
             println!("{}", serde_json::to_string(&outcome)?);
             match outcome {
@@ -62,7 +62,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
 /// Prints the log as JSON lines (one event per line, in commit order, as
 /// `GET /api/v1/audit/events` shows them), or rebuilds views from it.
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let infra = Infra::connect(&args.settings).await?;
+    let infra = Infra::connect(&args.settings, "cli").await?;
     if args.rebuild {
         return rebuild(&args, infra).await;
     }

@@ -7,8 +7,8 @@ pub mod projections;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{Components, Infra, Running};
 use crate::settings::{ServeSettings, Settings};
+use crate::supervisor::{Infra, Running};
 
 #[derive(Debug, Parser)]
 #[command(name = "framecart", version, about = "Click-to-buy on video: an event-sourced backend")]
@@ -20,7 +20,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant, reason = "parsed once at start")]
 pub enum Command {
-    /// Run the API, the relay and the projections.
+    /// Run Framecart: the API, the relay, the projections, the process managers and the
+    /// detector workers, or those `--roles` names.
     Serve {
         #[command(flatten)]
         serve: ServeSettings,
@@ -55,13 +56,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { serve } => {
             tracing::info!(settings = ?serve.settings, "starting");
-            let running = Running::start(serve, Components::default()).await?;
+            let running = Running::start(serve).await?;
             let token = running.shutdown_token();
             tokio::spawn(cancel_on_signal(token));
             running.wait().await
         }
         Command::Migrate { settings } => {
-            Infra::connect(&settings).await?;
+            Infra::connect(&settings, "migrate").await?;
             eprintln!("migrations applied; stream {} ready", settings.namespace.stream_name());
             Ok(())
         }

@@ -8,8 +8,8 @@ use framecart_projections::{ProjectionError, ProjectionRunner, Retried, quaranti
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::app::Infra;
 use crate::settings::Settings;
+use crate::supervisor::Infra;
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
@@ -46,7 +46,7 @@ fn all(settings: &Settings, infra: &Infra) -> Vec<std::sync::Arc<dyn framecart_p
     // provider here: a surplus refund owed while this runs is left to the server.
     let commands =
         framecart_commands::Commands::new(infra.pool.clone(), framecart_commands::store::WriteMode::PerCommand);
-    crate::app::projections(settings, std::sync::Arc::new(commands), Default::default())
+    crate::supervisor::consumers(settings, std::sync::Arc::new(commands), Default::default())
 }
 
 /// What `framecart projections status` reports.
@@ -58,6 +58,8 @@ pub struct StatusReport {
     pub log: u64,
     pub relay: RelayStatus,
     pub projections: Vec<ProjectionStatus>,
+    /// `None` until a detector worker has started on this log.
+    pub detector: Option<DetectorStatus>,
 }
 
 /// The relay, as the store and the stream show it (whichever process is the relay).
@@ -75,6 +77,10 @@ pub struct RelayStatus {
     /// How long the oldest of them has waited, in seconds.
     pub oldest_unrelayed_secs: Option<f64>,
     pub lag_bound_secs: u64,
+    /// The process that relays now (its Postgres `application_name`:
+    /// `framecart <instance> <roles>`), and those standing by to take over.
+    #[serde(flatten)]
+    pub held: Held,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +90,84 @@ pub struct ProjectionStatus {
     pub applied: i64,
     /// Events it could not decode or apply and set aside.
     pub set_aside: i64,
+    /// The process that applies it now, and those standing by.
+    #[serde(flatten)]
+    pub held: Held,
+}
+
+/// Who holds one of the installation's advisory locks (the relay's, a projection's), as
+/// Postgres sees it: the active process, and the processes waiting to take over.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Held {
+    /// `None`: no process runs it now.
+    pub active: Option<Process>,
+    pub standby: Vec<Process>,
+}
+
+/// A process, as Postgres knows its session.
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    /// `framecart <instance> <roles>`.
+    pub name: String,
+    /// The address it connects from (none over a Unix socket).
+    pub address: Option<String>,
+}
+
+impl std::fmt::Display for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.name.strip_prefix("framecart ").unwrap_or(&self.name);
+        match &self.address {
+            Some(address) => write!(f, "{name} ({address})"),
+            None => f.write_str(name),
+        }
+    }
+}
+
+/// The detector workers' shared queue.
+#[derive(Debug, Serialize)]
+pub struct DetectorStatus {
+    /// Video events not yet looked at by any worker.
+    pub pending: u64,
+    /// Jobs a worker has taken and not finished.
+    pub in_progress: u64,
+    /// Workers waiting for a job now.
+    pub idle_workers: usize,
+}
+
+/// Every advisory lock of this database and its holder and waiters, by 64-bit key.
+async fn locks(pool: &sqlx::PgPool) -> anyhow::Result<std::collections::HashMap<i64, Held>> {
+    let rows: Vec<(i64, i64, bool, String, Option<String>)> = sqlx::query_as(
+        "SELECT l.classid::bigint, l.objid::bigint, l.granted, a.application_name, host(a.client_addr)
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'advisory' AND l.objsubid = 1
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         ORDER BY a.backend_start",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut held: std::collections::HashMap<i64, Held> = Default::default();
+    for (high, low, granted, name, address) in rows {
+        let key = ((high as u64) << 32 | (low as u64 & 0xffff_ffff)) as i64;
+        let process = Process { name, address };
+        let entry = held.entry(key).or_default();
+        if granted {
+            entry.active = Some(process);
+        } else {
+            entry.standby.push(process);
+        }
+    }
+    Ok(held)
+}
+
+async fn detector_status(infra: &Infra, settings: &Settings) -> Option<DetectorStatus> {
+    let ns = &settings.namespace;
+    let stream = infra.jetstream.get_stream(ns.stream_name()).await.ok()?;
+    let info = stream.consumer_info(ns.consumer_name("detector")).await.ok()?;
+    Some(DetectorStatus {
+        pending: info.num_pending,
+        in_progress: u64::try_from(info.num_ack_pending).unwrap_or(0),
+        idle_workers: info.num_waiting,
+    })
 }
 
 /// Reads the log's, the relay's and each projection's state.
@@ -100,14 +184,17 @@ pub async fn status(settings: &Settings, infra: &Infra) -> anyhow::Result<Status
     } else {
         "ok"
     };
-    let relay = RelayStatus {
+    let mut relay = RelayStatus {
         state,
         restored: last.min(lag.recorded),
         target: lag.recorded,
         unrelayed: lag.unrelayed,
         oldest_unrelayed_secs: lag.oldest_age(now).map(|age| age.as_secs_f64()),
         lag_bound_secs: bound.as_secs(),
+        held: Held::default(),
     };
+    let mut held = locks(&infra.pool).await?;
+    relay.held = held.remove(&framecart_commands::relay::RELAY_LOCK).unwrap_or_default();
     let set_aside: std::collections::HashMap<String, i64> =
         quarantine::counts(&infra.pool).await?.into_iter().collect();
     let mut projections = Vec::new();
@@ -119,15 +206,31 @@ pub async fn status(settings: &Settings, infra: &Infra) -> anyhow::Result<Status
                 .await?;
         let name = projection.name();
         let set_aside = set_aside.get(name).copied().unwrap_or(0);
-        projections.push(ProjectionStatus { name, applied: applied.unwrap_or(0), set_aside });
+        let key: i32 = sqlx::query_scalar("SELECT hashtext($1)")
+            .bind(framecart_projections::runner::lock_key(name))
+            .fetch_one(&infra.pool)
+            .await?;
+        let held = held.remove(&i64::from(key)).unwrap_or_default();
+        projections.push(ProjectionStatus { name, applied: applied.unwrap_or(0), set_aside, held });
     }
-    Ok(StatusReport { stream, log: last, relay, projections })
+    let detector = detector_status(infra, settings).await;
+    Ok(StatusReport { stream, log: last, relay, projections, detector })
+}
+
+/// `active: <process>, standby: <process>, …` (or that nothing runs it).
+fn holders(held: &Held) -> String {
+    let active = held.active.as_ref().map_or_else(|| "no process runs it".to_owned(), |p| format!("active: {p}"));
+    if held.standby.is_empty() {
+        return active;
+    }
+    let standby: Vec<String> = held.standby.iter().map(ToString::to_string).collect();
+    format!("{active}; standby: {}", standby.join(", "))
 }
 
 pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
     match command {
         ProjectionsCommand::Status { json, settings } => {
-            let infra = Infra::connect(&settings).await?;
+            let infra = Infra::connect(&settings, "cli").await?;
             let report = status(&settings, &infra).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
@@ -148,11 +251,22 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
                 ),
                 _ => println!("relay: ok: {} committed events on their way to the stream", relay.unrelayed),
             }
+            println!("relay: {}", holders(&relay.held));
             for projection in &report.projections {
                 println!(
-                    "{:<18} applied up to {:<10} set aside {}",
-                    projection.name, projection.applied, projection.set_aside
+                    "{:<18} applied up to {:<10} set aside {:<4} {}",
+                    projection.name,
+                    projection.applied,
+                    projection.set_aside,
+                    holders(&projection.held)
                 );
+            }
+            match &report.detector {
+                Some(d) => println!(
+                    "detector: {} request event(s) pending, {} job(s) in progress, {} worker(s) idle",
+                    d.pending, d.in_progress, d.idle_workers
+                ),
+                None => println!("detector: no worker has started on this log"),
             }
             let total: i64 = report.projections.iter().map(|p| p.set_aside).sum();
             if total > 0 {
@@ -164,7 +278,7 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ProjectionsCommand::Retry { projection, settings } => {
-            let infra = Infra::connect(&settings).await?;
+            let infra = Infra::connect(&settings, "cli").await?;
             let projections = all(&settings, &infra);
             if let Some(name) = &projection
                 && !projections.iter().any(|p| p.name() == name)
@@ -188,7 +302,7 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ProjectionsCommand::Rebuild { name, settings } => {
-            let infra = Infra::connect(&settings).await?;
+            let infra = Infra::connect(&settings, "cli").await?;
             let projection = all(&settings, &infra)
                 .into_iter()
                 .find(|p| p.name() == name)

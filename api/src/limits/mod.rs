@@ -11,7 +11,7 @@
 //!   its password counts, successful or not, with the same numbers in windows of their
 //!   own: at most 10 for one email address and 30 from one client address per 15 minutes.
 //!
-//! The address is the one [`crate::extract::client_ip`] gives: the peer, or the
+//! The address is the client address of the request: the peer, or the
 //! right-most `X-Forwarded-For` hop that is not a trusted proxy.
 //!
 //! A refusal is a 429 `rate_limited` with `Retry-After` in seconds. The limits are per
@@ -21,7 +21,7 @@
 //! bucket is full again and the accounts and addresses with nothing in the window.
 
 mod attempts;
-mod rates;
+pub mod rates;
 
 use std::net::IpAddr;
 use std::sync::Arc;

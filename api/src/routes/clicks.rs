@@ -7,7 +7,7 @@ use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
 use framecart_domain::click::{ClickCommand, ClickError, ClickSizes, RecordClick};
 use framecart_domain::geometry::Size;
-use framecart_domain::{EventMetadata, UserId, VideoId};
+use framecart_domain::{UserId, VideoId};
 use framecart_projections::clicks::{self, ClickFilter, ClickView, MatchView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,11 +15,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ClientAddr, Json, Path, Query, cookie_value, header_token};
-use crate::routes::REQUEST_ID;
+use crate::extract::{ClientAddr, Json, Path, Query, RequestMetadata, cookie_value};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -97,6 +96,7 @@ pub struct ClickAccepted {
 )]
 async fn record_click(
     State(app): State<AppState>,
+    request: RequestMetadata,
     ClientAddr(client_ip): ClientAddr,
     caller: Caller,
     headers: HeaderMap,
@@ -140,7 +140,7 @@ async fn record_click(
         viewer_cookie: app.http.viewer_cookie.as_deref().and_then(|name| cookie_value(&headers, name)),
         received_at: Utc::now(),
     };
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
     execute(&app.commands.clicks, &click_id.to_string(), ClickCommand::RecordClick(command), metadata)
         .await
         .map_err(click_error)?;
@@ -149,13 +149,6 @@ async fn record_click(
 
 fn size(what: &str, body: SizeBody) -> Result<Size, ApiError> {
     Size::new(body.width, body.height).map_err(|e| ApiError::invalid("invalid_size", format!("{what}: {e}")))
-}
-
-/// Metadata of a command sent by this request.
-pub fn request_metadata(headers: &HeaderMap) -> EventMetadata {
-    let request_id = header_token(headers, REQUEST_ID, 128).unwrap_or_else(|| Uuid::now_v7().to_string());
-    let correlation = header_token(headers, "x-correlation-id", 128);
-    EventMetadata::for_request(&request_id, correlation.as_deref(), "anonymous".to_owned())
 }
 
 fn click_error(e: CommandError<ClickError>) -> ApiError {

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use framecart_commands::relay::{RelayState, lag};
 
-use crate::app::{App, AppState};
+use crate::state::{App, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
@@ -29,6 +29,17 @@ pub struct Health {
     /// The relay, and how far the stream is behind the store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay: Option<RelayHealth>,
+    /// Which process answered, and what it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessInfo>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessInfo {
+    /// `--instance` (default `<host>:<pid>`).
+    pub instance: String,
+    /// `--roles`: `all`, or some of `api`, `relay`, `projections`, `processes`, `detector`.
+    pub roles: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,7 +80,7 @@ pub struct RelayHealth {
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
 async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok", checks: None, relay: None })
+    Json(Health { status: "ok", checks: None, relay: None, process: None })
 }
 
 const LIMIT: Duration = Duration::from_secs(2);
@@ -117,7 +128,12 @@ async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
     let code = if status == "ready" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         code,
-        Json(Health { status, checks: Some(Checks { postgres, nats, quarantine, quarantined }), relay: Some(relay) }),
+        Json(Health {
+            status,
+            checks: Some(Checks { postgres, nats, quarantine, quarantined }),
+            relay: Some(relay),
+            process: Some(ProcessInfo { instance: app.instance.clone(), roles: app.roles.to_string() }),
+        }),
     )
 }
 

@@ -2,10 +2,9 @@
 //! `/api/v1/videos/{video_id}/links`, `/tracks`, `/products`.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chrono::Utc;
 use framecart_commands::execute::execute;
-use framecart_domain::EventMetadata;
 use framecart_domain::user::Role;
 use framecart_domain::video::{LinkProduct, LinkTarget, UnlinkProduct, VideoCommand};
 use framecart_projections::products::{self, LinkView, VideoProduct};
@@ -16,13 +15,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Json, Path, Query};
-use crate::routes::clicks::request_metadata;
+use crate::extract::{Json, Path, Query, RequestMetadata};
 use crate::routes::products::article;
 use crate::routes::videos::{video_error, video_id};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -75,7 +73,7 @@ async fn create_link(
     State(app): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    request: RequestMetadata,
     Json(body): Json<NewLink>,
 ) -> Result<(StatusCode, axum::Json<LinkCreated>), ApiError> {
     caller.require(&[Role::Merchant])?;
@@ -121,7 +119,7 @@ async fn create_link(
         additional_identifier: body.additional_identifier.trim().to_owned(),
         linked_at: Utc::now(),
     });
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
     execute(&app.commands.videos, id.as_str(), command, metadata).await.map_err(video_error)?;
     Ok((
         StatusCode::CREATED,
@@ -174,7 +172,7 @@ async fn delete_link(
     State(app): State<AppState>,
     caller: Caller,
     Path((raw, link_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    request: RequestMetadata,
 ) -> Result<StatusCode, ApiError> {
     // The role first: a caller without it learns nothing from how the path is read.
     caller.require(&[Role::Merchant])?;
@@ -182,7 +180,7 @@ async fn delete_link(
         .map_err(|_| ApiError::bad_request("invalid_path", format!("{link_id:?} is not a link id (a UUID)")))?;
     let id = video_id(&raw)?;
     let command = VideoCommand::UnlinkProduct(UnlinkProduct { video_id: id.clone(), link_id, unlinked_at: Utc::now() });
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
     execute(&app.commands.videos, id.as_str(), command, metadata).await.map_err(video_error)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -23,10 +23,10 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
 use crate::error::{self, ApiError};
+use crate::state::AppState;
 
-pub const REQUEST_ID: &str = "x-request-id";
+pub use crate::extract::REQUEST_ID;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -75,6 +75,17 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Only `/healthz` and `/readyz`: what a process without the `api` role serves.
+pub fn health(state: AppState) -> Router {
+    let (routes, _) = OpenApiRouter::new().merge(health::router()).split_for_parts();
+    routes
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(error::log_internal_errors))
+        .layer(CatchPanicLayer::custom(panic_response))
 }
 
 /// Every operation documents the errors any route can answer, with the JSON error body:

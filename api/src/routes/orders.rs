@@ -8,7 +8,7 @@
 //!
 //! Each reservation expires (`FRAMECART_RESERVATION_TTL_SECS`): if the order is not placed
 //! by then (a crash between the steps, a client that never retried), the reservations
-//! process manager voids the order id and gives the stock back (`crate::reservations`).
+//! process manager voids the order id and gives the stock back (`framecart_processes::reservations`).
 //! The order aggregate decides between placing and voiding, so neither a placed order
 //! loses its stock nor is a voided one placed later: a retry then answers
 //! `409 order_expired`.
@@ -21,7 +21,7 @@ use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
 use framecart_domain::EventMetadata;
 use framecart_domain::click::Click;
-use framecart_domain::order::{Address, Contact, Order, OrderCommand, OrderError, OrderLine, OrderStatus, PlaceOrder};
+use framecart_domain::order::{Address, Contact, Order, OrderCommand, OrderLine, OrderStatus, PlaceOrder};
 use framecart_domain::product::{Article, Product, ProductCommand, ProductError};
 use framecart_domain::user::{Email, Role};
 use framecart_projections::orders::{self, OrderView, PaymentView};
@@ -32,11 +32,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::{App, AppState};
 use crate::auth::Caller;
+use crate::error::order_error;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Json, Path, Query, header_token};
-use crate::routes::clicks::request_metadata;
+use crate::extract::{Json, Path, Query, RequestMetadata, header_token};
+use crate::state::{App, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -99,6 +99,7 @@ async fn place_order(
     State(app): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    request: RequestMetadata,
     Json(body): Json<NewOrder>,
 ) -> Result<Response, ApiError> {
     let user_id = caller.user()?;
@@ -112,7 +113,7 @@ async fn place_order(
     if let Some(replay) = claim_key(&app, user_id, &key, &request_hash).await? {
         return Ok(replay);
     }
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
     let outcome = place(&app, user_id, &key, body, metadata).await;
     // The first answer stays with the key, unless it was our failure (then try again).
     let (status, json) = match &outcome {
@@ -194,32 +195,6 @@ fn product_error(e: CommandError<ProductError>) -> ApiError {
         }
         CommandError::Refused(other) => ApiError::invalid("invalid_line", other),
         other => ApiError::unavailable(anyhow::anyhow!(other.to_string())),
-    }
-}
-
-pub fn order_error(e: CommandError<OrderError>) -> ApiError {
-    match e {
-        CommandError::Refused(OrderError::NotFound) => ApiError::NotFound("no such order".into()),
-        CommandError::Refused(
-            e @ (OrderError::WrongStatus(_) | OrderError::PaidOrdersAreRefunded | OrderError::AlreadyPlaced),
-        ) => ApiError::Conflict { code: "order_state", message: e.to_string() },
-        CommandError::Refused(e @ OrderError::PaymentInProgress(_)) => {
-            ApiError::Conflict { code: "payment_in_progress", message: e.to_string() }
-        }
-        CommandError::Refused(e @ OrderError::Voided) => {
-            ApiError::Conflict { code: "order_expired", message: e.to_string() }
-        }
-        CommandError::Refused(e) => {
-            let code = match e {
-                OrderError::InvalidContact => "invalid_contact",
-                OrderError::InvalidAddress => "invalid_address",
-                OrderError::MixedCurrencies => "mixed_currencies",
-                _ => "invalid_order",
-            };
-            ApiError::invalid(code, e)
-        }
-        CommandError::Conflict(_) => ApiError::Conflict { code: "concurrent_update", message: e.to_string() },
-        CommandError::Store(_) => ApiError::unavailable(anyhow::anyhow!(e.to_string())),
     }
 }
 
@@ -416,12 +391,10 @@ pub struct Reason {
 
 async fn change(
     app: &App,
-    caller: &Caller,
-    headers: &HeaderMap,
+    metadata: EventMetadata,
     order_id: Uuid,
     command: OrderCommand,
 ) -> Result<axum::Json<OrderView>, ApiError> {
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(headers) };
     execute(&app.commands.orders, &order_id.to_string(), command, metadata).await.map_err(order_error)?;
     let order: Order = app.load(&order_id.to_string()).await?;
     Ok(axum::Json(view(&order).ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?))
@@ -436,7 +409,7 @@ async fn change(
 async fn cancel_order(
     State(app): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    request: RequestMetadata,
     Path(order_id): Path<Uuid>,
     Json(body): Json<Reason>,
 ) -> Result<axum::Json<OrderView>, ApiError> {
@@ -449,8 +422,8 @@ async fn cancel_order(
         return Err(ApiError::Forbidden("only its buyer, a merchant or an admin cancels an order".into()));
     }
     let reason = body.reason.unwrap_or_else(|| "cancelled".into());
-    let cancelled = change(&app, &caller, &headers, order_id, OrderCommand::Cancel { reason, at: Utc::now() }).await?;
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
+    let cancelled = change(&app, metadata.clone(), order_id, OrderCommand::Cancel { reason, at: Utc::now() }).await?;
     crate::routes::payments::cancel_open_payments(&app, order_id, before.payment_in_progress(), &metadata).await?;
     Ok(cancelled)
 }
@@ -462,12 +435,13 @@ async fn cancel_order(
 async fn ship_order(
     State(app): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    request: RequestMetadata,
     Path(order_id): Path<Uuid>,
     Json(body): Json<Reason>,
 ) -> Result<axum::Json<OrderView>, ApiError> {
     caller.require(&[Role::Merchant])?;
-    change(&app, &caller, &headers, order_id, OrderCommand::Ship { tracking: body.tracking, at: Utc::now() }).await
+    change(&app, request.by(caller.actor()), order_id, OrderCommand::Ship { tracking: body.tracking, at: Utc::now() })
+        .await
 }
 
 /// Marks a shipped order delivered (merchants).
@@ -477,11 +451,11 @@ async fn ship_order(
 async fn complete_order(
     State(app): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    request: RequestMetadata,
     Path(order_id): Path<Uuid>,
 ) -> Result<axum::Json<OrderView>, ApiError> {
     caller.require(&[Role::Merchant])?;
-    change(&app, &caller, &headers, order_id, OrderCommand::Complete { at: Utc::now() }).await
+    change(&app, request.by(caller.actor()), order_id, OrderCommand::Complete { at: Utc::now() }).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

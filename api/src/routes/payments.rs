@@ -32,12 +32,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::{App, AppState};
 use crate::auth::Caller;
+use crate::error::order_error;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Json, Path, RawBody};
-use crate::routes::clicks::request_metadata;
-use crate::routes::orders::order_error;
+use crate::extract::{Json, Path, RawBody, RequestMetadata};
+use crate::state::{App, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -167,8 +166,8 @@ async fn settle(
         (status = 409, description = "The order is not awaiting payment (`order_state`), or another payment of it is under way (`payment_in_progress`)", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn start_payment(
     State(app): State<AppState>,
+    request: RequestMetadata,
     caller: Caller,
-    headers: HeaderMap,
     Path(order_id): Path<Uuid>,
     Json(body): Json<PaymentRequest>,
 ) -> Result<(StatusCode, axum::Json<PaymentState>), ApiError> {
@@ -181,7 +180,7 @@ async fn start_payment(
         return Err(ApiError::Forbidden("only the buyer pays an order".into()));
     }
     let gateway = gateway(&app, &body.provider)?;
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
     let payment_id = Uuid::now_v7();
     // The claim comes first: of concurrent attempts, the order lets one through.
     let claim = OrderCommand::StartPayment { payment_id, at: Utc::now() };
@@ -263,8 +262,8 @@ pub async fn cancel_open_payments(
         (status = 409, description = "The payment is no longer under way for its order, or the provider refused", body = ErrorBody)))]
 async fn confirm_payment(
     State(app): State<AppState>,
+    request: RequestMetadata,
     caller: Caller,
-    headers: HeaderMap,
     Path(payment_id): Path<Uuid>,
 ) -> Result<axum::Json<PaymentState>, ApiError> {
     let user_id = caller.user()?;
@@ -280,7 +279,7 @@ async fn confirm_payment(
             message: "this payment is no longer under way for its order".into(),
         });
     }
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
     let done = gateway.complete_action(&created.intent_id).await.map_err(gateway_error)?;
     report(&app, &done, metadata.clone()).await?;
     Ok(axum::Json(settle(&app, gateway.as_ref(), &created.intent_id, done, &metadata).await?))
@@ -298,8 +297,8 @@ pub struct RefundRequest {
     responses((status = 200, body = PaymentState), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn refund_order(
     State(app): State<AppState>,
+    request: RequestMetadata,
     caller: Caller,
-    headers: HeaderMap,
     Path(order_id): Path<Uuid>,
     Json(body): Json<RefundRequest>,
 ) -> Result<axum::Json<PaymentState>, ApiError> {
@@ -314,7 +313,7 @@ async fn refund_order(
     let amount = Money::new(body.amount_minor.unwrap_or(created.amount.minor), created.amount.currency);
     let key = format!("refund-{payment_id}-{}", amount.minor);
     gateway(&app, &created.provider)?.refund(&created.intent_id, amount, &key).await.map_err(gateway_error)?;
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
     execute(
         &app.commands.payments,
         &payment_id.to_string(),
@@ -335,6 +334,7 @@ async fn refund_order(
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn webhook(
     State(app): State<AppState>,
+    request: RequestMetadata,
     Path(provider): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
@@ -344,16 +344,12 @@ async fn webhook(
         .get(provider.as_str())
         .cloned()
         .ok_or_else(|| ApiError::NotFound(format!("no payment provider {provider:?}")))?;
-    let signature = headers.get(crate::fake_payments::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let signature = headers.get(framecart_commands::payments::fake::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let event = gateway.verify_webhook(signature, &body, Utc::now()).map_err(|e| match e {
         WebhookError::BadSignature | WebhookError::Expired => ApiError::bad_request("invalid_signature", e),
         WebhookError::Malformed(_) => ApiError::bad_request("malformed_webhook", e),
     })?;
-    let metadata = EventMetadata {
-        actor: format!("provider:{provider}"),
-        causation_id: event.id.clone(),
-        ..request_metadata(&headers)
-    };
+    let metadata = EventMetadata { causation_id: event.id.clone(), ..request.by(format!("provider:{provider}")) };
     report(&app, &event, metadata).await?;
     Ok(StatusCode::OK)
 }

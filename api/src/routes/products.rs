@@ -1,10 +1,9 @@
 //! The catalogue: `/api/v1/products`.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
-use framecart_domain::EventMetadata;
 use framecart_domain::money::{Currency, Money};
 use framecart_domain::product::{Article, ChangeProduct, CreateProduct, ProductCommand, ProductError};
 use framecart_domain::user::Role;
@@ -14,11 +13,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Json, Path, Query};
-use crate::routes::clicks::request_metadata;
+use crate::extract::{Json, Path, Query, RequestMetadata};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_product, list_products)).routes(routes!(get_product, change_product))
@@ -62,8 +60,8 @@ pub struct NewProduct {
 )]
 async fn create_product(
     State(app): State<AppState>,
+    request: RequestMetadata,
     caller: Caller,
-    headers: HeaderMap,
     Json(body): Json<NewProduct>,
 ) -> Result<(StatusCode, axum::Json<ProductView>), ApiError> {
     caller.require(&[Role::Merchant])?;
@@ -76,7 +74,7 @@ async fn create_product(
         stock: body.stock,
         image_url: body.image_url,
     });
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
     execute(&app.commands.products, article.as_str(), command, metadata).await.map_err(product_error)?;
     Ok((StatusCode::CREATED, axum::Json(written(&app, &article).await?)))
 }
@@ -220,9 +218,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 )]
 async fn change_product(
     State(app): State<AppState>,
+    request: RequestMetadata,
     caller: Caller,
     Path(raw): Path<String>,
-    headers: HeaderMap,
     Json(body): Json<ProductChanges>,
 ) -> Result<axum::Json<ProductView>, ApiError> {
     caller.require(&[Role::Merchant])?;
@@ -240,7 +238,7 @@ async fn change_product(
         image_url: body.image_url,
         active: body.active,
     });
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
     execute(&app.commands.products, article.as_str(), command, metadata).await.map_err(product_error)?;
     Ok(axum::Json(written(&app, &article).await?))
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
@@ -16,11 +16,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::{App, AppState};
 use crate::auth::{Caller, PASSWORD_LENGTH, account_digest, account_key, dummy_hash, hash_password, verify_password};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ClientAddr, Json, Path, Query};
-use crate::routes::clicks::request_metadata;
+use crate::extract::{ClientAddr, Json, Path, Query, RequestMetadata};
+use crate::state::{App, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -72,15 +71,14 @@ fn email(raw: &str) -> Result<Email, ApiError> {
 async fn register(
     State(app): State<AppState>,
     ClientAddr(address): ClientAddr,
-    headers: HeaderMap,
+    request: RequestMetadata,
     Json(body): Json<Credentials>,
 ) -> Result<(StatusCode, axum::Json<UserView>), ApiError> {
     let email = email(&body.email)?;
     let password = password(&body.password)?;
     // Counted once it is well-formed: from here on it costs a password hash.
     app.limits.register(account_digest(&email), address)?;
-    let view =
-        create_account(&app, email, password, BTreeSet::from([Role::Viewer]), request_metadata(&headers)).await?;
+    let view = create_account(&app, email, password, BTreeSet::from([Role::Viewer]), request.0).await?;
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
@@ -202,12 +200,12 @@ async fn sign_in(app: &App, email: &Email, password: &str) -> Result<Session, Ap
 
 /// Signs out everywhere: every token issued so far stops working.
 #[utoipa::path(delete, path = "/api/v1/sessions", tag = "users", responses((status = 204), (status = 401, body = ErrorBody)))]
-async fn logout(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+async fn logout(State(app): State<AppState>, caller: Caller, request: RequestMetadata) -> Result<StatusCode, ApiError> {
     let user_id = caller.user()?;
     let view = view_of(&app, user_id).await?;
     let at = Utc::now();
     let command = UserCommand::RevokeSessions { at };
-    execute(&app.commands.users, &account_key(&email(&view.email)?), command, metadata(&headers, &caller))
+    execute(&app.commands.users, &account_key(&email(&view.email)?), command, request.by(caller.actor()))
         .await
         .map_err(user_error)?;
     // Answer once the old tokens no longer work.
@@ -217,10 +215,6 @@ async fn logout(State(app): State<AppState>, caller: Caller, headers: HeaderMap)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn metadata(headers: &HeaderMap, caller: &Caller) -> EventMetadata {
-    EventMetadata { actor: caller.actor(), ..request_metadata(headers) }
 }
 
 /// The account, once the users view has it (it may trail a registration by moments).
@@ -281,13 +275,13 @@ fn role(raw: &str) -> Result<Role, ApiError> {
 async fn grant_role(
     State(app): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    request: RequestMetadata,
     Path(user_id): Path<Uuid>,
     Json(body): Json<RoleGrant>,
 ) -> Result<axum::Json<UserView>, ApiError> {
     caller.require(&[Role::Admin])?;
     let role = role(&body.role)?;
-    change_role(&app, &caller, &headers, user_id, UserCommand::GrantRole { role, by: caller.actor() }).await
+    change_role(&app, &caller, request, user_id, UserCommand::GrantRole { role, by: caller.actor() }).await
 }
 
 /// Revokes a role (admins only).
@@ -297,24 +291,24 @@ async fn grant_role(
 async fn revoke_role(
     State(app): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    request: RequestMetadata,
     Path((user_id, raw)): Path<(Uuid, String)>,
 ) -> Result<axum::Json<UserView>, ApiError> {
     caller.require(&[Role::Admin])?;
     let role = role(&raw)?;
-    change_role(&app, &caller, &headers, user_id, UserCommand::RevokeRole { role, by: caller.actor() }).await
+    change_role(&app, &caller, request, user_id, UserCommand::RevokeRole { role, by: caller.actor() }).await
 }
 
 async fn change_role(
     app: &App,
     caller: &Caller,
-    headers: &HeaderMap,
+    request: RequestMetadata,
     user_id: Uuid,
     command: UserCommand,
 ) -> Result<axum::Json<UserView>, ApiError> {
     let view = view_of(app, user_id).await?;
     let key = account_key(&email(&view.email)?);
-    execute(&app.commands.users, &key, command, metadata(headers, caller)).await.map_err(user_error)?;
+    execute(&app.commands.users, &key, command, request.by(caller.actor())).await.map_err(user_error)?;
     // Answer with the roles as the account has them now.
     let account: User = app.load(&key).await?;
     let roles: Vec<String> = account.roles().iter().map(|r| r.as_str().to_owned()).collect();

@@ -7,9 +7,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use chrono::Utc;
 use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
+use framecart_domain::VideoId;
 use framecart_domain::user::Role;
 use framecart_domain::video::{RequestDetection, UploadVideo, Video, VideoCommand, VideoError, VideoFile};
-use framecart_domain::{EventMetadata, VideoId};
 use framecart_projections::detections::{self, DetectionFilter, DetectionView};
 use framecart_projections::videos::{self, RunView, VideoView};
 use serde::{Deserialize, Serialize};
@@ -18,11 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Json, Multipart, Path, Query};
-use crate::routes::clicks::request_metadata;
+use crate::extract::{Json, Multipart, Path, Query, RequestMetadata};
+use crate::state::AppState;
 use crate::upload::{self, Received};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -91,6 +90,7 @@ pub struct Uploaded {
 )]
 async fn upload_video(
     State(app): State<AppState>,
+    request: RequestMetadata,
     caller: Caller,
     headers: HeaderMap,
     Multipart(mut form): Multipart,
@@ -165,13 +165,17 @@ async fn upload_video(
         uploaded_at: Utc::now(),
         detect,
     });
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
     // Recording the version and putting the file in place belong together: run them to
     // the end even if the client goes away, one upload of a video at a time.
     let place = {
         let app = app.clone();
         let video_id = video_id.clone();
         tokio::spawn(async move {
+            // In the shared store first, so a detector on any host finds the file once the
+            // upload is recorded (named by its hash: a retry or a second upload of the
+            // same content stores nothing new).
+            app.media.put(&received.sha256, &received.temp).await.map_err(ApiError::unavailable)?;
             let mut lock = app.pool.begin().await.map_err(ApiError::unavailable)?;
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind(format!("framecart:upload:{video_id}"))
@@ -401,9 +405,9 @@ pub struct ProcessingQueued {
 )]
 async fn start_processing(
     State(app): State<AppState>,
+    request: RequestMetadata,
     caller: Caller,
     Path(raw): Path<String>,
-    headers: HeaderMap,
     Json(body): Json<StartProcessing>,
 ) -> Result<(StatusCode, axum::Json<ProcessingQueued>), ApiError> {
     caller.require(&[Role::Merchant])?;
@@ -432,7 +436,7 @@ async fn start_processing(
         min_confidence: body.min_confidence.unwrap_or(app.video.min_confidence),
         requested_at: Utc::now(),
     });
-    let metadata = EventMetadata { actor: caller.actor(), ..request_metadata(&headers) };
+    let metadata = request.by(caller.actor());
     execute(&app.commands.videos, id.as_str(), command, metadata).await.map_err(video_error)?;
     Ok((StatusCode::ACCEPTED, axum::Json(ProcessingQueued { video_id: id.to_string(), run_id, status: "queued" })))
 }

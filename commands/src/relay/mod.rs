@@ -52,7 +52,10 @@ use self::hash::{GENESIS, HashedFields, chain_hash};
 use self::tail::{CommitCursor, LogEntry, StoredEvent};
 
 /// Advisory lock key of the relay election (per database, so per installation).
-const RELAY_LOCK: i64 = 0x4672_616d_6552_6c79; // "FrameRly"
+pub const RELAY_LOCK: i64 = 0x4672_616d_6552_6c79; // "FrameRly"
+
+/// SQLSTATE of a lock wait that ran out (`lock_timeout`).
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -63,10 +66,13 @@ pub struct RelayConfig {
     /// How often an idle leader checks that the stream still ends where it left it (a
     /// NATS server that lost its store while nothing was committed is noticed then).
     pub stream_check: Duration,
-    /// Pause between election attempts of a standby relay.
+    /// How long a standby relay waits on the election lock at a time (it is woken at
+    /// once when the lock is freed; this bounds how long a stop waits).
     pub standby_poll: Duration,
     /// Woken when this process commits events, to publish them before the next poll.
     pub committed: Option<Arc<tokio::sync::Notify>>,
+    /// Replicas of the stream when the relay has to create it again.
+    pub replicas: usize,
 }
 
 impl Default for RelayConfig {
@@ -75,8 +81,10 @@ impl Default for RelayConfig {
             batch_size: 1000,
             idle_poll: Duration::from_millis(5),
             stream_check: Duration::from_secs(1),
-            standby_poll: Duration::from_secs(1),
+            // Under sqlx's one-second report of slow statements.
+            standby_poll: Duration::from_millis(500),
             committed: None,
+            replicas: 1,
         }
     }
 }
@@ -242,17 +250,23 @@ impl Relay {
     async fn elect_and_lead(&self, shutdown: &CancellationToken) -> Result<(), RelayError> {
         // A connection of its own: the session lock lives exactly as long as it does.
         let mut conn = self.pool.acquire().await?.detach();
+        // A standby waits on the lock itself, in slices of `standby_poll` (to notice a
+        // stop): `pg_locks` shows it waiting, so `projections status` can list it, and it
+        // takes over the moment the leader's session ends.
+        let timeout = format!("SET lock_timeout = {}", self.config.standby_poll.as_millis().max(1));
+        sqlx::query(&timeout).execute(&mut conn).await?;
         loop {
-            let elected: bool =
-                sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(RELAY_LOCK).fetch_one(&mut conn).await?;
-            if elected {
-                break;
-            }
-            tokio::select! {
+            let waited = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                () = tokio::time::sleep(self.config.standby_poll) => {}
+                waited = sqlx::query("SELECT pg_advisory_lock($1)").bind(RELAY_LOCK).execute(&mut conn) => waited,
+            };
+            match waited {
+                Ok(_) => break,
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {}
+                Err(e) => return Err(e.into()),
             }
         }
+        sqlx::query("SET lock_timeout = 0").execute(&mut conn).await?;
         tracing::info!(namespace = %self.ns, "relay elected");
         self.stats.leading.store(1, Ordering::Relaxed);
         let result = self.lead(&mut conn, shutdown).await;
@@ -328,7 +342,7 @@ impl Relay {
     /// - The stream is ahead of the record (a crash between an ack and its record): the
     ///   record is completed from the stream.
     async fn resume(&self, conn: &mut PgConnection) -> Result<Position, RelayError> {
-        let stream = crate::stream::ensure_stream(&self.js, &self.ns).await.map_err(nats)?;
+        let stream = crate::stream::ensure_stream(&self.js, &self.ns, self.config.replicas).await.map_err(nats)?;
         let state = &stream.cached_info().state;
         let in_stream = state.last_sequence;
         if in_stream > 0 && (state.first_sequence != 1 || state.messages != in_stream) {

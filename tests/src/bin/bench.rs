@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use framecart_api::Components;
 use framecart_api::limits::{ClickRate, SigninRate};
 use framecart_tests::{TestApp, click_body, eventually};
 use hdrhistogram::Histogram;
@@ -58,18 +57,15 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let app = TestApp::spawn_with(
-        |serve| {
-            serve.settings.db_max_connections = args.db_connections;
-            serve.settings.write_batching = args.write_batching;
-            // No first admin: the log holds the bench's clicks only (the loss check counts them).
-            serve.auth.admin_email = None;
-            // One address sends every click: the per-address limits would measure themselves.
-            serve.http.rate_clicks = ClickRate::Off;
-            serve.http.rate_signin = SigninRate::Off;
-        },
-        Components::default(),
-    )
+    let app = TestApp::spawn_with(|serve| {
+        serve.settings.db_max_connections = args.db_connections;
+        serve.settings.write_batching = args.write_batching;
+        // No first admin: the log holds the bench's clicks only (the loss check counts them).
+        serve.auth.admin_email = None;
+        // One address sends every click: the per-address limits would measure themselves.
+        serve.http.rate_clicks = ClickRate::Off;
+        serve.http.rate_signin = SigninRate::Off;
+    })
     .await;
     let client = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).build()?;
     println!(

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use clap::Parser;
-use framecart_api::Components;
 use framecart_api::commands::execute::execute;
 use framecart_api::domain::detection::{
     CompleteDetection, DetectedObject, DetectionCommand, FrameDetections, RecordDetections, StartDetection,
@@ -71,15 +70,12 @@ fn meta() -> EventMetadata {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let app = TestApp::spawn_with(
-        |s| {
-            s.settings.db_max_connections = 32;
-            // One address sends every click: the per-address limits would measure themselves.
-            s.http.rate_clicks = ClickRate::Off;
-            s.http.rate_signin = SigninRate::Off;
-        },
-        Components::default(),
-    )
+    let app = TestApp::spawn_with(|s| {
+        s.settings.db_max_connections = 32;
+        // One address sends every click: the per-address limits would measure themselves.
+        s.http.rate_clicks = ClickRate::Off;
+        s.http.rate_signin = SigninRate::Off;
+    })
     .await;
     println!(
         "framecart-bench-matching: rate limits off (FRAMECART_RATE_CLICKS={}, FRAMECART_RATE_SIGNIN={})",

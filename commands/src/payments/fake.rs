@@ -15,9 +15,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::{GatewayError, GatewayEvent, GatewayOutcome, PaymentGateway, WebhookError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use framecart_commands::payments::{GatewayError, GatewayEvent, GatewayOutcome, PaymentGateway, WebhookError};
 use framecart_domain::money::Money;
 use framecart_domain::payment::PaymentStatus;
 use hmac::{Hmac, Mac};

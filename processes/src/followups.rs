@@ -18,13 +18,12 @@
 //! kept, with the reason and the time (`refused_at`), for an operator: money owed is never
 //! dropped silently.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use framecart_commands::execute::execute;
-use framecart_commands::payments::{GatewayError, PaymentGateway};
+use framecart_commands::payments::{GatewayError, Gateways};
 use framecart_commands::{CommandError, Commands};
 use framecart_domain::EventMetadata;
 use framecart_domain::log::{LoggedEvent, Namespace};
@@ -35,9 +34,6 @@ use framecart_domain::product::ProductCommand;
 use framecart_projections::runner::{Projection, ProjectionError, decode};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-
-/// Payment providers by name.
-pub type Gateways = HashMap<&'static str, Arc<dyn PaymentGateway>>;
 
 pub struct Followups {
     name: &'static str,

@@ -32,14 +32,34 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
-use crate::upload;
+use framecart_commands::Commands;
+use framecart_commands::media::{self, MediaStore};
+use framecart_domain::log::Namespace;
 
 /// Sampled frames per recorded batch: small events, frequent progress.
 const FRAMES_PER_BATCH: usize = 25;
 
+/// What a detector worker needs: the store, the log, where files go, the model.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    pub commands: Arc<Commands>,
+    pub jetstream: jetstream::Context,
+    pub namespace: Namespace,
+    /// The worker's own media folder: uploads it reads are fetched into
+    /// `source_video_files/` from the media store when they are not there.
+    pub media_dir: PathBuf,
+    /// Where uploaded videos are, whichever host took them.
+    pub media: MediaStore,
+    /// Folder of the darknet model.
+    pub model_dir: PathBuf,
+    /// Most pixels a frame may have (larger videos fail rather than decode).
+    pub max_video_pixels: u64,
+    /// How long JetStream waits for a sign of life before giving the job to another worker.
+    pub ack_wait: Duration,
+}
+
 pub struct DetectorWorker {
-    app: AppState,
+    config: WorkerConfig,
     name: String,
 }
 
@@ -56,11 +76,13 @@ enum Outcome {
 }
 
 impl DetectorWorker {
-    pub fn new(app: AppState, index: usize) -> Self {
+    /// The `index`th worker of this process (named `<host>-<pid>-<index>` in the runs it
+    /// records).
+    pub fn new(config: WorkerConfig, index: usize) -> Self {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "worker".to_owned());
-        Self { app, name: format!("{host}-{}-{index}", std::process::id()) }
+        Self { config, name: format!("{host}-{}-{index}", std::process::id()) }
     }
 
     /// Runs until `shutdown`.
@@ -85,12 +107,12 @@ impl DetectorWorker {
 
     /// How long JetStream waits for a sign of life before giving the job to another worker.
     fn ack_wait(&self) -> Duration {
-        Duration::from_secs(self.app.video.detector_ack_wait_secs.max(2))
+        self.config.ack_wait.max(Duration::from_secs(2))
     }
 
     /// Loads the model, waiting (and saying what to do) while its files are missing.
     async fn load_detector(&self, shutdown: &CancellationToken) -> Option<Arc<Detector>> {
-        let dir = self.app.video.model_dir();
+        let dir = self.config.model_dir.clone();
         loop {
             let dir2 = dir.clone();
             let loaded = tokio::task::spawn_blocking(move || {
@@ -115,8 +137,8 @@ impl DetectorWorker {
     }
 
     async fn consume(&self, detector: &Arc<Detector>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let ns = &self.app.settings.namespace;
-        let stream = self.app.jetstream.get_stream(ns.stream_name()).await?;
+        let ns = &self.config.namespace;
+        let stream = self.config.jetstream.get_stream(ns.stream_name()).await?;
         let consumer: consumer::PullConsumer = stream
             .get_or_create_consumer(
                 &ns.consumer_name("detector"),
@@ -203,7 +225,7 @@ impl Job<'_> {
     }
 
     async fn send(&self, command: DetectionCommand) -> Result<(), CommandError<DetectionError>> {
-        execute(&self.worker.app.commands.detection_runs, &self.run_id(), command, self.metadata.clone()).await
+        execute(&self.worker.config.commands.detection_runs, &self.run_id(), command, self.metadata.clone()).await
     }
 
     async fn fail(&self, attempt: Option<u32>, reason: String) -> anyhow::Result<Outcome> {
@@ -223,12 +245,12 @@ impl Job<'_> {
     }
 
     async fn run(&self, detector: &Arc<Detector>, shutdown: &CancellationToken) -> anyhow::Result<Outcome> {
-        let app = &self.worker.app;
-        let run: DetectionRun = app.commands.load(&self.run_id()).await?;
+        let config = &self.worker.config;
+        let run: DetectionRun = config.commands.load(&self.run_id()).await?;
         if run.is_finished() {
             return Ok(Outcome::Done); // finished once, by whoever got there first
         }
-        let video: Video = app.commands.load(self.request.video_id.as_str()).await?;
+        let video: Video = config.commands.load(self.request.video_id.as_str()).await?;
         let Some(current) = video.current() else {
             return self.fail(None, "no file was uploaded for this video".into()).await;
         };
@@ -239,24 +261,33 @@ impl Job<'_> {
             );
             return self.fail(None, reason).await;
         }
-        let path = app.settings.media_dir.join(upload::FOLDER).join(&current.file.file_name);
+        let path = config.media_dir.join(media::SOURCE_FOLDER).join(&current.file.file_name);
         if !file_matches(path.clone(), current.file.sha256.clone()).await {
-            // An upload puts its file in place just after recording it: give it a moment,
-            // then say what is wrong.
-            return if message_age_is_young(&run) {
-                Ok(Outcome::Retry)
-            } else {
-                self.fail(None, format!("the file {} is missing or differs from the upload", current.file.file_name))
-                    .await
-            };
+            // Taken on another host (or replaced here since): the media store has it,
+            // under its hash, from before the upload was recorded.
+            let fetched = config.media.fetch(&current.file.sha256, &path).await;
+            match fetched {
+                Ok(true) => tracing::info!(video_id = %self.request.video_id, file = %current.file.file_name,
+                    "fetched the upload from the media store"),
+                Ok(false) if message_age_is_young(&run) => return Ok(Outcome::Retry),
+                Ok(false) => {
+                    let reason = format!(
+                        "the file {} is in neither the media folder nor the media store",
+                        current.file.file_name
+                    );
+                    return self.fail(None, reason).await;
+                }
+                Err(e @ media::MediaError::Corrupt { .. }) => return self.fail(None, e.to_string()).await,
+                Err(e) => return Err(e.into()),
+            }
         }
         // Uploads over the pixel budget are refused; this holds for files stored before the
         // budget was set, or lowered: a frame is decoded whole, 3 bytes a pixel.
         let pixels = u64::from(current.file.width) * u64::from(current.file.height);
-        if pixels > app.video.max_video_pixels {
+        if pixels > config.max_video_pixels {
             let reason = format!(
                 "the video's frames are {}×{} ({pixels} pixels), over the {} pixels a frame this installation decodes",
-                current.file.width, current.file.height, app.video.max_video_pixels
+                current.file.width, current.file.height, config.max_video_pixels
             );
             return self.fail(None, reason).await;
         }
@@ -275,7 +306,7 @@ impl Job<'_> {
             Err(CommandError::Refused(DetectionError::AlreadyFinished)) => return Ok(Outcome::Done),
             Err(e) => return Err(e.into()),
         }
-        let run: DetectionRun = app.commands.load(&self.run_id()).await?;
+        let run: DetectionRun = config.commands.load(&self.run_id()).await?;
         let attempt = run.attempt();
         tracing::info!(run_id = %self.request.run_id, video_id = %self.request.video_id, attempt,
             resume_from = run.frames_done(), "detection started");

@@ -6,11 +6,19 @@
 //! same ones its webhook for that change carries, so the direct answer and the webhook
 //! are one fact, applied once.
 
+pub mod fake;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use framecart_domain::money::Money;
 use framecart_domain::payment::{PaymentStatus, ProviderReport, ReportedOutcome};
 use uuid::Uuid;
+
+/// Payment providers by name (`fake`, …): where payments are started and surpluses refunded.
+pub type Gateways = HashMap<&'static str, Arc<dyn PaymentGateway>>;
 
 /// A change the provider reports.
 #[derive(Debug, Clone, PartialEq)]
