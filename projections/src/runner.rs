@@ -225,23 +225,29 @@ impl ProjectionRunner {
         until_caught_up: bool,
     ) -> Result<Ended, ProjectionError> {
         let mut conn = self.pool.acquire().await?.detach();
-        // A standby waits on the lock itself, half a second at a time (to notice a stop,
-        // and under sqlx's one-second report of slow statements):
-        // `pg_locks` shows it waiting, so `projections status` can list it, and it takes
-        // over the moment the holder's session ends.
-        sqlx::query("SET lock_timeout = '500ms'").execute(&mut conn).await?;
-        loop {
-            let waited = tokio::select! {
-                () = shutdown.cancelled() => return Ok(Ended::Shutdown),
-                waited = sqlx::query("SELECT pg_advisory_lock(hashtext($1))").bind(self.lock_key()).execute(&mut conn) => waited,
-            };
-            match waited {
-                Ok(_) => break,
-                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {}
-                Err(e) => return Err(e.into()),
+        let elected: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(self.lock_key())
+            .fetch_one(&mut conn)
+            .await?;
+        if !elected {
+            // A standby waits on the lock itself, half a second at a time (to notice a
+            // stop, and under sqlx's one-second report of slow statements): `pg_locks`
+            // shows it waiting, so `projections status` can list it, and it takes over the
+            // moment the holder's session ends.
+            sqlx::query("SET lock_timeout = '500ms'").execute(&mut conn).await?;
+            loop {
+                let waited = tokio::select! {
+                    () = shutdown.cancelled() => return Ok(Ended::Shutdown),
+                    waited = sqlx::query("SELECT pg_advisory_lock(hashtext($1))").bind(self.lock_key()).execute(&mut conn) => waited,
+                };
+                match waited {
+                    Ok(_) => break,
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
+            sqlx::query("SET lock_timeout = 0").execute(&mut conn).await?;
         }
-        sqlx::query("SET lock_timeout = 0").execute(&mut conn).await?;
         let result = self.lead(&mut conn, shutdown, until_caught_up).await;
         let _ = conn.close().await; // releases the lock
         result

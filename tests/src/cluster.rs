@@ -238,19 +238,32 @@ pub struct Nats {
     child: Option<Child>,
     /// The options that make it a node of a cluster (none for a single server).
     cluster: Vec<String>,
+    /// The `nats-server` it runs.
+    binary: PathBuf,
 }
 
 impl Nats {
     pub async fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &nats_server()).await
+    }
+
+    /// A single server running `binary`.
+    pub async fn start_with(dir: &Path, binary: &Path) -> Self {
         let mut nats = Self {
             port: free_port(),
             store: dir.join("store"),
             log: dir.join("nats.log"),
             child: None,
             cluster: Vec::new(),
+            binary: binary.to_path_buf(),
         };
         nats.restart().await;
         nats
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `n` servers of one JetStream cluster on loopback (`node1`…), each with its store
@@ -283,6 +296,7 @@ impl Nats {
                 log: node.join("nats.log"),
                 child: None,
                 cluster,
+                binary: nats_server(),
             });
         }
         for node in &mut nodes {
@@ -305,7 +319,7 @@ impl Nats {
         assert!(self.child.is_none(), "NATS is already running");
         fs::create_dir_all(&self.store).expect("the NATS store");
         let log = log_file(&self.log);
-        let child = Command::new(nats_server())
+        let child = Command::new(&self.binary)
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(&self.store)
             .args(&self.cluster)

@@ -250,23 +250,29 @@ impl Relay {
     async fn elect_and_lead(&self, shutdown: &CancellationToken) -> Result<(), RelayError> {
         // A connection of its own: the session lock lives exactly as long as it does.
         let mut conn = self.pool.acquire().await?.detach();
-        // A standby waits on the lock itself, in slices of `standby_poll` (to notice a
-        // stop): `pg_locks` shows it waiting, so `projections status` can list it, and it
-        // takes over the moment the leader's session ends.
-        let timeout = format!("SET lock_timeout = {}", self.config.standby_poll.as_millis().max(1));
-        sqlx::query(&timeout).execute(&mut conn).await?;
-        loop {
-            let waited = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                waited = sqlx::query("SELECT pg_advisory_lock($1)").bind(RELAY_LOCK).execute(&mut conn) => waited,
-            };
-            match waited {
-                Ok(_) => break,
-                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {}
-                Err(e) => return Err(e.into()),
+        // A free lock is taken at once, a stop already asked for included: a relay asked to
+        // stop as it starts still publishes what is committed.
+        let elected: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(RELAY_LOCK).fetch_one(&mut conn).await?;
+        if !elected {
+            // A standby waits on the lock itself, in slices of `standby_poll` (to notice a
+            // stop): `pg_locks` shows it waiting, so `projections status` can list it, and
+            // it takes over the moment the leader's session ends.
+            let timeout = format!("SET lock_timeout = {}", self.config.standby_poll.as_millis().max(1));
+            sqlx::query(&timeout).execute(&mut conn).await?;
+            loop {
+                let waited = tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    waited = sqlx::query("SELECT pg_advisory_lock($1)").bind(RELAY_LOCK).execute(&mut conn) => waited,
+                };
+                match waited {
+                    Ok(_) => break,
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
+            sqlx::query("SET lock_timeout = 0").execute(&mut conn).await?;
         }
-        sqlx::query("SET lock_timeout = 0").execute(&mut conn).await?;
         tracing::info!(namespace = %self.ns, "relay elected");
         self.stats.leading.store(1, Ordering::Relaxed);
         let result = self.lead(&mut conn, shutdown).await;
