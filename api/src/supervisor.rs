@@ -199,7 +199,8 @@ impl Running {
             let host = if at.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { at.ip() };
             format!("http://{}/api/v1/payments/webhooks/{}", SocketAddr::new(host, at.port()), fake::NAME)
         });
-        let fake_gateway = Arc::new(FakeGateway::new(fake_secret.clone(), webhook_url, payments.fake_chaos));
+        let fake_gateway =
+            Arc::new(FakeGateway::new(fake_secret.clone(), webhook_url, payments.fake_chaos, infra.pool.clone()));
         let mut gateways = Gateways::new();
         gateways.insert(fake::NAME, fake_gateway.clone());
         let app = App {

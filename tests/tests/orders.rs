@@ -716,8 +716,9 @@ async fn a_matched_click_becomes_a_paid_order_and_the_video_funnel_counts_it() {
 // Money moves once (issue 12, finding 2).
 
 /// Minor units the fake provider captured and refunded, over every payment of the test.
-fn money_moved(app: &TestApp) -> (i64, i64) {
-    app.running.state.fake_payments.as_ref().expect("the fake provider").money_moved()
+async fn money_moved(app: &TestApp) -> (i64, i64) {
+    let fake = app.running.state.fake_payments.as_ref().expect("the fake provider");
+    fake.money_moved().await.expect("the provider's books")
 }
 
 /// Places an order of one unit and returns its id.
@@ -759,7 +760,7 @@ async fn concurrent_payments_of_one_order_capture_its_total_once() {
     }
     let order = order_becomes(&app, &viewer, &order_id, "paid").await;
     assert_eq!(order["payment_id"], paid[0]["id"]);
-    assert_eq!(money_moved(&app), (PRICE, 0), "captured once");
+    assert_eq!(money_moved(&app).await, (PRICE, 0), "captured once");
     assert_eq!(
         event_count(&app, "payment", "PaymentCreated").await,
         1,
@@ -785,7 +786,7 @@ async fn another_card_is_refused_while_a_payment_waits_for_its_extra_step() {
     let (status, confirmed) = send(viewer.post(app.url(&format!("/api/v1/payments/{payment_id}/confirm")))).await;
     assert_eq!((status, confirmed["status"].as_str()), (200, Some("succeeded")), "{confirmed}");
     order_becomes(&app, &viewer, &order_id, "paid").await;
-    assert_eq!(money_moved(&app), (PRICE, 0), "captured once");
+    assert_eq!(money_moved(&app).await, (PRICE, 0), "captured once");
     assert_eq!(event_count(&app, "payment", "PaymentCreated").await, 1);
 
     // A failed attempt ends its claim at once: the next card is taken.
@@ -847,7 +848,7 @@ async fn a_capture_beyond_the_order_total_is_refunded_automatically_and_shows_on
     assert_eq!(order["surplus_captured_minor"], PRICE, "{order}");
     assert_eq!(order["status"], "paid", "the order stays paid by its first payment");
     assert_eq!(order["payment_id"], first["id"]);
-    assert_eq!(money_moved(&app), (2 * PRICE, PRICE), "what was captured twice was given back once");
+    assert_eq!(money_moved(&app).await, (2 * PRICE, PRICE), "what was captured twice was given back once");
     // The order's history shows both, and the refund was the provider's, once.
     let (_, history) = app.get(&format!("/api/v1/audit/streams/order/{order_id}")).await;
     let types: Vec<&str> =
@@ -902,7 +903,7 @@ async fn a_signed_webhook_never_revives_a_cancelled_payment_and_must_name_its_in
     assert_eq!(order["status"], "cancelled");
     assert_eq!(order_event_count(&app, &order_id, "OrderPaid").await, 0);
     assert_eq!(order_event_count(&app, &order_id, "OrderSurplusCaptured").await, 0);
-    assert_eq!(money_moved(&app), (0, 0), "nothing was captured");
+    assert_eq!(money_moved(&app).await, (0, 0), "nothing was captured");
 }
 
 #[tokio::test]
@@ -989,4 +990,54 @@ async fn stock_held_for_an_order_that_was_never_placed_is_given_back_when_it_exp
     assert_eq!((status, error["error"]["code"].as_str()), (409, Some("order_expired")), "{error}");
     let (status, more) = place(&app, &viewer, "more-again", &order_body(&[(ARTICLE, 3)], None)).await;
     assert_eq!(status, 201, "the stock given back is sold again: {more}");
+}
+
+// The fake provider is shared by every process of the installation (issue 13).
+
+#[tokio::test]
+async fn a_payment_started_through_one_api_process_is_confirmed_through_another() {
+    let app = TestApp::spawn().await;
+    // A second `api` process of the same installation, with the same token secret.
+    let media = tempfile::tempdir().expect("its own media folder");
+    let mut serve = framecart_tests::serve_settings(&app.database, &app.namespace, media.path());
+    serve.roles = vec![framecart_api::Role::Api];
+    serve.auth.token_secret = app.running.state.auth.token_secret.clone();
+    serve.payments.fake_secret = Some(String::from_utf8(app.running.state.fake_payments_secret.clone()).expect("text"));
+    let other = framecart_api::Running::start(serve).await.expect("a second api process");
+    let other_url = format!("http://{}", other.http_addr());
+
+    create_product(&app, ARTICLE, 5).await;
+    let (viewer, _) = app.user("ada@example.org", &[]).await;
+    let order_id = placed_order(&app, &viewer, "k").await;
+    let (status, payment) = pay(&app, &viewer, &order_id, CARD_NEEDS_ACTION).await;
+    assert_eq!((status, &payment["status"]), (201, &json!("requires_action")), "{payment}");
+    let payment_id = payment["id"].as_str().expect("an id");
+    let confirm = viewer.post(format!("{other_url}/api/v1/payments/{payment_id}/confirm"));
+    let (status, confirmed) = send(confirm).await;
+    assert_eq!(status, 200, "the other process knows the provider's intent: {confirmed}");
+    assert_eq!(confirmed["status"], "succeeded");
+    order_becomes(&app, &viewer, &order_id, "paid").await;
+    assert_eq!(money_moved(&app).await, (PRICE, 0), "captured once, as either process sees it");
+    let seen_there = other.state.fake_payments.as_ref().expect("the fake provider").money_moved().await;
+    assert_eq!(seen_there.expect("its books"), (PRICE, 0));
+    other.cancel_all();
+}
+
+#[tokio::test]
+async fn a_refund_sent_again_with_its_key_moves_no_more_money() {
+    use framecart_api::commands::payments::{GatewayError, PaymentGateway};
+    use framecart_api::domain::money::{Currency, Money};
+    let app = TestApp::spawn_bare(&[framecart_api::Role::Api]).await;
+    let fake = app.running.state.fake_payments.clone().expect("the fake provider");
+    let eur = |minor| Money::new(minor, Currency::parse("EUR").expect("EUR"));
+    let intent = fake.initiate(Uuid::new_v4(), eur(1000)).await.expect("intent");
+    fake.authorize(&intent, "4242424242424242").await.expect("authorized");
+    fake.capture(&intent).await.expect("captured");
+    fake.refund(&intent, eur(1000), "surplus-1").await.expect("refunded");
+    fake.refund(&intent, eur(1000), "surplus-1").await.expect("the same refund again");
+    assert_eq!(money_moved(&app).await, (1000, 1000));
+    let again = fake.refund(&intent, eur(1), "surplus-2").await;
+    assert!(matches!(again, Err(GatewayError::Refused(_))), "nothing is left to refund: {again:?}");
+    let unknown = fake.status("pi_unknown").await;
+    assert!(matches!(unknown, Err(GatewayError::UnknownIntent(_))), "{unknown:?}");
 }

@@ -10,19 +10,24 @@
 //! | `4000000000009995` | authorized, then the capture fails (insufficient funds) |
 //! | `4000002500003155` | needs an extra step (3-D Secure) before it can be captured |
 //! | other numbers | succeed when they pass the Luhn check, else `incorrect_number` |
+//!
+//! Its intents live in Postgres (`fake_payment_intents`), shared by every process of the
+//! installation as a real provider's state is: a payment started through one `api`
+//! process is confirmed through another, and a surplus is refunded by whichever process
+//! runs the follow-ups. Each change happens under the intent's row lock. A process sends
+//! the webhooks of the changes it made, to its `webhook_url`.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{GatewayError, GatewayEvent, GatewayOutcome, PaymentGateway, WebhookError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use framecart_domain::money::Money;
+use framecart_domain::money::{Currency, Money};
 use framecart_domain::payment::PaymentStatus;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -40,14 +45,26 @@ struct Intent {
     card: Option<String>,
     /// Minor units given back so far, and the idempotency keys of the refunds.
     refunded: i64,
-    refund_keys: HashSet<String>,
+    refund_keys: Vec<String>,
     /// The time of the last change: each change is later than the one before.
     last: DateTime<Utc>,
 }
 
+type IntentRow = (Uuid, i64, String, String, Option<String>, i64, Vec<String>, DateTime<Utc>);
+
+impl Intent {
+    fn from_row(row: IntentRow) -> Result<Self, GatewayError> {
+        let (payment_id, minor, currency, status, card, refunded, refund_keys, last) = row;
+        let currency = Currency::parse(&currency).map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+        let status = PaymentStatus::parse(&status)
+            .ok_or_else(|| GatewayError::Unavailable(format!("an intent with the status {status:?}")))?;
+        Ok(Self { payment_id, amount: Money::new(minor, currency), status, card, refunded, refund_keys, last })
+    }
+}
+
 pub struct FakeGateway {
     secret: Vec<u8>,
-    intents: Mutex<HashMap<String, Intent>>,
+    pool: PgPool,
     outbox: mpsc::UnboundedSender<Webhook>,
 }
 
@@ -73,13 +90,14 @@ pub struct WebhookData {
 }
 
 impl FakeGateway {
-    /// A provider posting its webhooks to `webhook_url`. With `chaos`, some are sent twice
-    /// and they may overtake each other.
-    pub fn new(secret: Vec<u8>, webhook_url: String, chaos: bool) -> Self {
+    /// A provider keeping its intents in `pool`'s database and posting the webhooks of the
+    /// changes it makes to `webhook_url`. With `chaos`, some are sent twice and they may
+    /// overtake each other.
+    pub fn new(secret: Vec<u8>, webhook_url: String, chaos: bool, pool: PgPool) -> Self {
         let (outbox, inbox) = mpsc::unbounded_channel();
         let key = secret.clone();
         tokio::spawn(deliver(inbox, key, webhook_url, chaos));
-        Self { secret, intents: Mutex::new(HashMap::new()), outbox }
+        Self { secret, pool, outbox }
     }
 
     /// Signs a body as this provider does (tests send their own webhooks with it).
@@ -88,19 +106,23 @@ impl FakeGateway {
     }
 
     /// Moves an intent and queues the webhook saying so.
-    fn change(&self, intent_id: &str, outcome: GatewayOutcome) -> Result<GatewayEvent, GatewayError> {
-        let mut intents = self.intents.lock().map_err(|_| GatewayError::Unavailable("poisoned".into()))?;
-        let intent = intents.get_mut(intent_id).ok_or_else(|| GatewayError::UnknownIntent(intent_id.to_owned()))?;
-        let at = Utc::now().max(intent.last + chrono::Duration::microseconds(1));
-        intent.last = at;
-        intent.status = match &outcome {
+    async fn change(&self, intent_id: &str, outcome: GatewayOutcome) -> Result<GatewayEvent, GatewayError> {
+        let status = match &outcome {
             GatewayOutcome::Status(s) => *s,
             GatewayOutcome::Failed { .. } => PaymentStatus::RequiresPaymentMethod,
         };
+        let (payment_id, at) = self
+            .with_intent(intent_id, |intent| {
+                let at = Utc::now().max(intent.last + chrono::Duration::microseconds(1));
+                intent.last = at;
+                intent.status = status;
+                (intent.payment_id, at)
+            })
+            .await?;
         let event = GatewayEvent {
             id: format!("evt_{}", Uuid::new_v4().simple()),
             intent_id: intent_id.to_owned(),
-            payment_id: intent.payment_id,
+            payment_id,
             outcome,
             at,
         };
@@ -110,19 +132,52 @@ impl FakeGateway {
 
     /// The money this provider moved: minor units captured and refunded, over all intents
     /// (tests check that an order's money moved once).
-    pub fn money_moved(&self) -> (i64, i64) {
-        let intents = self.intents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        intents.values().fold((0, 0), |(captured, refunded), i| {
-            let paid = if i.status == PaymentStatus::Succeeded { i.amount.minor } else { 0 };
-            (captured + paid, refunded + i.refunded)
-        })
+    pub async fn money_moved(&self) -> Result<(i64, i64), GatewayError> {
+        let (captured, refunded): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(sum(amount_minor) FILTER (WHERE status = 'succeeded'), 0)::bigint,
+                    COALESCE(sum(refunded), 0)::bigint
+             FROM fake_payment_intents",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok((captured, refunded))
     }
 
-    fn with_intent<T>(&self, intent_id: &str, f: impl FnOnce(&mut Intent) -> T) -> Result<T, GatewayError> {
-        let mut intents = self.intents.lock().map_err(|_| GatewayError::Unavailable("poisoned".into()))?;
-        let intent = intents.get_mut(intent_id).ok_or_else(|| GatewayError::UnknownIntent(intent_id.to_owned()))?;
-        Ok(f(intent))
+    /// Applies `f` to the intent under its row lock, and saves what it changed.
+    async fn with_intent<T>(&self, intent_id: &str, f: impl FnOnce(&mut Intent) -> T) -> Result<T, GatewayError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let row: Option<IntentRow> = sqlx::query_as(
+            "SELECT payment_id, amount_minor, currency, status, card, refunded, refund_keys, last_change
+             FROM fake_payment_intents WHERE intent_id = $1 FOR UPDATE",
+        )
+        .bind(intent_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let mut intent = Intent::from_row(row.ok_or_else(|| GatewayError::UnknownIntent(intent_id.to_owned()))?)?;
+        let out = f(&mut intent);
+        sqlx::query(
+            "UPDATE fake_payment_intents
+             SET status = $2, card = $3, refunded = $4, refund_keys = $5, last_change = $6
+             WHERE intent_id = $1",
+        )
+        .bind(intent_id)
+        .bind(intent.status.as_str())
+        .bind(&intent.card)
+        .bind(intent.refunded)
+        .bind(&intent.refund_keys)
+        .bind(intent.last)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(out)
     }
+}
+
+fn unavailable(e: sqlx::Error) -> GatewayError {
+    GatewayError::Unavailable(e.to_string())
 }
 
 fn mac(secret: &[u8], at: i64, body: &[u8]) -> Vec<u8> {
@@ -228,62 +283,65 @@ impl PaymentGateway for FakeGateway {
 
     async fn initiate(&self, payment_id: Uuid, amount: Money) -> Result<String, GatewayError> {
         let intent_id = format!("pi_{}", Uuid::new_v4().simple());
-        let intent = Intent {
-            payment_id,
-            amount,
-            status: PaymentStatus::RequiresPaymentMethod,
-            card: None,
-            refunded: 0,
-            refund_keys: HashSet::new(),
-            last: Utc::now(),
-        };
-        self.intents
-            .lock()
-            .map_err(|_| GatewayError::Unavailable("poisoned".into()))?
-            .insert(intent_id.clone(), intent);
+        sqlx::query(
+            "INSERT INTO fake_payment_intents (intent_id, payment_id, amount_minor, currency, status, last_change)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&intent_id)
+        .bind(payment_id)
+        .bind(amount.minor)
+        .bind(amount.currency.as_str())
+        .bind(PaymentStatus::RequiresPaymentMethod.as_str())
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
         Ok(intent_id)
     }
 
     async fn authorize(&self, intent_id: &str, card_number: &str) -> Result<GatewayEvent, GatewayError> {
         let card: String = card_number.chars().filter(|c| !c.is_whitespace()).collect();
-        self.with_intent(intent_id, |i| i.card = Some(card.clone()))?;
-        self.change(intent_id, GatewayOutcome::Status(PaymentStatus::RequiresConfirmation))?;
+        let with_card = card.clone();
+        self.with_intent(intent_id, move |i| i.card = Some(with_card)).await?;
+        self.change(intent_id, GatewayOutcome::Status(PaymentStatus::RequiresConfirmation)).await?;
         if !luhn(&card) {
-            return self.change(intent_id, failed("incorrect_number", "The card number is incorrect."));
+            return self.change(intent_id, failed("incorrect_number", "The card number is incorrect.")).await;
         }
         match card.as_str() {
-            "4000000000000002" => self.change(intent_id, failed("card_declined", "Your card was declined.")),
-            "4000002500003155" => self.change(intent_id, GatewayOutcome::Status(PaymentStatus::RequiresAction)),
+            "4000000000000002" => self.change(intent_id, failed("card_declined", "Your card was declined.")).await,
+            "4000002500003155" => self.change(intent_id, GatewayOutcome::Status(PaymentStatus::RequiresAction)).await,
             _ => {
-                self.change(intent_id, GatewayOutcome::Status(PaymentStatus::Processing))?;
-                self.change(intent_id, GatewayOutcome::Status(PaymentStatus::RequiresCapture))
+                self.change(intent_id, GatewayOutcome::Status(PaymentStatus::Processing)).await?;
+                self.change(intent_id, GatewayOutcome::Status(PaymentStatus::RequiresCapture)).await
             }
         }
     }
 
     async fn complete_action(&self, intent_id: &str) -> Result<GatewayEvent, GatewayError> {
-        let status = self.with_intent(intent_id, |i| i.status)?;
+        let status = self.with_intent(intent_id, |i| i.status).await?;
         if status != PaymentStatus::RequiresAction {
             return Err(GatewayError::Refused(format!("the payment is {}, not requires_action", status.as_str())));
         }
-        self.change(intent_id, GatewayOutcome::Status(PaymentStatus::Processing))?;
-        self.change(intent_id, GatewayOutcome::Status(PaymentStatus::RequiresCapture))
+        self.change(intent_id, GatewayOutcome::Status(PaymentStatus::Processing)).await?;
+        self.change(intent_id, GatewayOutcome::Status(PaymentStatus::RequiresCapture)).await
     }
 
     async fn capture(&self, intent_id: &str) -> Result<GatewayEvent, GatewayError> {
-        let (status, card) = self.with_intent(intent_id, |i| (i.status, i.card.clone()))?;
+        let (status, card) = self.with_intent(intent_id, |i| (i.status, i.card.clone())).await?;
         if status != PaymentStatus::RequiresCapture {
             return Err(GatewayError::Refused(format!("the payment is {}, not requires_capture", status.as_str())));
         }
         if card.as_deref() == Some("4000000000009995") {
-            return self.change(intent_id, failed("insufficient_funds", "The capture failed: insufficient funds."));
+            return self
+                .change(intent_id, failed("insufficient_funds", "The capture failed: insufficient funds."))
+                .await;
         }
-        self.change(intent_id, GatewayOutcome::Status(PaymentStatus::Succeeded))
+        self.change(intent_id, GatewayOutcome::Status(PaymentStatus::Succeeded)).await
     }
 
     async fn refund(&self, intent_id: &str, amount: Money, idempotency_key: &str) -> Result<(), GatewayError> {
         self.with_intent(intent_id, |i| {
-            if i.refund_keys.contains(idempotency_key) {
+            if i.refund_keys.iter().any(|k| k == idempotency_key) {
                 return Ok(()); // the same refund asked again
             }
             let left = i.amount.minor - i.refunded;
@@ -297,21 +355,22 @@ impl PaymentGateway for FakeGateway {
                 ));
             }
             i.refunded += amount.minor;
-            i.refund_keys.insert(idempotency_key.to_owned());
+            i.refund_keys.push(idempotency_key.to_owned());
             Ok(())
-        })?
+        })
+        .await?
     }
 
     async fn cancel(&self, intent_id: &str) -> Result<GatewayEvent, GatewayError> {
-        let status = self.with_intent(intent_id, |i| i.status)?;
+        let status = self.with_intent(intent_id, |i| i.status).await?;
         if status.is_final() {
             return Err(GatewayError::Refused(format!("the payment is {}", status.as_str())));
         }
-        self.change(intent_id, GatewayOutcome::Status(PaymentStatus::Canceled))
+        self.change(intent_id, GatewayOutcome::Status(PaymentStatus::Canceled)).await
     }
 
     async fn status(&self, intent_id: &str) -> Result<PaymentStatus, GatewayError> {
-        self.with_intent(intent_id, |i| i.status)
+        self.with_intent(intent_id, |i| i.status).await
     }
 
     fn verify_webhook(
@@ -358,21 +417,6 @@ impl PaymentGateway for FakeGateway {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use framecart_domain::money::Currency;
-
-    #[tokio::test]
-    async fn a_refund_sent_again_with_its_key_moves_no_more_money() {
-        let fake = FakeGateway::new(b"secret".to_vec(), "http://127.0.0.1:9/none".into(), false);
-        let eur = |minor| Money::new(minor, Currency::parse("EUR").expect("EUR"));
-        let intent = fake.initiate(Uuid::new_v4(), eur(1000)).await.expect("intent");
-        fake.authorize(&intent, "4242424242424242").await.expect("authorized");
-        fake.capture(&intent).await.expect("captured");
-        fake.refund(&intent, eur(1000), "surplus-1").await.expect("refunded");
-        fake.refund(&intent, eur(1000), "surplus-1").await.expect("the same refund again");
-        assert_eq!(fake.money_moved(), (1000, 1000));
-        let again = fake.refund(&intent, eur(1), "surplus-2").await;
-        assert!(matches!(again, Err(GatewayError::Refused(_))), "nothing is left to refund: {again:?}");
-    }
 
     #[test]
     fn the_test_cards_pass_the_luhn_check() {
