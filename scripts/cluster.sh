@@ -18,11 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
-  echo "cluster: installing FFmpeg from Debian" >&2
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq ffmpeg >/dev/null
-fi
+need_ffmpeg
 dir="${FRAMECART_CLUSTER_DIR:-$HOME/.cache/framecart/cluster}"
 if [ "${1:-}" = "--fresh" ]; then rm -rf "$dir"; fi
 mkdir -p "$dir"

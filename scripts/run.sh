@@ -7,11 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
-  echo "run: installing FFmpeg from Debian" >&2
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq ffmpeg >/dev/null
-fi
+need_ffmpeg
 cargo build --release --locked --bin framecart
 # The model's weights, fetched once and checked by size and hash on every start.
 "$CARGO_TARGET_DIR/release/framecart" model fetch

@@ -164,6 +164,25 @@ pub(crate) async fn wait_listening(port: u16, what: &str, limit: Duration) {
     }
 }
 
+/// The last `lines` lines of each log that `keep` keeps, under a heading with its name.
+pub(crate) fn log_tails(
+    logs: impl Iterator<Item = (String, PathBuf)>,
+    lines: usize,
+    keep: impl Fn(&str) -> bool,
+) -> String {
+    let mut all = String::new();
+    for (name, path) in logs {
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().filter(|l| keep(l)).take(lines).collect();
+        all.push_str(&format!("---- {name} ({}) ----\n", path.display()));
+        for line in tail.iter().rev() {
+            all.push_str(line);
+            all.push('\n');
+        }
+    }
+    all
+}
+
 pub(crate) fn log_file(path: &Path) -> File {
     OpenOptions::new().create(true).append(true).open(path).expect("a log file")
 }
@@ -510,19 +529,8 @@ impl Cluster {
 
     /// The last `lines` lines of each process's log.
     pub fn logs(&self, lines: usize) -> String {
-        let mut all = String::new();
-        for (name, path) in
-            [("framecart", &self.server_log), ("nats-server", &self.nats.log), ("postgres", &self.postgres.log)]
-        {
-            let text = fs::read_to_string(path).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(lines).collect();
-            all.push_str(&format!("---- {name} ({}) ----\n", path.display()));
-            for line in tail.iter().rev() {
-                all.push_str(line);
-                all.push('\n');
-            }
-        }
-        all
+        let logs = [("framecart", &self.server_log), ("nats-server", &self.nats.log), ("postgres", &self.postgres.log)];
+        log_tails(logs.into_iter().map(|(name, path)| (name.to_owned(), path.clone())), lines, |_| true)
     }
 }
 

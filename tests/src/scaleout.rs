@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::cluster::{Nats, Postgres, framecart_bin, free_port, log_file, signal, wait_exit};
+use crate::cluster::{Nats, Postgres, framecart_bin, free_port, log_file, log_tails, signal, wait_exit};
 
 /// The installation's namespace: stream `SCALEOUT_EVENTS`.
 pub const NAMESPACE: &str = "scaleout";
@@ -229,22 +229,12 @@ impl ScaleOut {
         &self.process(name).media
     }
 
-    /// The last `lines` lines of each process's log.
+    /// The last `lines` lines of each process's log (each request's line says little
+    /// here; what the parts did is the rest).
     pub fn logs(&self, lines: usize) -> String {
-        let mut all = String::new();
         let framecart = self.processes.values().map(|p| (p.name.to_owned(), p.log.clone()));
         let nats = self.nats.iter().enumerate().map(|(i, n)| (format!("nats node{}", i + 1), n.log.clone()));
-        for (name, path) in framecart.chain(nats) {
-            let text = fs::read_to_string(&path).unwrap_or_default();
-            // Each request's line says little here; what the parts did is the rest.
-            let tail: Vec<&str> = text.lines().rev().filter(|l| !l.contains("request{")).take(lines).collect();
-            all.push_str(&format!("---- {name} ({}) ----\n", path.display()));
-            for line in tail.iter().rev() {
-                all.push_str(line);
-                all.push('\n');
-            }
-        }
-        all
+        log_tails(framecart.chain(nats), lines, |line| !line.contains("request{"))
     }
 }
 
