@@ -147,9 +147,9 @@ async fn a_scaled_out_installation_loses_a_nats_node_an_api_and_its_active_core_
 
     // 2. An API process dies; the load balancer's clients go to the other.
     load.open_window();
-    let began = Instant::now();
     s.kill("api-1").await;
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let began = Instant::now();
     done.push(recover("kill -9 one api process (of 2)", &s, &load, began).await);
     s.start_process("api-1");
     s.wait_ready("api-1", Duration::from_secs(60)).await;
