@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 export FRAMECART_NATS_SERVER="${FRAMECART_NATS_SERVER:-$(scripts/nats-server.sh)}"
+# The server under measurement is the release build. The load generator is built as the
+# test suite builds everything (its dependencies optimised, its own code not): a release
+# build of it alone would compile every dependency again with other features.
 cargo build --release --locked -p framecart-api --bin framecart
-cargo build --release --locked -p framecart-tests --bin framecart-bench-scale
-FRAMECART_BIN="$CARGO_TARGET_DIR/release/framecart" exec "$CARGO_TARGET_DIR/release/framecart-bench-scale" "$@"
+cargo build --locked --workspace --all-targets
+FRAMECART_BIN="$CARGO_TARGET_DIR/release/framecart" exec "$CARGO_TARGET_DIR/debug/framecart-bench-scale" "$@"

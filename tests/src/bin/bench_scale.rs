@@ -38,6 +38,9 @@ struct Args {
     /// Distinct videos clicked on.
     #[arg(long, default_value_t = 200)]
     videos: usize,
+    /// Runs of each configuration (the medians are printed).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
     /// A NATS 2.9 server: one filter subject per consumer.
     #[arg(long, default_value = "/usr/sbin/nats-server")]
     nats_old: PathBuf,
@@ -124,6 +127,27 @@ impl Installation {
         let postgres = processes_named("postgres").into_iter().map(cpu_seconds).sum();
         let nats = self.nats.pid().map_or(0.0, cpu_seconds);
         [framecart, postgres, nats]
+    }
+
+    /// Messages delivered to every consumer of the stream so far.
+    async fn delivered(&self) -> anyhow::Result<u64> {
+        use futures::TryStreamExt;
+        let client = async_nats::connect(self.nats.url()).await?;
+        let js = async_nats::jetstream::new(client);
+        let mut total = 0;
+        let mut names = Vec::new();
+        let mut streams = js.stream_names();
+        while let Some(name) = streams.try_next().await? {
+            names.push(name);
+        }
+        for name in names.into_iter().filter(|n| n.ends_with("_EVENTS")) {
+            let stream = js.get_stream(&name).await?;
+            let mut consumers = stream.consumers();
+            while let Some(info) = consumers.try_next().await? {
+                total += info.delivered.consumer_sequence;
+            }
+        }
+        Ok(total)
     }
 
     async fn stop(mut self) {
@@ -221,8 +245,14 @@ async fn load(urls: &[String], args: &Args, duration: Duration) -> (u64, HashMap
 /// A run's figures.
 struct Measured {
     clicks_per_second: f64,
-    /// CPU microseconds per acknowledged click: framecart, Postgres, NATS.
+    /// CPU microseconds per acknowledged click, from the load's start until every view
+    /// caught up: framecart, Postgres, NATS.
     cpu_us: [f64; 3],
+    /// The same over the load's seconds only (views that lag leave work for later).
+    window_us: f64,
+    /// Messages NATS delivered to the installation's consumers per acknowledged click
+    /// (the verdicts the matcher records are events too, and are delivered as well).
+    deliveries: f64,
     answers: HashMap<String, u64>,
 }
 
@@ -232,17 +262,22 @@ async fn measure(nats: &Path, roles: &[&'static str], args: &Args) -> anyhow::Re
     // Warm-up: connections, plans, caches; then everything settles before counting.
     load(&urls, args, Duration::from_secs(2)).await;
     faults::settle(&installation.db).await;
+    let delivered_before = installation.delivered().await?;
     let before = installation.cpu();
     let started = Instant::now();
     let (acked, answers) = load(&urls, args, Duration::from_secs(args.duration)).await;
     let loaded = started.elapsed();
+    let window = installation.cpu();
     faults::settle(&installation.db).await;
     let after = installation.cpu();
+    let delivered = installation.delivered().await?;
     installation.stop().await;
-    let per_click = |i: usize| (after[i] - before[i]) * 1e6 / acked.max(1) as f64;
+    let per_click = |cpu: [f64; 3], i: usize| (cpu[i] - before[i]) * 1e6 / acked.max(1) as f64;
     Ok(Measured {
         clicks_per_second: acked as f64 / loaded.as_secs_f64(),
-        cpu_us: [per_click(0), per_click(1), per_click(2)],
+        cpu_us: [per_click(after, 0), per_click(after, 1), per_click(after, 2)],
+        window_us: (0..3).map(|i| per_click(window, i)).sum(),
+        deliveries: delivered.saturating_sub(delivered_before) as f64 / acked.max(1) as f64,
         answers,
     })
 }
@@ -279,60 +314,114 @@ fn answers(m: &Measured) -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     println!(
-        "{} connections, {} viewers, {} videos, {} s per run; CPU from the load's start until every view caught up",
-        args.connections, args.viewers, args.videos, args.duration
+        "{} connections, {} viewers, {} videos, {} s of load per run, {} runs of each (alternating; medians); \
+         CPU from the load's start until every view caught up",
+        args.connections, args.viewers, args.videos, args.duration, args.runs
     );
     let anchor = pgbench(&args).await?;
     println!("anchor: pgbench, one-row inserts: {anchor:.0} transactions/s\n");
 
+    let filters = [("one filter each (before)", &args.nats_old), ("filter subjects (after)", &args.nats_new)];
+    let mut by_filter: Vec<Vec<Measured>> = vec![Vec::new(), Vec::new()];
+    for _ in 0..args.runs {
+        for (i, (_, nats)) in filters.iter().enumerate() {
+            by_filter[i].push(measure(nats, &["all"], &args).await?);
+        }
+    }
     println!(
-        "| consumers | NATS | clicks/s | ÷ pgbench | CPU µs/click framecart | Postgres | NATS | total | answers |"
+        "| consumers | NATS | clicks/s | ÷ pgbench | deliveries/click | CPU µs/click framecart | Postgres | NATS | \
+         total | of it in the load's seconds |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut totals = Vec::new();
-    for (label, nats) in [("one filter each (before)", &args.nats_old), ("filter subjects (after)", &args.nats_new)] {
-        let m = measure(nats, &["all"], &args).await?;
-        let total: f64 = m.cpu_us.iter().sum();
-        totals.push(total);
+    for ((label, nats), runs) in filters.iter().zip(&by_filter) {
+        let m = Median::of(runs);
+        totals.push(m.total());
         println!(
-            "| {label} | {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+            "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
             nats_version(nats),
             m.clicks_per_second,
             m.clicks_per_second / anchor,
+            m.deliveries,
             m.cpu_us[0],
             m.cpu_us[1],
             m.cpu_us[2],
-            total,
-            answers(&m)
+            m.total(),
+            m.window_us,
         );
     }
     if let [before, after] = totals[..] {
         println!("\nCPU per acknowledged click, after ÷ before: {:.2}", after / before);
     }
 
-    println!("\n| processes | clicks/s | ÷ pgbench | CPU µs/click framecart | Postgres | NATS | answers |");
-    println!("|---|---:|---:|---:|---:|---:|---|");
+    let layouts: [(&str, &[&'static str]); 2] = [
+        ("relay,projections,processes + 1 api", &["relay,projections,processes", "api"]),
+        ("relay,projections,processes + 2 api", &["relay,projections,processes", "api", "api"]),
+    ];
+    let mut by_layout: Vec<Vec<Measured>> = vec![Vec::new(), Vec::new()];
+    for _ in 0..args.runs {
+        for (i, (_, roles)) in layouts.iter().enumerate() {
+            by_layout[i].push(measure(&args.nats_new, roles, &args).await?);
+        }
+    }
+    println!("\n| processes | clicks/s | ÷ pgbench | CPU µs/click framecart | Postgres | NATS | total |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut rates = Vec::new();
-    for (label, roles) in [
-        ("relay,projections,processes + 1 api", &["relay,projections,processes", "api"][..]),
-        ("relay,projections,processes + 2 api", &["relay,projections,processes", "api", "api"][..]),
-    ] {
-        let m = measure(&args.nats_new, roles, &args).await?;
+    for ((label, _), runs) in layouts.iter().zip(&by_layout) {
+        let m = Median::of(runs);
         rates.push(m.clicks_per_second);
         println!(
-            "| {label} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {} |",
+            "| {label} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} |",
             m.clicks_per_second,
             m.clicks_per_second / anchor,
             m.cpu_us[0],
             m.cpu_us[1],
             m.cpu_us[2],
-            answers(&m)
+            m.total()
         );
     }
     if let [one, two] = rates[..] {
         println!("\nclicks/s with two api processes ÷ with one: {:.2}", two / one);
     }
+    let unexpected: Vec<String> = by_filter
+        .iter()
+        .chain(&by_layout)
+        .flatten()
+        .filter(|m| m.answers.keys().any(|k| k != "202"))
+        .map(answers)
+        .collect();
+    if !unexpected.is_empty() {
+        println!("\nanswers other than 202 in some runs: {}", unexpected.join("; "));
+    }
     Ok(())
+}
+
+/// The median of each figure over runs.
+struct Median {
+    clicks_per_second: f64,
+    deliveries: f64,
+    cpu_us: [f64; 3],
+    window_us: f64,
+}
+
+impl Median {
+    fn of(runs: &[Measured]) -> Self {
+        let median = |f: &dyn Fn(&Measured) -> f64| {
+            let mut all: Vec<f64> = runs.iter().map(f).collect();
+            all.sort_by(f64::total_cmp);
+            all.get(all.len() / 2).copied().unwrap_or_default()
+        };
+        Self {
+            clicks_per_second: median(&|m| m.clicks_per_second),
+            deliveries: median(&|m| m.deliveries),
+            cpu_us: [median(&|m| m.cpu_us[0]), median(&|m| m.cpu_us[1]), median(&|m| m.cpu_us[2])],
+            window_us: median(&|m| m.window_us),
+        }
+    }
+
+    fn total(&self) -> f64 {
+        self.cpu_us.iter().sum()
+    }
 }
 
 fn nats_version(binary: &Path) -> String {
