@@ -254,7 +254,7 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             println!("relay: {}", holders(&relay.held));
             for projection in &report.projections {
                 println!(
-                    "{:<18} applied up to {:<10} set aside {:<4} {}",
+                    "{:<21} applied up to {:<10} set aside {:<4} {}",
                     projection.name,
                     projection.applied,
                     projection.set_aside,
