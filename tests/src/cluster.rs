@@ -405,6 +405,49 @@ pub struct Cluster {
     dir: tempfile::TempDir,
 }
 
+/// `framecart <args>` with nothing of this machine's environment but `PATH`: its home is
+/// `home`, its store, log and namespace those given.
+pub(crate) fn framecart_command(
+    args: &[&str],
+    home: &Path,
+    database_url: &str,
+    nats_url: &str,
+    namespace: &str,
+) -> Command {
+    let mut command = Command::new(framecart_bin());
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("RUST_LOG", "info,sqlx::postgres::notice=warn")
+        .env("DATABASE_URL", database_url)
+        .env("NATS_URL", nats_url)
+        .env("FRAMECART_NAMESPACE", namespace);
+    command
+}
+
+/// A temporary folder, a PostgreSQL server of its own started in its `pg/`, and a small
+/// pool of the test's own on it, once the `framecart` binary is built (on a multi-threaded
+/// runtime: PostgreSQL's tools block).
+pub(crate) fn folder_with_postgres() -> (tempfile::TempDir, Postgres, PgPool) {
+    let dir = tempfile::tempdir().expect("a folder for the installation");
+    // The `postgres` user must reach its folder inside.
+    fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("the folder's mode");
+    let postgres = tokio::task::block_in_place(|| {
+        framecart_bin();
+        let postgres = Postgres::init(&dir.path().join("pg"));
+        postgres.start();
+        postgres
+    });
+    let db = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy(&postgres.url())
+        .expect("the test's pool");
+    (dir, postgres, db)
+}
+
 /// The installation's namespace: stream `FAULTS_EVENTS`.
 pub const NAMESPACE: &str = "faults";
 
@@ -412,22 +455,8 @@ impl Cluster {
     /// Starts PostgreSQL, NATS and the server, and waits until the server is ready (on a
     /// multi-threaded runtime: PostgreSQL's tools block).
     pub async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a folder for the cluster");
-        // The `postgres` user must reach its folder inside.
-        fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("the cluster folder's mode");
-        let postgres = tokio::task::block_in_place(|| {
-            framecart_bin();
-            let postgres = Postgres::init(&dir.path().join("pg"));
-            postgres.start();
-            postgres
-        });
+        let (dir, postgres, db) = folder_with_postgres();
         let nats = Nats::start(&dir.path().join("nats")).await;
-        let db = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy(&postgres.url())
-            .expect("the test's pool");
         let mut cluster = Self {
             server: None,
             media: dir.path().join("media"),
@@ -450,16 +479,8 @@ impl Cluster {
 
     /// `framecart <args>` with this installation's settings.
     pub fn framecart(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(framecart_bin());
+        let mut command = framecart_command(args, self.dir.path(), &self.postgres.url(), &self.nats.url(), NAMESPACE);
         command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("RUST_LOG", "info,sqlx::postgres::notice=warn")
-            .env("DATABASE_URL", self.postgres.url())
-            .env("NATS_URL", self.nats.url())
-            .env("FRAMECART_NAMESPACE", NAMESPACE)
             .env("FRAMECART_MEDIA_DIR", &self.media)
             .env("FRAMECART_BIND", format!("127.0.0.1:{}", self.http_port))
             .env("FRAMECART_DB_MAX_CONNECTIONS", "16")

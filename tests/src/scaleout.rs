@@ -15,13 +15,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
-use crate::cluster::{Nats, Postgres, framecart_bin, free_port, log_file, log_tails, signal, wait_exit};
+use crate::cluster::{
+    Nats, Postgres, Server, folder_with_postgres, framecart_command, free_port, log_file, log_tails, signal, wait_exit,
+};
 
 /// The installation's namespace: stream `SCALEOUT_EVENTS`.
 pub const NAMESPACE: &str = "scaleout";
@@ -38,7 +39,8 @@ pub struct Process {
     /// Its NATS node (index into [`ScaleOut::nats`]); the others follow in its `NATS_URL`.
     home: usize,
     log: PathBuf,
-    child: Option<Child>,
+    /// Killed when dropped.
+    server: Option<Server>,
 }
 
 impl Process {
@@ -48,15 +50,6 @@ impl Process {
 
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -77,21 +70,8 @@ impl ScaleOut {
     /// Starts PostgreSQL and a three-node JetStream cluster, then the processes one by one
     /// (`core` before `core-standby`, so `core` is the active one), each until ready.
     pub async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a folder for the installation");
-        fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("the folder's mode");
-        let postgres = tokio::task::block_in_place(|| {
-            framecart_bin();
-            let postgres = Postgres::init(&dir.path().join("pg"));
-            postgres.start();
-            postgres
-        });
+        let (dir, postgres, db) = folder_with_postgres();
         let nats = Nats::start_cluster(&dir.path().join("nats"), 3).await;
-        let db = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy(&postgres.url())
-            .expect("the test's pool");
         let media = |name: &str| dir.path().join(format!("media-{name}"));
         let process = |name: &'static str, roles: &'static str, home: usize, media: PathBuf| Process {
             name,
@@ -100,7 +80,7 @@ impl ScaleOut {
             media,
             home,
             log: dir.path().join(format!("{name}.log")),
-            child: None,
+            server: None,
         };
         let processes = [
             process("core", "relay,projections,processes", 2, media("core")),
@@ -138,16 +118,9 @@ impl ScaleOut {
     /// `framecart <args>` with this installation's settings (`home`: the NATS node first
     /// in its list).
     pub fn framecart(&self, args: &[&str], home: usize) -> Command {
-        let mut command = Command::new(framecart_bin());
+        let urls = self.nats_urls(home);
+        let mut command = framecart_command(args, self.dir.path(), &self.postgres.url(), &urls, NAMESPACE);
         command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("RUST_LOG", "info,sqlx::postgres::notice=warn")
-            .env("DATABASE_URL", self.postgres.url())
-            .env("NATS_URL", self.nats_urls(home))
-            .env("FRAMECART_NAMESPACE", NAMESPACE)
             .env("FRAMECART_STREAM_REPLICAS", "3")
             .env("FRAMECART_DB_MAX_CONNECTIONS", "10")
             .env("FRAMECART_TOKEN_SECRET", TOKEN_SECRET)
@@ -165,7 +138,7 @@ impl ScaleOut {
     /// Starts a process (without waiting for it).
     pub fn start_process(&mut self, name: &str) {
         let process = self.process(name);
-        assert!(process.child.is_none(), "{name} is already running");
+        assert!(process.server.is_none(), "{name} is already running");
         let log = log_file(&process.log);
         let child = self
             .framecart(&["serve"], process.home)
@@ -177,15 +150,15 @@ impl ScaleOut {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("framecart serve ({name}) starts: {e}"));
-        self.processes.get_mut(name).expect("the process").child = Some(child);
+        self.processes.get_mut(name).expect("the process").server = Some(Server { child });
     }
 
     /// Kills a process with SIGKILL, as a crash would, and reaps it.
     pub async fn kill(&mut self, name: &str) {
         let process = self.processes.get_mut(name).unwrap_or_else(|| panic!("no process {name}"));
-        let mut child = process.child.take().unwrap_or_else(|| panic!("{name} is not running"));
-        signal(child.id(), "KILL");
-        wait_exit(&mut child, Duration::from_secs(10)).await.unwrap_or_else(|| panic!("{name} exits"));
+        let mut server = process.server.take().unwrap_or_else(|| panic!("{name} is not running"));
+        signal(server.child.id(), "KILL");
+        wait_exit(&mut server.child, Duration::from_secs(10)).await.unwrap_or_else(|| panic!("{name} exits"));
     }
 
     /// Whether the process answers `GET /readyz` with 200.
