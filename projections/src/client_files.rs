@@ -2,6 +2,7 @@
 //! `media/client_files/{user_id}_{user_ip}_{video_id}.json` (`None` for no user), each a
 //! JSON list of `{"x", "y", "timestamp", "videoId"}` in click order.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -10,7 +11,7 @@ use framecart_domain::log::{LoggedEvent, Namespace};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
-use crate::files::{DirtyFiles, Throttle, plain_number, write_file};
+use crate::files::{DirtyFiles, Throttle, plain_number, write_files};
 use crate::runner::{Projection, ProjectionError, decode};
 
 pub const NAME: &str = "client_files";
@@ -116,31 +117,64 @@ impl Projection for ClientFilesProjection {
         Ok(())
     }
 
-    /// Rewrites every file whose rows changed, then forgets it, unless it changed again
-    /// in the meantime.
+    /// Rewrites the files whose rows changed, then forgets each, unless it changed again
+    /// in the meantime. A round takes up to [`FILES_PER_ROUND`] files: their rows in one
+    /// query, the files written [`WRITERS`] at a time, their marks cleared in one
+    /// statement; rounds go on until none is left that the throttle lets through.
     async fn after_commit(&self, pool: &PgPool) -> Result<(), ProjectionError> {
-        for (name, version) in DIRTY.pending(pool).await? {
-            if !self.throttle.ready(&name) {
-                continue;
+        for _ in 0..ROUNDS {
+            let pending = DIRTY.some_pending(pool, FILES_PER_ROUND).await?;
+            let full = pending.len() as i64 == FILES_PER_ROUND;
+            let ready: Vec<(String, i64)> = pending.into_iter().filter(|(name, _)| self.throttle.ready(name)).collect();
+            if ready.is_empty() {
+                return Ok(());
             }
-            let rows: Vec<(f64, f64, f64, String)> = sqlx::query_as(
-                "SELECT x, y, media_time, video_id FROM client_file_clicks
-                 WHERE file_name = $1 ORDER BY log_position",
+            let names: Vec<&str> = ready.iter().map(|(name, _)| name.as_str()).collect();
+            let rows: Vec<(String, f64, f64, f64, String)> = sqlx::query_as(
+                "SELECT file_name, x, y, media_time, video_id FROM client_file_clicks
+                 WHERE file_name = ANY($1) ORDER BY file_name, log_position",
             )
-            .bind(&name)
+            .bind(&names)
             .fetch_all(pool)
             .await?;
-            let entries: Vec<Entry> =
-                rows.into_iter().map(|(x, y, timestamp, video_id)| Entry { x, y, timestamp, video_id }).collect();
-            let json = serde_json::to_vec(&entries)
-                .map_err(|e| ProjectionError::Internal(format!("serialising {name}: {e}")))?;
-            write_file(self.dir.clone(), name.clone(), json).await?;
-            self.throttle.wrote(&name);
-            DIRTY.written(pool, &name, version).await?;
+            // Every marked file is written, an empty one as `[]`.
+            let mut entries: HashMap<&str, Vec<Entry>> = names.iter().map(|name| (*name, Vec::new())).collect();
+            for (name, x, y, timestamp, video_id) in rows {
+                if let Some(list) = entries.get_mut(name.as_str()) {
+                    list.push(Entry { x, y, timestamp, video_id });
+                }
+            }
+            let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(entries.len());
+            for (name, list) in entries {
+                let json = serde_json::to_vec(&list)
+                    .map_err(|e| ProjectionError::Internal(format!("serialising {name}: {e}")))?;
+                files.push((name.to_owned(), json));
+            }
+            let (written, failed) = write_files(self.dir.clone(), files, WRITERS).await;
+            for name in &written {
+                self.throttle.wrote(name);
+            }
+            let written: HashSet<String> = written.into_iter().collect();
+            let done: Vec<(String, i64)> = ready.into_iter().filter(|(name, _)| written.contains(name)).collect();
+            DIRTY.written_all(pool, &done).await?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            if !full {
+                return Ok(());
+            }
         }
+        // More is left: the runner calls again after its next batch or tick.
         Ok(())
     }
 }
+
+/// Files rewritten per round of [`ClientFilesProjection::after_commit`].
+const FILES_PER_ROUND: i64 = 1000;
+/// Files written at the same time.
+const WRITERS: usize = 16;
+/// Rounds of one call, so the runner gets back to the log now and then.
+const ROUNDS: usize = 20;
 
 #[cfg(test)]
 mod tests {

@@ -61,6 +61,34 @@ pub async fn write_file(dir: PathBuf, name: String, contents: Vec<u8>) -> Result
         .unwrap_or_else(|e| Err(MediaFileError::Io { path: PathBuf::new(), source: std::io::Error::other(e) }))
 }
 
+/// Writes many files at once, each with [`write_atomically`], at most `writers` at a time
+/// on blocking threads (the disk takes concurrent flushes together). Returns the names
+/// written; the first error after every write was tried.
+pub async fn write_files(
+    dir: PathBuf,
+    files: Vec<(String, Vec<u8>)>,
+    writers: usize,
+) -> (Vec<String>, Option<MediaFileError>) {
+    use futures::StreamExt;
+    let mut written = Vec::with_capacity(files.len());
+    let mut failed = None;
+    let mut results = futures::stream::iter(files)
+        .map(|(name, contents)| {
+            let dir = dir.clone();
+            async move { (name.clone(), write_file(dir, name, contents).await) }
+        })
+        .buffer_unordered(writers.max(1));
+    while let Some((name, result)) = results.next().await {
+        match result {
+            Ok(()) => written.push(name),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    (written, failed)
+}
+
 /// Rewrites a file at most once per interval: a file that changes with every batch (one
 /// viewer clicking a lot) is rewritten a few times a second, not a hundred. A skipped
 /// rewrite stays marked dirty and is done on a later call (the runner calls again on its
@@ -134,6 +162,32 @@ impl DirtyFiles {
         sqlx::query_as(&format!("SELECT file_name, version FROM {}", self.table)).fetch_all(pool).await
     }
 
+    /// At most `limit` of the files to rewrite, with the version of their mark.
+    pub async fn some_pending(&self, pool: &PgPool, limit: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT file_name, version FROM {} LIMIT $1", self.table))
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+    }
+
+    /// [`Self::written`] for many files in one statement.
+    pub async fn written_all(&self, pool: &PgPool, written: &[(String, i64)]) -> Result<(), sqlx::Error> {
+        if written.is_empty() {
+            return Ok(());
+        }
+        let (names, versions): (Vec<&str>, Vec<i64>) = written.iter().map(|(n, v)| (n.as_str(), *v)).unzip();
+        let table = self.table;
+        sqlx::query(&format!(
+            "DELETE FROM {table} d USING unnest($1::text[], $2::bigint[]) AS w (file_name, version)
+             WHERE d.file_name = w.file_name AND d.version = w.version"
+        ))
+        .bind(&names)
+        .bind(&versions)
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
     /// Forgets the mark, unless the rows changed again since `version` was read.
     pub async fn written(&self, pool: &PgPool, file_name: &str, version: i64) -> Result<(), sqlx::Error> {
         sqlx::query(&format!("DELETE FROM {} WHERE file_name = $1 AND version = $2", self.table))
@@ -156,6 +210,23 @@ mod tests {
             assert!(matches!(write_atomically(dir.path(), bad, b"x"), Err(MediaFileError::UnsafeName(_))));
         }
         assert!(std::fs::read_dir(dir.path()).expect("dir").next().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_files_are_written_together_and_a_bad_one_spoils_none_of_the_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut files: Vec<(String, Vec<u8>)> =
+            (0..50).map(|i| (format!("f{i}.json"), format!("[{i}]").into_bytes())).collect();
+        files.push(("../escape.json".into(), b"[]".to_vec()));
+        let (mut written, failed) = write_files(dir.path().to_path_buf(), files, 8).await;
+        assert!(matches!(failed, Some(MediaFileError::UnsafeName(_))), "{failed:?}");
+        written.sort();
+        assert_eq!(written.len(), 50);
+        for i in 0..50 {
+            let text = std::fs::read_to_string(dir.path().join(format!("f{i}.json"))).expect("written");
+            assert_eq!(text, format!("[{i}]"));
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 50, "nothing else, no temporary");
     }
 
     #[test]

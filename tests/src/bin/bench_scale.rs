@@ -41,6 +41,9 @@ struct Args {
     /// Runs of each configuration (the medians are printed).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Only the filters' runs (no runs with one and two api processes).
+    #[arg(long)]
+    filters_only: bool,
     /// A NATS 2.9 server: one filter subject per consumer.
     #[arg(long, default_value = "/usr/sbin/nats-server")]
     nats_old: PathBuf,
@@ -253,6 +256,9 @@ struct Measured {
     /// Messages NATS delivered to the installation's consumers per acknowledged click
     /// (the verdicts the matcher records are events too, and are delivered as well).
     deliveries: f64,
+    /// Seconds from the end of the load until every view, client file and verdict caught
+    /// up (and stayed so for half a second).
+    caught_up_secs: f64,
     answers: HashMap<String, u64>,
 }
 
@@ -268,7 +274,9 @@ async fn measure(nats: &Path, roles: &[&'static str], args: &Args) -> anyhow::Re
     let (acked, answers) = load(&urls, args, Duration::from_secs(args.duration)).await;
     let loaded = started.elapsed();
     let window = installation.cpu();
+    let stopped = Instant::now();
     faults::settle(&installation.db).await;
+    let caught_up = stopped.elapsed();
     let after = installation.cpu();
     let delivered = installation.delivered().await?;
     installation.stop().await;
@@ -278,6 +286,7 @@ async fn measure(nats: &Path, roles: &[&'static str], args: &Args) -> anyhow::Re
         cpu_us: [per_click(after, 0), per_click(after, 1), per_click(after, 2)],
         window_us: (0..3).map(|i| per_click(window, i)).sum(),
         deliveries: delivered.saturating_sub(delivered_before) as f64 / acked.max(1) as f64,
+        caught_up_secs: caught_up.as_secs_f64(),
         answers,
     })
 }
@@ -330,15 +339,15 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "| consumers | NATS | clicks/s | ÷ pgbench | deliveries/click | CPU µs/click framecart | Postgres | NATS | \
-         total | of it in the load's seconds |"
+         total | of it in the load's seconds | caught up (s) |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut totals = Vec::new();
     for ((label, nats), runs) in filters.iter().zip(&by_filter) {
         let m = Median::of(runs);
         totals.push(m.total());
         println!(
-            "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
             nats_version(nats),
             m.clicks_per_second,
             m.clicks_per_second / anchor,
@@ -348,12 +357,16 @@ async fn main() -> anyhow::Result<()> {
             m.cpu_us[2],
             m.total(),
             m.window_us,
+            m.caught_up_secs,
         );
     }
     if let [before, after] = totals[..] {
         println!("\nCPU per acknowledged click, after ÷ before: {:.2}", after / before);
     }
 
+    if args.filters_only {
+        return Ok(());
+    }
     let layouts: [(&str, &[&'static str]); 2] = [
         ("relay,projections,processes + 1 api", &["relay,projections,processes", "api"]),
         ("relay,projections,processes + 2 api", &["relay,projections,processes", "api", "api"]),
@@ -402,6 +415,7 @@ struct Median {
     deliveries: f64,
     cpu_us: [f64; 3],
     window_us: f64,
+    caught_up_secs: f64,
 }
 
 impl Median {
@@ -416,6 +430,7 @@ impl Median {
             deliveries: median(&|m| m.deliveries),
             cpu_us: [median(&|m| m.cpu_us[0]), median(&|m| m.cpu_us[1]), median(&|m| m.cpu_us[2])],
             window_us: median(&|m| m.window_us),
+            caught_up_secs: median(&|m| m.caught_up_secs),
         }
     }
 
