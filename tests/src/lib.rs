@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod faults;
 pub mod load;
 pub mod scaleout;
+pub mod workload;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

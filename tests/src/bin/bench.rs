@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use framecart_api::limits::{ClickRate, SigninRate};
-use framecart_tests::{TestApp, click_body, eventually};
+use framecart_tests::workload::Workload;
+use framecart_tests::{TestApp, eventually};
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
-use uuid::Uuid;
 
 /// The allocator of the `framecart` binary, so the figures are the server's.
 #[global_allocator]
@@ -52,6 +52,19 @@ struct Args {
     /// Only the relay's phases: the backlog, then the restore of the lost stream.
     #[arg(long)]
     relay_only: bool,
+    /// Distinct viewers of the clicks, each with an address of its own (`X-Forwarded-For`
+    /// through 127.0.0.1 as a trusted proxy) and a client file per video.
+    #[arg(long, default_value_t = Workload::default().viewers)]
+    viewers: u64,
+    /// Distinct videos the clicks are on.
+    #[arg(long, default_value_t = Workload::default().videos)]
+    videos: u64,
+}
+
+impl Args {
+    fn workload(&self) -> Workload {
+        Workload { viewers: self.viewers, videos: self.videos }
+    }
 }
 
 #[tokio::main]
@@ -65,12 +78,14 @@ async fn main() -> anyhow::Result<()> {
         // One address sends every click: the per-address limits would measure themselves.
         serve.http.rate_clicks = ClickRate::Off;
         serve.http.rate_signin = SigninRate::Off;
+        // Each viewer's address comes through the load's proxy, as behind a balancer.
+        serve.http.trusted_proxies = vec!["127.0.0.1/32".parse().expect("a network")];
     })
     .await;
     let client = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).build()?;
     println!(
-        "framecart-bench: {} connections, write batching {}, {} db connections",
-        args.connections, args.write_batching, args.db_connections
+        "framecart-bench: {} connections, write batching {}, {} db connections, {} viewers on {} videos",
+        args.connections, args.write_batching, args.db_connections, args.viewers, args.videos
     );
     println!(
         "framecart-bench: rate limits off (FRAMECART_RATE_CLICKS={}, FRAMECART_RATE_SIGNIN={})",
@@ -87,10 +102,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// One click posted; its latency in microseconds, or `None` if it was not accepted.
-async fn post_click(app: &TestApp, client: &reqwest::Client, i: u64) -> Option<u64> {
-    let body = click_body(Uuid::new_v4(), "VESeA6leQuk", (i % 800) as f64, 300.0, (i % 600) as f64 * 0.1);
+async fn post_click(app: &TestApp, client: &reqwest::Client, workload: Workload, i: u64) -> Option<u64> {
+    let click = workload.click(i);
     let start = Instant::now();
-    let response = client.post(app.url("/api/v1/clicks")).json(&body).send().await.ok()?;
+    let request = client.post(app.url("/api/v1/clicks")).header("x-forwarded-for", &click.address).json(&click.body);
+    let response = request.send().await.ok()?;
     let ok = response.status().as_u16() == 202;
     let _ = response.bytes().await;
     ok.then(|| start.elapsed().as_micros() as u64)
@@ -115,7 +131,7 @@ async fn throughput(app: &TestApp, client: &reqwest::Client, args: &Args) -> any
             let mut failed = 0u64;
             while Instant::now() < deadline {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
-                match post_click(app, client, i).await {
+                match post_click(app, client, args.workload(), i).await {
                     Some(us) => hist.record(us).expect("record"),
                     None => failed += 1,
                 }
@@ -171,10 +187,11 @@ async fn lag(app: &TestApp, client: &reqwest::Client, args: &Args) -> anyhow::Re
         let failed = failed.clone();
         let app_url = app.url("/api/v1/clicks");
         let client = client.clone();
+        let click = args.workload().click(i);
         tasks.push(tokio::spawn(async move {
-            let body = click_body(Uuid::new_v4(), "dQw4w9WgXcQ", (i % 800) as f64, 200.0, i as f64 * 0.01);
             let sent = Instant::now();
-            let ok = match client.post(app_url).json(&body).send().await {
+            let request = client.post(app_url).header("x-forwarded-for", &click.address).json(&click.body);
+            let ok = match request.send().await {
                 Ok(r) => r.status().as_u16() == 202,
                 Err(_) => false,
             };
@@ -229,7 +246,7 @@ async fn relay_backlog(mut app: TestApp, client: &reqwest::Client, args: &Args) 
                 if i >= args.backlog as u64 {
                     return;
                 }
-                post_click(app, client, i).await;
+                post_click(app, client, args.workload(), i).await;
             }
         }
     });

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use framecart_tests::cluster::{Nats, framecart_bin, free_port, signal, wait_exit};
-use framecart_tests::{TestDatabase, click_body, eventually, faults};
+use framecart_tests::workload::Workload;
+use framecart_tests::{TestDatabase, eventually, faults};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -32,12 +33,13 @@ struct Args {
     /// Concurrent connections posting clicks.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Distinct viewers (each has a client file).
-    #[arg(long, default_value_t = 2000)]
-    viewers: usize,
+    /// Distinct viewers, each with an address of its own (`X-Forwarded-For` through
+    /// 127.0.0.1 as a trusted proxy) and a client file per video.
+    #[arg(long, default_value_t = Workload::default().viewers)]
+    viewers: u64,
     /// Distinct videos clicked on.
-    #[arg(long, default_value_t = 200)]
-    videos: usize,
+    #[arg(long, default_value_t = Workload::default().videos)]
+    videos: u64,
     /// Runs of each configuration (the medians are printed).
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -98,6 +100,7 @@ impl Installation {
                 .env("FRAMECART_DETECTOR_WORKERS", "0")
                 .env("FRAMECART_AUTO_DETECT", "false")
                 .env("FRAMECART_RATE_CLICKS", "off")
+                .env("FRAMECART_TRUSTED_PROXIES", "127.0.0.1/32")
                 .env("FRAMECART_TOKEN_SECRET", "bench token secret, shared by every api process")
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
@@ -193,8 +196,8 @@ fn processes_named(name: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Posts clicks from `connections` connections spread over `urls` for `duration`: many
-/// viewers on many videos, each click new. Returns the clicks answered 202 and the
+/// Posts clicks from `connections` connections spread over `urls` for `duration`: the
+/// [`Workload`] of many viewers on many videos, each click new. Returns the clicks answered 202 and the
 /// answers by status.
 async fn load(urls: &[String], args: &Args, duration: Duration) -> (u64, HashMap<String, u64>) {
     let acked = Arc::new(AtomicU64::new(0));
@@ -209,22 +212,15 @@ async fn load(urls: &[String], args: &Args, duration: Duration) -> (u64, HashMap
         .map(|i| {
             let url = format!("{}/api/v1/clicks", urls[i % urls.len()]);
             let (client, acked, stop, answers) = (client.clone(), acked.clone(), stop.clone(), answers.clone());
-            let (viewers, videos) = (args.viewers.max(1), args.videos.max(1));
+            let (workload, connections) =
+                (Workload { viewers: args.viewers, videos: args.videos }, args.connections as u64);
             tokio::spawn(async move {
                 let mut n = i as u64;
                 while !stop.load(Ordering::Relaxed) {
-                    n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                    let video = format!("vid{:08}", (n >> 20) as usize % videos);
-                    let viewer = format!("viewer{}", (n >> 40) as usize % viewers);
-                    let mut body = click_body(
-                        Uuid::new_v4(),
-                        &video,
-                        ((n >> 8) % 780) as f64 + 10.0,
-                        ((n >> 16) % 580) as f64 + 10.0,
-                        ((n >> 24) % 600) as f64,
-                    );
-                    body["userId"] = viewer.into();
-                    let answer = match client.post(&url).json(&body).send().await {
+                    n += connections;
+                    let click = workload.click(n);
+                    let request = client.post(&url).header("x-forwarded-for", &click.address).json(&click.body);
+                    let answer = match request.send().await {
                         Ok(r) => r.status().as_u16().to_string(),
                         Err(_) => "error".to_owned(),
                     };
