@@ -120,8 +120,10 @@ fn undecodable(log_position: i64, reason: impl std::fmt::Display) -> ProjectionE
 
 /// How often an idle consumer says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(2);
-/// Most messages applied in one transaction.
-const BATCH: usize = 500;
+/// Most messages applied in one transaction. Live, a batch is what has arrived (the
+/// stream's messages are taken as they are ready); catching up, it is this many: a rebuild
+/// of `clicks` from 100k events took 8.1 s with 500, 5.3 s with 5,000.
+const BATCH: usize = 5000;
 /// How often an idle runner checks for a rebuild (and, when rebuilding, for the end).
 const CHECK_EVERY: Duration = Duration::from_millis(500);
 /// How long the position of events a projection only counted past may go unsaved. After
