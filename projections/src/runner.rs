@@ -118,6 +118,9 @@ fn undecodable(log_position: i64, reason: impl std::fmt::Display) -> ProjectionE
     ProjectionError::Decode { position: u64::try_from(log_position).unwrap_or(0), reason: reason.to_string() }
 }
 
+/// SQLSTATE of a lock wait that ran out (`lock_timeout`).
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
 /// How often an idle consumer says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Most messages applied in one transaction. Live, a batch is what has arrived (the
@@ -244,7 +247,7 @@ impl ProjectionRunner {
                 };
                 match waited {
                     Ok(_) => break,
-                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {}
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {}
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -144,18 +144,30 @@ impl FakeGateway {
         Ok((captured, refunded))
     }
 
+    /// The intent as it is (`FOR UPDATE` locks its row until `conn`'s transaction ends).
+    async fn load(conn: &mut sqlx::PgConnection, intent_id: &str, for_update: bool) -> Result<Intent, GatewayError> {
+        let lock = if for_update { " FOR UPDATE" } else { "" };
+        let row: Option<IntentRow> = sqlx::query_as(&format!(
+            "SELECT payment_id, amount_minor, currency, status, card, refunded, refund_keys, last_change
+             FROM fake_payment_intents WHERE intent_id = $1{lock}"
+        ))
+        .bind(intent_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(unavailable)?;
+        Intent::from_row(row.ok_or_else(|| GatewayError::UnknownIntent(intent_id.to_owned()))?)
+    }
+
+    /// What `f` reads of the intent, without changing it.
+    async fn read_intent<T>(&self, intent_id: &str, f: impl FnOnce(&Intent) -> T) -> Result<T, GatewayError> {
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        Ok(f(&Self::load(&mut conn, intent_id, false).await?))
+    }
+
     /// Applies `f` to the intent under its row lock, and saves what it changed.
     async fn with_intent<T>(&self, intent_id: &str, f: impl FnOnce(&mut Intent) -> T) -> Result<T, GatewayError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let row: Option<IntentRow> = sqlx::query_as(
-            "SELECT payment_id, amount_minor, currency, status, card, refunded, refund_keys, last_change
-             FROM fake_payment_intents WHERE intent_id = $1 FOR UPDATE",
-        )
-        .bind(intent_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        let mut intent = Intent::from_row(row.ok_or_else(|| GatewayError::UnknownIntent(intent_id.to_owned()))?)?;
+        let mut intent = Self::load(&mut tx, intent_id, true).await?;
         let out = f(&mut intent);
         sqlx::query(
             "UPDATE fake_payment_intents
@@ -318,7 +330,7 @@ impl PaymentGateway for FakeGateway {
     }
 
     async fn complete_action(&self, intent_id: &str) -> Result<GatewayEvent, GatewayError> {
-        let status = self.with_intent(intent_id, |i| i.status).await?;
+        let status = self.read_intent(intent_id, |i| i.status).await?;
         if status != PaymentStatus::RequiresAction {
             return Err(GatewayError::Refused(format!("the payment is {}, not requires_action", status.as_str())));
         }
@@ -327,7 +339,7 @@ impl PaymentGateway for FakeGateway {
     }
 
     async fn capture(&self, intent_id: &str) -> Result<GatewayEvent, GatewayError> {
-        let (status, card) = self.with_intent(intent_id, |i| (i.status, i.card.clone())).await?;
+        let (status, card) = self.read_intent(intent_id, |i| (i.status, i.card.clone())).await?;
         if status != PaymentStatus::RequiresCapture {
             return Err(GatewayError::Refused(format!("the payment is {}, not requires_capture", status.as_str())));
         }
@@ -362,7 +374,7 @@ impl PaymentGateway for FakeGateway {
     }
 
     async fn cancel(&self, intent_id: &str) -> Result<GatewayEvent, GatewayError> {
-        let status = self.with_intent(intent_id, |i| i.status).await?;
+        let status = self.read_intent(intent_id, |i| i.status).await?;
         if status.is_final() {
             return Err(GatewayError::Refused(format!("the payment is {}", status.as_str())));
         }
@@ -370,7 +382,7 @@ impl PaymentGateway for FakeGateway {
     }
 
     async fn status(&self, intent_id: &str) -> Result<PaymentStatus, GatewayError> {
-        self.with_intent(intent_id, |i| i.status).await
+        self.read_intent(intent_id, |i| i.status).await
     }
 
     fn verify_webhook(
