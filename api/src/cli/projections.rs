@@ -199,17 +199,15 @@ pub async fn status(settings: &Settings, infra: &Infra) -> anyhow::Result<Status
         quarantine::counts(&infra.pool).await?.into_iter().collect();
     let mut projections = Vec::new();
     for projection in all(settings, infra) {
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT last_sequence FROM projection_checkpoints WHERE name = $1")
-                .bind(projection.name())
-                .fetch_optional(&infra.pool)
-                .await?;
         let name = projection.name();
+        // Its checkpoint, and the key of the advisory lock its runner holds.
+        let (applied, key): (Option<i64>, i32) =
+            sqlx::query_as("SELECT (SELECT last_sequence FROM projection_checkpoints WHERE name = $1), hashtext($2)")
+                .bind(name)
+                .bind(framecart_projections::runner::lock_key(name))
+                .fetch_one(&infra.pool)
+                .await?;
         let set_aside = set_aside.get(name).copied().unwrap_or(0);
-        let key: i32 = sqlx::query_scalar("SELECT hashtext($1)")
-            .bind(framecart_projections::runner::lock_key(name))
-            .fetch_one(&infra.pool)
-            .await?;
         let held = held.remove(&i64::from(key)).unwrap_or_default();
         projections.push(ProjectionStatus { name, applied: applied.unwrap_or(0), set_aside, held });
     }
