@@ -113,8 +113,12 @@ impl Projection for ClientFilesProjection {
         .bind(&videos)
         .execute(&mut *tx)
         .await?;
-        DIRTY.mark_all(tx, &names).await?;
+        DIRTY.mark_all(tx, &names, &positions).await?;
         Ok(())
+    }
+
+    async fn files_waiting_since(&self, pool: &PgPool) -> Result<Option<i64>, ProjectionError> {
+        Ok(DIRTY.waiting_since(pool).await?)
     }
 
     /// Rewrites the files whose rows changed, then forgets each, unless it changed again
@@ -171,8 +175,9 @@ impl Projection for ClientFilesProjection {
 
 /// Files rewritten per round of [`ClientFilesProjection::after_commit`].
 const FILES_PER_ROUND: i64 = 1000;
-/// Files written at the same time.
-const WRITERS: usize = 16;
+/// Files written at the same time (nothing waits for the disk until the one sync at the
+/// end of a round: this is about the CPUs).
+const WRITERS: usize = 4;
 /// Rounds of one call, so the runner gets back to the log now and then.
 const ROUNDS: usize = 20;
 

@@ -9,9 +9,12 @@
 //! and the `framecart` binary as processes of their own, [`load`] clicks on them, and
 //! [`faults`] checks that a fault lost and duplicated nothing.
 
+pub mod anchor;
 pub mod cluster;
 pub mod faults;
+pub mod installation;
 pub mod load;
+pub mod progress;
 pub mod scaleout;
 pub mod workload;
 
@@ -269,6 +272,24 @@ impl TestApp {
     }
 
     /// Waits until the client files are all written.
+    /// `framecart projections status --json`, as its report.
+    pub async fn projections_status(&self) -> serde_json::Value {
+        let settings = Settings {
+            database_url: self.database.url.clone(),
+            nats_url: nats_url(),
+            media_dir: self.media_dir().to_path_buf(),
+            namespace: self.namespace.namespace.clone(),
+            db_max_connections: 2,
+            write_batching: false,
+            relay_lag_bound_secs: 30,
+            stream_replicas: 1,
+            instance: None,
+        };
+        let infra = framecart_api::Infra::connect(&settings, "test").await.expect("connect");
+        let report = framecart_api::cli::projections::status(&settings, &infra).await.expect("status");
+        serde_json::to_value(report).expect("json")
+    }
+
     pub async fn wait_for_client_files(&self) {
         eventually("the client files to be written", Duration::from_secs(20), || async {
             let events = self.count("SELECT count(*) FROM events WHERE aggregate_type = 'click'").await;

@@ -155,3 +155,43 @@ async fn a_projection_is_not_held_up_by_events_it_does_not_apply() {
 fn several_filters(app: &TestApp) -> bool {
     projections::runner::filters_several_subjects(&app.jetstream.client().server_info().version)
 }
+
+/// The status says how far the client files are behind their rows: here the files cannot
+/// be written (a plain file stands where their folder goes), so they stay at the log
+/// position before the first click while the projection has applied clicks; once the
+/// folder can be made, the files catch up and the status says so.
+#[tokio::test]
+async fn status_says_up_to_where_the_client_files_hold_every_click() {
+    let app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
+    std::fs::create_dir_all(app.media_dir()).expect("media");
+    std::fs::write(app.media_dir().join("client_files"), b"in the way").expect("a file in the way");
+    post_mixed_clicks(&app, 6).await;
+    app.wait_for_clicks_view().await;
+    let first: i64 = app.count("SELECT min(log_position) FROM clicks_view").await;
+    let last: i64 = app.count("SELECT max(log_position) FROM clicks_view").await;
+    let client_files = |report: &serde_json::Value| {
+        report["projections"]
+            .as_array()
+            .expect("projections")
+            .iter()
+            .find(|p| p["name"] == "client_files")
+            .cloned()
+            .expect("client_files")
+    };
+    framecart_tests::eventually("client_files to apply a click", Duration::from_secs(20), || async {
+        let status = client_files(&app.projections_status().await);
+        (status["applied"].as_i64().expect("applied") >= first).then_some(())
+    })
+    .await;
+    let status = client_files(&app.projections_status().await);
+    assert_eq!(status["files_up_to"], first - 1, "{status}");
+    // Views that write no files say nothing of files.
+    let report = app.projections_status().await;
+    let clicks = report["projections"].as_array().expect("projections").iter().find(|p| p["name"] == "clicks");
+    assert!(clicks.expect("clicks").get("files_up_to").is_none(), "{report}");
+
+    std::fs::remove_file(app.media_dir().join("client_files")).expect("out of the way");
+    app.wait_for_client_files().await;
+    let status = client_files(&app.projections_status().await);
+    assert_eq!(status["files_up_to"], last, "{status}");
+}

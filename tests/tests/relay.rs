@@ -448,7 +448,7 @@ async fn a_stream_that_disagrees_with_the_record_is_refused_and_reported_not_ove
     let check = health["relay"]["check"].as_str().unwrap_or_default();
     assert!(check.contains(&format!("the stream holds 3 of {recorded} recorded events")), "{health}");
     assert_eq!(health["relay"]["unrelayed"], recorded - 3, "{health}");
-    let report = projections_status(&app).await;
+    let report = app.projections_status().await;
     assert_eq!(report["relay"]["state"], "restoring", "{report}");
     assert_eq!((report["relay"]["restored"].as_u64(), report["relay"]["target"].as_u64()), (Some(3), Some(recorded)));
     let metrics = app.admin.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
@@ -469,7 +469,7 @@ async fn a_stream_that_disagrees_with_the_record_is_refused_and_reported_not_ove
     assert_same_messages(&stored_messages(&app).await, &before, "the restored log");
     let (status, health) = app.get("/readyz").await;
     assert_eq!((status, &health["status"]), (200, &serde_json::json!("ready")), "{health}");
-    let report = projections_status(&app).await;
+    let report = app.projections_status().await;
     assert_eq!(report["relay"]["state"], "ok", "{report}");
 }
 
@@ -507,24 +507,6 @@ async fn readiness_says_restoring_while_the_relay_republishes() {
     })
     .await;
     assert_eq!(stats.restore_progress(), (30, 30));
-}
-
-/// `framecart projections status --json`, as its report.
-async fn projections_status(app: &TestApp) -> serde_json::Value {
-    let settings = framecart_api::Settings {
-        database_url: app.database.url.clone(),
-        nats_url: framecart_tests::nats_url(),
-        media_dir: app.media_dir().to_path_buf(),
-        namespace: app.namespace.namespace.clone(),
-        db_max_connections: 2,
-        write_batching: false,
-        relay_lag_bound_secs: 30,
-        stream_replicas: 1,
-        instance: None,
-    };
-    let infra = framecart_api::Infra::connect(&settings, "test").await.expect("connect");
-    let report = framecart_api::cli::projections::status(&settings, &infra).await.expect("status");
-    serde_json::to_value(report).expect("json")
 }
 
 /// A NATS server of the test's own, whose store the test can wipe.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use framecart_commands::audit;
 use framecart_projections::{ProjectionError, ProjectionRunner};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::settings::Settings;
 use crate::supervisor::Infra;
@@ -95,8 +95,12 @@ async fn rebuild(args: &ReplayArgs, infra: Infra) -> anyhow::Result<()> {
             return Err(ProjectionError::Unknown(name.clone()).into());
         }
     }
-    let chosen = views.into_iter().filter(|p| args.names.is_empty() || args.names.iter().any(|n| n == p.name()));
-    for projection in chosen {
+    let chosen: Vec<_> =
+        views.into_iter().filter(|p| args.names.is_empty() || args.names.iter().any(|n| n == p.name())).collect();
+    // The views are rebuilt together: each replays the log on its own consumer, and a
+    // server that applies them does so in parallel.
+    let bars = MultiProgress::new();
+    let rebuilds = chosen.into_iter().map(|projection| {
         let name = projection.name();
         let runner = ProjectionRunner::new(
             infra.pool.clone(),
@@ -104,19 +108,27 @@ async fn rebuild(args: &ReplayArgs, infra: Infra) -> anyhow::Result<()> {
             args.settings.namespace.clone(),
             projection,
         );
-        let bar = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template("{msg:<24} [{bar:40}] {pos}/{len} events ({per_sec})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        let bar = bars.add(
+            ProgressBar::new(0).with_style(
+                ProgressStyle::with_template("{msg:<24} [{bar:40}] {pos}/{len} events ({per_sec})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
         );
         bar.set_message(format!("rebuilding {name}"));
         bar.enable_steady_tick(Duration::from_millis(200));
-        runner
-            .rebuild(&|applied, last| {
-                bar.set_length(last);
-                bar.set_position(applied);
-            })
-            .await?;
-        bar.finish_with_message(format!("rebuilt {name}"));
+        async move {
+            runner
+                .rebuild(&|applied, last| {
+                    bar.set_length(last);
+                    bar.set_position(applied);
+                })
+                .await?;
+            bar.finish_with_message(format!("rebuilt {name}"));
+            anyhow::Ok(())
+        }
+    });
+    for result in futures::future::join_all(rebuilds).await {
+        result?;
     }
     Ok(())
 }

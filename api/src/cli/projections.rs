@@ -90,6 +90,10 @@ pub struct ProjectionStatus {
     pub applied: i64,
     /// Events it could not decode or apply and set aside.
     pub set_aside: i64,
+    /// For a projection that writes files (`client_files`): the log position up to which
+    /// every applied event is in its files; `None` for the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_up_to: Option<i64>,
     /// The process that applies it now, and those standing by.
     #[serde(flatten)]
     pub held: Held,
@@ -209,7 +213,13 @@ pub async fn status(settings: &Settings, infra: &Infra) -> anyhow::Result<Status
                 .await?;
         let set_aside = set_aside.get(name).copied().unwrap_or(0);
         let held = held.remove(&i64::from(key)).unwrap_or_default();
-        projections.push(ProjectionStatus { name, applied: applied.unwrap_or(0), set_aside, held });
+        let applied = applied.unwrap_or(0);
+        let files_up_to = match projection.files_waiting_since(&infra.pool).await? {
+            Some(position) => Some(position.min(applied)),
+            None if name == framecart_projections::client_files::NAME => Some(applied),
+            None => None,
+        };
+        projections.push(ProjectionStatus { name, applied, set_aside, files_up_to, held });
     }
     let detector = detector_status(infra, settings).await;
     Ok(StatusReport { stream, log: last, relay, projections, detector })
@@ -258,6 +268,9 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
                     projection.set_aside,
                     holders(&projection.held)
                 );
+                if let Some(up_to) = projection.files_up_to {
+                    println!("{:<21} files hold every event up to {up_to}", "");
+                }
             }
             match &report.detector {
                 Some(d) => println!(

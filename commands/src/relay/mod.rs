@@ -200,6 +200,12 @@ struct Position {
     hash: String,
 }
 
+/// A batch published and not yet acknowledged: its acks, and its records for `event_log`.
+struct InFlight {
+    acks: Vec<jetstream::context::PublishAckFuture>,
+    entries: Vec<LogEntry>,
+}
+
 impl Relay {
     pub fn new(pool: PgPool, js: jetstream::Context, ns: Namespace, config: RelayConfig) -> Self {
         Self { pool, js, ns, config, stats: Arc::default() }
@@ -289,12 +295,22 @@ impl Relay {
         let mut at = self.resume(conn).await?;
         self.stats.failures.store(0, Ordering::Relaxed);
         let mut checked = tokio::time::Instant::now();
+        // Reading, publishing and recording overlap: while JetStream stores one batch, the
+        // next is read from the store and published behind it (each message still names
+        // the sequence it must land at), then the first batch's acks are awaited and it is
+        // recorded. A batch that fails fails the ones behind it: the relay starts over and
+        // `resume` goes on from what the stream holds.
+        let mut in_flight: Option<InFlight> = None;
         loop {
             // Once asked to stop, the leader publishes what is committed, then stops: a
             // graceful stop leaves nothing committed behind in the store alone.
             let draining = shutdown.is_cancelled();
             let events = tail::committed_after(conn, at.cursor, self.config.batch_size).await?;
             if events.is_empty() {
+                if let Some(batch) = in_flight.take() {
+                    self.record_when_acked(conn, batch).await?;
+                    continue;
+                }
                 if draining {
                     // What an older transaction still open anywhere in the cluster holds
                     // back is committed too: wait for it (the caller bounds how long).
@@ -321,7 +337,10 @@ impl Relay {
                 }
                 continue;
             }
-            at = self.publish(conn, at, &events).await?;
+            let sent = self.send(&mut at, &events).await?;
+            if let Some(batch) = in_flight.replace(sent) {
+                self.record_when_acked(conn, batch).await?;
+            }
         }
     }
 
@@ -411,13 +430,9 @@ impl Relay {
         Ok(())
     }
 
-    /// Publishes one batch in order, waits for every ack, then records it.
-    async fn publish(
-        &self,
-        conn: &mut PgConnection,
-        mut at: Position,
-        events: &[StoredEvent],
-    ) -> Result<Position, RelayError> {
+    /// Publishes one batch in order, each message at the stream sequence it must land at,
+    /// and moves `at` past it; [`Self::record_when_acked`] awaits the acks and records it.
+    async fn send(&self, at: &mut Position, events: &[StoredEvent]) -> Result<InFlight, RelayError> {
         let first = at.log_position;
         let mut acks = Vec::with_capacity(events.len());
         let mut entries = Vec::with_capacity(events.len());
@@ -435,16 +450,6 @@ impl Relay {
             });
             at.hash = hash;
         }
-        for (ack, entry) in acks.into_iter().zip(&entries) {
-            let ack = ack.await.map_err(nats)?;
-            if ack.sequence != entry.log_position || ack.duplicate {
-                return Err(RelayError::Inconsistent(format!(
-                    "event {} landed at stream sequence {} (duplicate: {}), expected {}",
-                    entry.event_id, ack.sequence, ack.duplicate, entry.log_position
-                )));
-            }
-        }
-        tail::record(conn, &entries).await?;
         let last = events.last().expect("a non-empty batch");
         tracing::debug!(
             from = first + 1,
@@ -459,9 +464,25 @@ impl Relay {
         );
         at.cursor = last.cursor()?;
         at.log_position = first + events.len() as u64;
-        self.stats.published.fetch_add(events.len() as u64, Ordering::Relaxed);
-        self.stats.log_position.store(at.log_position, Ordering::Relaxed);
-        Ok(at)
+        Ok(InFlight { acks, entries })
+    }
+
+    /// Waits for every ack of a published batch, then records it.
+    async fn record_when_acked(&self, conn: &mut PgConnection, batch: InFlight) -> Result<(), RelayError> {
+        for (ack, entry) in batch.acks.into_iter().zip(&batch.entries) {
+            let ack = ack.await.map_err(nats)?;
+            if ack.sequence != entry.log_position || ack.duplicate {
+                return Err(RelayError::Inconsistent(format!(
+                    "event {} landed at stream sequence {} (duplicate: {}), expected {}",
+                    entry.event_id, ack.sequence, ack.duplicate, entry.log_position
+                )));
+            }
+        }
+        tail::record(conn, &batch.entries).await?;
+        let last = batch.entries.last().map_or(0, |e| e.log_position);
+        self.stats.published.fetch_add(batch.entries.len() as u64, Ordering::Relaxed);
+        self.stats.log_position.store(last, Ordering::Relaxed);
+        Ok(())
     }
 
     fn message(&self, event: &StoredEvent, hash: &str) -> Result<(String, Publish), RelayError> {

@@ -14,16 +14,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use framecart_tests::cluster::{Nats, framecart_bin, free_port, signal, wait_exit};
+use framecart_tests::anchor::Pgbench;
+use framecart_tests::faults;
+use framecart_tests::installation::{Installation, nats_version};
 use framecart_tests::workload::Workload;
-use framecart_tests::{TestDatabase, eventually, faults};
-use uuid::Uuid;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -52,148 +51,6 @@ struct Args {
     /// A NATS 2.10+ server: several filter subjects per consumer (`scripts/nats-server.sh`).
     #[arg(long, env = "FRAMECART_NATS_SERVER")]
     nats_new: PathBuf,
-}
-
-/// A `framecart serve` process of the run.
-struct Server {
-    child: Child,
-    port: u16,
-    roles: &'static str,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One installation: a database, a NATS server, and `framecart serve` processes.
-struct Installation {
-    servers: Vec<Server>,
-    nats: Nats,
-    db: sqlx::PgPool,
-    _database: TestDatabase,
-    _dir: tempfile::TempDir,
-}
-
-impl Installation {
-    /// Starts NATS (`nats_bin`), then one process per entry of `roles`, each until ready.
-    async fn start(nats_bin: &Path, roles: &[&'static str]) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let database = TestDatabase::create().await?;
-        let nats = Nats::start_with(&dir.path().join("nats"), nats_bin).await;
-        let namespace = format!("bench{}", &Uuid::new_v4().simple().to_string()[..8]);
-        let mut servers = Vec::new();
-        for (i, roles) in roles.iter().enumerate() {
-            let port = free_port();
-            let log = std::fs::File::create(dir.path().join(format!("framecart-{i}.log")))?;
-            let child = Command::new(framecart_bin())
-                .arg("serve")
-                .env("DATABASE_URL", &database.url)
-                .env("NATS_URL", nats.url())
-                .env("FRAMECART_NAMESPACE", &namespace)
-                .env("FRAMECART_ROLES", roles)
-                .env("FRAMECART_INSTANCE", format!("bench-{i}"))
-                .env("FRAMECART_BIND", format!("127.0.0.1:{port}"))
-                .env("FRAMECART_MEDIA_DIR", dir.path().join("media"))
-                .env("FRAMECART_DETECTOR_WORKERS", "0")
-                .env("FRAMECART_AUTO_DETECT", "false")
-                .env("FRAMECART_RATE_CLICKS", "off")
-                .env("FRAMECART_TRUSTED_PROXIES", "127.0.0.1/32")
-                .env("FRAMECART_TOKEN_SECRET", "bench token secret, shared by every api process")
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()?;
-            servers.push(Server { child, port, roles });
-            let http = reqwest::Client::new();
-            let url = format!("http://127.0.0.1:{port}/readyz");
-            eventually("a framecart process to be ready", Duration::from_secs(60), || async {
-                http.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())
-            })
-            .await;
-        }
-        let db = sqlx::PgPool::connect(&database.url).await?;
-        Ok(Self { servers, nats, db, _database: database, _dir: dir })
-    }
-
-    fn api_urls(&self) -> Vec<String> {
-        self.servers
-            .iter()
-            .filter(|s| s.roles == "all" || s.roles.split(',').any(|r| r == "api"))
-            .map(|s| format!("http://127.0.0.1:{}", s.port))
-            .collect()
-    }
-
-    /// CPU seconds so far of framecart, Postgres (every process of the server) and NATS.
-    fn cpu(&self) -> [f64; 3] {
-        let framecart = self.servers.iter().map(|s| cpu_seconds(s.child.id())).sum();
-        let postgres = processes_named("postgres").into_iter().map(cpu_seconds).sum();
-        let nats = self.nats.pid().map_or(0.0, cpu_seconds);
-        [framecart, postgres, nats]
-    }
-
-    /// Messages delivered to every consumer of the stream so far.
-    async fn delivered(&self) -> anyhow::Result<u64> {
-        use futures::TryStreamExt;
-        let client = async_nats::connect(self.nats.url()).await?;
-        let js = async_nats::jetstream::new(client);
-        let mut total = 0;
-        let mut names = Vec::new();
-        let mut streams = js.stream_names();
-        while let Some(name) = streams.try_next().await? {
-            names.push(name);
-        }
-        for name in names.into_iter().filter(|n| n.ends_with("_EVENTS")) {
-            let stream = js.get_stream(&name).await?;
-            let mut consumers = stream.consumers();
-            while let Some(info) = consumers.try_next().await? {
-                total += info.delivered.consumer_sequence;
-            }
-        }
-        Ok(total)
-    }
-
-    async fn stop(mut self) {
-        for server in &mut self.servers {
-            signal(server.child.id(), "TERM");
-            let _ = wait_exit(&mut server.child, Duration::from_secs(15)).await;
-        }
-    }
-}
-
-/// Clock ticks a second (`getconf CLK_TCK`).
-fn ticks_per_second() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-/// User and system CPU seconds of a process (0 once it is gone).
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    let Some((_, rest)) = stat.rsplit_once(") ") else { return 0.0 };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // After the name: state is field 3, utime 14, stime 15.
-    (ticks(11) + ticks(12)) / ticks_per_second()
-}
-
-fn processes_named(name: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name))
-        .collect()
 }
 
 /// Posts clicks from `connections` connections spread over `urls` for `duration`: the
@@ -287,28 +144,6 @@ async fn measure(nats: &Path, roles: &[&'static str], args: &Args) -> anyhow::Re
     })
 }
 
-/// pgbench, one single-row insert per transaction, on a database of its own: the anchor.
-async fn pgbench(args: &Args) -> anyhow::Result<f64> {
-    let database = TestDatabase::create().await?;
-    let db = sqlx::PgPool::connect(&database.url).await?;
-    sqlx::query("CREATE TABLE anchor (id bigserial PRIMARY KEY, payload jsonb NOT NULL)").execute(&db).await?;
-    db.close().await;
-    let script = tempfile::NamedTempFile::new()?;
-    std::fs::write(script.path(), "INSERT INTO anchor (payload) VALUES ('{\"clickId\": 1}');\n")?;
-    let out = Command::new("pgbench")
-        .args(["-n", "-c", &args.connections.min(32).to_string(), "-j", "2", "-T", &args.duration.to_string(), "-f"])
-        .arg(script.path())
-        .arg(&database.url)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let tps = text
-        .lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("pgbench printed no tps: {text}{}", String::from_utf8_lossy(&out.stderr)))?;
-    Ok(tps)
-}
-
 fn answers(m: &Measured) -> String {
     let mut all: Vec<_> = m.answers.iter().map(|(k, v)| format!("{k}:{v}")).collect();
     all.sort();
@@ -323,8 +158,12 @@ async fn main() -> anyhow::Result<()> {
          CPU from the load's start until every view caught up",
         args.connections, args.viewers, args.videos, args.duration, args.runs
     );
-    let anchor = pgbench(&args).await?;
-    println!("anchor: pgbench, one-row inserts: {anchor:.0} transactions/s\n");
+    let pgbench = Pgbench::default();
+    let anchor = pgbench.inserts_per_second(&serde_json::to_string(&Workload::default().click(0).body)?).await?;
+    println!(
+        "anchor: pgbench -n -c {} -j {} -T {}, one-row inserts of a click: {anchor:.0} transactions/s\n",
+        pgbench.clients, pgbench.threads, pgbench.seconds
+    );
 
     let filters = [("one filter each (before)", &args.nats_old), ("filter subjects (after)", &args.nats_new)];
     let mut by_filter: Vec<Vec<Measured>> = vec![Vec::new(), Vec::new()];
@@ -433,12 +272,4 @@ impl Median {
     fn total(&self) -> f64 {
         self.cpu_us.iter().sum()
     }
-}
-
-fn nats_version(binary: &Path) -> String {
-    Command::new(binary)
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().trim_start_matches("nats-server: ").to_owned())
-        .unwrap_or_default()
 }

@@ -1,0 +1,196 @@
+//! A whole installation for the benches: a fresh database on the machine's Postgres, a
+//! `nats-server` of its own (any version: `FRAMECART_NATS_SERVER`), and real `framecart
+//! serve` processes ([`framecart_bin`]: `FRAMECART_BIN`, a release build in the bench
+//! scripts), each with the roles it is given. It can read the CPU time every process of
+//! the installation used, from `/proc`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::cluster::{Nats, framecart_bin, free_port, signal, wait_exit};
+use crate::{TestDatabase, eventually};
+
+/// The NATS server of a bench: `FRAMECART_NATS_SERVER`, else Debian's.
+pub fn nats_server() -> PathBuf {
+    std::env::var_os("FRAMECART_NATS_SERVER").map_or_else(|| "/usr/sbin/nats-server".into(), PathBuf::from)
+}
+
+/// A `framecart serve` process of the installation.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub roles: &'static str,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One installation: a database, a NATS server, and `framecart serve` processes.
+pub struct Installation {
+    pub servers: Vec<Server>,
+    pub nats: Nats,
+    pub db: sqlx::PgPool,
+    pub namespace: String,
+    pub database: TestDatabase,
+    pub dir: tempfile::TempDir,
+}
+
+impl Installation {
+    /// Starts NATS (`nats_bin`), then one process per entry of `roles`, each until ready.
+    pub async fn start(nats_bin: &Path, roles: &[&'static str]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let database = TestDatabase::create().await?;
+        let nats = Nats::start_with(&dir.path().join("nats"), nats_bin).await;
+        let namespace = format!("bench{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let db = sqlx::PgPool::connect(&database.url).await?;
+        let mut installation = Self { servers: Vec::new(), nats, db, namespace, database, dir };
+        for roles in roles {
+            installation.add(roles).await?;
+        }
+        Ok(installation)
+    }
+
+    /// Starts one more process with `roles`, and waits until it is ready (a process
+    /// without `api` answers `/readyz` on its `--bind` too).
+    pub async fn add(&mut self, roles: &'static str) -> anyhow::Result<()> {
+        let i = self.servers.len();
+        let port = free_port();
+        let log = std::fs::File::create(self.dir.path().join(format!("framecart-{i}.log")))?;
+        let child = Command::new(framecart_bin())
+            .arg("serve")
+            .env("DATABASE_URL", &self.database.url)
+            .env("NATS_URL", self.nats.url())
+            .env("FRAMECART_NAMESPACE", &self.namespace)
+            .env("FRAMECART_ROLES", roles)
+            .env("FRAMECART_INSTANCE", format!("bench-{i}"))
+            .env("FRAMECART_BIND", format!("127.0.0.1:{port}"))
+            .env("FRAMECART_MEDIA_DIR", self.media_dir())
+            .env("FRAMECART_DETECTOR_WORKERS", "0")
+            .env("FRAMECART_AUTO_DETECT", "false")
+            .env("FRAMECART_RATE_CLICKS", "off")
+            .env("FRAMECART_TRUSTED_PROXIES", "127.0.0.1/32")
+            .env("FRAMECART_TOKEN_SECRET", "bench token secret, shared by every api process")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.servers.push(Server { child, port, roles });
+        let http = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        eventually("a framecart process to be ready", Duration::from_secs(60), || async {
+            http.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Kills process `i` (as a crash would); its slot stays, empty of CPU.
+    pub async fn kill(&mut self, i: usize) {
+        let server = &mut self.servers[i];
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+    }
+
+    pub fn media_dir(&self) -> PathBuf {
+        self.dir.path().join("media")
+    }
+
+    pub fn api_urls(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .filter(|s| s.roles == "all" || s.roles.split(',').any(|r| r == "api"))
+            .map(|s| format!("http://127.0.0.1:{}", s.port))
+            .collect()
+    }
+
+    /// CPU seconds so far of framecart, Postgres (every process of the server) and NATS.
+    pub fn cpu(&self) -> [f64; 3] {
+        let framecart = self.servers.iter().map(|s| cpu_seconds(s.child.id())).sum();
+        let postgres = processes_named("postgres").into_iter().map(cpu_seconds).sum();
+        let nats = self.nats.pid().map_or(0.0, cpu_seconds);
+        [framecart, postgres, nats]
+    }
+
+    /// The installation's JetStream.
+    pub async fn jetstream(&self) -> anyhow::Result<async_nats::jetstream::Context> {
+        Ok(async_nats::jetstream::new(async_nats::connect(self.nats.url()).await?))
+    }
+
+    /// Messages delivered to every consumer of the stream so far.
+    pub async fn delivered(&self) -> anyhow::Result<u64> {
+        use futures::TryStreamExt;
+        let js = self.jetstream().await?;
+        let mut total = 0;
+        let mut names = Vec::new();
+        let mut streams = js.stream_names();
+        while let Some(name) = streams.try_next().await? {
+            names.push(name);
+        }
+        for name in names.into_iter().filter(|n| n.ends_with("_EVENTS")) {
+            let stream = js.get_stream(&name).await?;
+            let mut consumers = stream.consumers();
+            while let Some(info) = consumers.try_next().await? {
+                total += info.delivered.consumer_sequence;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Stops every process gracefully.
+    pub async fn stop(mut self) {
+        for server in &mut self.servers {
+            signal(server.child.id(), "TERM");
+            let _ = wait_exit(&mut server.child, Duration::from_secs(15)).await;
+        }
+    }
+}
+
+/// Clock ticks a second (`getconf CLK_TCK`).
+fn ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// User and system CPU seconds of a process (0 once it is gone).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let Some((_, rest)) = stat.rsplit_once(") ") else { return 0.0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // After the name: state is field 3, utime 14, stime 15.
+    (ticks(11) + ticks(12)) / ticks_per_second()
+}
+
+/// The processes whose command name is `name`.
+pub fn processes_named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name))
+        .collect()
+}
+
+/// The version a NATS server binary says it is (`2.15.1`).
+pub fn nats_version(binary: &Path) -> String {
+    Command::new(binary)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().trim_start_matches("nats-server: ").to_owned())
+        .unwrap_or_default()
+}
