@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Click capture under real traffic (framecart-bench): pgbench's anchor, full speed with
-# every view's catch-up, each view's lag at a fixed rate, the relay's backlog and restore.
-# The installation under load runs in the bench's process, with all roles; arguments go
-# to framecart-bench (`--help`), e.g. `--url http://host:8080 --database-url postgres://…`
-# to load a running `framecart serve` instead.
+# Click capture under real traffic (framecart-bench): pgbench's anchor; full speed, with
+# the CPU per click and every view's catch-up; each view's lag at a fixed rate; the
+# relay's backlog and restore. The installation under load is one release `framecart
+# serve` with every role, on a NATS 2.15 of its own (filtered consumers); arguments go to
+# framecart-bench (`--help`), e.g. `--url http://host:8080 --database-url postgres://…`
+# to load a running server instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-# NATS 2.10 or later filters each consumer on exactly what it applies.
-export FRAMECART_TEST_NATS_URL="${FRAMECART_TEST_NATS_URL:-nats://127.0.0.1:4222}"
+export FRAMECART_NATS_SERVER="${FRAMECART_NATS_SERVER:-$(scripts/nats-server.sh)}"
+# The server under measurement is the release build; the load generator is built as the
+# test suite builds everything (its dependencies optimised, its own code not).
+cargo build --release --locked -p framecart-api --bin framecart
 cargo build --locked --workspace --all-targets
-exec "$CARGO_TARGET_DIR/debug/framecart-bench" "$@"
+FRAMECART_BIN="${FRAMECART_BIN:-$CARGO_TARGET_DIR/release/framecart}" exec "$CARGO_TARGET_DIR/debug/framecart-bench" "$@"

@@ -189,9 +189,6 @@ where
     A::Command: Clone + std::fmt::Debug,
     A::Event: Upcast,
 {
-    use cqrs_es::DomainEvent;
-    use cqrs_es::event_sink::EventSink;
-    use cqrs_es::persist::SerializedEvent;
     use std::collections::{HashMap, HashSet};
 
     let ids: Vec<&str> = commands.iter().map(|(id, _, _)| id.as_str()).collect();
@@ -220,27 +217,12 @@ where
     let mut results = Vec::with_capacity(commands.len());
     let mut appended = Vec::new();
     for (id, command, metadata) in &commands {
-        let (mut aggregate, sequence) = states.remove(id).unwrap_or_else(|| (A::default(), 0));
-        let sink = EventSink::default();
-        match aggregate.handle(command.clone(), &(), &sink).await {
-            Err(refused) => results.push(Err(CommandError::Refused(refused))),
-            Ok(()) => {
-                let metadata = serde_json::to_value(metadata.clone().into_map()).unwrap_or_default();
-                for (i, event) in sink.collect().await.into_iter().enumerate() {
-                    let payload = match serde_json::to_value(&event) {
-                        Ok(payload) => payload,
-                        Err(e) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
-                    };
-                    appended.push(SerializedEvent::new(
-                        id.clone(),
-                        sequence + 1 + i,
-                        A::TYPE.to_owned(),
-                        event.event_type(),
-                        event.event_version(),
-                        payload,
-                        metadata.clone(),
-                    ));
-                }
+        let (aggregate, sequence) = states.remove(id).unwrap_or_else(|| (A::default(), 0));
+        match decide(aggregate, id, sequence, command.clone(), metadata).await {
+            Err(Decided::Refused(refused)) => results.push(Err(CommandError::Refused(refused))),
+            Err(Decided::Unserialisable(e)) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
+            Ok(events) => {
+                appended.extend(events);
                 results.push(Ok(()));
             }
         }
@@ -256,6 +238,84 @@ where
         }
         Err(cqrs_es::persist::PersistenceError::OptimisticLockError) => one_by_one(cqrs, commands).await,
         Err(e) => commands.iter().map(|_| Err(store_error(&e))).collect(),
+    }
+}
+
+/// Why [`decide`] gave no events.
+enum Decided<E> {
+    Refused(E),
+    Unserialisable(serde_json::Error),
+}
+
+/// Decides `command` on `aggregate` (at `sequence`), and serialises the events it gives
+/// as the store appends them.
+async fn decide<A: Aggregate<Services = ()>>(
+    mut aggregate: A,
+    id: &str,
+    sequence: usize,
+    command: A::Command,
+    metadata: &EventMetadata,
+) -> Result<Vec<cqrs_es::persist::SerializedEvent>, Decided<A::Error>> {
+    use cqrs_es::DomainEvent;
+    use cqrs_es::event_sink::EventSink;
+    use cqrs_es::persist::SerializedEvent;
+
+    let sink = EventSink::default();
+    aggregate.handle(command, &(), &sink).await.map_err(Decided::Refused)?;
+    let metadata = serde_json::to_value(metadata.clone().into_map()).map_err(Decided::Unserialisable)?;
+    let mut events = Vec::new();
+    for (i, event) in sink.collect().await.into_iter().enumerate() {
+        events.push(SerializedEvent::new(
+            id.to_owned(),
+            sequence + 1 + i,
+            A::TYPE.to_owned(),
+            event.event_type(),
+            event.event_version(),
+            serde_json::to_value(&event).map_err(Decided::Unserialisable)?,
+            metadata.clone(),
+        ));
+    }
+    Ok(events)
+}
+
+/// Executes a command addressed to an aggregate that is almost always new (a click under
+/// an id of its own), without loading it first: the command is decided on the empty
+/// aggregate and its events appended at sequence 1 on. If the aggregate exists after all
+/// (a viewer's retry of the same click), that append conflicts with its first event and
+/// nothing is stored; the command is then sent as [`execute`] sends it, which loads the
+/// aggregate and decides again. So the outcome is [`execute`]'s, always: the load is left
+/// out only where it would have found nothing. A refusal on the empty aggregate is also
+/// decided again on the loaded one.
+pub async fn execute_new<A>(
+    cqrs: &Cqrs<A>,
+    events: &EventRepository,
+    aggregate_id: &str,
+    command: A::Command,
+    metadata: EventMetadata,
+) -> Result<(), CommandError<A::Error>>
+where
+    A: Aggregate<Services = ()>,
+    A::Command: Clone + std::fmt::Debug,
+{
+    use cqrs_es::persist::{PersistedEventRepository, PersistenceError};
+
+    let decided = decide(A::default(), aggregate_id, 0, command.clone(), &metadata).await;
+    let appended = match decided {
+        Ok(new_events) if !new_events.is_empty() => events.persist::<A>(&new_events, None).await,
+        _ => Err(PersistenceError::OptimisticLockError),
+    };
+    match appended {
+        Ok(()) => {
+            let outcome = Ok(());
+            count::<A>(&command_name(&command), &outcome);
+            outcome
+        }
+        Err(PersistenceError::OptimisticLockError) => execute(cqrs, aggregate_id, command, metadata).await,
+        Err(e) => {
+            let outcome = Err(CommandError::Store(e.to_string()));
+            count::<A>(&command_name(&command), &outcome);
+            outcome
+        }
     }
 }
 

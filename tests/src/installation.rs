@@ -147,6 +147,9 @@ impl Installation {
     /// Stops every process gracefully.
     pub async fn stop(mut self) {
         for server in &mut self.servers {
+            if !matches!(server.child.try_wait(), Ok(None)) {
+                continue; // killed already
+            }
             signal(server.child.id(), "TERM");
             let _ = wait_exit(&mut server.child, Duration::from_secs(15)).await;
         }

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use framecart_commands::CommandError;
-use framecart_commands::execute::execute;
+use framecart_commands::execute::execute_new;
 use framecart_domain::click::{ClickCommand, ClickError, ClickSizes, RecordClick};
 use framecart_domain::geometry::Size;
 use framecart_domain::{UserId, VideoId};
@@ -141,7 +141,9 @@ async fn record_click(
         received_at: Utc::now(),
     };
     let metadata = request.by(caller.actor());
-    execute(&app.commands.clicks, &click_id.to_string(), ClickCommand::RecordClick(command), metadata)
+    // A click is a new aggregate, but for a retry of the same click: not loaded first.
+    let command = ClickCommand::RecordClick(command);
+    execute_new(&app.commands.clicks, app.commands.events(), &click_id.to_string(), command, metadata)
         .await
         .map_err(click_error)?;
     Ok((StatusCode::ACCEPTED, axum::Json(ClickAccepted { click_id, video_id: video_id.to_string() })))
