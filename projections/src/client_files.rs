@@ -4,12 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use framecart_domain::click::{self, CLICK_RECORDED, ClickEvent, ClickRecorded};
 use framecart_domain::log::{LoggedEvent, Namespace};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
+use tokio::task::JoinHandle;
 
 use crate::files::{DirtyFiles, Throttle, plain_number, write_files};
 use crate::runner::{Projection, ProjectionError, decode};
@@ -19,6 +21,13 @@ pub const FOLDER: &str = "client_files";
 const DIRTY: DirtyFiles = DirtyFiles { table: "client_files_dirty" };
 
 pub struct ClientFilesProjection {
+    writer: Arc<Writer>,
+    /// The files being written in the background, if they are.
+    job: tokio::sync::Mutex<Option<JoinHandle<Result<(), ProjectionError>>>>,
+}
+
+/// What writes the files: the folder, and when each file was last written.
+struct Writer {
     dir: PathBuf,
     throttle: Throttle,
 }
@@ -30,7 +39,8 @@ const REWRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(200)
 
 impl ClientFilesProjection {
     pub fn new(media_dir: PathBuf) -> Self {
-        Self { dir: media_dir.join(FOLDER), throttle: Throttle::new(REWRITE_EVERY) }
+        let writer = Writer { dir: media_dir.join(FOLDER), throttle: Throttle::new(REWRITE_EVERY) };
+        Self { writer: Arc::new(writer), job: tokio::sync::Mutex::new(None) }
     }
 }
 
@@ -123,14 +133,48 @@ impl Projection for ClientFilesProjection {
         Ok(DIRTY.waiting_since(pool).await?)
     }
 
-    /// Rewrites the files whose rows changed, then forgets each, unless it changed again
-    /// in the meantime. A round takes up to [`FILES_PER_ROUND`] files: their rows in one
-    /// query, the files written [`WRITERS`] at a time, their marks cleared in one
-    /// statement; rounds go on until none is left that the throttle lets through.
+    /// Starts writing the files whose rows changed in the background, unless that is
+    /// under way already (it goes on until nothing is left, so it takes these too): the
+    /// runner goes back to the log at once, and the files are written while it applies
+    /// the next batch. An error of the last background write is returned here, and the
+    /// runner starts over (the marks are still there).
     async fn after_commit(&self, pool: &PgPool) -> Result<(), ProjectionError> {
-        for _ in 0..ROUNDS {
+        let mut job = self.job.lock().await;
+        if job.as_ref().is_some_and(|running| !running.is_finished()) {
+            return Ok(());
+        }
+        if let Some(done) = job.take() {
+            done.await.map_err(|e| ProjectionError::Internal(format!("the client files' writer: {e}")))??;
+        }
+        let (writer, pool) = (self.writer.clone(), pool.clone());
+        *job = Some(tokio::spawn(async move { writer.write_pending(&pool).await }));
+        Ok(())
+    }
+
+    /// Waits until every marked file is written (the throttle waited out).
+    async fn finish(&self, pool: &PgPool) -> Result<(), ProjectionError> {
+        let mut job = self.job.lock().await;
+        if let Some(running) = job.take() {
+            running.await.map_err(|e| ProjectionError::Internal(format!("the client files' writer: {e}")))??;
+        }
+        while !DIRTY.some_pending(pool, 1).await?.is_empty() {
+            self.writer.write_pending(pool).await?;
+            tokio::time::sleep(REWRITE_EVERY / 4).await;
+        }
+        Ok(())
+    }
+}
+
+impl Writer {
+    /// Rewrites the files whose rows changed, then forgets each, unless it changed again
+    /// in the meantime. A round takes up to [`FILES_PER_ROUND`] files, those that waited
+    /// longest first: their rows in one query, the files written [`WRITERS`] at a time,
+    /// their marks cleared in one statement; rounds go on until none is left that the
+    /// throttle lets through.
+    async fn write_pending(&self, pool: &PgPool) -> Result<(), ProjectionError> {
+        loop {
+            let started = std::time::Instant::now();
             let pending = DIRTY.some_pending(pool, FILES_PER_ROUND).await?;
-            let full = pending.len() as i64 == FILES_PER_ROUND;
             let ready: Vec<(String, i64)> = pending.into_iter().filter(|(name, _)| self.throttle.ready(name)).collect();
             if ready.is_empty() {
                 return Ok(());
@@ -156,32 +200,34 @@ impl Projection for ClientFilesProjection {
                     .map_err(|e| ProjectionError::Internal(format!("serialising {name}: {e}")))?;
                 files.push((name.to_owned(), json));
             }
+            let prepared = started.elapsed();
             let (written, failed) = write_files(self.dir.clone(), files, WRITERS).await;
+            let wrote = started.elapsed();
             for name in &written {
                 self.throttle.wrote(name);
             }
             let written: HashSet<String> = written.into_iter().collect();
             let done: Vec<(String, i64)> = ready.into_iter().filter(|(name, _)| written.contains(name)).collect();
             DIRTY.written_all(pool, &done).await?;
+            tracing::debug!(
+                files = done.len(),
+                read_ms = prepared.as_millis() as u64,
+                write_ms = (wrote - prepared).as_millis() as u64,
+                total_ms = started.elapsed().as_millis() as u64,
+                "client files written"
+            );
             if let Some(e) = failed {
                 return Err(e.into());
             }
-            if !full {
-                return Ok(());
-            }
         }
-        // More is left: the runner calls again after its next batch or tick.
-        Ok(())
     }
 }
 
 /// Files rewritten per round of [`ClientFilesProjection::after_commit`].
-const FILES_PER_ROUND: i64 = 1000;
+const FILES_PER_ROUND: i64 = 2000;
 /// Files written at the same time: each waits for its flush, and the disk takes many
 /// flushes together.
-const WRITERS: usize = 16;
-/// Rounds of one call, so the runner gets back to the log now and then.
-const ROUNDS: usize = 20;
+const WRITERS: usize = 32;
 
 #[cfg(test)]
 mod tests {

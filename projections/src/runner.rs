@@ -61,6 +61,12 @@ pub trait Projection: Send + Sync {
         Ok(None)
     }
 
+    /// Waits until the work of [`Self::after_commit`] is done (a rebuild or a retry from
+    /// the command line ends only then). By default that work is done within the call.
+    async fn finish(&self, pool: &PgPool) -> Result<(), ProjectionError> {
+        self.after_commit(pool).await
+    }
+
     /// Work that follows a committed batch (files). Must be idempotent: it also runs on
     /// start, to finish what a crash interrupted.
     async fn after_commit(&self, _pool: &PgPool) -> Result<(), ProjectionError> {
@@ -355,6 +361,7 @@ impl ProjectionRunner {
                         let info = consumer.info().await.map_err(nats)?;
                         if info.num_pending == 0 && info.num_ack_pending == 0 {
                             self.save_skipped(conn, generation, skipped.take()).await?;
+                            self.projection.finish(&self.pool).await?;
                             return Ok(Ended::CaughtUp);
                         }
                     }
@@ -622,7 +629,7 @@ impl ProjectionRunner {
             tx.commit().await?;
         }
         if retried.applied > 0 {
-            self.projection.after_commit(&self.pool).await?;
+            self.projection.finish(&self.pool).await?;
         }
         Ok(retried)
     }
@@ -681,7 +688,11 @@ impl ProjectionRunner {
                 }
             };
             consumer_missing_since = None;
-            if info.num_pending == 0 && info.num_ack_pending == 0 {
+            // The server writes files after its commits: the rebuild is done when they are.
+            if info.num_pending == 0
+                && info.num_ack_pending == 0
+                && self.projection.files_waiting_since(&self.pool).await?.is_none()
+            {
                 return Ok(());
             }
         }

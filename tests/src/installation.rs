@@ -77,7 +77,8 @@ impl Installation {
             .env("FRAMECART_RATE_CLICKS", "off")
             .env("FRAMECART_TRUSTED_PROXIES", "127.0.0.1/32")
             .env("FRAMECART_TOKEN_SECRET", "bench token secret, shared by every api process")
-            .env("RUST_LOG", "warn")
+            // `FRAMECART_BENCH_LOG` (a `RUST_LOG` filter) to see more in the processes' logs.
+            .env("RUST_LOG", std::env::var("FRAMECART_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -97,6 +98,11 @@ impl Installation {
         let server = &mut self.servers[i];
         let _ = server.child.kill();
         let _ = server.child.wait();
+    }
+
+    /// Where process `i` writes its log.
+    pub fn log(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("framecart-{i}.log"))
     }
 
     pub fn media_dir(&self) -> PathBuf {
