@@ -93,6 +93,21 @@ impl Installation {
         Ok(())
     }
 
+    /// A `framecart` command line (`projections rebuild clicks`, `replay --rebuild`) for
+    /// this installation, with the processes' settings.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(framecart_bin());
+        command
+            .args(args)
+            .env("DATABASE_URL", &self.database.url)
+            .env("NATS_URL", self.nats.url())
+            .env("FRAMECART_NAMESPACE", &self.namespace)
+            .env("FRAMECART_MEDIA_DIR", self.media_dir())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        command
+    }
+
     /// Kills process `i` (as a crash would); its slot stays, empty of CPU.
     pub async fn kill(&mut self, i: usize) {
         let server = &mut self.servers[i];

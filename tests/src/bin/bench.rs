@@ -15,9 +15,11 @@
 //!    p50 and p99 (see [`framecart_tests::progress`]);
 //! 3. how fast the relay publishes a backlog (a second installation whose relay starts
 //!    after the clicks are committed);
-//! 4. how fast the relay restores a lost stream (every event so far) from the store.
+//! 4. how fast the relay restores a lost stream (every event so far) from the store;
+//! 5. how fast `framecart projections rebuild clicks` and `framecart replay --rebuild`
+//!    rebuild from a log of `--rebuild-events` clicks, while `serve` runs.
 //!
-//! Phases 3 and 4 need an installation of the bench's own.
+//! Phases 3 to 5 need an installation of the bench's own.
 //!
 //! Run: `scripts/bench.sh` (release build), arguments as `--help` lists.
 
@@ -62,6 +64,10 @@ struct Args {
     /// Distinct videos the clicks are on.
     #[arg(long, default_value_t = Workload::default().videos)]
     videos: u64,
+    /// Click events in the log of the rebuild phase (0: none): copies of a posted click,
+    /// two per viewer, so about half as many client files.
+    #[arg(long, default_value_t = 100_000)]
+    rebuild_events: u64,
     /// A running server to load instead of an installation of the bench's own (it should
     /// trust 127.0.0.1 as a proxy and have its click rate limit off). Needs
     /// `--database-url`.
@@ -151,7 +157,90 @@ async fn main() -> anyhow::Result<()> {
         if args.backlog > 0 {
             relay(&client, &args).await?;
         }
+        if args.rebuild_events > 0 {
+            rebuild(&client, &args).await?;
+        }
     }
+    Ok(())
+}
+
+/// Rebuilds, timed from the command's start to its exit while `serve` runs: `framecart
+/// projections rebuild clicks`, then `framecart replay --rebuild` (every view, and the
+/// client files). The log holds `--rebuild-events` clicks: a few posted, the rest stored
+/// as copies of one of them (each its own click, viewer and video), then relayed.
+async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
+    let installation = Installation::start(&nats_server(), &["all"]).await?;
+    let db = installation.db.clone();
+    let url = format!("{}/api/v1/clicks", installation.api_urls()[0]);
+    let posted = args.rebuild_events.min(100);
+    for i in 0..posted {
+        post_click(&url, client, args.workload(), (2 << 40) + i).await;
+    }
+    faults::settle(&db).await;
+    let (template, metadata, version): (serde_json::Value, serde_json::Value, String) = sqlx::query_as(
+        "SELECT payload::jsonb, metadata::jsonb, event_version FROM events WHERE event_type = 'ClickRecorded' LIMIT 1",
+    )
+    .fetch_one(&db)
+    .await?;
+    let copies = args.rebuild_events.saturating_sub(posted);
+    let mut n = 0;
+    while n < copies {
+        let chunk: Vec<u64> = (n..copies.min(n + 10_000)).collect();
+        n += chunk.len() as u64;
+        let (mut ids, mut payloads) = (Vec::new(), Vec::new());
+        for i in chunk {
+            let viewer = i / 2;
+            let id = uuid::Uuid::new_v4();
+            let mut payload = template.clone();
+            let click = payload.as_object_mut().and_then(|o| o.values_mut().next()).expect("an event body");
+            click["click_id"] = id.to_string().into();
+            click["client_ip"] = framecart_tests::workload::address(viewer).into();
+            click["video_id"] = framecart_tests::workload::video_id(viewer % args.videos.max(1)).into();
+            click["video_id_reported"] = click["video_id"].clone();
+            ids.push(id.to_string());
+            payloads.push(payload.to_string());
+        }
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT 'click', id, 1, 'ClickRecorded', $4, p::json, $3::json
+             FROM UNNEST($1::text[], $2::text[]) AS u(id, p)",
+        )
+        .bind(&ids)
+        .bind(&payloads)
+        .bind(&metadata)
+        .bind(&version)
+        .execute(&db)
+        .await?;
+    }
+    faults::settle(&db).await;
+    let events = progress::log_end(&db).await?;
+    let files: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT file_name) FROM client_file_clicks").fetch_one(&db).await?;
+    println!(
+        "
+== rebuild: {events} events in the log, {files} client files, while `framecart serve` runs"
+    );
+    for command in [&["projections", "rebuild", "clicks"][..], &["replay", "--rebuild"][..]] {
+        let start = Instant::now();
+        let output = installation.command(command).output()?;
+        let secs = start.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            output.status.success(),
+            "framecart {} failed: {}",
+            command.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        println!(
+            "framecart {}: {secs:.2} s from start to exit, {:.0} events/s",
+            command.join(" "),
+            events as f64 / secs
+        );
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM clicks_view").fetch_one(&db).await?;
+    let dirty: i64 = sqlx::query_scalar("SELECT count(*) FROM client_files_dirty").fetch_one(&db).await?;
+    let written = std::fs::read_dir(installation.media_dir().join("client_files"))?.count();
+    println!("after the rebuilds: {rows} rows in clicks_view, {written} client files on disk, {dirty} waiting");
+    installation.stop().await;
     Ok(())
 }
 
