@@ -30,7 +30,7 @@ pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<(), M
         return Err(MediaFileError::UnsafeName(name.to_owned()));
     }
     prepare(dir)?;
-    replace(dir, name, contents, Flush::EachFile)?;
+    replace(dir, name, contents)?;
     sync_folder(dir)
 }
 
@@ -60,22 +60,9 @@ fn sync_folder(dir: &Path) -> Result<(), MediaFileError> {
     std::fs::File::open(dir).and_then(|folder| folder.sync_all()).map_err(io)
 }
 
-/// How the files of [`write_files`] reach the disk before it returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
-    /// Each file is flushed before it is renamed into place, then the folder once: a few
-    /// files among a busy database's writes.
-    EachFile,
-    /// Nothing is flushed until every file is renamed into place, then the whole file
-    /// system at once (`syncfs`): thousands of files (a rebuild), where a flush each
-    /// costs more than the writing. A crash before the end can leave a file empty or
-    /// old (never half written); its mark is still there and it is written again.
-    All,
-}
-
-/// Writes `dir/name` through a temporary file and a rename; [`prepare`] first,
-/// [`sync_folder`] after (or, unflushed, a `syncfs`).
-fn replace(dir: &Path, name: &str, contents: &[u8], flush: Flush) -> Result<(), MediaFileError> {
+/// Writes `dir/name` through a flushed temporary file and a rename; [`prepare`] first,
+/// [`sync_folder`] after.
+fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<(), MediaFileError> {
     if !is_safe_file_name(name) {
         return Err(MediaFileError::UnsafeName(name.to_owned()));
     }
@@ -85,9 +72,7 @@ fn replace(dir: &Path, name: &str, contents: &[u8], flush: Flush) -> Result<(), 
         let mut tmp =
             tempfile::Builder::new().prefix(".tmp-").permissions(readable()).tempfile_in(folder).map_err(io)?;
         tmp.write_all(contents).map_err(io)?;
-        if flush == Flush::EachFile {
-            tmp.as_file().sync_data().map_err(io)?;
-        }
+        tmp.as_file().sync_data().map_err(io)?;
         Ok(tmp)
     };
     match temporary(&temp_folder(dir))?.persist(&target) {
@@ -120,15 +105,16 @@ pub async fn write_file(dir: PathBuf, name: String, contents: Vec<u8>) -> Result
     blocking(move || write_atomically(&dir, &name, &contents)).await
 }
 
-/// Writes many files at once, each replaced atomically as [`write_atomically`] does, at
-/// most `writers` at a time on blocking threads (a share each: the disk takes their
-/// flushes together), made durable as `flush` says. Returns the names written and on disk
+/// Writes many files at once, each as [`write_atomically`] does, at most `writers` at a
+/// time on blocking threads (a share each: the disk takes their flushes together), then
+/// flushes the folder once for all their renames. (Flushing the whole file system once
+/// instead of each file, with `syncfs`, was slower under load: it flushes the database's
+/// writes too.) Returns the names written and on disk
 /// (none when the last flush fails), and the first error after every write was tried.
 pub async fn write_files(
     dir: PathBuf,
     files: Vec<(String, Vec<u8>)>,
     writers: usize,
-    flush: Flush,
 ) -> (Vec<String>, Option<MediaFileError>) {
     if files.is_empty() {
         return (Vec::new(), None);
@@ -149,10 +135,7 @@ pub async fn write_files(
         let share: Vec<(String, Vec<u8>)> = files.by_ref().take(per_writer).collect();
         let dir = dir.clone();
         shares.push(tokio::task::spawn_blocking(move || {
-            share
-                .into_iter()
-                .map(|(name, contents)| replace(&dir, &name, &contents, flush).map(|()| name))
-                .collect::<Vec<_>>()
+            share.into_iter().map(|(name, contents)| replace(&dir, &name, &contents).map(|()| name)).collect::<Vec<_>>()
         }));
     }
     let mut written = Vec::new();
@@ -172,15 +155,7 @@ pub async fn write_files(
     if written.is_empty() {
         return (written, failed);
     }
-    let flushed = blocking(move || match flush {
-        Flush::EachFile => sync_folder(&dir),
-        Flush::All => {
-            let folder =
-                std::fs::File::open(&dir).map_err(|source| MediaFileError::Io { path: dir.clone(), source })?;
-            rustix::fs::syncfs(&folder).map_err(|e| MediaFileError::Io { path: dir.clone(), source: e.into() })
-        }
-    })
-    .await;
+    let flushed = blocking(move || sync_folder(&dir)).await;
     match flushed {
         Ok(()) => (written, failed),
         Err(e) => (Vec::new(), Some(failed.unwrap_or(e))),
@@ -370,7 +345,7 @@ mod tests {
         let mut files: Vec<(String, Vec<u8>)> =
             (0..50).map(|i| (format!("f{i}.json"), format!("[{i}]").into_bytes())).collect();
         files.push(("../escape.json".into(), b"[]".to_vec()));
-        let (mut written, failed) = write_files(dir.clone(), files, 8, Flush::All).await;
+        let (mut written, failed) = write_files(dir.clone(), files, 8).await;
         assert!(matches!(failed, Some(MediaFileError::UnsafeName(_))), "{failed:?}");
         written.sort();
         assert_eq!(written.len(), 50);
