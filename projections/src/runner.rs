@@ -353,7 +353,7 @@ impl ProjectionRunner {
                     }
                     // Work owed from earlier batches (files, commands) is retried here too.
                     ticks = ticks.wrapping_add(1);
-                    if ticks % AFTER_COMMIT_EVERY == 0 {
+                    if ticks.is_multiple_of(AFTER_COMMIT_EVERY) {
                         self.projection.after_commit(&self.pool).await?;
                     }
                     if until_caught_up {

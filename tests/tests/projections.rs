@@ -195,3 +195,26 @@ async fn status_says_up_to_where_the_client_files_hold_every_click() {
     let status = client_files(&app.projections_status().await);
     assert_eq!(status["files_up_to"], last, "{status}");
 }
+
+/// The client files that have waited longest are written first, and a file marked again
+/// keeps the position of its oldest unwritten click: files just written (and held back a
+/// moment by the throttle) never crowd out the others, however many are waiting.
+#[tokio::test]
+async fn marked_files_are_taken_oldest_first_and_keep_their_oldest_click() {
+    use framecart_api::projections::files::DirtyFiles;
+    // No projection runs: the test alone marks and clears.
+    let app = TestApp::spawn_bare(&[framecart_api::Role::Api]).await;
+    let dirty = DirtyFiles { table: "client_files_dirty" };
+    let mut conn = app.db.acquire().await.expect("a connection");
+    let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+    dirty.mark_all(&mut conn, &names(&["late.json", "early.json"]), &[30, 10]).await.expect("mark");
+    dirty.mark_all(&mut conn, &names(&["middle.json", "early.json"]), &[20, 40]).await.expect("mark again");
+    drop(conn);
+    let pending = dirty.some_pending(&app.db, 2).await.expect("pending");
+    let first: Vec<&str> = pending.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(first, ["early.json", "middle.json"]);
+    assert_eq!(dirty.waiting_since(&app.db).await.expect("since"), Some(9), "early.json waits since 10");
+    let all = dirty.some_pending(&app.db, 10).await.expect("pending");
+    dirty.written_all(&app.db, &all).await.expect("written");
+    assert_eq!(dirty.waiting_since(&app.db).await.expect("since"), None);
+}
