@@ -13,4 +13,7 @@ export FRAMECART_NATS_SERVER="${FRAMECART_NATS_SERVER:-$(scripts/nats-server.sh)
 # test suite builds everything (its dependencies optimised, its own code not).
 cargo build --release --locked -p framecart-api --bin framecart
 cargo build --locked --workspace --all-targets
-FRAMECART_BIN="${FRAMECART_BIN:-$CARGO_TARGET_DIR/release/framecart}" exec "$CARGO_TARGET_DIR/debug/framecart-bench" "$@"
+# `--bin framecart-bench-scale` first runs that bench instead (scripts/bench-scale.sh).
+bench=framecart-bench
+if [ "${1:-}" = --bin ]; then bench="$2"; shift 2; fi
+FRAMECART_BIN="${FRAMECART_BIN:-$CARGO_TARGET_DIR/release/framecart}" exec "$CARGO_TARGET_DIR/debug/$bench" "$@"

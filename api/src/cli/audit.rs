@@ -1,12 +1,11 @@
 //! `framecart audit verify` and `framecart replay`: the auditor's commands.
 
 use std::io::Write;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use framecart_commands::audit;
 use framecart_projections::{ProjectionError, ProjectionRunner};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar};
 
 use crate::settings::Settings;
 use crate::supervisor::Infra;
@@ -108,24 +107,8 @@ async fn rebuild(args: &ReplayArgs, infra: Infra) -> anyhow::Result<()> {
             args.settings.namespace.clone(),
             projection,
         );
-        let bar = bars.add(
-            ProgressBar::new(0).with_style(
-                ProgressStyle::with_template("{msg:<24} [{bar:40}] {pos}/{len} events ({per_sec})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            ),
-        );
-        bar.set_message(format!("rebuilding {name}"));
-        bar.enable_steady_tick(Duration::from_millis(200));
-        async move {
-            runner
-                .rebuild(&|applied, last| {
-                    bar.set_length(last);
-                    bar.set_position(applied);
-                })
-                .await?;
-            bar.finish_with_message(format!("rebuilt {name}"));
-            anyhow::Ok(())
-        }
+        let bar = bars.add(ProgressBar::new(0));
+        async move { super::projections::rebuild_showing(&runner, name, bar).await }
     });
     for result in futures::future::join_all(rebuilds).await {
         result?;

@@ -319,20 +319,26 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
                 .find(|p| p.name() == name)
                 .ok_or(ProjectionError::Unknown(name.clone()))?;
             let runner = ProjectionRunner::new(infra.pool, infra.jetstream, settings.namespace, projection);
-            let bar = ProgressBar::new(0).with_style(
-                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.set_message(format!("rebuilding {name}"));
-            bar.enable_steady_tick(Duration::from_millis(200));
-            runner
-                .rebuild(&|applied, last| {
-                    bar.set_length(last);
-                    bar.set_position(applied);
-                })
-                .await?;
-            bar.finish_with_message(format!("rebuilt {name}"));
-            Ok(())
+            rebuild_showing(&runner, &name, ProgressBar::new(0)).await
         }
     }
+}
+
+/// Rebuilds one projection, its progress on `bar` (`rebuilding clicks [===>  ] 5000/100000
+/// events`).
+pub(crate) async fn rebuild_showing(runner: &ProjectionRunner, name: &str, bar: ProgressBar) -> anyhow::Result<()> {
+    bar.set_style(
+        ProgressStyle::with_template("{msg:<24} [{bar:40}] {pos}/{len} events ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("rebuilding {name}"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    runner
+        .rebuild(&|applied, last| {
+            bar.set_length(last);
+            bar.set_position(applied);
+        })
+        .await?;
+    bar.finish_with_message(format!("rebuilt {name}"));
+    Ok(())
 }
