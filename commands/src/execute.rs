@@ -299,24 +299,18 @@ where
 {
     use cqrs_es::persist::{PersistedEventRepository, PersistenceError};
 
-    let decided = decide(A::default(), aggregate_id, 0, command.clone(), &metadata).await;
-    let appended = match decided {
-        Ok(new_events) if !new_events.is_empty() => events.persist::<A>(&new_events, None).await,
-        _ => Err(PersistenceError::OptimisticLockError),
+    let new_events = match decide(A::default(), aggregate_id, 0, command.clone(), &metadata).await {
+        Ok(new_events) if !new_events.is_empty() => new_events,
+        // Refused, or nothing to append: decided again on the loaded aggregate.
+        _ => return execute(cqrs, aggregate_id, command, metadata).await,
     };
-    match appended {
-        Ok(()) => {
-            let outcome = Ok(());
-            count::<A>(&command_name(&command), &outcome);
-            outcome
-        }
-        Err(PersistenceError::OptimisticLockError) => execute(cqrs, aggregate_id, command, metadata).await,
-        Err(e) => {
-            let outcome = Err(CommandError::Store(e.to_string()));
-            count::<A>(&command_name(&command), &outcome);
-            outcome
-        }
-    }
+    let outcome = match events.persist::<A>(&new_events, None).await {
+        Ok(()) => Ok(()),
+        Err(PersistenceError::OptimisticLockError) => return execute(cqrs, aggregate_id, command, metadata).await,
+        Err(e) => Err(CommandError::Store(e.to_string())),
+    };
+    count::<A>(&command_name(&command), &outcome);
+    outcome
 }
 
 async fn one_by_one<A>(

@@ -129,8 +129,10 @@ impl Projection for ClientFilesProjection {
         Ok(())
     }
 
-    async fn files_waiting_since(&self, pool: &PgPool) -> Result<Option<i64>, ProjectionError> {
-        Ok(DIRTY.waiting_since(pool).await?)
+    /// Every applied click is in its file up to the oldest click a mark waits for.
+    async fn files_up_to(&self, pool: &PgPool, applied: i64) -> Result<Option<i64>, ProjectionError> {
+        let waiting_since = DIRTY.waiting_since(pool).await?;
+        Ok(Some(waiting_since.map_or(applied, |since| since.min(applied))))
     }
 
     /// Starts writing the files whose rows changed in the background, unless that is

@@ -54,10 +54,10 @@ pub trait Projection: Send + Sync {
         Ok(())
     }
 
-    /// For a projection that writes files after its commits: the log position before
-    /// the oldest applied event not yet in its files (`None`: every applied event is in
-    /// them, or it writes none).
-    async fn files_waiting_since(&self, _pool: &PgPool) -> Result<Option<i64>, ProjectionError> {
+    /// For a projection that writes files after its commits: the log position up to
+    /// which every event it applied (up to `applied`, its checkpoint) is in its files.
+    /// `None` for a projection that writes no files.
+    async fn files_up_to(&self, _pool: &PgPool, _applied: i64) -> Result<Option<i64>, ProjectionError> {
         Ok(None)
     }
 
@@ -691,7 +691,7 @@ impl ProjectionRunner {
             // The server writes files after its commits: the rebuild is done when they are.
             if info.num_pending == 0
                 && info.num_ack_pending == 0
-                && self.projection.files_waiting_since(&self.pool).await?.is_none()
+                && self.projection.files_up_to(&self.pool, applied).await?.is_none_or(|files| files >= applied)
             {
                 return Ok(());
             }

@@ -214,11 +214,7 @@ pub async fn status(settings: &Settings, infra: &Infra) -> anyhow::Result<Status
         let set_aside = set_aside.get(name).copied().unwrap_or(0);
         let held = held.remove(&i64::from(key)).unwrap_or_default();
         let applied = applied.unwrap_or(0);
-        let files_up_to = match projection.files_waiting_since(&infra.pool).await? {
-            Some(position) => Some(position.min(applied)),
-            None if name == framecart_projections::client_files::NAME => Some(applied),
-            None => None,
-        };
+        let files_up_to = projection.files_up_to(&infra.pool, applied).await?;
         projections.push(ProjectionStatus { name, applied, set_aside, files_up_to, held });
     }
     let detector = detector_status(infra, settings).await;
