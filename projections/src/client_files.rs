@@ -18,7 +18,8 @@ use crate::runner::{Projection, ProjectionError, decode};
 
 pub const NAME: &str = "client_files";
 pub const FOLDER: &str = "client_files";
-const DIRTY: DirtyFiles = DirtyFiles { table: "client_files_dirty" };
+/// The files whose clicks changed and are not written yet.
+pub const DIRTY: DirtyFiles = DirtyFiles { table: "client_files_dirty" };
 
 pub struct ClientFilesProjection {
     writer: Arc<Writer>,
@@ -131,8 +132,7 @@ impl Projection for ClientFilesProjection {
 
     /// Every applied click is in its file up to the oldest click a mark waits for.
     async fn files_up_to(&self, pool: &PgPool, applied: i64) -> Result<Option<i64>, ProjectionError> {
-        let waiting_since = DIRTY.waiting_since(pool).await?;
-        Ok(Some(waiting_since.map_or(applied, |since| since.min(applied))))
+        Ok(Some(DIRTY.written_up_to(pool, applied).await?))
     }
 
     /// Starts writing the files whose rows changed in the background, unless that is

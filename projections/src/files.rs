@@ -259,6 +259,12 @@ impl DirtyFiles {
             .await
     }
 
+    /// The log position up to which every event the projection applied (up to
+    /// `applied`) is in its file: [`Self::waiting_since`], or `applied` when no file waits.
+    pub async fn written_up_to(&self, pool: &PgPool, applied: i64) -> Result<i64, sqlx::Error> {
+        Ok(self.waiting_since(pool).await?.map_or(applied, |since| since.min(applied)))
+    }
+
     /// The files to rewrite, with the version of their mark.
     pub async fn pending(&self, pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
         sqlx::query_as(&format!("SELECT file_name, version FROM {}", self.table)).fetch_all(pool).await

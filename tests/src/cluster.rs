@@ -35,8 +35,8 @@ fn pg_bin(program: &str) -> PathBuf {
     dir.join(program)
 }
 
-/// The NATS server (`FRAMECART_NATS_SERVER` to change).
-fn nats_server() -> PathBuf {
+/// The NATS server (`FRAMECART_NATS_SERVER` to change), else Debian's.
+pub fn nats_server() -> PathBuf {
     std::env::var_os("FRAMECART_NATS_SERVER").map_or_else(|| "/usr/sbin/nats-server".into(), PathBuf::from)
 }
 

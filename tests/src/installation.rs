@@ -1,35 +1,24 @@
 //! A whole installation for the benches: a fresh database on the machine's Postgres, a
 //! `nats-server` of its own (any version: `FRAMECART_NATS_SERVER`), and real `framecart
-//! serve` processes ([`framecart_bin`]: `FRAMECART_BIN`, a release build in the bench
+//! serve` processes ([`crate::cluster::framecart_bin`]: `FRAMECART_BIN`, a release build in the bench
 //! scripts), each with the roles it is given. It can read the CPU time every process of
 //! the installation used, from `/proc`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::cluster::{Nats, framecart_bin, free_port, signal, wait_exit};
+pub use crate::cluster::nats_server;
+use crate::cluster::{Nats, framecart_command, free_port, signal, wait_exit};
 use crate::{TestDatabase, eventually};
 
-/// The NATS server of a bench: `FRAMECART_NATS_SERVER`, else Debian's.
-pub fn nats_server() -> PathBuf {
-    std::env::var_os("FRAMECART_NATS_SERVER").map_or_else(|| "/usr/sbin/nats-server".into(), PathBuf::from)
-}
-
-/// A `framecart serve` process of the installation.
+/// A `framecart serve` process of the installation (killed when dropped).
 pub struct Server {
-    child: Child,
+    process: crate::cluster::Server,
     pub port: u16,
     pub roles: &'static str,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// One installation: a database, a NATS server, and `framecart serve` processes.
@@ -62,16 +51,12 @@ impl Installation {
     pub async fn add(&mut self, roles: &'static str) -> anyhow::Result<()> {
         let i = self.servers.len();
         let port = free_port();
-        let log = std::fs::File::create(self.dir.path().join(format!("framecart-{i}.log")))?;
-        let child = Command::new(framecart_bin())
-            .arg("serve")
-            .env("DATABASE_URL", &self.database.url)
-            .env("NATS_URL", self.nats.url())
-            .env("FRAMECART_NAMESPACE", &self.namespace)
+        let log = std::fs::File::create(self.log(i))?;
+        let child = self
+            .command(&["serve"])
             .env("FRAMECART_ROLES", roles)
             .env("FRAMECART_INSTANCE", format!("bench-{i}"))
             .env("FRAMECART_BIND", format!("127.0.0.1:{port}"))
-            .env("FRAMECART_MEDIA_DIR", self.media_dir())
             .env("FRAMECART_DETECTOR_WORKERS", "0")
             .env("FRAMECART_AUTO_DETECT", "false")
             .env("FRAMECART_RATE_CLICKS", "off")
@@ -79,11 +64,10 @@ impl Installation {
             .env("FRAMECART_TOKEN_SECRET", "bench token secret, shared by every api process")
             // `FRAMECART_BENCH_LOG` (a `RUST_LOG` filter) to see more in the processes' logs.
             .env("RUST_LOG", std::env::var("FRAMECART_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()))
-            .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
-        self.servers.push(Server { child, port, roles });
+        self.servers.push(Server { process: crate::cluster::Server { child }, port, roles });
         let http = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}/readyz");
         eventually("a framecart process to be ready", Duration::from_secs(60), || async {
@@ -93,26 +77,20 @@ impl Installation {
         Ok(())
     }
 
-    /// A `framecart` command line (`projections rebuild clicks`, `replay --rebuild`) for
-    /// this installation, with the processes' settings.
+    /// A `framecart` command line (`serve`, `projections rebuild clicks`, `replay
+    /// --rebuild`) for this installation: its database, NATS, namespace and media folder.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(framecart_bin());
-        command
-            .args(args)
-            .env("DATABASE_URL", &self.database.url)
-            .env("NATS_URL", self.nats.url())
-            .env("FRAMECART_NAMESPACE", &self.namespace)
-            .env("FRAMECART_MEDIA_DIR", self.media_dir())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null());
+        let mut command =
+            framecart_command(args, self.dir.path(), &self.database.url, &self.nats.url(), &self.namespace);
+        command.env("FRAMECART_MEDIA_DIR", self.media_dir()).env("RUST_LOG", "warn").stdin(Stdio::null());
         command
     }
 
     /// Kills process `i` (as a crash would); its slot stays, empty of CPU.
-    pub async fn kill(&mut self, i: usize) {
-        let server = &mut self.servers[i];
-        let _ = server.child.kill();
-        let _ = server.child.wait();
+    pub fn kill(&mut self, i: usize) {
+        let child = &mut self.servers[i].process.child;
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Where process `i` writes its log.
@@ -134,7 +112,7 @@ impl Installation {
 
     /// CPU seconds so far of framecart, Postgres (every process of the server) and NATS.
     pub fn cpu(&self) -> [f64; 3] {
-        let framecart = self.servers.iter().map(|s| cpu_seconds(s.child.id())).sum();
+        let framecart = self.servers.iter().map(|s| cpu_seconds(s.process.child.id())).sum();
         let postgres = processes_named("postgres").into_iter().map(cpu_seconds).sum();
         let nats = self.nats.pid().map_or(0.0, cpu_seconds);
         [framecart, postgres, nats]
@@ -168,11 +146,12 @@ impl Installation {
     /// Stops every process gracefully.
     pub async fn stop(mut self) {
         for server in &mut self.servers {
-            if !matches!(server.child.try_wait(), Ok(None)) {
+            let child = &mut server.process.child;
+            if !matches!(child.try_wait(), Ok(None)) {
                 continue; // killed already
             }
-            signal(server.child.id(), "TERM");
-            let _ = wait_exit(&mut server.child, Duration::from_secs(15)).await;
+            signal(child.id(), "TERM");
+            let _ = wait_exit(child, Duration::from_secs(15)).await;
         }
     }
 }

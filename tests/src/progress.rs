@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use framecart_api::projections::client_files;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
@@ -78,33 +79,17 @@ impl Progress {
         self.samples.lock().expect("samples").clone()
     }
 
-    /// Waits until the relay has published every committed event and no view has moved
-    /// for `quiet` (the client files are rewritten once a second at most, so more than a
-    /// second), at most `limit`.
-    pub async fn settle(&self, db: &PgPool, quiet: Duration, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut last: Option<(BTreeMap<String, i64>, tokio::time::Instant)> = None;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let relayed: bool = sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM events) = (SELECT coalesce(max(log_position), 0) FROM event_log)",
-            )
-            .fetch_one(db)
-            .await
-            .unwrap_or(false);
-            let Some(now) = self.samples.lock().expect("samples").last().map(|s| s.applied.clone()) else {
-                continue;
-            };
-            match &last {
-                Some((seen, since)) if *seen == now => {
-                    if relayed && since.elapsed() >= quiet {
-                        return true;
-                    }
-                }
-                _ => last = Some((now, tokio::time::Instant::now())),
-            }
-        }
-        false
+    /// Waits until the installation has settled ([`crate::faults::settle`]: every click
+    /// relayed, applied, judged and in its file), then until a sample taken after that
+    /// is in, so the last sample holds every view's final position.
+    pub async fn settle(&self, db: &PgPool) -> anyhow::Result<()> {
+        crate::faults::settle(db).await;
+        let settled = db_now(db).await?;
+        crate::eventually("a sample after the installation settled", Duration::from_secs(10), || async {
+            self.samples.lock().expect("samples").last().filter(|s| s.at > settled).map(|_| ())
+        })
+        .await;
+        Ok(())
     }
 
     /// Each view's lag over the events at log positions above `after` (up to what the
@@ -175,21 +160,20 @@ pub async fn log_end(db: &PgPool) -> anyhow::Result<i64> {
 }
 
 async fn sample(db: &PgPool) -> Result<Sample, sqlx::Error> {
-    let (at, names, applied, files_since, relayed): (DateTime<Utc>, Vec<String>, Vec<i64>, Option<i64>, i64) =
-        sqlx::query_as(
-            "SELECT clock_timestamp(),
+    let (at, names, applied, relayed): (DateTime<Utc>, Vec<String>, Vec<i64>, i64) = sqlx::query_as(
+        "SELECT clock_timestamp(),
                 coalesce(array_agg(name ORDER BY name), '{}'),
                 coalesce(array_agg(last_sequence ORDER BY name), '{}'),
-                (SELECT min(coalesce(first_position, 1)) - 1 FROM client_files_dirty),
                 (SELECT coalesce(max(log_position), 0) FROM event_log)
          FROM projection_checkpoints",
-        )
-        .fetch_one(db)
-        .await?;
+    )
+    .fetch_one(db)
+    .await?;
     let mut applied: BTreeMap<String, i64> = names.into_iter().zip(applied).collect();
     applied.insert(RELAY.to_owned(), relayed);
-    if let Some(&files) = applied.get("client_files") {
-        applied.insert(CLIENT_FILES.to_owned(), files_since.map_or(files, |since| since.min(files)));
+    if let Some(&rows) = applied.get(client_files::NAME) {
+        // Read after the checkpoint: a click marked since then only makes the figure lower.
+        applied.insert(CLIENT_FILES.to_owned(), client_files::DIRTY.written_up_to(db, rows).await?);
     }
     Ok(Sample { at, applied })
 }

@@ -274,11 +274,6 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-/// How long the views may take to settle after a phase.
-const SETTLE_LIMIT: Duration = Duration::from_secs(300);
-/// No view moved for this long: they have settled (files are rewritten at most once a
-/// second).
-const QUIET: Duration = Duration::from_millis(1500);
 /// How often the views' progress is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
@@ -343,8 +338,7 @@ async fn throughput(target: &Target, client: &reqwest::Client, args: &Args, anch
         ms(hist.value_at_quantile(0.999)),
         ms(hist.max())
     );
-    let settled = progress.settle(&target.db, QUIET, SETTLE_LIMIT).await;
-    faults::settle(&target.db).await;
+    progress.settle(&target.db).await?;
     if let (Some(before), Some(window), Some(after)) = (cpu_before, cpu_window, target.cpu()) {
         let per_click = |cpu: [f64; 3], i: usize| (cpu[i] - before[i]) * 1e6 / acked.max(1) as f64;
         let total = |cpu: [f64; 3]| (0..3).map(|i| per_click(cpu, i)).sum::<f64>();
@@ -375,8 +369,7 @@ async fn throughput(target: &Target, client: &reqwest::Client, args: &Args, anch
     let projected = (target.count("SELECT count(*) FROM clicks_view").await - before_view) as u64;
     let logged = (progress::log_end(&target.db).await? - before_log) as u64;
     println!(
-        "zero loss: stored {stored}, logged {logged}, projected {projected} of {acked} acknowledged{} -> {}",
-        if settled { "" } else { " (the views did not settle)" },
+        "zero loss: stored {stored}, logged {logged}, projected {projected} of {acked} acknowledged -> {}",
         if stored == acked && projected == acked && logged == acked { "OK" } else { "LOSS" }
     );
     Ok(())
@@ -414,7 +407,7 @@ async fn lag(target: &Target, client: &reqwest::Client, args: &Args) -> anyhow::
         hist_parts.push(task.await?);
     }
     let offered = start.elapsed().as_secs_f64();
-    progress.settle(&target.db, QUIET, SETTLE_LIMIT).await;
+    progress.settle(&target.db).await?;
     let mut hist = histogram();
     for us in hist_parts {
         hist.record(us.max(1)).expect("record");
@@ -477,7 +470,7 @@ async fn relay(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     );
 
     // The NATS store is lost: the relay republishes every recorded event from Postgres.
-    installation.kill(1).await;
+    installation.kill(1);
     let js = installation.jetstream().await?;
     let stream_name = format!("{}_EVENTS", installation.namespace.to_uppercase());
     js.delete_stream(&stream_name).await?;
