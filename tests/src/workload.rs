@@ -2,6 +2,9 @@
 //! `X-Forwarded-For` through a trusted proxy on 127.0.0.1), on many videos, a few clicks
 //! per viewer and video. Each click is new (its own id) and its body is a full one.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use uuid::Uuid;
 
 use crate::click_body;
@@ -63,6 +66,74 @@ pub fn video_id(i: u64) -> String {
 pub fn address(viewer: u64) -> String {
     let v = viewer + 1;
     format!("10.{}.{}.{}", (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff)
+}
+
+/// What a load at full speed got back.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The latency of each acknowledged (202) click, in microseconds.
+    pub latencies: hdrhistogram::Histogram<u64>,
+    /// Every answer by status (`202`, `503`, …, `error` when none came).
+    pub answers: std::collections::BTreeMap<String, u64>,
+}
+
+impl Loaded {
+    /// Clicks answered with anything but 202.
+    pub fn failed(&self) -> u64 {
+        self.answers.iter().filter(|(status, _)| *status != "202").map(|(_, n)| n).sum()
+    }
+}
+
+/// A latency histogram in microseconds, from 1 µs to a minute.
+pub fn histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+/// Posts `workload`'s clicks from `connections` connections, spread over the servers at
+/// `urls` as a balancer spreads viewers, each posting its next click as soon as the last
+/// is answered, for `duration`.
+pub async fn full_speed(urls: &[String], connections: usize, workload: Workload, duration: Duration) -> Loaded {
+    // Numbered across calls: a warm-up and the load that follows click on other things.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    let deadline = Instant::now() + duration;
+    let workers = (0..connections).map(|i| {
+        let url = format!("{}/api/v1/clicks", urls[i % urls.len()]);
+        let client = client.clone();
+        async move {
+            let mut loaded = Loaded { latencies: histogram(), answers: Default::default() };
+            while Instant::now() < deadline {
+                let click = workload.click(NEXT.fetch_add(1, Ordering::Relaxed));
+                let sent = Instant::now();
+                let request = client.post(&url).header("x-forwarded-for", &click.address).json(&click.body);
+                let answer = match request.send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16().to_string();
+                        let _ = response.bytes().await;
+                        status
+                    }
+                    Err(_) => "error".to_owned(),
+                };
+                if answer == "202" {
+                    loaded.latencies.record(sent.elapsed().as_micros() as u64).expect("record");
+                }
+                *loaded.answers.entry(answer).or_default() += 1;
+            }
+            loaded
+        }
+    });
+    let mut all = Loaded { latencies: histogram(), answers: Default::default() };
+    for loaded in futures::future::join_all(workers).await {
+        all.latencies.add(loaded.latencies).expect("merge");
+        for (answer, n) in loaded.answers {
+            *all.answers.entry(answer).or_default() += n;
+        }
+    }
+    all
 }
 
 #[cfg(test)]

@@ -31,9 +31,8 @@ use clap::Parser;
 use framecart_tests::anchor::Pgbench;
 use framecart_tests::installation::{Installation, nats_server, nats_version};
 use framecart_tests::progress::{self, Progress};
-use framecart_tests::workload::Workload;
+use framecart_tests::workload::{Workload, full_speed, histogram};
 use framecart_tests::{eventually, faults};
-use hdrhistogram::Histogram;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
@@ -148,9 +147,9 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Warm-up: connections, plans, caches; then everything settles.
-    full_speed(&target, &client, &args, Duration::from_secs(2)).await;
+    full_speed(std::slice::from_ref(&target.base_url), args.connections, args.workload(), Duration::from_secs(2)).await;
     faults::settle(&target.db).await;
-    throughput(&target, &client, &args, anchor).await?;
+    throughput(&target, &args, anchor).await?;
     lag(&target, &client, &args).await?;
     if let Some(installation) = target.installation {
         installation.stop().await;
@@ -266,10 +265,6 @@ async fn post_click(url: &str, client: &reqwest::Client, workload: Workload, i: 
     ok.then(|| start.elapsed().as_micros() as u64)
 }
 
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
-}
-
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
@@ -277,49 +272,21 @@ fn ms(us: u64) -> f64 {
 /// How often the views' progress is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
-/// Posts clicks from every connection as fast as they are answered, for `duration`: the
-/// latencies of the acknowledged ones, and how many were not.
-async fn full_speed(
-    target: &Target,
-    client: &reqwest::Client,
-    args: &Args,
-    duration: Duration,
-) -> (Histogram<u64>, u64) {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let deadline = Instant::now() + duration;
-    let url = target.url("/api/v1/clicks");
-    let workers = (0..args.connections).map(|_| {
-        let url = url.as_str();
-        async move {
-            let mut hist = histogram();
-            let mut failed = 0u64;
-            while Instant::now() < deadline {
-                let i = NEXT.fetch_add(1, Ordering::Relaxed);
-                match post_click(url, client, args.workload(), i).await {
-                    Some(us) => hist.record(us).expect("record"),
-                    None => failed += 1,
-                }
-            }
-            (hist, failed)
-        }
-    });
-    let mut hist = histogram();
-    let mut failed = 0;
-    for (h, f) in futures::future::join_all(workers).await {
-        hist.add(h).expect("merge");
-        failed += f;
-    }
-    (hist, failed)
-}
-
-async fn throughput(target: &Target, client: &reqwest::Client, args: &Args, anchor: Option<f64>) -> anyhow::Result<()> {
+async fn throughput(target: &Target, args: &Args, anchor: Option<f64>) -> anyhow::Result<()> {
     let before_events = target.count("SELECT count(*) FROM events").await;
     let before_view = target.count("SELECT count(*) FROM clicks_view").await;
     let before_log = progress::log_end(&target.db).await?;
     let progress = Progress::start(target.db.clone(), SAMPLE_EVERY);
     let cpu_before = target.cpu();
     let start = Instant::now();
-    let (hist, failed) = full_speed(target, client, args, Duration::from_secs(args.duration)).await;
+    let loaded = full_speed(
+        std::slice::from_ref(&target.base_url),
+        args.connections,
+        args.workload(),
+        Duration::from_secs(args.duration),
+    )
+    .await;
+    let (hist, failed) = (&loaded.latencies, loaded.failed());
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_window = target.cpu();
     let ended = progress::db_now(&target.db).await?;

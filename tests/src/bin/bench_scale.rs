@@ -12,17 +12,15 @@
 //! one row per transaction into the same Postgres is the anchor, run in the same session:
 //! the machine is shared and noisy, so the ratios say more than the figures.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use framecart_tests::anchor::Pgbench;
 use framecart_tests::faults;
 use framecart_tests::installation::{Installation, nats_version};
-use framecart_tests::workload::Workload;
+use framecart_tests::workload::{Workload, full_speed};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -53,49 +51,8 @@ struct Args {
     nats_new: PathBuf,
 }
 
-/// Posts clicks from `connections` connections spread over `urls` for `duration`: the
-/// [`Workload`] of many viewers on many videos, each click new. Returns the clicks answered 202 and the
-/// answers by status.
-async fn load(urls: &[String], args: &Args, duration: Duration) -> (u64, HashMap<String, u64>) {
-    let acked = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let answers = Arc::new(std::sync::Mutex::new(HashMap::<String, u64>::new()));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("a client");
-    let tasks: Vec<_> = (0..args.connections)
-        .map(|i| {
-            let url = format!("{}/api/v1/clicks", urls[i % urls.len()]);
-            let (client, acked, stop, answers) = (client.clone(), acked.clone(), stop.clone(), answers.clone());
-            let (workload, connections) =
-                (Workload { viewers: args.viewers, videos: args.videos }, args.connections as u64);
-            tokio::spawn(async move {
-                let mut n = i as u64;
-                while !stop.load(Ordering::Relaxed) {
-                    n += connections;
-                    let click = workload.click(n);
-                    let request = client.post(&url).header("x-forwarded-for", &click.address).json(&click.body);
-                    let answer = match request.send().await {
-                        Ok(r) => r.status().as_u16().to_string(),
-                        Err(_) => "error".to_owned(),
-                    };
-                    if answer == "202" {
-                        acked.fetch_add(1, Ordering::Relaxed);
-                    }
-                    *answers.lock().expect("answers").entry(answer).or_default() += 1;
-                }
-            })
-        })
-        .collect();
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        let _ = task.await;
-    }
-    let answers = answers.lock().expect("answers").clone();
-    (acked.load(Ordering::Relaxed), answers)
+fn workload(args: &Args) -> Workload {
+    Workload { viewers: args.viewers, videos: args.videos }
 }
 
 /// A run's figures.
@@ -112,19 +69,20 @@ struct Measured {
     /// Seconds from the end of the load until every view, client file and verdict caught
     /// up (and stayed so for half a second).
     caught_up_secs: f64,
-    answers: HashMap<String, u64>,
+    answers: BTreeMap<String, u64>,
 }
 
 async fn measure(nats: &Path, roles: &[&'static str], args: &Args) -> anyhow::Result<Measured> {
     let installation = Installation::start(nats, roles).await?;
     let urls = installation.api_urls();
     // Warm-up: connections, plans, caches; then everything settles before counting.
-    load(&urls, args, Duration::from_secs(2)).await;
+    full_speed(&urls, args.connections, workload(args), Duration::from_secs(2)).await;
     faults::settle(&installation.db).await;
     let delivered_before = installation.delivered().await?;
     let before = installation.cpu();
     let started = Instant::now();
-    let (acked, answers) = load(&urls, args, Duration::from_secs(args.duration)).await;
+    let loaded = full_speed(&urls, args.connections, workload(args), Duration::from_secs(args.duration)).await;
+    let (acked, answers) = (loaded.latencies.len(), loaded.answers);
     let loaded = started.elapsed();
     let window = installation.cpu();
     let stopped = Instant::now();
@@ -145,9 +103,7 @@ async fn measure(nats: &Path, roles: &[&'static str], args: &Args) -> anyhow::Re
 }
 
 fn answers(m: &Measured) -> String {
-    let mut all: Vec<_> = m.answers.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-    all.sort();
-    all.join(" ")
+    m.answers.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(" ")
 }
 
 #[tokio::main]
