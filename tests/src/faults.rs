@@ -17,8 +17,8 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::cluster::{Cluster, NAMESPACE};
-use crate::eventually;
 use crate::load::ClickLoad;
+use crate::{eventually, eventually_or_say};
 
 /// Load before the fault, so that it hits a busy installation.
 const WARM_UP: Duration = Duration::from_secs(4);
@@ -116,7 +116,7 @@ impl FaultRun {
 pub async fn settle(db: &sqlx::PgPool) {
     let mut last_events = -1;
     loop {
-        let events = eventually("the installation to settle", RECOVERY_LIMIT, || async {
+        let events = eventually_or_say("the installation to settle", RECOVERY_LIMIT, || async {
             let (events, logged, recorded, judged, owed, file_rows, dirty): (i64, i64, i64, i64, i64, i64, i64) =
                 sqlx::query_as(
                     "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM event_log),
@@ -127,9 +127,14 @@ pub async fn settle(db: &sqlx::PgPool) {
                 )
                 .fetch_one(db)
                 .await
-                .ok()?;
+                .map_err(|e| e.to_string())?;
             let settled = events == logged && judged == recorded && owed == 0 && file_rows == recorded && dirty == 0;
-            settled.then_some(events)
+            settled.then_some(events).ok_or_else(|| {
+                format!(
+                    "{events} events, {logged} logged, {recorded} clicks recorded, {judged} judged, {owed} verdicts \
+                     owed, {file_rows} client-file rows, {dirty} client files waiting"
+                )
+            })
         })
         .await;
         if events == last_events {

@@ -415,12 +415,31 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
+    eventually_or_say(what, limit, || {
+        let checked = check();
+        async move { checked.await.ok_or_else(String::new) }
+    })
+    .await
+}
+
+/// [`eventually`], where `check` says why it is not there yet: the panic after `limit`
+/// gives the last answer (the counts that were still off, say).
+pub async fn eventually_or_say<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        let why = match check().await {
+            Ok(value) => return value,
+            Err(why) => why,
+        };
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}{}",
+            if why.is_empty() { String::new() } else { format!(": {why}") }
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
