@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args};
+use framecart_commands::snapshots::SnapshotPolicy;
 use framecart_domain::log::Namespace;
 use ipnet::IpNet;
 
@@ -229,6 +230,13 @@ pub struct Settings {
     #[arg(long, env = "FRAMECART_WRITE_BATCHING", default_value_t = true, action = ArgAction::Set)]
     pub write_batching: bool,
 
+    /// How often commands store an aggregate's snapshot, so that a load reads the snapshot
+    /// and the events after it: `auto` (each aggregate type's interval: 100 events, 10 for
+    /// a detection run's batches), a number of events, or `off` (every load folds the
+    /// whole history). Snapshots are a cache: this changes only speed.
+    #[arg(long, env = "FRAMECART_SNAPSHOT_EVERY", default_value = "auto", value_parser = parse_snapshots)]
+    pub snapshot_every: SnapshotPolicy,
+
     /// Seconds a committed event may wait to reach the stream. Past it `/readyz` says the
     /// relay is degraded (503), and `audit verify` reports the event if it has no log
     /// position.
@@ -275,6 +283,7 @@ impl fmt::Debug for Settings {
             .field("namespace", &self.namespace)
             .field("db_max_connections", &self.db_max_connections)
             .field("write_batching", &self.write_batching)
+            .field("snapshot_every", &self.snapshot_every)
             .field("relay_lag_bound_secs", &self.relay_lag_bound_secs)
             .field("stream_replicas", &self.stream_replicas)
             .field("instance", &self.instance)
@@ -411,6 +420,18 @@ impl VideoSettings {
 }
 
 const DEFAULT_MAX_VIDEO_PIXELS: &str = "3840x2160";
+
+/// `auto`, `off`, or a number of events, at least 1.
+fn parse_snapshots(s: &str) -> Result<SnapshotPolicy, String> {
+    match s.trim() {
+        "auto" => Ok(SnapshotPolicy::PerAggregate),
+        "off" => Ok(SnapshotPolicy::Off),
+        n => match n.parse::<u64>() {
+            Ok(every) if every > 0 => Ok(SnapshotPolicy::Every(every)),
+            _ => Err(format!("{s:?} is not `auto`, `off` or a number of events (1 or more)")),
+        },
+    }
+}
 
 /// `3840x2160` (or `3840×2160`) or a number of pixels, at least 1.
 fn parse_pixels(s: &str) -> Result<u64, String> {

@@ -59,7 +59,7 @@ pub struct App {
 
 impl App {
     /// An aggregate's current state, for a request (a store failure is `503`).
-    pub async fn load<A: framecart_commands::Aggregate>(&self, aggregate_id: &str) -> Result<A, crate::error::ApiError>
+    pub async fn load<A: framecart_commands::Snapshot>(&self, aggregate_id: &str) -> Result<A, crate::error::ApiError>
     where
         A::Event: framecart_domain::upcast::Upcast,
     {

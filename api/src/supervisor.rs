@@ -208,7 +208,7 @@ impl Running {
             nats: infra.nats.clone(),
             jetstream: infra.jetstream.clone(),
             media: infra.media.clone(),
-            commands: Arc::new(Commands::new(infra.pool.clone(), write_mode)),
+            commands: Arc::new(Commands::with_snapshots(infra.pool.clone(), write_mode, settings.snapshot_every)),
             class_names: class_names(&video),
             token_key: crate::tokens::TokenKey::new(auth.token_secret.as_deref()),
             gateways,

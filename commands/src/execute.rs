@@ -1,25 +1,42 @@
-//! Sending commands: one cqrs-es framework per aggregate over the shared event store,
-//! with the retry the framework leaves to us.
+//! Sending commands: each aggregate type's handle over the shared event store, with the
+//! retry the framework leaves to us and snapshots of our own ([`crate::snapshots`]).
+//!
+//! A command is decided as cqrs-es decides it (the aggregate's `handle`, whose event sink
+//! applies each event once), on the state [`EventRepository::load_state`] folds from the
+//! latest snapshot and the events after it. cqrs-es's own `CqrsFramework::execute` would
+//! load every event: it is not used.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
+use cqrs_es::Aggregate;
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
 use framecart_domain::EventMetadata;
 use framecart_domain::click::Click;
 use framecart_domain::detection::DetectionRun;
 use framecart_domain::order::Order;
 use framecart_domain::payment::Payment;
 use framecart_domain::product::Product;
-use framecart_domain::upcast::{self, Upcast, cqrs_upcasters};
+use framecart_domain::snapshot::Snapshot;
+use framecart_domain::upcast::Upcast;
 use framecart_domain::user::User;
 use framecart_domain::video::Video;
 use sqlx::PgPool;
 
+use crate::snapshots::SnapshotPolicy;
 use crate::store::{EventRepository, WriteMode};
 
-/// The cqrs-es framework of one aggregate over Framecart's event store.
-pub type Cqrs<A> = CqrsFramework<A, PersistedEventStore<EventRepository, A>>;
+/// One aggregate type's commands, over Framecart's event store.
+pub struct Aggregates<A> {
+    repo: EventRepository,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A> Aggregates<A> {
+    fn new(repo: EventRepository) -> Self {
+        Self { repo, _aggregate: PhantomData }
+    }
+}
 
 /// How many times a command that lost an optimistic-lock race is tried in all.
 const ATTEMPTS: u32 = 4;
@@ -42,93 +59,109 @@ pub enum CommandError<E: std::error::Error> {
 pub struct Commands {
     /// The event store, for the batch command path.
     pub pool: PgPool,
-    pub clicks: Cqrs<Click>,
-    pub videos: Cqrs<Video>,
-    pub detection_runs: Cqrs<DetectionRun>,
-    pub products: Cqrs<Product>,
-    pub users: Cqrs<User>,
-    pub orders: Cqrs<Order>,
-    pub payments: Cqrs<Payment>,
+    pub clicks: Aggregates<Click>,
+    pub videos: Aggregates<Video>,
+    pub detection_runs: Aggregates<DetectionRun>,
+    pub products: Aggregates<Product>,
+    pub users: Aggregates<User>,
+    pub orders: Aggregates<Order>,
+    pub payments: Aggregates<Payment>,
     repo: EventRepository,
 }
 
 impl Commands {
     /// Must be called inside a Tokio runtime (batched writes spawn their writers).
     pub fn new(pool: PgPool, mode: WriteMode) -> Self {
-        let repo = EventRepository::new(pool.clone(), mode);
+        Self::with_snapshots(pool, mode, SnapshotPolicy::default())
+    }
+
+    /// [`Commands::new`], with snapshots read and taken as `snapshots` says.
+    pub fn with_snapshots(pool: PgPool, mode: WriteMode, snapshots: SnapshotPolicy) -> Self {
+        let repo = EventRepository::new(pool.clone(), mode).with_snapshots(snapshots);
         Self {
             pool: pool.clone(),
-            clicks: framework(repo.clone()),
-            videos: framework(repo.clone()),
-            detection_runs: framework(repo.clone()),
-            products: framework(repo.clone()),
-            users: framework(repo.clone()),
-            orders: framework(repo.clone()),
-            payments: framework(repo.clone()),
+            clicks: Aggregates::new(repo.clone()),
+            videos: Aggregates::new(repo.clone()),
+            detection_runs: Aggregates::new(repo.clone()),
+            products: Aggregates::new(repo.clone()),
+            users: Aggregates::new(repo.clone()),
+            orders: Aggregates::new(repo.clone()),
+            payments: Aggregates::new(repo.clone()),
             repo,
         }
     }
 
-    /// The event store every framework appends to.
+    /// The event store every command appends to.
     pub fn events(&self) -> &EventRepository {
         &self.repo
     }
 
     /// An aggregate's current state, for a worker that must decide what to do next
     /// (where to resume). Commands never need this: they decide on loaded state.
-    pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>>
+    pub async fn load<A>(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>>
     where
+        A: Snapshot,
         A::Event: Upcast,
     {
-        let store: PersistedEventStore<EventRepository, A> =
-            PersistedEventStore::new_event_store(self.repo.clone()).with_upcasters(cqrs_upcasters::<A::Event>());
-        let context = store
-            .load_aggregate(aggregate_id)
-            .await
-            .map_err(|e: AggregateError<A::Error>| CommandError::Store(e.to_string()))?;
-        Ok(context.aggregate)
+        let loaded = self.repo.load_state::<A>(aggregate_id).await.map_err(|e| CommandError::Store(e.to_string()))?;
+        Ok(loaded.aggregate)
     }
-}
-
-/// Events written by an older version are loaded through the event's upcasters.
-fn framework<A: Aggregate<Services = ()>>(repo: EventRepository) -> Cqrs<A>
-where
-    A::Event: Upcast,
-{
-    let store = PersistedEventStore::new_event_store(repo).with_upcasters(cqrs_upcasters::<A::Event>());
-    CqrsFramework::new(store, vec![], ())
 }
 
 /// Executes a command, retrying optimistic-lock conflicts: the command is decided again
 /// on the newer state, which is safe because deciding is pure.
 #[tracing::instrument(skip_all, fields(aggregate_type = A::TYPE, aggregate_id = %aggregate_id), err(level = "debug"))]
 pub async fn execute<A>(
-    cqrs: &Cqrs<A>,
+    aggregates: &Aggregates<A>,
     aggregate_id: &str,
     command: A::Command,
     metadata: EventMetadata,
 ) -> Result<(), CommandError<A::Error>>
 where
-    A: Aggregate,
+    A: Snapshot<Services = ()>,
     A::Command: Clone + std::fmt::Debug,
+    A::Event: Upcast,
 {
+    let repo = &aggregates.repo;
     let name = command_name(&command);
-    let metadata = metadata.into_map();
     let mut attempt = 1;
     let outcome = loop {
-        match cqrs.execute_with_metadata(aggregate_id, command.clone(), metadata.clone()).await {
-            Ok(()) => break Ok(()),
-            Err(AggregateError::UserError(e)) => break Err(CommandError::Refused(e)),
-            Err(AggregateError::AggregateConflict) if attempt < ATTEMPTS => {
+        let loaded = match repo.load_state::<A>(aggregate_id).await {
+            Ok(loaded) => loaded,
+            Err(e) => break Err(CommandError::Store(e.to_string())),
+        };
+        let decided = match decide(loaded.aggregate, aggregate_id, loaded.sequence, command.clone(), &metadata).await {
+            Ok(decided) => decided,
+            Err(Decided::Refused(e)) => break Err(CommandError::Refused(e)),
+            Err(Decided::Unserialisable(e)) => break Err(CommandError::Store(e.to_string())),
+        };
+        if decided.events.is_empty() {
+            break Ok(());
+        }
+        match repo.persist::<A>(&decided.events, None).await {
+            Ok(()) => {
+                snapshot_if_due(repo, aggregate_id, loaded.sequence, &decided).await;
+                break Ok(());
+            }
+            Err(PersistenceError::OptimisticLockError) if attempt < ATTEMPTS => {
                 tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5)).await;
                 attempt += 1;
             }
-            Err(AggregateError::AggregateConflict) => break Err(CommandError::Conflict(A::TYPE)),
+            Err(PersistenceError::OptimisticLockError) => break Err(CommandError::Conflict(A::TYPE)),
             Err(e) => break Err(CommandError::Store(e.to_string())),
         }
     };
     count::<A>(&name, &outcome);
     outcome
+}
+
+/// Stores the state after a committed command as the aggregate's snapshot, when its
+/// events crossed a snapshot boundary.
+async fn snapshot_if_due<A: Snapshot>(repo: &EventRepository, aggregate_id: &str, before: usize, decided: &Decision<A>) {
+    let after = before + decided.appended;
+    if repo.snapshot_due::<A>(before, after) {
+        repo.save_snapshot(aggregate_id, after, &decided.after).await;
+    }
 }
 
 /// A command's variant name (`PlaceOrder`), from its `Debug` form, which starts with it.
@@ -180,16 +213,16 @@ fn count<A: Aggregate>(command: &str, outcome: &Result<(), CommandError<A::Error
 /// writer got to one of the aggregates first), every command is sent again on its own
 /// through [`execute`], which retries.
 pub async fn execute_all<A>(
-    cqrs: &Cqrs<A>,
+    aggregates: &Aggregates<A>,
     events: &EventRepository,
     commands: Vec<(String, A::Command, EventMetadata)>,
 ) -> Vec<Result<(), CommandError<A::Error>>>
 where
-    A: Aggregate<Services = ()>,
+    A: Snapshot<Services = ()>,
     A::Command: Clone + std::fmt::Debug,
     A::Event: Upcast,
 {
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashSet;
 
     let ids: Vec<&str> = commands.iter().map(|(id, _, _)| id.as_str()).collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
@@ -197,32 +230,23 @@ where
     // Two commands for one aggregate in a batch would decide on the same state: send such
     // batches one by one.
     if unique.len() != ids.len() {
-        return one_by_one(cqrs, commands).await;
+        return one_by_one(aggregates, commands).await;
     }
-    let rows = match crate::store::select_aggregates(events.pool(), A::TYPE, &ids).await {
-        Ok(rows) => rows,
+    let mut states = match events.load_states::<A>(&ids).await {
+        Ok(states) => states,
         Err(e) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
     };
-    let mut states: HashMap<String, (A, usize)> = HashMap::new();
-    for row in rows {
-        let (id, sequence) = (row.aggregate_id, row.sequence);
-        let event: A::Event = match upcast::decode_value(&row.event_type, &row.event_version, row.payload) {
-            Ok(event) => event,
-            Err(e) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
-        };
-        let state = states.entry(id).or_insert_with(|| (A::default(), 0));
-        state.0.apply(event);
-        state.1 = usize::try_from(sequence).unwrap_or(usize::MAX);
-    }
     let mut results = Vec::with_capacity(commands.len());
     let mut appended = Vec::new();
+    let mut decisions = Vec::new();
     for (id, command, metadata) in &commands {
-        let (aggregate, sequence) = states.remove(id).unwrap_or_else(|| (A::default(), 0));
-        match decide(aggregate, id, sequence, command.clone(), metadata).await {
+        let loaded = states.remove(id).unwrap_or_default();
+        match decide(loaded.aggregate, id, loaded.sequence, command.clone(), metadata).await {
             Err(Decided::Refused(refused)) => results.push(Err(CommandError::Refused(refused))),
             Err(Decided::Unserialisable(e)) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
-            Ok(events) => {
-                appended.extend(events);
+            Ok(mut decided) => {
+                appended.append(&mut decided.events);
+                decisions.push((id, loaded.sequence, decided));
                 results.push(Ok(()));
             }
         }
@@ -233,10 +257,13 @@ where
     }
     match events.append_serialized(A::TYPE, appended).await {
         Ok(()) => {
+            for (id, before, decided) in &decisions {
+                snapshot_if_due(events, id, *before, decided).await;
+            }
             commands.iter().zip(&results).for_each(|((_, command, _), r)| count::<A>(&command_name(command), r));
             results
         }
-        Err(cqrs_es::persist::PersistenceError::OptimisticLockError) => one_by_one(cqrs, commands).await,
+        Err(PersistenceError::OptimisticLockError) => one_by_one(aggregates, commands).await,
         Err(e) => commands.iter().map(|_| Err(store_error(&e))).collect(),
     }
 }
@@ -247,6 +274,16 @@ enum Decided<E> {
     Unserialisable(serde_json::Error),
 }
 
+/// What a command decided: its events, serialised as the store appends them, and the
+/// aggregate's state after them.
+struct Decision<A> {
+    events: Vec<SerializedEvent>,
+    /// How many events the command gave (`events` may be taken for a batch append).
+    appended: usize,
+    /// The state after the events: `handle`'s event sink applied each of them once.
+    after: A,
+}
+
 /// Decides `command` on `aggregate` (at `sequence`), and serialises the events it gives
 /// as the store appends them.
 async fn decide<A: Aggregate<Services = ()>>(
@@ -255,10 +292,9 @@ async fn decide<A: Aggregate<Services = ()>>(
     sequence: usize,
     command: A::Command,
     metadata: &EventMetadata,
-) -> Result<Vec<cqrs_es::persist::SerializedEvent>, Decided<A::Error>> {
+) -> Result<Decision<A>, Decided<A::Error>> {
     use cqrs_es::DomainEvent;
     use cqrs_es::event_sink::EventSink;
-    use cqrs_es::persist::SerializedEvent;
 
     let sink = EventSink::default();
     aggregate.handle(command, &(), &sink).await.map_err(Decided::Refused)?;
@@ -275,7 +311,7 @@ async fn decide<A: Aggregate<Services = ()>>(
             metadata.clone(),
         ));
     }
-    Ok(events)
+    Ok(Decision { appended: events.len(), events, after: aggregate })
 }
 
 /// Executes a command addressed to an aggregate that is almost always new (a click under
@@ -287,26 +323,28 @@ async fn decide<A: Aggregate<Services = ()>>(
 /// out only where it would have found nothing. A refusal on the empty aggregate is also
 /// decided again on the loaded one.
 pub async fn execute_new<A>(
-    cqrs: &Cqrs<A>,
+    aggregates: &Aggregates<A>,
     events: &EventRepository,
     aggregate_id: &str,
     command: A::Command,
     metadata: EventMetadata,
 ) -> Result<(), CommandError<A::Error>>
 where
-    A: Aggregate<Services = ()>,
+    A: Snapshot<Services = ()>,
     A::Command: Clone + std::fmt::Debug,
+    A::Event: Upcast,
 {
-    use cqrs_es::persist::{PersistedEventRepository, PersistenceError};
-
-    let new_events = match decide(A::default(), aggregate_id, 0, command.clone(), &metadata).await {
-        Ok(new_events) if !new_events.is_empty() => new_events,
+    let decided = match decide(A::default(), aggregate_id, 0, command.clone(), &metadata).await {
+        Ok(decided) if !decided.events.is_empty() => decided,
         // Refused, or nothing to append: decided again on the loaded aggregate.
-        _ => return execute(cqrs, aggregate_id, command, metadata).await,
+        _ => return execute(aggregates, aggregate_id, command, metadata).await,
     };
-    let outcome = match events.persist::<A>(&new_events, None).await {
-        Ok(()) => Ok(()),
-        Err(PersistenceError::OptimisticLockError) => return execute(cqrs, aggregate_id, command, metadata).await,
+    let outcome = match events.persist::<A>(&decided.events, None).await {
+        Ok(()) => {
+            snapshot_if_due(events, aggregate_id, 0, &decided).await;
+            Ok(())
+        }
+        Err(PersistenceError::OptimisticLockError) => return execute(aggregates, aggregate_id, command, metadata).await,
         Err(e) => Err(CommandError::Store(e.to_string())),
     };
     count::<A>(&command_name(&command), &outcome);
@@ -314,16 +352,17 @@ where
 }
 
 async fn one_by_one<A>(
-    cqrs: &Cqrs<A>,
+    aggregates: &Aggregates<A>,
     commands: Vec<(String, A::Command, EventMetadata)>,
 ) -> Vec<Result<(), CommandError<A::Error>>>
 where
-    A: Aggregate,
+    A: Snapshot<Services = ()>,
     A::Command: Clone + std::fmt::Debug,
+    A::Event: Upcast,
 {
     let mut results = Vec::with_capacity(commands.len());
     for (id, command, metadata) in commands {
-        results.push(execute(cqrs, &id, command, metadata).await);
+        results.push(execute(aggregates, &id, command, metadata).await);
     }
     results
 }

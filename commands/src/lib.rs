@@ -9,8 +9,10 @@
 //! - Imports `domain` and no other workspace crate.
 //! - The `events` table is append-only (triggers); nothing here updates or deletes a row.
 //! - The plain event store only: cqrs-es 0.5 snapshot and aggregate stores apply events
-//!   twice. No cqrs-es `Query` is registered: durable projections read the JetStream
-//!   log, because in-process dispatch is lost on a crash.
+//!   twice. Commands run through our own path ([`execute`]) over that store, with
+//!   snapshots of our own ([`snapshots`]): a cache, never read by the log or the views.
+//!   No cqrs-es `Query` is registered: durable projections read the JetStream log,
+//!   because in-process dispatch is lost on a crash.
 //! - Exactly one relay publishes at a time (a Postgres advisory lock; standbys wait on
 //!   it, visibly in `pg_locks`), and it never reads past the oldest running transaction,
 //!   so the log is complete and in commit order (see [`relay`]).
@@ -29,8 +31,10 @@ pub mod execute;
 pub mod media;
 pub mod payments;
 pub mod relay;
+pub mod snapshots;
 pub mod store;
 pub mod stream;
 
 pub use cqrs_es::Aggregate;
+pub use framecart_domain::snapshot::Snapshot;
 pub use execute::{CommandError, Commands};

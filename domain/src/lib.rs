@@ -25,6 +25,7 @@ pub mod money;
 pub mod order;
 pub mod payment;
 pub mod product;
+pub mod snapshot;
 pub mod text;
 pub mod tracking;
 pub mod upcast;

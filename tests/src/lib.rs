@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_nats::jetstream;
+use framecart_api::commands::snapshots::SnapshotPolicy;
 use framecart_api::domain::log::Namespace;
 use framecart_api::limits::{ClickRate, SigninRate};
 use framecart_api::{
@@ -281,6 +282,7 @@ impl TestApp {
             namespace: self.namespace.namespace.clone(),
             db_max_connections: 2,
             write_batching: false,
+            snapshot_every: SnapshotPolicy::default(),
             relay_lag_bound_secs: 30,
             stream_replicas: 1,
             instance: None,
@@ -314,6 +316,7 @@ pub fn serve_settings(database: &TestDatabase, namespace: &TestNamespace, media:
         namespace: namespace.namespace.clone(),
         db_max_connections: 8,
         write_batching: true,
+        snapshot_every: SnapshotPolicy::default(),
         relay_lag_bound_secs: framecart_api::settings::DEFAULT_RELAY_LAG_BOUND_SECS,
         stream_replicas: 1,
         instance: None,

@@ -44,8 +44,11 @@ pub enum ProjectionsCommand {
 fn all(settings: &Settings, infra: &Infra) -> Vec<std::sync::Arc<dyn framecart_projections::Projection>> {
     // Rebuilding the matcher sends verdicts; unchanged ones record nothing. No payment
     // provider here: a surplus refund owed while this runs is left to the server.
-    let commands =
-        framecart_commands::Commands::new(infra.pool.clone(), framecart_commands::store::WriteMode::PerCommand);
+    let commands = framecart_commands::Commands::with_snapshots(
+        infra.pool.clone(),
+        framecart_commands::store::WriteMode::PerCommand,
+        settings.snapshot_every,
+    );
     crate::supervisor::consumers(settings, std::sync::Arc::new(commands), Default::default())
 }
 

@@ -147,6 +147,10 @@ fn same_client_click(a: &ClickRecorded, b: &ClickRecorded) -> bool {
         && a.during_ad == b.during_ad
 }
 
+impl crate::snapshot::Snapshot for Click {
+    const STATE_VERSION: u32 = 1;
+}
+
 impl Aggregate for Click {
     const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = ClickCommand;

@@ -159,6 +159,12 @@ impl DetectionRun {
     }
 }
 
+impl crate::snapshot::Snapshot for DetectionRun {
+    const STATE_VERSION: u32 = 1;
+    /// Each `DetectionsRecorded` carries a batch's boxes: a load reads fewer than ten.
+    const SNAPSHOT_EVERY: u64 = 10;
+}
+
 impl Aggregate for DetectionRun {
     const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = DetectionCommand;

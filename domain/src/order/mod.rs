@@ -315,6 +315,10 @@ impl Order {
     }
 }
 
+impl crate::snapshot::Snapshot for Order {
+    const STATE_VERSION: u32 = 1;
+}
+
 impl Aggregate for Order {
     const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = OrderCommand;

@@ -323,6 +323,10 @@ impl Payment {
     }
 }
 
+impl crate::snapshot::Snapshot for Payment {
+    const STATE_VERSION: u32 = 1;
+}
+
 impl Aggregate for Payment {
     const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = PaymentCommand;

@@ -219,6 +219,10 @@ fn check_url(url: &str) -> Result<(), ProductError> {
     }
 }
 
+impl crate::snapshot::Snapshot for Product {
+    const STATE_VERSION: u32 = 1;
+}
+
 impl Aggregate for Product {
     const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = ProductCommand;

@@ -236,6 +236,10 @@ impl User {
     }
 }
 
+impl crate::snapshot::Snapshot for User {
+    const STATE_VERSION: u32 = 1;
+}
+
 impl Aggregate for User {
     const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = UserCommand;

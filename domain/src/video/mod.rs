@@ -167,6 +167,10 @@ fn check_request(r: &RequestDetection) -> Result<(), VideoError> {
     Ok(())
 }
 
+impl crate::snapshot::Snapshot for Video {
+    const STATE_VERSION: u32 = 1;
+}
+
 impl Aggregate for Video {
     const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = VideoCommand;

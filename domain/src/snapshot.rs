@@ -1,0 +1,51 @@
+//! Snapshots: an aggregate's state after its first `n` events, stored so that a command
+//! loads the snapshot and the events after it instead of the whole history.
+//!
+//! A snapshot is a cache. It is the same fold of the same events that a load from zero
+//! computes, written once the events are committed: deleting every snapshot changes
+//! nothing but the time a load takes. A snapshot of another [`Snapshot::STATE_VERSION`]
+//! is not read, and one that does not decode is read as none: the aggregate is then folded
+//! from its events, and a snapshot of today's version is taken at the next boundary.
+//!
+//! The state is the aggregate's serde form (cqrs-es requires one). Its shape is pinned by
+//! the golden files under `domain/tests/golden/snapshots/`: a change of the state's shape
+//! fails there until `STATE_VERSION` goes up with the golden file.
+
+use cqrs_es::Aggregate;
+
+/// An aggregate whose state may be stored as a snapshot.
+pub trait Snapshot: Aggregate {
+    /// The version of the state's shape and of what `apply` makes of events. Raise it with
+    /// any change to the state's fields or to an `apply` rule: older snapshots are then
+    /// ignored, never read into the new shape.
+    const STATE_VERSION: u32;
+
+    /// A snapshot is taken when a command's events carry the aggregate past a multiple of
+    /// this many events, so a load reads at most this many events after it. Aggregates
+    /// whose events are large (a detection run's batches of boxes) take them more often.
+    const SNAPSHOT_EVERY: u64 = 100;
+
+    /// Whether a command that took the aggregate from `before` to `after` events crosses a
+    /// snapshot boundary.
+    fn snapshot_due(before: u64, after: u64) -> bool {
+        let every = Self::SNAPSHOT_EVERY.max(1);
+        after / every > before / every
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Snapshot;
+    use crate::product::Product;
+
+    #[test]
+    fn a_snapshot_is_due_when_a_command_crosses_a_multiple() {
+        let every = <Product as Snapshot>::SNAPSHOT_EVERY;
+        assert!(!Product::snapshot_due(0, 1));
+        assert!(!Product::snapshot_due(0, every - 1));
+        assert!(Product::snapshot_due(every - 1, every));
+        assert!(Product::snapshot_due(every - 1, every + 2));
+        assert!(!Product::snapshot_due(every, every + 1));
+        assert!(Product::snapshot_due(2 * every - 1, 2 * every));
+    }
+}
