@@ -16,6 +16,7 @@ pub mod installation;
 pub mod load;
 pub mod progress;
 pub mod scaleout;
+pub mod synthetic;
 pub mod workload;
 
 use std::future::Future;

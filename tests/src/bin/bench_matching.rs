@@ -15,15 +15,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use clap::Parser;
 use framecart_api::commands::execute::execute;
-use framecart_api::domain::detection::{
-    CompleteDetection, DetectedObject, DetectionCommand, FrameDetections, RecordDetections, StartDetection,
-};
-use framecart_api::domain::geometry::BoundingBox;
 use framecart_api::domain::product::{Article, CreateProduct, ProductCommand};
-use framecart_api::domain::video::{LinkProduct, LinkTarget, RequestDetection, UploadVideo, VideoCommand, VideoFile};
-use framecart_api::domain::{EventMetadata, VideoId};
+use framecart_api::domain::VideoId;
+use framecart_api::domain::video::{LinkProduct, LinkTarget, VideoCommand};
 use framecart_api::limits::{ClickRate, SigninRate};
 use framecart_api::projections::tracks;
+use framecart_tests::synthetic::{self, meta};
 use framecart_tests::{TestApp, eventually};
 use uuid::Uuid;
 
@@ -51,22 +48,6 @@ const VIDEO: &str = "VESeA6leQuk";
 const WIDTH: f64 = 1280.0;
 const HEIGHT: f64 = 720.0;
 const FPS: f64 = 5.0;
-/// Each object is on screen this long, then another takes its place.
-const LIFETIME: f64 = 20.0;
-
-/// Object `k`'s box at time `t`: slots across the frame, drifting right, a new object
-/// (track) every `LIFETIME` seconds.
-fn object_box(k: usize, t: f64) -> BoundingBox {
-    let phase = (t % LIFETIME) / LIFETIME;
-    let x = 40.0 + (k as f64 * 150.0) % 1000.0 + phase * 60.0;
-    let y = 60.0 + (k % 3) as f64 * 200.0;
-    BoundingBox { xmin: x, ymin: y, xmax: x + 100.0, ymax: y + 150.0 }
-}
-
-fn meta() -> EventMetadata {
-    EventMetadata::for_request(&Uuid::new_v4().to_string(), None, "system:bench".into())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -87,65 +68,13 @@ async fn main() -> anyhow::Result<()> {
 
     // A processed video, written through the real commands.
     let started = Instant::now();
-    let file = VideoFile {
-        file_name: format!("{VIDEO}.mp4"),
-        original_name: None,
-        size_bytes: 1,
-        sha256: "0".repeat(64),
-        duration: seconds,
-        width: WIDTH as u32,
-        height: HEIGHT as u32,
-        frame_rate: 25.0,
-        codec: "h264".into(),
-        container: "mp4".into(),
-    };
-    let upload = UploadVideo { video_id: video.clone(), file, uploaded_at: Utc::now(), detect: None };
-    execute(&commands.videos, VIDEO, VideoCommand::UploadVideo(upload), meta()).await?;
-    let run_id = Uuid::now_v7();
-    let request = RequestDetection {
-        video_id: video.clone(),
-        run_id,
-        labels: Default::default(),
-        sample_fps: FPS,
-        min_confidence: 0.25,
-        requested_at: Utc::now(),
-    };
-    execute(&commands.videos, VIDEO, VideoCommand::RequestDetection(request), meta()).await?;
-    let run = run_id.to_string();
+    let run_id = synthetic::started_run(&commands, &video, seconds, FPS).await?;
     let frames_total = (seconds * FPS) as u64;
-    let start = StartDetection {
-        run_id,
-        video_id: video.clone(),
-        video_version: 1,
-        worker: "bench".into(),
-        model: "synthetic".into(),
-        frames_total,
-        started_at: Utc::now(),
-    };
-    execute(&commands.detection_runs, &run, DetectionCommand::StartDetection(start), meta()).await?;
-    let frames: Vec<FrameDetections> = (0..frames_total)
-        .map(|i| {
-            let t = i as f64 / FPS;
-            FrameDetections {
-                timestamp: t,
-                objects: (0..args.objects)
-                    .map(|k| DetectedObject {
-                        class_id: 1 + (k % 3) as u32,
-                        label: ["person", "bicycle", "car"][k % 3].into(),
-                        confidence: 0.9,
-                        bbox: object_box(k, t),
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    for (batch, chunk) in frames.chunks(25).enumerate() {
-        let record =
-            RecordDetections { video_id: video.clone(), attempt: 1, batch: batch as u32, frames: chunk.to_vec() };
-        execute(&commands.detection_runs, &run, DetectionCommand::RecordDetections(record), meta()).await?;
+    for (batch, first) in (0..frames_total).step_by(25).enumerate() {
+        let frames = synthetic::frames(first, 25.min(frames_total - first), FPS, args.objects);
+        synthetic::record(&commands, run_id, &video, 1, batch as u32, frames).await?;
     }
-    let complete = CompleteDetection { video_id: video.clone(), attempt: 1, elapsed_ms: 0, completed_at: Utc::now() };
-    execute(&commands.detection_runs, &run, DetectionCommand::CompleteDetection(complete), meta()).await?;
+    synthetic::complete(&commands, run_id, &video, 1).await?;
     let article = Article::parse("SKU-1")?;
     let product = CreateProduct {
         article: article.clone(),
@@ -205,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
         let permit = limit.clone().acquire_owned().await?;
         // A deterministic spread of times and objects.
         let t = ((i * 7919) % (frames_total * 10)) as f64 / (FPS * 10.0);
-        let b = object_box((i as usize) % args.objects, t);
+        let b = synthetic::object_box((i as usize) % args.objects, t);
         let (u, v) = (((b.xmin + b.xmax) / 2.0) / WIDTH, ((b.ymin + b.ymax) / 2.0) / HEIGHT);
         let body = serde_json::json!({
             "clickId": Uuid::new_v4(), "videoId": VIDEO, "x": u * 800.0, "y": 75.0 + v * 450.0, "timestamp": t,
