@@ -140,7 +140,7 @@ where
         }
         match repo.persist::<A>(&decided.events, None).await {
             Ok(()) => {
-                snapshot_if_due(repo, aggregate_id, loaded.sequence, &decided).await;
+                snapshot_if_due(repo, aggregate_id, (loaded.sequence, loaded.from_snapshot), &decided).await;
                 break Ok(());
             }
             Err(PersistenceError::OptimisticLockError) if attempt < ATTEMPTS => {
@@ -155,11 +155,17 @@ where
     outcome
 }
 
-/// Stores the state after a committed command as the aggregate's snapshot, when its
-/// events crossed a snapshot boundary.
-async fn snapshot_if_due<A: Snapshot>(repo: &EventRepository, aggregate_id: &str, before: usize, decided: &Decision<A>) {
+/// Stores the state after a committed command as the aggregate's snapshot, when enough
+/// events follow the snapshot its load started from.
+async fn snapshot_if_due<A: Snapshot>(
+    repo: &EventRepository,
+    aggregate_id: &str,
+    loaded: (usize, Option<usize>),
+    decided: &Decision<A>,
+) {
+    let (before, last_snapshot) = loaded;
     let after = before + decided.appended;
-    if repo.snapshot_due::<A>(before, after) {
+    if repo.snapshot_due::<A>(last_snapshot.unwrap_or(0), after) {
         repo.save_snapshot(aggregate_id, after, &decided.after).await;
     }
 }
@@ -246,7 +252,7 @@ where
             Err(Decided::Unserialisable(e)) => return commands.iter().map(|_| Err(store_error(&e))).collect(),
             Ok(mut decided) => {
                 appended.append(&mut decided.events);
-                decisions.push((id, loaded.sequence, decided));
+                decisions.push((id, (loaded.sequence, loaded.from_snapshot), decided));
                 results.push(Ok(()));
             }
         }
@@ -257,8 +263,8 @@ where
     }
     match events.append_serialized(A::TYPE, appended).await {
         Ok(()) => {
-            for (id, before, decided) in &decisions {
-                snapshot_if_due(events, id, *before, decided).await;
+            for (id, loaded, decided) in &decisions {
+                snapshot_if_due(events, id, *loaded, decided).await;
             }
             commands.iter().zip(&results).for_each(|((_, command, _), r)| count::<A>(&command_name(command), r));
             results
@@ -341,7 +347,7 @@ where
     };
     let outcome = match events.persist::<A>(&decided.events, None).await {
         Ok(()) => {
-            snapshot_if_due(events, aggregate_id, 0, &decided).await;
+            snapshot_if_due(events, aggregate_id, (0, None), &decided).await;
             Ok(())
         }
         Err(PersistenceError::OptimisticLockError) => return execute(aggregates, aggregate_id, command, metadata).await,

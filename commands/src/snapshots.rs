@@ -18,11 +18,13 @@
 //! - a command loads the snapshot of today's [`Snapshot::STATE_VERSION`] and the events
 //!   after it, in one statement ([`crate::store`]), folds the events onto it, and decides;
 //! - its events are appended as before (group commit, optimistic lock on the sequence);
-//! - once they are committed, if they carried the aggregate past a multiple of
-//!   [`Snapshot::SNAPSHOT_EVERY`], the state after them (the state `handle` left, each
-//!   event applied exactly once) is stored as the snapshot at the new sequence. It is the
-//!   fold of exactly the events up to that sequence, because the append at those
-//!   sequences succeeded on top of the loaded state.
+//! - once they are committed, if they leave [`Snapshot::SNAPSHOT_EVERY`] events or more
+//!   after the snapshot the load started from (or after the first event, when it had
+//!   none: a history written before snapshots existed gets one at its first command),
+//!   the state after them (the state `handle` left, each event applied exactly once) is
+//!   stored as the snapshot at the new sequence. It is the fold of exactly the events up
+//!   to that sequence, because the append at those sequences succeeded on top of the
+//!   loaded state.
 //!
 //! Snapshots are a cache: deleting some or all of them changes nothing but speed, a
 //! snapshot that does not decode is read as none (the load folds every event and says
@@ -151,13 +153,14 @@ impl EventRepository {
         }
     }
 
-    /// Whether events that took an aggregate from `before` to `after` call for a snapshot.
-    pub(crate) fn snapshot_due<A: Snapshot>(&self, before: usize, after: usize) -> bool {
-        let (before, after) = (before as u64, after as u64);
+    /// Whether an aggregate whose last snapshot is at `last_snapshot` (0: none) is due a
+    /// new one now that it has `after` events.
+    pub(crate) fn snapshot_due<A: Snapshot>(&self, last_snapshot: usize, after: usize) -> bool {
+        let (last, after) = (last_snapshot as u64, after as u64);
         match self.snapshot_policy() {
             SnapshotPolicy::Off => false,
-            SnapshotPolicy::PerAggregate => A::snapshot_due(before, after),
-            SnapshotPolicy::Every(every) => after / every.max(1) > before / every.max(1),
+            SnapshotPolicy::PerAggregate => A::snapshot_due(last, after),
+            SnapshotPolicy::Every(every) => after.saturating_sub(last) >= every.max(1),
         }
     }
 

@@ -20,16 +20,16 @@ pub trait Snapshot: Aggregate {
     /// ignored, never read into the new shape.
     const STATE_VERSION: u32;
 
-    /// A snapshot is taken when a command's events carry the aggregate past a multiple of
-    /// this many events, so a load reads at most this many events after it. Aggregates
-    /// whose events are large (a detection run's batches of boxes) take them more often.
+    /// A snapshot is taken once a command's events leave at least this many events after
+    /// the aggregate's last snapshot (or, without one, its first event), so a load reads
+    /// fewer than this many events after its snapshot. Aggregates whose events are large
+    /// (a detection run's batches of boxes) take them more often.
     const SNAPSHOT_EVERY: u64 = 100;
 
-    /// Whether a command that took the aggregate from `before` to `after` events crosses a
-    /// snapshot boundary.
-    fn snapshot_due(before: u64, after: u64) -> bool {
-        let every = Self::SNAPSHOT_EVERY.max(1);
-        after / every > before / every
+    /// Whether an aggregate whose last snapshot is at `last_snapshot` (0: none) and which
+    /// has `after` events now is due a snapshot.
+    fn snapshot_due(last_snapshot: u64, after: u64) -> bool {
+        after.saturating_sub(last_snapshot) >= Self::SNAPSHOT_EVERY.max(1)
     }
 }
 
@@ -39,13 +39,15 @@ mod tests {
     use crate::product::Product;
 
     #[test]
-    fn a_snapshot_is_due_when_a_command_crosses_a_multiple() {
+    fn a_snapshot_is_due_once_enough_events_follow_the_last_one() {
         let every = <Product as Snapshot>::SNAPSHOT_EVERY;
         assert!(!Product::snapshot_due(0, 1));
         assert!(!Product::snapshot_due(0, every - 1));
-        assert!(Product::snapshot_due(every - 1, every));
-        assert!(Product::snapshot_due(every - 1, every + 2));
+        assert!(Product::snapshot_due(0, every));
+        assert!(Product::snapshot_due(0, every + 2));
         assert!(!Product::snapshot_due(every, every + 1));
-        assert!(Product::snapshot_due(2 * every - 1, 2 * every));
+        assert!(Product::snapshot_due(every, 2 * every));
+        // A history written before snapshots existed: due at its first command.
+        assert!(Product::snapshot_due(0, 1_000_001));
     }
 }

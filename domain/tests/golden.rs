@@ -7,11 +7,15 @@
 //! event version and an upcaster (`framecart_domain::upcast`), and the old file stays as
 //! it is. Every variant of every event enum must have its file: the variants are read
 //! from the enums themselves, so a new event without a golden file fails too.
+//!
+//! Snapshots are pinned the same way: each aggregate type's state after its golden events,
+//! as a snapshot stores it, under its `STATE_VERSION` (`tests/golden/snapshots/`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use cqrs_es::DomainEvent;
+use framecart_domain::snapshot::Snapshot;
 use framecart_domain::upcast::{self, Upcast};
 use framecart_domain::{click, detection, order, payment, product, user, video};
 use serde::Deserialize;
@@ -151,4 +155,87 @@ fn a_renamed_field_or_variant_is_caught() {
     let unknown = r#"{"ProductRenamedVariant":{}}"#;
     assert!(upcast::decode::<product::ProductEvent>("ProductRenamedVariant", "1.0", unknown).is_err());
     assert!(variants::<product::ProductEvent>().contains(&"ProductCreated"));
+}
+
+/// A snapshot's pinned state: every golden event of an aggregate type folded in file-name
+/// order, under the state version that wrote it (`tests/golden/snapshots/<type>.json`).
+#[derive(Deserialize, serde::Serialize)]
+struct GoldenState {
+    state_version: u32,
+    state: Value,
+}
+
+/// Checks that today's fold of an aggregate type's golden events, as a snapshot stores it,
+/// is the pinned state of today's [`Snapshot::STATE_VERSION`]: a change to the state's
+/// fields or to an `apply` rule would make stored snapshots read wrong, and must raise the
+/// version. `FRAMECART_BLESS_SNAPSHOTS=1` writes the file of a new version (only then).
+fn check_state<A>(aggregate_type: &str) -> Vec<String>
+where
+    A: Snapshot + serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    A::Event: Upcast,
+{
+    let mut events: Vec<PathBuf> = std::fs::read_dir(dir(aggregate_type))
+        .expect("golden events")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .collect();
+    events.sort();
+    let mut state = A::default();
+    for path in &events {
+        let golden: Golden = serde_json::from_str(&std::fs::read_to_string(path).expect("a golden file")).expect("json");
+        let event_type = path.file_stem().and_then(|s| s.to_str()).expect("a name");
+        match upcast::decode::<A::Event>(event_type, &golden.event_version, &golden.payload.to_string()) {
+            Ok(event) => state.apply(event),
+            Err(e) => return vec![format!("{aggregate_type}/{event_type}: {e}")],
+        }
+    }
+    let today = serde_json::to_value(&state).expect("a state is JSON");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/snapshots").join(format!("{aggregate_type}.json"));
+    let pinned: Option<GoldenState> =
+        std::fs::read_to_string(&path).ok().and_then(|text| serde_json::from_str(&text).ok());
+    let bless = std::env::var_os("FRAMECART_BLESS_SNAPSHOTS").is_some();
+    match pinned {
+        Some(pinned) if pinned.state_version == A::STATE_VERSION => {
+            let mut problems = Vec::new();
+            if pinned.state != today {
+                problems.push(format!(
+                    "{aggregate_type}: today's state differs from the pinned state of version {}: raise \
+                     STATE_VERSION (stored snapshots would be read wrong), then FRAMECART_BLESS_SNAPSHOTS=1\n  pinned: {}\n  today:  {today}",
+                    pinned.state_version, pinned.state
+                ));
+            }
+            match serde_json::from_value::<A>(pinned.state.clone()) {
+                Ok(read) if read == state => {}
+                Ok(read) => problems.push(format!("{aggregate_type}: the pinned state reads as {read:?}")),
+                Err(e) => problems.push(format!("{aggregate_type}: the pinned state does not decode: {e}")),
+            }
+            problems
+        }
+        _ if bless => {
+            let golden = GoldenState { state_version: A::STATE_VERSION, state: today };
+            std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
+            std::fs::write(&path, serde_json::to_string_pretty(&golden).expect("json") + "\n").expect("write");
+            Vec::new()
+        }
+        Some(pinned) => vec![format!(
+            "{aggregate_type}: STATE_VERSION is {} but the pinned state is of {}: FRAMECART_BLESS_SNAPSHOTS=1 writes it",
+            A::STATE_VERSION,
+            pinned.state_version
+        )],
+        None => vec![format!("{}: missing: FRAMECART_BLESS_SNAPSHOTS=1 writes it", path.display())],
+    }
+}
+
+#[test]
+fn every_aggregate_state_is_pinned_under_its_snapshot_version() {
+    let problems: Vec<String> = [
+        check_state::<click::Click>(click::AGGREGATE_TYPE),
+        check_state::<video::Video>(video::AGGREGATE_TYPE),
+        check_state::<detection::DetectionRun>(detection::AGGREGATE_TYPE),
+        check_state::<product::Product>(product::AGGREGATE_TYPE),
+        check_state::<user::User>(user::AGGREGATE_TYPE),
+        check_state::<order::Order>(order::AGGREGATE_TYPE),
+        check_state::<payment::Payment>(payment::AGGREGATE_TYPE),
+    ]
+    .concat();
+    assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
 }
