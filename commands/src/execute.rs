@@ -108,6 +108,60 @@ impl Commands {
     }
 }
 
+impl Commands {
+    /// Takes a snapshot of every aggregate with `min_events` or more events after its
+    /// latest readable snapshot (all its events when it has none): after an upgrade from a
+    /// version without snapshots, so that the first command on a long-lived aggregate does
+    /// not fold its whole history while requests wait (`framecart snapshots`). How
+    /// many were taken, by aggregate type.
+    pub async fn take_snapshots(
+        &self,
+        min_events: u64,
+    ) -> Result<std::collections::BTreeMap<String, u64>, PersistenceError> {
+        let long: Vec<(String, String)> = sqlx::query_as(
+            "SELECT aggregate_type, aggregate_id FROM events
+             GROUP BY aggregate_type, aggregate_id HAVING max(sequence) >= $1
+             ORDER BY aggregate_type, aggregate_id",
+        )
+        .bind(i64::try_from(min_events.max(1)).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))?;
+        let mut taken = std::collections::BTreeMap::new();
+        for (aggregate_type, id) in long {
+            let took = match aggregate_type.as_str() {
+                Click::TYPE => self.take_snapshot::<Click>(&id, min_events).await?,
+                Video::TYPE => self.take_snapshot::<Video>(&id, min_events).await?,
+                DetectionRun::TYPE => self.take_snapshot::<DetectionRun>(&id, min_events).await?,
+                Product::TYPE => self.take_snapshot::<Product>(&id, min_events).await?,
+                User::TYPE => self.take_snapshot::<User>(&id, min_events).await?,
+                Order::TYPE => self.take_snapshot::<Order>(&id, min_events).await?,
+                Payment::TYPE => self.take_snapshot::<Payment>(&id, min_events).await?,
+                _ => false,
+            };
+            *taken.entry(aggregate_type).or_default() += u64::from(took);
+        }
+        Ok(taken)
+    }
+
+    async fn take_snapshot<A>(&self, aggregate_id: &str, min_events: u64) -> Result<bool, PersistenceError>
+    where
+        A: Snapshot,
+        A::Event: Upcast,
+    {
+        if self.repo.snapshot_policy() == SnapshotPolicy::Off {
+            return Ok(false);
+        }
+        let loaded = self.repo.load_state::<A>(aggregate_id).await?;
+        let after = loaded.from_snapshot.unwrap_or(0);
+        if (loaded.sequence.saturating_sub(after) as u64) < min_events.max(1) {
+            return Ok(false);
+        }
+        self.repo.save_snapshot(aggregate_id, loaded.sequence, &loaded.aggregate).await;
+        Ok(true)
+    }
+}
+
 /// Executes a command, retrying optimistic-lock conflicts: the command is decided again
 /// on the newer state, which is safe because deciding is pure.
 #[tracing::instrument(skip_all, fields(aggregate_type = A::TYPE, aggregate_id = %aggregate_id), err(level = "debug"))]

@@ -310,6 +310,12 @@ async fn snapshots_deleted_unreadable_or_of_another_version_change_nothing_but_s
     sqlx::query("DELETE FROM aggregate_snapshots").execute(&app.db).await.expect("delete");
     let none = check_all(&app.db, &every3).await;
     assert!(none.values().all(|loads| *loads == 0), "{none:?}");
+    // Taken again at once, as `framecart snapshots` does after an upgrade.
+    let taken = every3.take_snapshots(3).await.expect("snapshots");
+    assert!(taken["product"] >= 1 && taken["detection_run"] >= 1, "{taken:?}");
+    let again = check_all(&app.db, &every3).await;
+    assert!(again["product"] >= 1 && again["order"] >= 1, "{again:?}");
+    assert_eq!(every3.take_snapshots(3).await.expect("snapshots").values().sum::<u64>(), 0, "nothing left to take");
     let (viewer, _) = app.user("bea@example.org", &[]).await;
     for i in 0..4 {
         let body = json!({

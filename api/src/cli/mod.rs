@@ -45,6 +45,17 @@ pub enum Command {
     },
     /// Print the whole history from the log (JSON lines), or rebuild the views from it.
     Replay(audit::ReplayArgs),
+    /// Take a snapshot of every aggregate with at least `--min-events` events after its
+    /// latest snapshot: after upgrading from a version without snapshots, before traffic
+    /// resumes, so that the first command on a long-lived aggregate does not fold its whole
+    /// history while requests wait. Commands take the rest as they go.
+    Snapshots {
+        #[command(flatten)]
+        settings: Settings,
+        /// Aggregates with fewer events than this after their latest snapshot are left.
+        #[arg(long, default_value_t = 100)]
+        min_events: u64,
+    },
     /// Inspect or rebuild projections.
     Projections {
         #[command(subcommand)]
@@ -64,6 +75,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { settings } => {
             Infra::connect(&settings, "migrate").await?;
             eprintln!("migrations applied; stream {} ready", settings.namespace.stream_name());
+            Ok(())
+        }
+        Command::Snapshots { settings, min_events } => {
+            let infra = Infra::connect(&settings, "snapshots").await?;
+            let commands = framecart_commands::Commands::with_snapshots(
+                infra.pool.clone(),
+                framecart_commands::store::WriteMode::PerCommand,
+                settings.snapshot_every,
+            );
+            let started = std::time::Instant::now();
+            let taken = commands.take_snapshots(min_events).await?;
+            let total: u64 = taken.values().sum();
+            eprintln!("{total} snapshots taken in {:.1} s: {taken:?}", started.elapsed().as_secs_f64());
             Ok(())
         }
         Command::Projections { command } => projections::run(command).await,
