@@ -404,7 +404,9 @@ where
             snapshot_if_due(events, aggregate_id, (0, None), &decided).await;
             Ok(())
         }
-        Err(PersistenceError::OptimisticLockError) => return execute(aggregates, aggregate_id, command, metadata).await,
+        Err(PersistenceError::OptimisticLockError) => {
+            return execute(aggregates, aggregate_id, command, metadata).await;
+        }
         Err(e) => Err(CommandError::Store(e.to_string())),
     };
     count::<A>(&command_name(&command), &outcome);

@@ -36,5 +36,5 @@ pub mod store;
 pub mod stream;
 
 pub use cqrs_es::Aggregate;
-pub use framecart_domain::snapshot::Snapshot;
 pub use execute::{CommandError, Commands};
+pub use framecart_domain::snapshot::Snapshot;

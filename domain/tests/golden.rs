@@ -174,14 +174,13 @@ where
     A: Snapshot + serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
     A::Event: Upcast,
 {
-    let mut events: Vec<PathBuf> = std::fs::read_dir(dir(aggregate_type))
-        .expect("golden events")
-        .filter_map(|e| Some(e.ok()?.path()))
-        .collect();
+    let mut events: Vec<PathBuf> =
+        std::fs::read_dir(dir(aggregate_type)).expect("golden events").filter_map(|e| Some(e.ok()?.path())).collect();
     events.sort();
     let mut state = A::default();
     for path in &events {
-        let golden: Golden = serde_json::from_str(&std::fs::read_to_string(path).expect("a golden file")).expect("json");
+        let golden: Golden =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("a golden file")).expect("json");
         let event_type = path.file_stem().and_then(|s| s.to_str()).expect("a name");
         match upcast::decode::<A::Event>(event_type, &golden.event_version, &golden.payload.to_string()) {
             Ok(event) => state.apply(event),
@@ -189,7 +188,8 @@ where
         }
     }
     let today = serde_json::to_value(&state).expect("a state is JSON");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/snapshots").join(format!("{aggregate_type}.json"));
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/snapshots").join(format!("{aggregate_type}.json"));
     let pinned: Option<GoldenState> =
         std::fs::read_to_string(&path).ok().and_then(|text| serde_json::from_str(&text).ok());
     let bless = std::env::var_os("FRAMECART_BLESS_SNAPSHOTS").is_some();

@@ -39,21 +39,39 @@ impl Projection for ClicksProjection {
     }
 
     /// Clicks and verdicts come by the thousand: each kind is written with one statement
-    /// per batch. Verdicts follow the inserts (a click and its verdict can share a batch),
-    /// and only a click's last verdict in the batch is written.
+    /// per [`INSERT_CHUNK`] events. Verdicts follow the inserts (a click and its verdict
+    /// can share a batch), and only a click's last verdict in the batch is written.
+    ///
+    /// While the database inserts one chunk, the next is decoded: a rebuild otherwise
+    /// alternates between the two, each waiting for the other.
     async fn apply_all(&self, tx: &mut PgConnection, events: &[(LoggedEvent, i64)]) -> Result<(), ProjectionError> {
-        let mut rows = NewRows::default();
         let mut verdicts = Verdicts::default();
-        for (event, log_position) in events {
-            match decode(event, *log_position)? {
-                ClickEvent::ClickRecorded(c) => rows.push(&c, event, *log_position),
-                ClickEvent::ClickMatched(m) => verdicts.matched(&m),
-                ClickEvent::ClickUnmatched(u) => verdicts.unmatched(&u),
-            }
+        let mut chunks = events.chunks(INSERT_CHUNK);
+        let mut rows = decode_chunk(chunks.next().unwrap_or_default(), &mut verdicts)?;
+        for chunk in chunks {
+            let (inserted, next) = tokio::join!(rows.insert(&mut *tx), async { decode_chunk(chunk, &mut verdicts) });
+            inserted?;
+            rows = next?;
         }
         rows.insert(tx).await?;
         verdicts.update(tx).await
     }
+}
+
+/// Events decoded and inserted together (a batch holds up to a few thousand).
+const INSERT_CHUNK: usize = 1000;
+
+/// The recorded clicks of `events` as rows; their verdicts go to `verdicts`.
+fn decode_chunk(events: &[(LoggedEvent, i64)], verdicts: &mut Verdicts) -> Result<NewRows, ProjectionError> {
+    let mut rows = NewRows::default();
+    for (event, log_position) in events {
+        match decode(event, *log_position)? {
+            ClickEvent::ClickRecorded(c) => rows.push(&c, event, *log_position),
+            ClickEvent::ClickMatched(m) => verdicts.matched(&m),
+            ClickEvent::ClickUnmatched(u) => verdicts.unmatched(&u),
+        }
+    }
+    Ok(rows)
 }
 
 /// Recorded clicks as columns, for one multi-row insert.

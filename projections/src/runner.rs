@@ -178,8 +178,72 @@ impl<'m> Raw<'m> {
     }
 }
 
-/// The messages of a batch a projection applies, with their log positions.
-type Wanted<'m> = Vec<Raw<'m>>;
+/// A message of a batch as the applier gets it: read as an event at its log position, or
+/// set aside because it could not be read.
+type Read = Result<(LoggedEvent, i64), Box<SetAside>>;
+
+/// A batch as the reader hands it to the applier: the messages this projection applies,
+/// already read, the position of the batch's last message, and that message, whose ack
+/// acknowledges the batch.
+struct Fetched {
+    events: Vec<Read>,
+    last: i64,
+    messages: usize,
+    ack: jetstream::Message,
+}
+
+impl Fetched {
+    fn extend(&mut self, more: Fetched) {
+        self.events.extend(more.events);
+        self.last = more.last;
+        self.messages += more.messages;
+        self.ack = more.ack;
+    }
+}
+
+/// Where the reader leaves what it read for the applier: one batch that grows while the
+/// applier is busy (up to [`BATCH`] messages), so catching up applies large batches and a
+/// live projection small ones, at once. While the database writes one batch, the next is
+/// received and read (the events' JSON parsed) on the reader's task: the two took turns
+/// before, and a rebuild left a third of the machine idle.
+#[derive(Default)]
+struct Slot {
+    state: std::sync::Mutex<SlotState>,
+    /// The reader put messages in the slot (or ended).
+    filled: tokio::sync::Notify,
+    /// The applier took the batch.
+    taken: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct SlotState {
+    batch: Option<Fetched>,
+    /// Why the reader stopped, once it has: handed over after the batches before it.
+    ended: Option<ProjectionError>,
+}
+
+impl Slot {
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The batch waiting, else why the reader ended, else nothing yet.
+    fn take(&self) -> Option<Result<Fetched, ProjectionError>> {
+        let mut state = self.state();
+        let taken = match state.batch.take() {
+            Some(batch) => Some(Ok(batch)),
+            None => state.ended.take().map(Err),
+        };
+        // Why the reader ended is still to be taken, after this batch.
+        let more = state.ended.is_some();
+        drop(state);
+        self.taken.notify_one();
+        if more {
+            self.filled.notify_one();
+        }
+        taken
+    }
+}
 
 /// What [`ProjectionRunner::retry`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -312,7 +376,7 @@ impl ProjectionRunner {
             .await?;
         tracing::info!(projection = name, applied, generation, "projection running");
 
-        let mut messages = consumer
+        let messages = consumer
             .stream()
             .max_messages_per_batch(BATCH)
             // Two missed heartbeats end the stream and the runner starts over: a consumer
@@ -324,6 +388,13 @@ impl ProjectionRunner {
             .await
             .map_err(nats)?
             .ready_chunks(BATCH);
+        let slot = Arc::new(Slot::default());
+        let _reader = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(read_batches(
+            messages,
+            self.ns.clone(),
+            Arc::clone(&self.projection),
+            Arc::clone(&slot),
+        )));
         let mut tick = tokio::time::interval(CHECK_EVERY);
         let mut ticks: u32 = 0;
         // Events only counted past, not yet in the checkpoint, and when to save them.
@@ -366,37 +437,30 @@ impl ProjectionRunner {
                         }
                     }
                 }
-                chunk = messages.next() => {
-                    let Some(chunk) = chunk else {
-                        return Err(ProjectionError::Nats("the consumer's message stream ended".into()));
-                    };
-                    let mut batch = Vec::with_capacity(chunk.len());
-                    for message in chunk {
-                        batch.push(message.map_err(nats)?);
-                    }
+                () = slot.filled.notified() => {
+                    let Some(fetched) = slot.take() else { continue };
+                    let fetched = fetched?;
                     let started = std::time::Instant::now();
-                    let (wanted, last) = self.sort_out(&batch)?;
-                    if wanted.is_empty() {
+                    let applied = fetched.events.len();
+                    if fetched.events.is_empty() {
                         // Nothing to apply: the position is saved a little later, with the
                         // next applied batch or on its own.
                         let at = skipped.map_or_else(|| tokio::time::Instant::now() + SAVE_SKIPPED_AFTER, |(_, at)| at);
-                        skipped = Some((last, at));
+                        skipped = Some((fetched.last, at));
                     } else {
-                        self.apply_batch(conn, generation, &wanted, last).await?;
+                        self.apply_batch(conn, generation, fetched.events, fetched.last).await?;
                         skipped = None;
                     }
                     let applied_ms = started.elapsed().as_millis() as u64;
-                    if !wanted.is_empty() {
+                    if applied > 0 {
                         self.projection.after_commit(&self.pool).await?;
                     }
                     // One ack for the batch: the consumer acknowledges everything up to it.
-                    if let Some(last) = batch.last() {
-                        last.ack().await.map_err(nats)?;
-                    }
+                    fetched.ack.ack().await.map_err(nats)?;
                     tracing::debug!(
                         projection = name,
-                        messages = batch.len(),
-                        applied = wanted.len(),
+                        messages = fetched.messages,
+                        applied,
                         applied_ms,
                         total_ms = started.elapsed().as_millis() as u64,
                         "batch"
@@ -404,28 +468,6 @@ impl ProjectionRunner {
                 }
             }
         }
-    }
-
-    /// The messages of a batch this projection applies, with their log positions, and the
-    /// position of the batch's last message.
-    fn sort_out<'m>(&self, batch: &'m [jetstream::Message]) -> Result<(Wanted<'m>, i64), ProjectionError> {
-        let mut wanted = Vec::with_capacity(batch.len());
-        let mut last = 0;
-        for message in batch {
-            let position = message.info().map_err(nats)?.stream_sequence;
-            let log_position =
-                i64::try_from(position).map_err(|e| ProjectionError::Decode { position, reason: e.to_string() })?;
-            last = log_position;
-            // A subject of another layout is decoded and left to the projection.
-            let wants = self
-                .ns
-                .subject_parts(message.subject.as_str())
-                .is_none_or(|(aggregate_type, _, event_type)| self.projection.wants(aggregate_type, event_type));
-            if wants {
-                wanted.push(Raw::of(message, log_position));
-            }
-        }
-        Ok((wanted, last))
     }
 
     /// Saves the position of events only counted past.
@@ -436,7 +478,7 @@ impl ProjectionRunner {
         skipped: Option<(i64, tokio::time::Instant)>,
     ) -> Result<(), ProjectionError> {
         match skipped {
-            Some((last, _)) => self.apply_batch(conn, generation, &[], last).await,
+            Some((last, _)) => self.apply_batch(conn, generation, Vec::new(), last).await,
             None => Ok(()),
         }
     }
@@ -484,7 +526,7 @@ impl ProjectionRunner {
         &self,
         conn: &mut PgConnection,
         generation: i64,
-        wanted: &[Raw<'_>],
+        batch: Vec<Read>,
         last: i64,
     ) -> Result<(), ProjectionError> {
         let name = self.projection.name();
@@ -508,12 +550,13 @@ impl ProjectionRunner {
         if last <= applied {
             return Ok(()); // redelivered: applied already
         }
-        let mut events = Vec::with_capacity(wanted.len());
+        let mut events = Vec::with_capacity(batch.len());
         let mut set_aside = Vec::new();
-        for raw in wanted.iter().filter(|raw| raw.log_position > applied) {
-            match self.envelope(raw) {
-                Ok(event) => events.push((event, raw.log_position)),
-                Err(aside) => set_aside.push(*aside),
+        for read in batch {
+            match read {
+                Ok((event, log_position)) if log_position > applied => events.push((event, log_position)),
+                Err(aside) if aside.log_position > applied => set_aside.push(*aside),
+                _ => {} // applied already
             }
         }
         self.apply_or_set_aside(&mut tx, &events, &mut set_aside).await?;
@@ -529,14 +572,6 @@ impl ProjectionRunner {
             );
         }
         Ok(())
-    }
-
-    /// The event a message carries, or why it is set aside.
-    fn envelope(&self, raw: &Raw<'_>) -> Result<LoggedEvent, Box<SetAside>> {
-        serde_json::from_slice(raw.payload).map_err(|e| {
-            let error = undecodable(raw.log_position, e);
-            Box::new(SetAside::unreadable(&self.ns, raw.subject, raw.msg_id, raw.log_position, &error))
-        })
     }
 
     /// Applies `events` as one batch; when one of them is at fault, applies them one by
@@ -611,7 +646,7 @@ impl ProjectionRunner {
                 continue;
             }
             let mut set_aside = Vec::new();
-            match self.envelope(&raw) {
+            match envelope(&self.ns, &raw) {
                 Ok(event) => self.apply_or_set_aside(&mut tx, &[(event, log_position)], &mut set_aside).await?,
                 Err(aside) => set_aside.push(*aside),
             }
@@ -717,6 +752,78 @@ impl ProjectionRunner {
             }
         }
     }
+}
+
+/// Reads the consumer's messages ahead of the applier into `slot`: sorts out the messages
+/// `projection` applies and reads each as an event. Stops reading while the slot holds a
+/// full batch. Ends after an error, or when the stream ends, saying so in the slot.
+async fn read_batches<S>(mut messages: S, ns: Namespace, projection: Arc<dyn Projection>, slot: Arc<Slot>)
+where
+    S: futures::Stream<Item = Vec<Result<jetstream::Message, jetstream::consumer::pull::MessagesError>>> + Unpin,
+{
+    loop {
+        while slot.state().batch.as_ref().is_some_and(|batch| batch.messages >= BATCH) {
+            slot.taken.notified().await;
+        }
+        let read = match messages.next().await {
+            Some(chunk) => read_batch(chunk, &ns, projection.as_ref()),
+            None => Err(ProjectionError::Nats("the consumer's message stream ended".into())),
+        };
+        let mut state = slot.state();
+        let ended = match read {
+            Ok(fetched) => {
+                match &mut state.batch {
+                    Some(batch) => batch.extend(fetched),
+                    None => state.batch = Some(fetched),
+                }
+                false
+            }
+            Err(e) => {
+                state.ended = Some(e);
+                true
+            }
+        };
+        drop(state);
+        slot.filled.notify_one();
+        if ended {
+            return;
+        }
+    }
+}
+
+/// One batch of messages as [`read_batches`] hands it over.
+fn read_batch(
+    chunk: Vec<Result<jetstream::Message, jetstream::consumer::pull::MessagesError>>,
+    ns: &Namespace,
+    projection: &dyn Projection,
+) -> Result<Fetched, ProjectionError> {
+    let messages = chunk.len();
+    let mut events = Vec::with_capacity(messages);
+    let mut last = None;
+    for message in chunk {
+        let message = message.map_err(nats)?;
+        let position = message.info().map_err(nats)?.stream_sequence;
+        let log_position =
+            i64::try_from(position).map_err(|e| ProjectionError::Decode { position, reason: e.to_string() })?;
+        // A subject of another layout is decoded and left to the projection.
+        let wants = ns
+            .subject_parts(message.subject.as_str())
+            .is_none_or(|(aggregate_type, _, event_type)| projection.wants(aggregate_type, event_type));
+        if wants {
+            events.push(envelope(ns, &Raw::of(&message, log_position)).map(|event| (event, log_position)));
+        }
+        last = Some((log_position, message));
+    }
+    let (last, ack) = last.ok_or_else(|| ProjectionError::Nats("an empty batch of messages".into()))?;
+    Ok(Fetched { events, last, messages, ack })
+}
+
+/// The event a message carries, or why it is set aside.
+fn envelope(ns: &Namespace, raw: &Raw<'_>) -> Result<LoggedEvent, Box<SetAside>> {
+    serde_json::from_slice(raw.payload).map_err(|e| {
+        let error = undecodable(raw.log_position, e);
+        Box::new(SetAside::unreadable(ns, raw.subject, raw.msg_id, raw.log_position, &error))
+    })
 }
 
 /// Whether a NATS server of this version (`2.9.10`) filters a consumer on several subjects.

@@ -236,13 +236,17 @@ async fn every_kind_of_history(app: &TestApp) {
             (status == 200 && answer["status"] == "paid").then_some(())
         })
         .await;
-        let ship = app.admin.post(app.url(&format!("/api/v1/orders/{id}/ship"))).header("Idempotency-Key", format!("ship-{id}"));
+        let ship = app
+            .admin
+            .post(app.url(&format!("/api/v1/orders/{id}/ship")))
+            .header("Idempotency-Key", format!("ship-{id}"));
         let (status, answer) = send(ship.json(&json!({"tracking": "DHL 123"}))).await;
         assert_eq!(status, 200, "{answer}");
     }
     eventually("stock committed for the paid orders", Duration::from_secs(30), || async {
-        let committed =
-            app.count("SELECT count(*) FROM events WHERE aggregate_type = 'product' AND event_type = 'StockCommitted'").await;
+        let committed = app
+            .count("SELECT count(*) FROM events WHERE aggregate_type = 'product' AND event_type = 'StockCommitted'")
+            .await;
         (committed == 3).then_some(())
     })
     .await;
@@ -298,11 +302,13 @@ async fn snapshots_deleted_unreadable_or_of_another_version_change_nothing_but_s
     // when it decodes.
     let mut tampered = serde_json::to_value(&before).expect("json");
     tampered["on_hand"] = json!(1_000_000);
-    sqlx::query("UPDATE aggregate_snapshots SET state = $1, state_version = state_version + 1 WHERE aggregate_type = 'product'")
-        .bind(&tampered)
-        .execute(&app.db)
-        .await
-        .expect("tamper");
+    sqlx::query(
+        "UPDATE aggregate_snapshots SET state = $1, state_version = state_version + 1 WHERE aggregate_type = 'product'",
+    )
+    .bind(&tampered)
+    .execute(&app.db)
+    .await
+    .expect("tamper");
     let loaded = every3.events().load_state::<Product>(ARTICLE).await.expect("a load");
     assert_eq!((loaded.aggregate, loaded.from_snapshot), (before.clone(), None));
 

@@ -262,10 +262,11 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
 async fn postgres_alone(db: &PgPool, events: i64) -> anyhow::Result<()> {
     let mut conn = db.acquire().await?;
     sqlx::query("CREATE TEMP TABLE floor_rows AS SELECT * FROM clicks_view").execute(&mut *conn).await?;
-    let indexes: Vec<String> =
-        sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'clicks_view'")
-            .fetch_all(&mut *conn)
-            .await?;
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'clicks_view'",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     let mut timed = Vec::new();
     for indexed_first in [true, false] {
         let like = if indexed_first { "INCLUDING ALL" } else { "INCLUDING DEFAULTS" };

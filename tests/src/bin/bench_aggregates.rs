@@ -102,7 +102,10 @@ async fn orders(args: &Args, pool: &PgPool, commands: &Commands, unsnapshotted: 
     };
     execute(&commands.products, ARTICLE, ProductCommand::CreateProduct(product), meta()).await?;
     println!("\n== orders on one product ({} timed at each history size, one after another)", args.orders);
-    println!("{:>10} {:>10} {:>9} {:>9} {:>9} {:>14}", "history", "snapshots", "orders/s", "p50 ms", "p99 ms", "first order ms");
+    println!(
+        "{:>10} {:>10} {:>9} {:>9} {:>9} {:>14}",
+        "history", "snapshots", "orders/s", "p50 ms", "p99 ms", "first order ms"
+    );
     let mut empty_p99 = None;
     for &size in &args.history {
         let events = grow_history(pool, commands, size).await?;
@@ -167,10 +170,11 @@ async fn grow_history(pool: &PgPool, commands: &Commands, size: u64) -> anyhow::
 }
 
 async fn product_events(pool: &PgPool) -> anyhow::Result<i64> {
-    let count = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'product' AND aggregate_id = $1")
-        .bind(ARTICLE)
-        .fetch_one(pool)
-        .await?;
+    let count =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'product' AND aggregate_id = $1")
+            .bind(ARTICLE)
+            .fetch_one(pool)
+            .await?;
     Ok(count)
 }
 
@@ -188,7 +192,12 @@ async fn place_order(commands: &Commands, price: Money) -> anyhow::Result<f64> {
     let place = PlaceOrder {
         order_id,
         user_id: Uuid::new_v4(),
-        lines: vec![OrderLine { article: Article::parse(ARTICLE)?, name: "Rain jacket".into(), quantity: 1, unit_price: price }],
+        lines: vec![OrderLine {
+            article: Article::parse(ARTICLE)?,
+            name: "Rain jacket".into(),
+            quantity: 1,
+            unit_price: price,
+        }],
         click_id: None,
         contact: Contact { name: "Ada Viewer".into(), email: Email::parse("ada@example.org")?, phone: None },
         shipping_address: Address {
