@@ -195,7 +195,7 @@ async fn every_kind_of_history(app: &TestApp) {
     for i in 0..3 {
         let click = click_body(Uuid::new_v4(), video.as_str(), 0.2 * f64::from(i), 0.5, 3.0);
         let (status, answer) = send(viewer.post(app.url("/api/v1/clicks")).json(&click)).await;
-        assert!(matches!(status, 200 | 201 | 202), "{status} {answer}");
+        assert!((200..=202).contains(&status), "{status} {answer}");
     }
     eventually("the clicks' verdicts", Duration::from_secs(30), || async {
         let verdicts = app
@@ -222,7 +222,7 @@ async fn every_kind_of_history(app: &TestApp) {
     for id in &placed[..3] {
         let body = json!({"provider": "fake", "card_number": "4242424242424242"});
         let (status, answer) = send(viewer.post(app.url(&format!("/api/v1/orders/{id}/payments"))).json(&body)).await;
-        assert!(matches!(status, 200 | 201 | 202), "{status} {answer}");
+        assert!((200..=202).contains(&status), "{status} {answer}");
     }
     for id in &placed[3..6] {
         let cancel = json!({"reason": "changed my mind"});
