@@ -293,9 +293,23 @@ impl TestApp {
         serde_json::to_value(report).expect("json")
     }
 
+    /// Rebuilds every projection while this server runs it (each rebuild waits for the
+    /// server to replay it).
+    pub async fn rebuild_every_projection(&self) {
+        for projection in framecart_api::projections::all(self.media_dir().to_path_buf()) {
+            let runner = framecart_api::projections::ProjectionRunner::new(
+                self.running.state.pool.clone(),
+                self.running.state.jetstream.clone(),
+                self.namespace.namespace.clone(),
+                projection,
+            );
+            runner.rebuild(&|_, _| {}).await.expect("rebuild");
+        }
+    }
+
     pub async fn wait_for_client_files(&self) {
         eventually("the client files to be written", Duration::from_secs(20), || async {
-            let events = self.count("SELECT count(*) FROM events WHERE aggregate_type = 'click'").await;
+            let events = self.count("SELECT count(*) FROM events WHERE event_type = 'ClickRecorded'").await;
             let rows = self.count("SELECT count(*) FROM client_file_clicks").await;
             let dirty = self.count("SELECT count(*) FROM client_files_dirty").await;
             (events == rows && dirty == 0).then_some(())

@@ -53,16 +53,7 @@ async fn a_projection_rebuilt_from_scratch_while_serving_gives_the_same_view_and
 
     // Files are rewritten from the view: remove them to see them come back.
     std::fs::remove_dir_all(app.media_dir().join("client_files")).expect("remove");
-    for projection in projections::all(app.media_dir().to_path_buf()) {
-        let runner = ProjectionRunner::new(
-            app.running.state.pool.clone(),
-            app.running.state.jetstream.clone(),
-            app.namespace.namespace.clone(),
-            Arc::clone(&projection),
-        );
-        // The running server holds the projection: the rebuild waits for it to replay.
-        runner.rebuild(&|_, _| {}).await.expect("rebuild");
-    }
+    app.rebuild_every_projection().await;
     assert_eq!(clicks_view(&app).await, view_before);
     assert_eq!(files(app.media_dir()), files_before);
 

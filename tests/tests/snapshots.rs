@@ -4,7 +4,6 @@
 //! another state version, they change nothing but speed.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use framecart_api::commands::snapshots::SnapshotPolicy;
@@ -19,7 +18,7 @@ use framecart_api::domain::product::Product;
 use framecart_api::domain::upcast::{self, Upcast};
 use framecart_api::domain::user::User;
 use framecart_api::domain::video::Video;
-use framecart_api::projections::{self, ProjectionRunner};
+use framecart_api::projections;
 use framecart_tests::{TestApp, click_body, eventually, synthetic};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -197,13 +196,7 @@ async fn every_kind_of_history(app: &TestApp) {
         let (status, answer) = send(viewer.post(app.url("/api/v1/clicks")).json(&click)).await;
         assert!((200..=202).contains(&status), "{status} {answer}");
     }
-    eventually("the clicks' verdicts", Duration::from_secs(30), || async {
-        let verdicts = app
-            .count("SELECT count(*) FROM events WHERE aggregate_type = 'click' AND event_type <> 'ClickRecorded'")
-            .await;
-        (verdicts == 3).then_some(())
-    })
-    .await;
+    events_become(app, "the clicks' verdicts", "aggregate_type = 'click' AND event_type <> 'ClickRecorded'", 3).await;
 
     let order = |key: String| {
         let body = json!({
@@ -243,11 +236,13 @@ async fn every_kind_of_history(app: &TestApp) {
         let (status, answer) = send(ship.json(&json!({"tracking": "DHL 123"}))).await;
         assert_eq!(status, 200, "{answer}");
     }
-    eventually("stock committed for the paid orders", Duration::from_secs(30), || async {
-        let committed = app
-            .count("SELECT count(*) FROM events WHERE aggregate_type = 'product' AND event_type = 'StockCommitted'")
-            .await;
-        (committed == 3).then_some(())
+    events_become(app, "stock committed for the shipped orders", "event_type = 'StockCommitted'", 3).await;
+}
+
+/// Waits until `count` events match `filter` (an SQL condition on `events`).
+async fn events_become(app: &TestApp, what: &str, filter: &str, count: i64) {
+    eventually(what, Duration::from_secs(30), || async {
+        (app.count(&format!("SELECT count(*) FROM events WHERE {filter}")).await == count).then_some(())
     })
     .await;
 }
@@ -343,28 +338,14 @@ async fn a_rebuild_of_every_view_gives_the_same_views_and_files_with_snapshots_o
     let app = spawn_snapshotting_every(2).await;
     every_kind_of_history(&app).await;
     app.wait_for_projections().await;
-    eventually("the client files to be written", Duration::from_secs(20), || async {
-        let clicks = app.count("SELECT count(*) FROM events WHERE event_type = 'ClickRecorded'").await;
-        let rows = app.count("SELECT count(*) FROM client_file_clicks").await;
-        let dirty = app.count("SELECT count(*) FROM client_files_dirty").await;
-        (clicks == rows && dirty == 0).then_some(())
-    })
-    .await;
+    app.wait_for_client_files().await;
     let views_before = views(&app.db).await;
     let files_before = files(app.media_dir());
     assert!(views_before.values().filter(|rows| !rows.is_empty()).count() > 8, "{views_before:?}");
     assert!(!files_before.is_empty());
 
     std::fs::remove_dir_all(app.media_dir().join("client_files")).expect("remove");
-    for projection in projections::all(app.media_dir().to_path_buf()) {
-        let runner = ProjectionRunner::new(
-            app.running.state.pool.clone(),
-            app.running.state.jetstream.clone(),
-            app.namespace.namespace.clone(),
-            Arc::clone(&projection),
-        );
-        runner.rebuild(&|_, _| {}).await.expect("rebuild");
-    }
+    app.rebuild_every_projection().await;
     app.wait_for_projections().await;
     let views_after = views(&app.db).await;
     for (table, before) in &views_before {
