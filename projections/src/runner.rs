@@ -227,6 +227,11 @@ impl Slot {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn has_batch(&self) -> bool {
+        let state = self.state();
+        state.batch.is_some() || state.ended.is_some()
+    }
+
     /// The batch waiting, else why the reader ended, else nothing yet.
     fn take(&self) -> Option<Result<Fetched, ProjectionError>> {
         let mut state = self.state();
@@ -423,6 +428,11 @@ impl ProjectionRunner {
                         return Err(ProjectionError::Rebuilt);
                     }
                     // Work owed from earlier batches (files, commands) is retried here too.
+                    // A batch left in the slot is taken now, whatever became of its
+                    // wake-up (cheap insurance: the reader wakes the applier each time).
+                    if slot.has_batch() {
+                        slot.filled.notify_one();
+                    }
                     ticks = ticks.wrapping_add(1);
                     if ticks.is_multiple_of(AFTER_COMMIT_EVERY) {
                         self.projection.after_commit(&self.pool).await?;
