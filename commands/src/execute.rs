@@ -106,9 +106,7 @@ impl Commands {
         let loaded = self.repo.load_state::<A>(aggregate_id).await.map_err(|e| CommandError::Store(e.to_string()))?;
         Ok(loaded.aggregate)
     }
-}
 
-impl Commands {
     /// Takes a snapshot of every aggregate with `min_events` or more events after its
     /// latest readable snapshot (all its events when it has none): after an upgrade from a
     /// version without snapshots, so that the first command on a long-lived aggregate does
@@ -118,6 +116,10 @@ impl Commands {
         &self,
         min_events: u64,
     ) -> Result<std::collections::BTreeMap<String, u64>, PersistenceError> {
+        let mut taken = std::collections::BTreeMap::new();
+        if self.repo.snapshot_policy() == SnapshotPolicy::Off {
+            return Ok(taken);
+        }
         let long: Vec<(String, String)> = sqlx::query_as(
             "SELECT aggregate_type, aggregate_id FROM events
              GROUP BY aggregate_type, aggregate_id HAVING max(sequence) >= $1
@@ -127,7 +129,6 @@ impl Commands {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))?;
-        let mut taken = std::collections::BTreeMap::new();
         for (aggregate_type, id) in long {
             let took = match aggregate_type.as_str() {
                 Click::TYPE => self.take_snapshot::<Click>(&id, min_events).await?,
@@ -149,12 +150,9 @@ impl Commands {
         A: Snapshot,
         A::Event: Upcast,
     {
-        if self.repo.snapshot_policy() == SnapshotPolicy::Off {
-            return Ok(false);
-        }
         let loaded = self.repo.load_state::<A>(aggregate_id).await?;
-        let after = loaded.from_snapshot.unwrap_or(0);
-        if (loaded.sequence.saturating_sub(after) as u64) < min_events.max(1) {
+        let last_snapshot = loaded.from_snapshot.unwrap_or(0) as u64;
+        if !framecart_domain::snapshot::due(min_events, last_snapshot, loaded.sequence as u64) {
             return Ok(false);
         }
         self.repo.save_snapshot(aggregate_id, loaded.sequence, &loaded.aggregate).await;

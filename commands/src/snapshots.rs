@@ -34,7 +34,7 @@
 use std::collections::HashMap;
 
 use cqrs_es::persist::PersistenceError;
-use framecart_domain::snapshot::Snapshot;
+use framecart_domain::snapshot::{self, Snapshot};
 use framecart_domain::upcast::{self, Upcast};
 
 use crate::store::{EventRepository, StateRow};
@@ -105,11 +105,6 @@ where
 }
 
 impl EventRepository {
-    /// The state version whose snapshots loads read, if any.
-    fn state_version<A: Snapshot>(&self) -> Option<u32> {
-        (self.snapshot_policy() != SnapshotPolicy::Off).then_some(A::STATE_VERSION)
-    }
-
     /// An aggregate's state: its snapshot and the events after it (all its events when it
     /// has no readable snapshot).
     pub async fn load_state<A>(&self, aggregate_id: &str) -> Result<Loaded<A>, PersistenceError>
@@ -117,18 +112,8 @@ impl EventRepository {
         A: Snapshot,
         A::Event: Upcast,
     {
-        let mut version = self.state_version::<A>();
-        loop {
-            let rows = self.load_rows(A::TYPE, aggregate_id, version).await?;
-            match fold::<A>(rows) {
-                Ok(mut states) => return Ok(states.remove(aggregate_id).unwrap_or_default()),
-                Err(Unfolded::Snapshot(e)) if version.is_some() => {
-                    tracing::warn!(aggregate_type = A::TYPE, error = %e, "a snapshot does not decode; folding every event");
-                    version = None;
-                }
-                Err(Unfolded::Snapshot(e) | Unfolded::Event(e)) => return Err(undecodable(e)),
-            }
-        }
+        let mut states = self.folded(|version| self.load_rows(A::TYPE, aggregate_id, version)).await?;
+        Ok(states.remove(aggregate_id).unwrap_or_default())
     }
 
     /// The states of several aggregates of one type, with one query.
@@ -137,12 +122,26 @@ impl EventRepository {
         A: Snapshot,
         A::Event: Upcast,
     {
-        let mut version = self.state_version::<A>();
-        loop {
-            let rows = crate::store::select_states(self.pool(), A::TYPE, ids, version)
+        self.folded(|version| async move {
+            crate::store::select_states(self.pool(), A::TYPE, ids, version)
                 .await
-                .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))?;
-            match fold::<A>(rows) {
+                .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))
+        })
+        .await
+    }
+
+    /// The states `rows` reads (given the state version of the snapshots to read), folded;
+    /// when a snapshot does not decode, read again without snapshots.
+    async fn folded<A, F, R>(&self, rows: F) -> Result<HashMap<String, Loaded<A>>, PersistenceError>
+    where
+        A: Snapshot,
+        A::Event: Upcast,
+        F: Fn(Option<u32>) -> R,
+        R: std::future::Future<Output = Result<Vec<StateRow>, PersistenceError>>,
+    {
+        let mut version = (self.snapshot_policy() != SnapshotPolicy::Off).then_some(A::STATE_VERSION);
+        loop {
+            match fold::<A>(rows(version).await?) {
                 Ok(states) => return Ok(states),
                 Err(Unfolded::Snapshot(e)) if version.is_some() => {
                     tracing::warn!(aggregate_type = A::TYPE, error = %e, "a snapshot does not decode; folding every event");
@@ -156,12 +155,12 @@ impl EventRepository {
     /// Whether an aggregate whose last snapshot is at `last_snapshot` (0: none) is due a
     /// new one now that it has `after` events.
     pub(crate) fn snapshot_due<A: Snapshot>(&self, last_snapshot: usize, after: usize) -> bool {
-        let (last, after) = (last_snapshot as u64, after as u64);
-        match self.snapshot_policy() {
-            SnapshotPolicy::Off => false,
-            SnapshotPolicy::PerAggregate => A::snapshot_due(last, after),
-            SnapshotPolicy::Every(every) => after.saturating_sub(last) >= every.max(1),
-        }
+        let every = match self.snapshot_policy() {
+            SnapshotPolicy::Off => return false,
+            SnapshotPolicy::PerAggregate => A::SNAPSHOT_EVERY,
+            SnapshotPolicy::Every(every) => every,
+        };
+        snapshot::due(every, last_snapshot as u64, after as u64)
     }
 
     /// Stores `state`, the fold of the aggregate's events up to `sequence` (committed), as

@@ -5,7 +5,7 @@
 //! computes, written once the events are committed: deleting every snapshot changes
 //! nothing but the time a load takes. A snapshot of another [`Snapshot::STATE_VERSION`]
 //! is not read, and one that does not decode is read as none: the aggregate is then folded
-//! from its events, and a snapshot of today's version is taken at the next boundary.
+//! from its events, and its next command takes a snapshot of today's version.
 //!
 //! The state is the aggregate's serde form (cqrs-es requires one). Its shape is pinned by
 //! the golden files under `domain/tests/golden/snapshots/`: a change of the state's shape
@@ -29,8 +29,14 @@ pub trait Snapshot: Aggregate {
     /// Whether an aggregate whose last snapshot is at `last_snapshot` (0: none) and which
     /// has `after` events now is due a snapshot.
     fn snapshot_due(last_snapshot: u64, after: u64) -> bool {
-        after.saturating_sub(last_snapshot) >= Self::SNAPSHOT_EVERY.max(1)
+        due(Self::SNAPSHOT_EVERY, last_snapshot, after)
     }
+}
+
+/// Whether, taking a snapshot every `every` events (at least 1), an aggregate whose last
+/// snapshot is at `last_snapshot` (0: none) and which has `after` events now is due one.
+pub fn due(every: u64, last_snapshot: u64, after: u64) -> bool {
+    after.saturating_sub(last_snapshot) >= every.max(1)
 }
 
 #[cfg(test)]
