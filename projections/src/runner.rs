@@ -227,7 +227,8 @@ impl Slot {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn has_batch(&self) -> bool {
+    /// Whether a batch, or why the reader ended, waits to be taken.
+    fn waiting(&self) -> bool {
         let state = self.state();
         state.batch.is_some() || state.ended.is_some()
     }
@@ -430,7 +431,7 @@ impl ProjectionRunner {
                     // Work owed from earlier batches (files, commands) is retried here too.
                     // A batch left in the slot is taken now, whatever became of its
                     // wake-up (cheap insurance: the reader wakes the applier each time).
-                    if slot.has_batch() {
+                    if slot.waiting() {
                         slot.filled.notify_one();
                     }
                     ticks = ticks.wrapping_add(1);
