@@ -11,7 +11,7 @@
 //! Snapshots are pinned the same way: each aggregate type's state after its golden events,
 //! as a snapshot stores it, under its `STATE_VERSION` (`tests/golden/snapshots/`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use cqrs_es::DomainEvent;
@@ -73,13 +73,11 @@ fn variants<E: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
     }
 }
 
-/// Checks one aggregate's event enum against its golden files; returns what is wrong.
-fn check<E: Upcast + DomainEvent + serde::Serialize>(aggregate_type: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    let variants: BTreeSet<&str> = variants::<E>().iter().copied().collect();
-    assert!(!variants.is_empty(), "{aggregate_type}: no variants found");
+/// An aggregate type's golden files, by event type (file-name order), each read or why
+/// it could not be.
+fn golden_files(aggregate_type: &str) -> BTreeMap<String, Result<Golden, String>> {
     let dir = dir(aggregate_type);
-    let files: BTreeSet<String> = std::fs::read_dir(&dir)
+    let names: Vec<String> = std::fs::read_dir(&dir)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
@@ -87,20 +85,35 @@ fn check<E: Upcast + DomainEvent + serde::Serialize>(aggregate_type: &str) -> Ve
                 .collect()
         })
         .unwrap_or_default();
+    names
+        .into_iter()
+        .map(|event_type| {
+            let path = dir.join(format!("{event_type}.json"));
+            let golden = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+                .map_err(|e| format!("{}: unreadable golden file: {e}", path.display()));
+            (event_type, golden)
+        })
+        .collect()
+}
+
+/// Checks one aggregate's event enum against its golden files; returns what is wrong.
+fn check<E: Upcast + DomainEvent + serde::Serialize>(aggregate_type: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let variants: BTreeSet<&str> = variants::<E>().iter().copied().collect();
+    assert!(!variants.is_empty(), "{aggregate_type}: no variants found");
+    let files = golden_files(aggregate_type);
     for variant in &variants {
-        if !files.contains(*variant) {
+        if !files.contains_key(*variant) {
             problems.push(format!("{aggregate_type}/{variant}.json: missing (a new event needs its golden file)"));
         }
     }
-    for event_type in &files {
-        let path = dir.join(format!("{event_type}.json"));
-        let golden: Golden = match std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
-        {
+    for (event_type, golden) in &files {
+        let golden = match golden {
             Ok(golden) => golden,
             Err(e) => {
-                problems.push(format!("{}: unreadable golden file: {e}", path.display()));
+                problems.push(e.clone());
                 continue;
             }
         };
@@ -174,15 +187,13 @@ where
     A: Snapshot + serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
     A::Event: Upcast,
 {
-    let mut events: Vec<PathBuf> =
-        std::fs::read_dir(dir(aggregate_type)).expect("golden events").filter_map(|e| Some(e.ok()?.path())).collect();
-    events.sort();
     let mut state = A::default();
-    for path in &events {
-        let golden: Golden =
-            serde_json::from_str(&std::fs::read_to_string(path).expect("a golden file")).expect("json");
-        let event_type = path.file_stem().and_then(|s| s.to_str()).expect("a name");
-        match upcast::decode::<A::Event>(event_type, &golden.event_version, &golden.payload.to_string()) {
+    for (event_type, golden) in golden_files(aggregate_type) {
+        let golden = match golden {
+            Ok(golden) => golden,
+            Err(e) => return vec![e],
+        };
+        match upcast::decode::<A::Event>(&event_type, &golden.event_version, &golden.payload.to_string()) {
             Ok(event) => state.apply(event),
             Err(e) => return vec![format!("{aggregate_type}/{event_type}: {e}")],
         }
