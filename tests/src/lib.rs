@@ -202,9 +202,7 @@ impl TestApp {
 
     /// Posts a JSON body to `path`; returns the status and the JSON answer.
     pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-        let response = self.client_for(path).post(self.url(path)).json(body).send().await.expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+        send(self.client_for(path).post(self.url(path)).json(body)).await
     }
 
     /// Uploads `bytes` as the video `video_id` (multipart, as a merchant's tool would).
@@ -212,16 +210,12 @@ impl TestApp {
         let form = reqwest::multipart::Form::new()
             .text("video_id", video_id.to_owned())
             .part("file", reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()));
-        let response = self.admin.post(self.url("/api/v1/videos")).multipart(form).send().await.expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+        send(self.admin.post(self.url("/api/v1/videos")).multipart(form)).await
     }
 
     /// Gets `path` as the admin.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self.admin.get(self.url(path)).send().await.expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+        send(self.admin.get(self.url(path))).await
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -316,6 +310,35 @@ impl TestApp {
         })
         .await;
     }
+}
+
+/// Sends a request; returns the status and the JSON answer (`null` when it has none).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Every file under `dir` (the media folder, or a folder of it), by path under it, with
+/// its contents; temporary files (`.tmp/`) left out.
+pub fn media_files(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() { walk(&path, found) } else { found.push(path) }
+        }
+    }
+    let mut found = Vec::new();
+    walk(dir, &mut found);
+    found
+        .into_iter()
+        .filter(|p| !p.starts_with(dir.join(".tmp")))
+        .map(|p| {
+            let name = p.strip_prefix(dir).expect("under the folder").display().to_string();
+            let contents = std::fs::read_to_string(&p).expect("a file");
+            (name, contents)
+        })
+        .collect()
 }
 
 /// The settings a [`TestApp`] starts with, before its `configure`.

@@ -5,15 +5,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use framecart_api::cli::Cli;
-use framecart_tests::{TestApp, click_body, eventually};
+use framecart_tests::{TestApp, click_body, eventually, send};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 /// A bit of everything: products, accounts, clicks, orders paid, declined and cancelled.
 async fn some_history(app: &TestApp) -> Vec<String> {

@@ -1,15 +1,9 @@
 //! Bad input is stopped at the door: a value no view could store or read is refused
 //! with a 4xx and a stable code before anything is committed, so no view stops on it.
 
-use framecart_tests::{TestApp, click_body};
+use framecart_tests::{TestApp, click_body, send};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 fn code(answer: &Value) -> &str {
     answer["error"]["code"].as_str().unwrap_or("")

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use framecart_api::commands::payments::fake::FakeGateway;
-use framecart_tests::{TestApp, eventually, pan_video, test_media};
+use framecart_tests::{TestApp, eventually, pan_video, send, test_media};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -16,12 +16,6 @@ const CARD_OK: &str = "4242424242424242";
 const CARD_DECLINED: &str = "4000000000000002";
 const CARD_CAPTURE_FAILS: &str = "4000000000009995";
 const CARD_NEEDS_ACTION: &str = "4000002500003155";
-
-async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 async fn create_product(app: &TestApp, article: &str, stock: u32) {
     let body = json!({"article": article, "name": "Rain jacket", "price_minor": PRICE, "currency": "EUR",

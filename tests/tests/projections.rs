@@ -1,12 +1,10 @@
 //! Projections: exactly-once in effect across crashes, and rebuildable while serving.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use framecart_api::projections::{self, ProjectionRunner};
-use framecart_tests::{TestApp, click_body};
+use framecart_tests::{TestApp, click_body, media_files};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -16,16 +14,6 @@ async fn clicks_view(app: &TestApp) -> Vec<serde_json::Value> {
         .fetch_all(&app.db)
         .await
         .expect("the view")
-}
-
-fn files(dir: &Path) -> BTreeMap<String, String> {
-    std::fs::read_dir(dir.join("client_files"))
-        .expect("client_files")
-        .map(|e| {
-            let e = e.expect("entry");
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).expect("file"))
-        })
-        .collect()
 }
 
 async fn post_mixed_clicks(app: &TestApp, n: usize) {
@@ -47,7 +35,7 @@ async fn a_projection_rebuilt_from_scratch_while_serving_gives_the_same_view_and
     app.wait_for_clicks_view().await;
     app.wait_for_client_files().await;
     let view_before = clicks_view(&app).await;
-    let files_before = files(app.media_dir());
+    let files_before = media_files(&app.media_dir().join("client_files"));
     assert_eq!(view_before.len(), 30);
     assert_eq!(files_before.len(), 3, "no user, user0 and user1");
 
@@ -55,7 +43,7 @@ async fn a_projection_rebuilt_from_scratch_while_serving_gives_the_same_view_and
     std::fs::remove_dir_all(app.media_dir().join("client_files")).expect("remove");
     app.rebuild_every_projection().await;
     assert_eq!(clicks_view(&app).await, view_before);
-    assert_eq!(files(app.media_dir()), files_before);
+    assert_eq!(media_files(&app.media_dir().join("client_files")), files_before);
 
     // And it keeps projecting afterwards.
     post_mixed_clicks(&app, 2).await;
@@ -70,7 +58,7 @@ async fn a_rebuild_with_no_server_running_applies_the_log_itself() {
     app.wait_for_clicks_view().await;
     app.wait_for_client_files().await;
     let view_before = clicks_view(&app).await;
-    let files_before = files(app.media_dir());
+    let files_before = media_files(&app.media_dir().join("client_files"));
     app.running.kill_projections().await;
 
     let runner = ProjectionRunner::new(
@@ -82,7 +70,7 @@ async fn a_rebuild_with_no_server_running_applies_the_log_itself() {
     let progress = std::sync::Mutex::new(Vec::new());
     runner.rebuild(&|applied, last| progress.lock().expect("lock").push((applied, last))).await.expect("rebuild");
     assert_eq!(clicks_view(&app).await, view_before);
-    assert_eq!(files(app.media_dir()), files_before);
+    assert_eq!(media_files(&app.media_dir().join("client_files")), files_before);
 }
 
 #[tokio::test]
@@ -98,7 +86,7 @@ async fn killed_projections_resume_without_loss_or_duplicates() {
     app.wait_for_client_files().await;
     assert_eq!(app.count("SELECT count(*) FROM clicks_view").await, 60);
     // Every file lists each of its clicks once.
-    let total: usize = files(app.media_dir())
+    let total: usize = media_files(&app.media_dir().join("client_files"))
         .values()
         .map(|text| serde_json::from_str::<Vec<serde_json::Value>>(text).expect("a list").len())
         .sum();

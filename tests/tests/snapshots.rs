@@ -19,7 +19,7 @@ use framecart_api::domain::upcast::{self, Upcast};
 use framecart_api::domain::user::User;
 use framecart_api::domain::video::Video;
 use framecart_api::projections;
-use framecart_tests::{TestApp, click_body, eventually, synthetic};
+use framecart_tests::{TestApp, click_body, eventually, media_files, send, synthetic};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -34,12 +34,6 @@ async fn spawn_snapshotting_every(every: u64) -> TestApp {
 /// Commands over the test's database that read snapshots as `policy` says.
 fn commands(app: &TestApp, policy: SnapshotPolicy) -> Commands {
     Commands::with_snapshots(app.db.clone(), WriteMode::PerCommand, policy)
-}
-
-async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// The fold of an aggregate's events up to `sequence`, read from `events` alone.
@@ -140,26 +134,6 @@ async fn views(db: &PgPool) -> BTreeMap<String, Vec<Value>> {
         }
     }
     all
-}
-
-fn files(dir: &std::path::Path) -> BTreeMap<String, String> {
-    walkdir(dir)
-        .into_iter()
-        .filter(|p| !p.starts_with(dir.join(".tmp")))
-        .map(|p| {
-            let name = p.strip_prefix(dir).expect("under").display().to_string();
-            (name, std::fs::read_to_string(&p).expect("a file"))
-        })
-        .collect()
-}
-
-fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() { found.extend(walkdir(&path)) } else { found.push(path) }
-    }
-    found
 }
 
 /// A history that touches every aggregate type: products with stock reserved, committed
@@ -340,7 +314,7 @@ async fn a_rebuild_of_every_view_gives_the_same_views_and_files_with_snapshots_o
     app.wait_for_projections().await;
     app.wait_for_client_files().await;
     let views_before = views(&app.db).await;
-    let files_before = files(app.media_dir());
+    let files_before = media_files(app.media_dir());
     assert!(views_before.values().filter(|rows| !rows.is_empty()).count() > 8, "{views_before:?}");
     assert!(!files_before.is_empty());
 
@@ -355,5 +329,5 @@ async fn a_rebuild_of_every_view_gives_the_same_views_and_files_with_snapshots_o
             assert_eq!(after, before, "{table}");
         }
     }
-    assert_eq!(files(app.media_dir()), files_before);
+    assert_eq!(media_files(app.media_dir()), files_before);
 }
