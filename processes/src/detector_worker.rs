@@ -37,7 +37,7 @@ use framecart_commands::media::{self, MediaStore};
 use framecart_domain::log::Namespace;
 
 /// Sampled frames per recorded batch: small events, frequent progress.
-const FRAMES_PER_BATCH: usize = 25;
+pub const FRAMES_PER_BATCH: usize = 25;
 
 /// What a detector worker needs: the store, the log, where files go, the model.
 #[derive(Clone)]

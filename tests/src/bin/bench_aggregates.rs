@@ -65,8 +65,8 @@ struct Args {
     detector_ms_per_frame: f64,
 }
 
-/// The worker's batch (`detector_worker::FRAMES_PER_BATCH`).
-const FRAMES_PER_BATCH: u64 = 25;
+/// The worker's batch.
+const FRAMES_PER_BATCH: u64 = framecart_api::processes::detector_worker::FRAMES_PER_BATCH as u64;
 const FPS: f64 = 5.0;
 const ARTICLE: &str = "SKU-1";
 
@@ -237,17 +237,8 @@ async fn detection(args: &Args, commands: &Commands, unsnapshotted: &Commands) -
         "\n== a detection run: batches of {FRAMES_PER_BATCH} frames, {} objects a frame (store time per batch)",
         args.objects
     );
-    let mut times = Vec::with_capacity(args.batches as usize);
-    let video = VideoId::parse("VESeA6leQuk")?;
-    let seconds = f64::from(args.batches) * FRAMES_PER_BATCH as f64 / FPS;
-    let run = synthetic::started_run(commands, &video, seconds, FPS).await?;
     let started = Instant::now();
-    for batch in 0..args.batches {
-        let frames = synthetic::frames(u64::from(batch) * FRAMES_PER_BATCH, FRAMES_PER_BATCH, FPS, args.objects);
-        let at = Instant::now();
-        synthetic::record(commands, run, &video, 1, batch, frames).await?;
-        times.push(at.elapsed().as_secs_f64());
-    }
+    let times = record_run(commands, "VESeA6leQuk", args.batches, args.objects).await?;
     let wall = started.elapsed().as_secs_f64();
     let around = |at: usize| {
         let from = at.saturating_sub(50).min(times.len().saturating_sub(100));
@@ -276,16 +267,7 @@ async fn detection(args: &Args, commands: &Commands, unsnapshotted: &Commands) -
     println!("all {} batches recorded in {wall:.1} s", times.len());
 
     if args.batches_off > 0 {
-        let video = VideoId::parse("dQw4w9WgXcQ")?;
-        let seconds = f64::from(args.batches_off) * FRAMES_PER_BATCH as f64 / FPS;
-        let run = synthetic::started_run(unsnapshotted, &video, seconds, FPS).await?;
-        let mut off = Vec::new();
-        for batch in 0..args.batches_off {
-            let frames = synthetic::frames(u64::from(batch) * FRAMES_PER_BATCH, FRAMES_PER_BATCH, FPS, args.objects);
-            let at = Instant::now();
-            synthetic::record(unsnapshotted, run, &video, 1, batch, frames).await?;
-            off.push(at.elapsed().as_secs_f64());
-        }
+        let off = record_run(unsnapshotted, "dQw4w9WgXcQ", args.batches_off, args.objects).await?;
         let (_, p50_first, _) = summary(&off[..off.len().min(100)])?;
         let (_, p50_last, _) = summary(&off[off.len().saturating_sub(100)..])?;
         println!(
@@ -295,4 +277,20 @@ async fn detection(args: &Args, commands: &Commands, unsnapshotted: &Commands) -
         );
     }
     Ok(())
+}
+
+/// A detection run of `batches` batches with `objects` synthetic boxes a frame, recorded
+/// through `commands` for a video of its own: the store's time for each batch, in seconds.
+async fn record_run(commands: &Commands, video: &str, batches: u32, objects: usize) -> anyhow::Result<Vec<f64>> {
+    let video = VideoId::parse(video)?;
+    let seconds = f64::from(batches) * FRAMES_PER_BATCH as f64 / FPS;
+    let run = synthetic::started_run(commands, &video, seconds, FPS).await?;
+    let mut times = Vec::with_capacity(batches as usize);
+    for batch in 0..batches {
+        let frames = synthetic::frames(u64::from(batch) * FRAMES_PER_BATCH, FRAMES_PER_BATCH, FPS, objects);
+        let at = Instant::now();
+        synthetic::record(commands, run, &video, 1, batch, frames).await?;
+        times.push(at.elapsed().as_secs_f64());
+    }
+    Ok(times)
 }
