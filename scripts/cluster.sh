@@ -52,6 +52,7 @@ export FRAMECART_NAMESPACE="${FRAMECART_NAMESPACE:-cluster}"
 export FRAMECART_STREAM_REPLICAS=3
 # Every api process must sign and check tokens with the same secret.
 export FRAMECART_TOKEN_SECRET="${FRAMECART_TOKEN_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+export FRAMECART_MASTER_KEY="${FRAMECART_MASTER_KEY:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 export FRAMECART_ADMIN_EMAIL="${FRAMECART_ADMIN_EMAIL:-admin@framecart.local}"
 export FRAMECART_ADMIN_PASSWORD="${FRAMECART_ADMIN_PASSWORD:-change this cluster password}"
 

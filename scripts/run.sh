@@ -11,4 +11,17 @@ need_ffmpeg
 cargo build --release --locked --bin framecart
 # The model's weights, fetched once and checked by size and hash on every start.
 "$CARGO_TARGET_DIR/release/framecart" model fetch
+# Personal data is sealed under keys that the master key wraps. Without one set, a local
+# one is made once and kept outside the clone and the database (losing it loses every
+# sealed value; production sets FRAMECART_MASTER_KEY from its secret store).
+if [ -z "${FRAMECART_MASTER_KEY:-}" ]; then
+  key_file="${XDG_CONFIG_HOME:-$HOME/.config}/framecart/master-key"
+  if [ ! -s "$key_file" ]; then
+    mkdir -p "$(dirname "$key_file")"
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key_file")
+    echo "run.sh: made a local master key in $key_file (keep it; back it up apart from the database)" >&2
+  fi
+  FRAMECART_MASTER_KEY="$(cat "$key_file")"
+  export FRAMECART_MASTER_KEY
+fi
 exec "$CARGO_TARGET_DIR/release/framecart" serve "$@"

@@ -18,7 +18,7 @@ media="$(mktemp -d)"
 password="fuzzing admin password $$"
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" FRAMECART_NAMESPACE="fuzz$$" FRAMECART_MEDIA_DIR="$media" \
-  FRAMECART_BIND="127.0.0.1:$port" FRAMECART_ADMIN_EMAIL=admin@fuzz.test FRAMECART_ADMIN_PASSWORD="$password" \
+  FRAMECART_MASTER_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" FRAMECART_BIND="127.0.0.1:$port" FRAMECART_ADMIN_EMAIL=admin@fuzz.test FRAMECART_ADMIN_PASSWORD="$password" \
   FRAMECART_DETECTOR_WORKERS=0 RUST_LOG=warn "$CARGO_TARGET_DIR/debug/framecart" serve >"$media/server.log" 2>&1 &
 server=$!
 cleanup() {

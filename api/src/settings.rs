@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args};
 use framecart_commands::snapshots::SnapshotPolicy;
 use framecart_domain::log::Namespace;
+use framecart_domain::personal::MasterKey;
 use ipnet::IpNet;
 
 use crate::limits::rates::{ClickRate, SigninRate};
@@ -252,6 +253,25 @@ pub struct Settings {
     /// `pg_stat_activity` (default: `<host>:<pid>`).
     #[arg(long, env = "FRAMECART_INSTANCE")]
     pub instance: Option<String>,
+
+    /// The key that wraps the data keys of personal data: 32 bytes, as 64 hex digits or in
+    /// standard base64 (`openssl rand -hex 32`). Required by every command that writes or
+    /// reads events; every process of one installation uses the same. Keep it apart from
+    /// the database's backups. `scripts/run.sh` makes a local one.
+    #[arg(long, env = "FRAMECART_MASTER_KEY", hide_env_values = true, value_parser = parse_master_key)]
+    pub master_key: Option<MasterKey>,
+
+    /// Days an anonymous viewer's address and cookie are kept: each day's key is destroyed
+    /// once the day is older (by the `processes` role, hourly).
+    #[arg(long, env = "FRAMECART_ANONYMOUS_RETENTION_DAYS", default_value_t = DEFAULT_ANONYMOUS_RETENTION_DAYS)]
+    pub anonymous_retention_days: u32,
+}
+
+/// The default of [`Settings::anonymous_retention_days`].
+pub const DEFAULT_ANONYMOUS_RETENTION_DAYS: u32 = 90;
+
+fn parse_master_key(s: &str) -> Result<MasterKey, String> {
+    MasterKey::parse(s).map_err(|e| e.to_string())
 }
 
 /// The default of [`Settings::relay_lag_bound_secs`].
@@ -272,6 +292,17 @@ impl Settings {
     pub fn relay_lag_bound(&self) -> Duration {
         Duration::from_secs(self.relay_lag_bound_secs)
     }
+
+    /// The master key; an error that says how to set one when it is missing.
+    pub fn master_key(&self) -> anyhow::Result<MasterKey> {
+        self.master_key.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "FRAMECART_MASTER_KEY is not set: personal data is sealed under keys that it wraps. \
+                 Set it to 32 random bytes as 64 hex digits (`openssl rand -hex 32`), the same for \
+                 every process of this installation, and keep it apart from the database's backups"
+            )
+        })
+    }
 }
 
 impl fmt::Debug for Settings {
@@ -287,6 +318,8 @@ impl fmt::Debug for Settings {
             .field("relay_lag_bound_secs", &self.relay_lag_bound_secs)
             .field("stream_replicas", &self.stream_replicas)
             .field("instance", &self.instance)
+            .field("master_key", &self.master_key.as_ref().map(|_| "********"))
+            .field("anonymous_retention_days", &self.anonymous_retention_days)
             .finish()
     }
 }

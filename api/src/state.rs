@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use framecart_commands::Commands;
+use framecart_commands::keys::Keyring;
 use framecart_commands::media::MediaStore;
 use framecart_commands::payments::Gateways;
 use framecart_commands::payments::fake::FakeGateway;
@@ -53,6 +54,8 @@ pub struct App {
     /// What this process's relay is doing (restoring, leading, standing by), for
     /// readiness and metrics; every relay the process starts reports here.
     pub relay: Arc<RelayStats>,
+    /// The data keys that seal personal data (`FRAMECART_MASTER_KEY` unwraps them).
+    pub keys: Arc<Keyring>,
     /// Per-address and per-account throttles (clicks, sign-in, registration).
     pub limits: Arc<crate::limits::Limits>,
 }

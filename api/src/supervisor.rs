@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream;
+use framecart_commands::keys::Keyring;
 use framecart_commands::media::MediaStore;
 use framecart_commands::payments::Gateways;
 use framecart_commands::payments::fake::{self, FakeGateway};
@@ -102,6 +103,14 @@ impl Infra {
         };
         Ok(Self { pool, nats, jetstream, media })
     }
+
+    /// [`Infra::connect`] for a command that reads events: `FRAMECART_MASTER_KEY` must be
+    /// set and open this installation's data keys, or it fails here, at start.
+    pub async fn connect_reading(settings: &Settings, application: &str) -> anyhow::Result<Self> {
+        let infra = Self::connect(settings, application).await?;
+        Keyring::open(infra.pool.clone(), settings.master_key()?).await?;
+        Ok(infra)
+    }
 }
 
 /// `NATS_URL`: one server, or several separated by commas (the client learns the rest
@@ -118,7 +127,7 @@ fn nats_servers(urls: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
 /// The views of the installation (`only`: those named; all when empty). Unknown names
 /// are refused with the list of known ones.
 pub fn views(settings: &Settings, only: &[String]) -> anyhow::Result<Vec<Arc<dyn Projection>>> {
-    let all = framecart_projections::all(settings.media_dir.clone());
+    let all = framecart_projections::all(settings.media_dir.clone(), settings.master_key()?);
     if only.is_empty() {
         return Ok(all);
     }
@@ -130,10 +139,14 @@ pub fn views(settings: &Settings, only: &[String]) -> anyhow::Result<Vec<Arc<dyn
 }
 
 /// Every consumer that keeps a checkpoint: the views and the process managers.
-pub fn consumers(settings: &Settings, commands: Arc<Commands>, gateways: Gateways) -> Vec<Arc<dyn Projection>> {
-    let mut all = framecart_projections::all(settings.media_dir.clone());
+pub fn consumers(
+    settings: &Settings,
+    commands: Arc<Commands>,
+    gateways: Gateways,
+) -> anyhow::Result<Vec<Arc<dyn Projection>>> {
+    let mut all = framecart_projections::all(settings.media_dir.clone(), settings.master_key()?);
     all.extend(framecart_processes::all(commands, gateways));
-    all
+    Ok(all)
 }
 
 /// The model's class names, if the model is where the settings say.
@@ -182,6 +195,7 @@ impl Running {
         let roles = serve.roles();
         anyhow::ensure!(!roles.is_empty(), "--roles names nothing to run");
         let ServeSettings { settings, http, video, auth, payments, projections: only, .. } = serve;
+        let master_key = settings.master_key()?;
         let views = if roles.projections { views(&settings, &only)? } else { Vec::new() };
         let infra = Infra::connect(&settings, &roles.to_string()).await?;
         let bind = if roles.api { Some(http.bind.unwrap_or(DEFAULT_BIND)) } else { http.bind };
@@ -203,7 +217,9 @@ impl Running {
             Arc::new(FakeGateway::new(fake_secret.clone(), webhook_url, payments.fake_chaos, infra.pool.clone()));
         let mut gateways = Gateways::new();
         gateways.insert(fake::NAME, fake_gateway.clone());
+        let keys = Keyring::open(infra.pool.clone(), master_key).await?;
         let app = App {
+            keys: Arc::new(keys),
             pool: infra.pool.clone(),
             nats: infra.nats.clone(),
             jetstream: infra.jetstream.clone(),
@@ -355,6 +371,12 @@ impl Running {
         }
         if roles.processes {
             consumers.extend(framecart_processes::all(self.state.commands.clone(), self.state.gateways.clone()));
+            let (commands, days) = (self.state.commands.clone(), self.state.settings.anonymous_retention_days);
+            self.projections.push(tokio::spawn(framecart_processes::retention::run(
+                commands,
+                days,
+                self.background.child_token(),
+            )));
         }
         for projection in consumers {
             let runner = ProjectionRunner::new(

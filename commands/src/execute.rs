@@ -13,6 +13,7 @@ use cqrs_es::Aggregate;
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
 use framecart_domain::EventMetadata;
 use framecart_domain::click::Click;
+use framecart_domain::data_subject::DataSubject;
 use framecart_domain::detection::DetectionRun;
 use framecart_domain::order::Order;
 use framecart_domain::payment::Payment;
@@ -66,6 +67,7 @@ pub struct Commands {
     pub users: Aggregates<User>,
     pub orders: Aggregates<Order>,
     pub payments: Aggregates<Payment>,
+    pub data_subjects: Aggregates<DataSubject>,
     repo: EventRepository,
 }
 
@@ -87,6 +89,7 @@ impl Commands {
             users: Aggregates::new(repo.clone()),
             orders: Aggregates::new(repo.clone()),
             payments: Aggregates::new(repo.clone()),
+            data_subjects: Aggregates::new(repo.clone()),
             repo,
         }
     }

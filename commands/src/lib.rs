@@ -28,6 +28,7 @@
 pub mod audit;
 pub mod db;
 pub mod execute;
+pub mod keys;
 pub mod media;
 pub mod payments;
 pub mod relay;

@@ -16,6 +16,7 @@
 //!   parsed value type with a private field.
 
 pub mod click;
+pub mod data_subject;
 pub mod detection;
 pub mod geometry;
 pub mod log;
@@ -24,6 +25,7 @@ pub mod metadata;
 pub mod money;
 pub mod order;
 pub mod payment;
+pub mod personal;
 pub mod product;
 pub mod snapshot;
 pub mod text;

@@ -4,6 +4,7 @@
 //! - [`followups`]: payments → orders, surpluses → refunds, orders → stock.
 //! - [`reservations`]: stock held for an order that was never placed is given back.
 //! - [`detector_worker`]: detection requests → detections, through the model.
+//! - [`retention`]: anonymous personal data past its retention period is erased.
 //!
 //! The first three read the log like projections ([`framecart_projections::Projection`])
 //! and run under the same runner: one process applies each at a time, the others stand by
@@ -30,6 +31,7 @@ pub mod detector_worker;
 pub mod followups;
 pub mod matcher;
 pub mod reservations;
+pub mod retention;
 
 pub use detector_worker::{DetectorWorker, WorkerConfig};
 

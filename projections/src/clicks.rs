@@ -2,18 +2,34 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
 use framecart_domain::click::{self, ClickEvent};
+use framecart_domain::data_subject::{self, DataSubjectEvent};
 use framecart_domain::log::{LoggedEvent, Namespace};
+use framecart_domain::personal::Subject;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::personal::{KeyReader, Keys};
 use crate::runner::{Projection, ProjectionError, decode};
 
-pub struct ClicksProjection;
+pub struct ClicksProjection {
+    keys: Arc<KeyReader>,
+}
+
+impl ClicksProjection {
+    pub fn new(keys: Arc<KeyReader>) -> Self {
+        Self { keys }
+    }
+}
 
 pub const NAME: &str = "clicks";
+
+/// What a forgotten viewer is shown as.
+pub const ERASED: &str = "erased";
 
 #[async_trait]
 impl Projection for ClicksProjection {
@@ -21,8 +37,17 @@ impl Projection for ClicksProjection {
         NAME
     }
 
+    /// On NATS 2.9 (one filter), every event: erasures are data subjects' events.
     fn filter_subject(&self, ns: &Namespace) -> String {
-        ns.aggregate_subject(click::AGGREGATE_TYPE)
+        ns.all_events_subject()
+    }
+
+    fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
+        vec![ns.aggregate_subject(click::AGGREGATE_TYPE), ns.aggregate_subject(data_subject::AGGREGATE_TYPE)]
+    }
+
+    fn wants(&self, aggregate_type: &str, _event_type: &str) -> bool {
+        aggregate_type == click::AGGREGATE_TYPE || aggregate_type == data_subject::AGGREGATE_TYPE
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -41,37 +66,78 @@ impl Projection for ClicksProjection {
     /// Clicks and verdicts come by the thousand: each kind is written with one statement
     /// per [`INSERT_CHUNK`] events. Verdicts follow the inserts (a click and its verdict
     /// can share a batch), and only a click's last verdict in the batch is written.
+    /// Erasures come last, so a click and its subject's erasure in one batch end erased.
     ///
     /// While the database inserts one chunk, the next is decoded: a rebuild otherwise
     /// alternates between the two, each waiting for the other.
     async fn apply_all(&self, tx: &mut PgConnection, events: &[(LoggedEvent, i64)]) -> Result<(), ProjectionError> {
         let mut verdicts = Verdicts::default();
+        let mut erased = Vec::new();
         let mut chunks = events.chunks(INSERT_CHUNK);
-        let mut rows = decode_chunk(chunks.next().unwrap_or_default(), &mut verdicts)?;
+        let first = decode_chunk(chunks.next().unwrap_or_default(), &mut verdicts, &mut erased)?;
+        let mut rows = self.rows(tx, first).await?;
         for chunk in chunks {
-            let (inserted, next) = tokio::join!(rows.insert(&mut *tx), async { decode_chunk(chunk, &mut verdicts) });
+            let (inserted, next) =
+                tokio::join!(rows.insert(&mut *tx), async { decode_chunk(chunk, &mut verdicts, &mut erased) });
             inserted?;
-            rows = next?;
+            rows = self.rows(tx, next?).await?;
         }
         rows.insert(tx).await?;
-        verdicts.update(tx).await
+        verdicts.update(tx).await?;
+        for subject in erased {
+            sqlx::query(
+                "UPDATE clicks_view SET client_ip = NULL, viewer_cookie = NULL, viewer = $2 WHERE subject = $1",
+            )
+            .bind(subject.as_str())
+            .bind(ERASED)
+            .execute(&mut *tx)
+            .await?;
+            self.keys.forget(&subject);
+        }
+        Ok(())
+    }
+}
+
+impl ClicksProjection {
+    /// The decoded clicks as rows, their personal data opened with their subjects' keys.
+    async fn rows(&self, tx: &mut PgConnection, clicks: Vec<Recorded<'_>>) -> Result<NewRows, ProjectionError> {
+        let subjects = clicks.iter().filter_map(|(c, _, _)| c.client_ip.subject());
+        let keys = self.keys.keys(tx, subjects).await?;
+        let mut rows = NewRows::default();
+        for (c, event, log_position) in &clicks {
+            rows.push(c, &keys, event, *log_position);
+        }
+        Ok(rows)
     }
 }
 
 /// Events decoded and inserted together (a batch holds up to a few thousand).
 const INSERT_CHUNK: usize = 1000;
 
-/// The recorded clicks of `events` as rows; their verdicts go to `verdicts`.
-fn decode_chunk(events: &[(LoggedEvent, i64)], verdicts: &mut Verdicts) -> Result<NewRows, ProjectionError> {
-    let mut rows = NewRows::default();
+/// A recorded click, with its event and log position.
+type Recorded<'e> = (click::ClickRecorded, &'e LoggedEvent, i64);
+
+/// The recorded clicks of `events`; their verdicts go to `verdicts`, the subjects erased
+/// to `erased`.
+fn decode_chunk<'e>(
+    events: &'e [(LoggedEvent, i64)],
+    verdicts: &mut Verdicts,
+    erased: &mut Vec<Subject>,
+) -> Result<Vec<Recorded<'e>>, ProjectionError> {
+    let mut clicks = Vec::with_capacity(events.len());
     for (event, log_position) in events {
+        if event.aggregate_type == data_subject::AGGREGATE_TYPE {
+            let DataSubjectEvent::PersonalDataErased(e) = decode(event, *log_position)?;
+            erased.push(e.subject);
+            continue;
+        }
         match decode(event, *log_position)? {
-            ClickEvent::ClickRecorded(c) => rows.push(&c, event, *log_position),
+            ClickEvent::ClickRecorded(c) => clicks.push((c, event, *log_position)),
             ClickEvent::ClickMatched(m) => verdicts.matched(&m),
             ClickEvent::ClickUnmatched(u) => verdicts.unmatched(&u),
         }
     }
-    Ok(rows)
+    Ok(clicks)
 }
 
 /// Recorded clicks as columns, for one multi-row insert.
@@ -85,8 +151,9 @@ struct NewRows {
     user_id: Vec<Option<String>>,
     signed_in: Vec<bool>,
     viewer: Vec<String>,
-    client_ip: Vec<String>,
+    client_ip: Vec<Option<String>>,
     viewer_cookie: Vec<Option<String>>,
+    subject: Vec<Option<String>>,
     x: Vec<f64>,
     y: Vec<f64>,
     media_time: Vec<f64>,
@@ -105,9 +172,11 @@ struct NewRows {
 }
 
 impl NewRows {
-    fn push(&mut self, c: &click::ClickRecorded, event: &LoggedEvent, log_position: i64) {
+    fn push(&mut self, c: &click::ClickRecorded, keys: &Keys, event: &LoggedEvent, log_position: i64) {
         let frame = c.frame.as_ref();
-        let ip = c.client_ip.to_string();
+        let ip = keys.reveal(&c.client_ip).map(|ip| ip.to_string());
+        // A cookie is opened only with the address: both are the same subject's.
+        let cookie = c.viewer_cookie.as_ref().and_then(|cookie| ip.as_ref().and(keys.reveal(cookie)));
         self.click_id.push(c.click_id);
         self.log_position.push(log_position);
         self.event_id.push(event.event_id);
@@ -115,9 +184,13 @@ impl NewRows {
         self.video_id_reported.push(c.video_id_reported.clone());
         self.user_id.push(c.user_id.as_ref().map(|u| u.to_string()));
         self.signed_in.push(signed_in(c, event));
-        self.viewer.push(viewer(c.viewer_cookie.as_deref(), &ip));
+        self.viewer.push(match &ip {
+            Some(ip) => viewer(cookie.as_deref(), ip),
+            None => ERASED.to_owned(),
+        });
         self.client_ip.push(ip);
-        self.viewer_cookie.push(c.viewer_cookie.clone());
+        self.viewer_cookie.push(cookie);
+        self.subject.push(c.client_ip.subject().map(|s| s.to_string()));
         self.x.push(c.x);
         self.y.push(c.y);
         self.media_time.push(c.timestamp);
@@ -143,12 +216,13 @@ impl NewRows {
             "INSERT INTO clicks_view (click_id, log_position, event_id, video_id, video_id_reported,
                  user_id, viewer, client_ip, viewer_cookie, x, y, media_time,
                  player_width, player_height, video_width, video_height,
-                 frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at, signed_in)
+                 frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at, signed_in,
+                 subject)
              SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
                  $7::text[], $8::text[], $9::text[], $10::float8[], $11::float8[], $12::float8[],
                  $13::float8[], $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[],
                  $19::float8[], $20::float8[], $21::bool[], $22::bool[], $23::timestamptz[], $24::timestamptz[],
-                 $25::bool[])
+                 $25::bool[], $26::text[])
              ON CONFLICT (click_id) DO NOTHING",
         )
         .bind(&self.click_id)
@@ -176,6 +250,7 @@ impl NewRows {
         .bind(&self.received_at)
         .bind(&self.recorded_at)
         .bind(&self.signed_in)
+        .bind(&self.subject)
         .execute(tx)
         .await?;
         Ok(())
@@ -449,9 +524,10 @@ pub struct ClickView {
     /// The video id as the client reported it.
     pub video_id_reported: String,
     pub user_id: Option<String>,
-    /// `cookie:<value>` or `ip:<address>`.
+    /// `cookie:<value>` or `ip:<address>`; `erased` once the viewer's personal data is.
     pub viewer: String,
-    pub client_ip: String,
+    /// Null once the viewer's personal data is erased.
+    pub client_ip: Option<String>,
     /// CSS pixels from the video element's top-left corner.
     pub x: f64,
     pub y: f64,
@@ -478,7 +554,7 @@ struct Row {
     video_id_reported: String,
     user_id: Option<String>,
     viewer: String,
-    client_ip: String,
+    client_ip: Option<String>,
     x: f64,
     y: f64,
     media_time: f64,

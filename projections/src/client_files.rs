@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use framecart_domain::click::{self, CLICK_RECORDED, ClickEvent, ClickRecorded};
+use framecart_domain::data_subject::{self, DataSubjectEvent};
 use framecart_domain::log::{LoggedEvent, Namespace};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinHandle;
 
-use crate::files::{DirtyFiles, Throttle, plain_number, write_files};
+use crate::files::{DirtyFiles, Throttle, plain_number, remove_files, write_files};
+use crate::personal::{KeyReader, Keys};
 use crate::runner::{Projection, ProjectionError, decode};
 
 pub const NAME: &str = "client_files";
@@ -22,6 +24,7 @@ pub const FOLDER: &str = "client_files";
 pub const DIRTY: DirtyFiles = DirtyFiles { table: "client_files_dirty" };
 
 pub struct ClientFilesProjection {
+    keys: Arc<KeyReader>,
     writer: Arc<Writer>,
     /// The files being written in the background, if they are.
     job: tokio::sync::Mutex<Option<JoinHandle<Result<(), ProjectionError>>>>,
@@ -39,17 +42,19 @@ struct Writer {
 const REWRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl ClientFilesProjection {
-    pub fn new(media_dir: PathBuf) -> Self {
+    pub fn new(media_dir: PathBuf, keys: Arc<KeyReader>) -> Self {
         let writer = Writer { dir: media_dir.join(FOLDER), throttle: Throttle::new(REWRITE_EVERY) };
-        Self { writer: Arc::new(writer), job: tokio::sync::Mutex::new(None) }
+        Self { keys, writer: Arc::new(writer), job: tokio::sync::Mutex::new(None) }
     }
 }
 
-/// The file a click belongs to. Every part is a parsed value: a user id token, an IP
-/// address, a canonical video id; none can hold a path separator.
-pub fn file_name(click: &ClickRecorded) -> String {
+/// The file a click belongs to, named by the viewer's address: `None` once that is
+/// erased. Every part is a parsed value: a user id token, an IP address, a canonical
+/// video id; none can hold a path separator.
+pub fn file_name(click: &ClickRecorded, keys: &Keys) -> Option<String> {
     let user = click.user_id.as_ref().map_or("None", |u| u.as_str());
-    format!("{user}_{}_{}.json", click.client_ip, click.video_id)
+    let ip = keys.reveal(&click.client_ip)?;
+    Some(format!("{user}_{ip}_{}.json", click.video_id))
 }
 
 /// One entry of a client file, in the original field order.
@@ -71,9 +76,17 @@ impl Projection for ClientFilesProjection {
         NAME
     }
 
-    /// The file holds the clicks as recorded: verdicts on them are not delivered.
+    /// On NATS 2.9 (one filter), every event: erasures are data subjects' events.
     fn filter_subject(&self, ns: &Namespace) -> String {
-        ns.event_type_subject(click::AGGREGATE_TYPE, click::CLICK_RECORDED)
+        ns.all_events_subject()
+    }
+
+    /// The clicks as recorded (verdicts on them are not delivered), and erasures.
+    fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
+        vec![
+            ns.event_type_subject(click::AGGREGATE_TYPE, click::CLICK_RECORDED),
+            ns.event_type_subject(data_subject::AGGREGATE_TYPE, data_subject::PERSONAL_DATA_ERASED),
+        ]
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -81,8 +94,9 @@ impl Projection for ClientFilesProjection {
     }
 
     /// The file holds the clicks as recorded; the verdicts on them are not read.
-    fn wants(&self, _aggregate_type: &str, event_type: &str) -> bool {
-        event_type == click::CLICK_RECORDED
+    fn wants(&self, aggregate_type: &str, event_type: &str) -> bool {
+        (aggregate_type == click::AGGREGATE_TYPE && event_type == click::CLICK_RECORDED)
+            || (aggregate_type == data_subject::AGGREGATE_TYPE && event_type == data_subject::PERSONAL_DATA_ERASED)
     }
 
     async fn apply(
@@ -95,38 +109,64 @@ impl Projection for ClientFilesProjection {
     }
 
     /// A batch's clicks are written with one statement, and their files marked with one.
+    /// An erasure deletes its subject's rows and marks their files, which the writer then
+    /// deletes (a file with no clicks left is removed).
     async fn apply_all(&self, tx: &mut PgConnection, events: &[(LoggedEvent, i64)]) -> Result<(), ProjectionError> {
-        let (mut names, mut positions, mut xs, mut ys, mut times, mut videos) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut clicks, mut erased) = (Vec::new(), Vec::new());
         for (event, log_position) in events {
-            if event.event_type != CLICK_RECORDED {
-                continue;
+            if event.aggregate_type == data_subject::AGGREGATE_TYPE {
+                let DataSubjectEvent::PersonalDataErased(e) = decode(event, *log_position)?;
+                erased.push((e.subject, *log_position));
+            } else if event.event_type == CLICK_RECORDED
+                && let ClickEvent::ClickRecorded(c) = decode(event, *log_position)?
+            {
+                clicks.push((c, *log_position));
             }
-            let ClickEvent::ClickRecorded(c) = decode(event, *log_position)? else { continue };
-            names.push(file_name(&c));
+        }
+        let keys = self.keys.keys(tx, clicks.iter().filter_map(|(c, _)| c.client_ip.subject())).await?;
+        let (mut names, mut positions, mut xs, mut ys, mut times, mut videos, mut subjects) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (c, log_position) in &clicks {
+            // A click whose viewer is erased has no file.
+            let Some(name) = file_name(c, &keys) else { continue };
+            names.push(name);
             positions.push(*log_position);
             xs.push(c.x);
             ys.push(c.y);
             times.push(c.timestamp);
             videos.push(c.video_id.to_string());
+            subjects.push(c.client_ip.subject().map(|s| s.to_string()));
         }
-        if names.is_empty() {
-            return Ok(());
+        if !names.is_empty() {
+            sqlx::query(
+                "INSERT INTO client_file_clicks (file_name, log_position, x, y, media_time, video_id, subject)
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[],
+                     $6::text[], $7::text[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&names)
+            .bind(&positions)
+            .bind(&xs)
+            .bind(&ys)
+            .bind(&times)
+            .bind(&videos)
+            .bind(&subjects)
+            .execute(&mut *tx)
+            .await?;
+            DIRTY.mark_all(tx, &names, &positions).await?;
         }
-        sqlx::query(
-            "INSERT INTO client_file_clicks (file_name, log_position, x, y, media_time, video_id)
-             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[], $6::text[])
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&names)
-        .bind(&positions)
-        .bind(&xs)
-        .bind(&ys)
-        .bind(&times)
-        .bind(&videos)
-        .execute(&mut *tx)
-        .await?;
-        DIRTY.mark_all(tx, &names, &positions).await?;
+        for (subject, log_position) in erased {
+            let files: Vec<String> = sqlx::query_scalar(
+                "WITH gone AS (DELETE FROM client_file_clicks WHERE subject = $1 RETURNING file_name)
+                 SELECT DISTINCT file_name FROM gone",
+            )
+            .bind(subject.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+            let at = vec![log_position; files.len()];
+            DIRTY.mark_all(tx, &files, &at).await?;
+            self.keys.forget(&subject);
+        }
         Ok(())
     }
 
@@ -189,7 +229,8 @@ impl Writer {
             .bind(&names)
             .fetch_all(pool)
             .await?;
-            // Every marked file is written, an empty one as `[]`.
+            // Every marked file is written; one with no clicks left (its viewer erased) is
+            // deleted.
             let mut entries: HashMap<&str, Vec<Entry>> = names.iter().map(|name| (*name, Vec::new())).collect();
             for (name, x, y, timestamp, video_id) in rows {
                 if let Some(list) = entries.get_mut(name.as_str()) {
@@ -197,13 +238,18 @@ impl Writer {
                 }
             }
             let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(entries.len());
+            let (empty, entries): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, list)| list.is_empty());
+            let empty: Vec<String> = empty.into_iter().map(|(name, _)| name.to_owned()).collect();
             for (name, list) in entries {
                 let json = serde_json::to_vec(&list)
                     .map_err(|e| ProjectionError::Internal(format!("serialising {name}: {e}")))?;
                 files.push((name.to_owned(), json));
             }
             let prepared = started.elapsed();
-            let (written, failed) = write_files(self.dir.clone(), files, WRITERS).await;
+            let (mut written, mut failed) = write_files(self.dir.clone(), files, WRITERS).await;
+            let (removed, not_removed) = remove_files(self.dir.clone(), empty).await;
+            written.extend(removed);
+            failed = failed.or(not_removed);
             let wrote = started.elapsed();
             for name in &written {
                 self.throttle.wrote(name);

@@ -162,6 +162,40 @@ pub async fn write_files(
     }
 }
 
+/// Deletes the files `names` in `dir` (one already gone counts as deleted), then flushes
+/// the folder. Returns the names gone from disk and the first error.
+pub async fn remove_files(dir: PathBuf, names: Vec<String>) -> (Vec<String>, Option<MediaFileError>) {
+    if names.is_empty() {
+        return (Vec::new(), None);
+    }
+    let removed = blocking(move || {
+        let mut gone = Vec::with_capacity(names.len());
+        let mut failed = None;
+        for name in names {
+            if !is_safe_file_name(&name) {
+                failed.get_or_insert(MediaFileError::UnsafeName(name));
+                continue;
+            }
+            let path = dir.join(&name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => gone.push(name),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => gone.push(name),
+                Err(source) => {
+                    failed.get_or_insert(MediaFileError::Io { path, source });
+                }
+            }
+        }
+        if dir.exists()
+            && let Err(e) = sync_folder(&dir)
+        {
+            return Ok((Vec::new(), Some(failed.unwrap_or(e))));
+        }
+        Ok((gone, failed))
+    })
+    .await;
+    removed.unwrap_or_else(|e| (Vec::new(), Some(e)))
+}
+
 /// Runs file work on a blocking thread.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, MediaFileError> + Send + 'static,

@@ -23,6 +23,7 @@ pub mod client_files;
 pub mod detections;
 pub mod files;
 pub mod orders;
+pub mod personal;
 pub mod products;
 pub mod quarantine;
 pub mod runner;
@@ -35,11 +36,15 @@ pub use runner::{Projection, ProjectionError, ProjectionRunner, Retried};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Every projection of this installation, by name.
-pub fn all(media_dir: PathBuf) -> Vec<Arc<dyn Projection>> {
+use framecart_domain::personal::MasterKey;
+
+/// Every projection of this installation, by name. Those that hold personal data open it
+/// with the data keys that `master` unwraps.
+pub fn all(media_dir: PathBuf, master: MasterKey) -> Vec<Arc<dyn Projection>> {
+    let keys = Arc::new(personal::KeyReader::new(master));
     vec![
-        Arc::new(clicks::ClicksProjection),
-        Arc::new(client_files::ClientFilesProjection::new(media_dir.clone())),
+        Arc::new(clicks::ClicksProjection::new(keys.clone())),
+        Arc::new(client_files::ClientFilesProjection::new(media_dir.clone(), keys)),
         Arc::new(videos::VideosProjection),
         Arc::new(products::ProductsProjection),
         Arc::new(users::UsersProjection),

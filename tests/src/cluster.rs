@@ -423,7 +423,8 @@ pub(crate) fn framecart_command(
         .env("RUST_LOG", "info,sqlx::postgres::notice=warn")
         .env("DATABASE_URL", database_url)
         .env("NATS_URL", nats_url)
-        .env("FRAMECART_NAMESPACE", namespace);
+        .env("FRAMECART_NAMESPACE", namespace)
+        .env("FRAMECART_MASTER_KEY", crate::TEST_MASTER_KEY);
     command
 }
 

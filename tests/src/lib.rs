@@ -174,6 +174,27 @@ impl TestApp {
         }
     }
 
+    /// Runs the `framecart` command line in this process, against this installation.
+    pub async fn cli(&self, args: &[&str]) -> anyhow::Result<()> {
+        use clap::Parser as _;
+        let media = self.media_dir().display().to_string();
+        let nats = nats_url();
+        let settings = [
+            "--database-url",
+            &self.database.url,
+            "--nats-url",
+            &nats,
+            "--namespace",
+            self.namespace.namespace.as_str(),
+            "--media-dir",
+            &media,
+            "--master-key",
+            TEST_MASTER_KEY,
+        ];
+        let argv = std::iter::once("framecart").chain(args.iter().copied()).chain(settings);
+        framecart_api::cli::run(framecart_api::cli::Cli::try_parse_from(argv)?).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
@@ -247,7 +268,7 @@ impl TestApp {
     pub async fn wait_for_projections(&self) {
         let ns = &self.namespace.namespace;
         let stream = self.jetstream.get_stream(ns.stream_name()).await.expect("the stream");
-        for projection in framecart_api::projections::all(self.media_dir().to_path_buf()) {
+        for projection in framecart_api::projections::all(self.media_dir().to_path_buf(), test_master_key()) {
             let consumer = ns.consumer_name(&format!("proj_{}", projection.name()));
             eventually(&format!("{} to catch up", projection.name()), Duration::from_secs(30), || async {
                 let info = stream.consumer_info(&consumer).await.ok()?;
@@ -281,6 +302,8 @@ impl TestApp {
             relay_lag_bound_secs: 30,
             stream_replicas: 1,
             instance: None,
+            master_key: Some(test_master_key()),
+            anonymous_retention_days: framecart_api::settings::DEFAULT_ANONYMOUS_RETENTION_DAYS,
         };
         let infra = framecart_api::Infra::connect(&settings, "test").await.expect("connect");
         let report = framecart_api::cli::projections::status(&settings, &infra).await.expect("status");
@@ -290,7 +313,7 @@ impl TestApp {
     /// Rebuilds every projection while this server runs it (each rebuild waits for the
     /// server to replay it).
     pub async fn rebuild_every_projection(&self) {
-        for projection in framecart_api::projections::all(self.media_dir().to_path_buf()) {
+        for projection in framecart_api::projections::all(self.media_dir().to_path_buf(), test_master_key()) {
             let runner = framecart_api::projections::ProjectionRunner::new(
                 self.running.state.pool.clone(),
                 self.running.state.jetstream.clone(),
@@ -301,9 +324,16 @@ impl TestApp {
         }
     }
 
+    /// Waits until every click whose viewer is not erased is in its client file.
     pub async fn wait_for_client_files(&self) {
         eventually("the client files to be written", Duration::from_secs(20), || async {
-            let events = self.count("SELECT count(*) FROM events WHERE event_type = 'ClickRecorded'").await;
+            let events = self
+                .count(
+                    "SELECT count(*) FROM events e WHERE event_type = 'ClickRecorded' AND NOT EXISTS (
+                         SELECT 1 FROM data_keys k WHERE k.wrapped IS NULL
+                            AND k.subject = e.payload->'ClickRecorded'->'client_ip'->'sealed'->>'subject')",
+                )
+                .await;
             let rows = self.count("SELECT count(*) FROM client_file_clicks").await;
             let dirty = self.count("SELECT count(*) FROM client_files_dirty").await;
             (events == rows && dirty == 0).then_some(())
@@ -358,6 +388,8 @@ pub fn serve_settings(database: &TestDatabase, namespace: &TestNamespace, media:
         relay_lag_bound_secs: framecart_api::settings::DEFAULT_RELAY_LAG_BOUND_SECS,
         stream_replicas: 1,
         instance: None,
+        master_key: Some(test_master_key()),
+        anonymous_retention_days: framecart_api::settings::DEFAULT_ANONYMOUS_RETENTION_DAYS,
     };
     let http = HttpSettings {
         bind: Some("127.0.0.1:0".parse().expect("addr")),
@@ -391,6 +423,13 @@ impl Drop for TestApp {
 
 pub const ADMIN_EMAIL: &str = "admin@framecart.test";
 pub const ADMIN_PASSWORD: &str = "admin password for tests";
+
+/// The master key of every test installation (`FRAMECART_MASTER_KEY`): tests only.
+pub const TEST_MASTER_KEY: &str = "7465737473206f6e6c793a206e6576657220612070726f64756374696f6e2121";
+
+pub fn test_master_key() -> framecart_api::domain::personal::MasterKey {
+    framecart_api::domain::personal::MasterKey::parse(TEST_MASTER_KEY).expect("a master key")
+}
 
 /// A client that sends `Authorization: Bearer <token>` of the account.
 pub async fn signed_in_client(base_url: &str, email: &str, password: &str) -> reqwest::Client {

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use clap::Parser;
-use framecart_api::cli::Cli;
 use framecart_tests::{TestApp, click_body, eventually, send};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -81,20 +79,7 @@ async fn answers(app: &TestApp, orders: &[String]) -> Value {
 
 /// Runs the `framecart` command line in this process, against the test's installation.
 async fn framecart(app: &TestApp, args: &[&str]) -> anyhow::Result<()> {
-    let media = app.media_dir().display().to_string();
-    let nats = framecart_tests::nats_url();
-    let settings = [
-        "--database-url",
-        &app.database.url,
-        "--nats-url",
-        &nats,
-        "--namespace",
-        app.namespace.namespace.as_str(),
-        "--media-dir",
-        &media,
-    ];
-    let argv = std::iter::once("framecart").chain(args.iter().copied()).chain(settings);
-    framecart_api::cli::run(Cli::try_parse_from(argv)?).await
+    app.cli(args).await
 }
 
 #[tokio::test]
@@ -110,7 +95,8 @@ async fn replaying_every_event_into_fresh_views_gives_the_same_answers() {
     // Throw every view away and replay the log into it (while the server runs, as an
     // operator would): `framecart replay --rebuild`.
     framecart(&app, &["replay", "--rebuild"]).await.expect("replay --rebuild");
-    for projection in framecart_api::projections::all(app.media_dir().to_path_buf()) {
+    for projection in framecart_api::projections::all(app.media_dir().to_path_buf(), framecart_tests::test_master_key())
+    {
         let generation: i64 = sqlx::query_scalar("SELECT generation FROM projection_checkpoints WHERE name = $1")
             .bind(projection.name())
             .fetch_one(&app.db)

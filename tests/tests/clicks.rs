@@ -56,7 +56,15 @@ async fn a_posted_click_is_stored_logged_projected_and_written_to_its_file() {
     assert_eq!(header(log::HEADER_GLOBAL_POSITION), Some(global_position.to_string()));
     assert_eq!(header(log::HEADER_EVENT_TYPE).as_deref(), Some("ClickRecorded"));
     assert_eq!(header(log::HEADER_SEQUENCE).as_deref(), Some("1"));
-    assert_eq!(header(log::HEADER_EVENT_VERSION).as_deref(), Some("1.0"));
+    assert_eq!(header(log::HEADER_EVENT_VERSION).as_deref(), Some("2.0"));
+    // The viewer's address is sealed, in the store and in the log.
+    let stored: String = sqlx::query_scalar("SELECT payload::text FROM events WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_one(&app.db)
+        .await
+        .expect("the event");
+    assert!(stored.contains("sealed") && !stored.contains("127.0.0.1"), "{stored}");
+    assert!(!String::from_utf8_lossy(&message.payload).contains("127.0.0.1"));
     assert!(header(log::HEADER_RECORDED_AT).is_some());
     assert!(header(log::HEADER_CORRELATION_ID).is_some());
     assert!(header(log::HEADER_CAUSATION_ID).is_some());

@@ -65,7 +65,9 @@ async fn a_rebuild_with_no_server_running_applies_the_log_itself() {
         app.running.state.pool.clone(),
         app.running.state.jetstream.clone(),
         app.namespace.namespace.clone(),
-        Arc::new(projections::clicks::ClicksProjection),
+        Arc::new(projections::clicks::ClicksProjection::new(Arc::new(projections::personal::KeyReader::new(
+            framecart_tests::test_master_key(),
+        )))),
     );
     let progress = std::sync::Mutex::new(Vec::new());
     runner.rebuild(&|applied, last| progress.lock().expect("lock").push((applied, last))).await.expect("rebuild");

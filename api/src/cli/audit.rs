@@ -44,7 +44,7 @@ pub struct ReplayArgs {
 pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify { settings } => {
-            let infra = Infra::connect(&settings, "cli").await?;
+            let infra = Infra::connect_reading(&settings, "cli").await?;
             let outcome = audit::verify(&infra.pool, settings.relay_lag_bound()).await?;
             println!("{}", serde_json::to_string(&outcome)?);
             match outcome {
@@ -61,7 +61,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
 /// Prints the log as JSON lines (one event per line, in commit order, as
 /// `GET /api/v1/audit/events` shows them), or rebuilds views from it.
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let infra = Infra::connect(&args.settings, "cli").await?;
+    let infra = Infra::connect_reading(&args.settings, "cli").await?;
     if args.rebuild {
         return rebuild(&args, infra).await;
     }
@@ -88,7 +88,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
 }
 
 async fn rebuild(args: &ReplayArgs, infra: Infra) -> anyhow::Result<()> {
-    let views = framecart_projections::all(args.settings.media_dir.clone());
+    let views = framecart_projections::all(args.settings.media_dir.clone(), args.settings.master_key()?);
     for name in &args.names {
         if !views.iter().any(|p| p.name() == name) {
             return Err(ProjectionError::Unknown(name.clone()).into());

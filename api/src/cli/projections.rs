@@ -41,7 +41,10 @@ pub enum ProjectionsCommand {
     },
 }
 
-fn all(settings: &Settings, infra: &Infra) -> Vec<std::sync::Arc<dyn framecart_projections::Projection>> {
+fn all(
+    settings: &Settings,
+    infra: &Infra,
+) -> anyhow::Result<Vec<std::sync::Arc<dyn framecart_projections::Projection>>> {
     // Rebuilding the matcher sends verdicts; unchanged ones record nothing. No payment
     // provider here: a surplus refund owed while this runs is left to the server.
     let commands = framecart_commands::Commands::with_snapshots(
@@ -205,7 +208,7 @@ pub async fn status(settings: &Settings, infra: &Infra) -> anyhow::Result<Status
     let set_aside: std::collections::HashMap<String, i64> =
         quarantine::counts(&infra.pool).await?.into_iter().collect();
     let mut projections = Vec::new();
-    for projection in all(settings, infra) {
+    for projection in all(settings, infra)? {
         let name = projection.name();
         // Its checkpoint, and the key of the advisory lock its runner holds.
         let (applied, key): (Option<i64>, i32) =
@@ -237,7 +240,7 @@ fn holders(held: &Held) -> String {
 pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
     match command {
         ProjectionsCommand::Status { json, settings } => {
-            let infra = Infra::connect(&settings, "cli").await?;
+            let infra = Infra::connect_reading(&settings, "cli").await?;
             let report = status(&settings, &infra).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
@@ -288,8 +291,8 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ProjectionsCommand::Retry { projection, settings } => {
-            let infra = Infra::connect(&settings, "cli").await?;
-            let projections = all(&settings, &infra);
+            let infra = Infra::connect_reading(&settings, "cli").await?;
+            let projections = all(&settings, &infra)?;
             if let Some(name) = &projection
                 && !projections.iter().any(|p| p.name() == name)
             {
@@ -312,8 +315,8 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ProjectionsCommand::Rebuild { name, settings } => {
-            let infra = Infra::connect(&settings, "cli").await?;
-            let projection = all(&settings, &infra)
+            let infra = Infra::connect_reading(&settings, "cli").await?;
+            let projection = all(&settings, &infra)?
                 .into_iter()
                 .find(|p| p.name() == name)
                 .ok_or(ProjectionError::Unknown(name.clone()))?;

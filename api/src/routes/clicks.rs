@@ -5,8 +5,10 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use framecart_commands::CommandError;
 use framecart_commands::execute::execute_new;
-use framecart_domain::click::{ClickCommand, ClickError, ClickSizes, RecordClick};
+use framecart_commands::keys::KeyError;
+use framecart_domain::click::{self, ClickCommand, ClickError, ClickSizes, RecordClick};
 use framecart_domain::geometry::Size;
+use framecart_domain::personal::Subject;
 use framecart_domain::{UserId, VideoId};
 use framecart_projections::clicks::{self, ClickFilter, ClickView, MatchView};
 use serde::{Deserialize, Serialize};
@@ -125,6 +127,19 @@ async fn record_click(
     };
     let click_id_from_client = body.click_id.is_some();
     let click_id = body.click_id.unwrap_or_else(Uuid::now_v7);
+    let received_at = Utc::now();
+    // Personal data is sealed under the viewer's key: their account's, else the day's.
+    let subject = match caller.user_id() {
+        Some(id) => Subject::user(id),
+        None => Subject::anonymous(received_at.date_naive()),
+    };
+    let cookie = app.http.viewer_cookie.as_deref().and_then(|name| cookie_value(&headers, name));
+    let cookie =
+        cookie.as_deref().map(click::viewer_cookie).transpose().map_err(|e| click_error(CommandError::Refused(e)))?;
+    let viewer_cookie = match cookie {
+        Some(cookie) => Some(app.keys.seal(&subject, &cookie.to_owned()).await.map_err(key_error)?),
+        None => None,
+    };
     let command = RecordClick {
         click_id,
         click_id_from_client,
@@ -136,9 +151,9 @@ async fn record_click(
         media_time: body.timestamp,
         sizes,
         during_ad: body.ad_showing,
-        client_ip,
-        viewer_cookie: app.http.viewer_cookie.as_deref().and_then(|name| cookie_value(&headers, name)),
-        received_at: Utc::now(),
+        client_ip: app.keys.seal(&subject, &client_ip).await.map_err(key_error)?,
+        viewer_cookie,
+        received_at,
     };
     let metadata = request.by(caller.actor());
     // A click is a new aggregate, but for a retry of the same click: not loaded first.
@@ -147,6 +162,15 @@ async fn record_click(
         .await
         .map_err(click_error)?;
     Ok((StatusCode::ACCEPTED, axum::Json(ClickAccepted { click_id, video_id: video_id.to_string() })))
+}
+
+/// A key that cannot be had: the store is down (503), or the signed-in viewer's data is
+/// erased (their account is gone: 403).
+pub fn key_error(e: KeyError) -> ApiError {
+    match e {
+        KeyError::Erased(_) => ApiError::Forbidden(e.to_string()),
+        other => ApiError::unavailable(anyhow::anyhow!(other.to_string())),
+    }
 }
 
 fn size(what: &str, body: SizeBody) -> Result<Size, ApiError> {

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::geometry::Size;
 use crate::matching::Outcome;
+use crate::personal::Sealed;
 use crate::{UserId, VideoId};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,8 +45,11 @@ pub struct RecordClick {
     pub sizes: Option<ClickSizes>,
     /// The client said an ad was playing in the player at click time.
     pub during_ad: bool,
-    pub client_ip: IpAddr,
-    pub viewer_cookie: Option<String>,
+    /// Sealed under the viewer's subject's key (see [`crate::personal`]): a command
+    /// cannot carry personal data in clear.
+    pub client_ip: Sealed<IpAddr>,
+    /// Checked with [`super::viewer_cookie`] before it was sealed.
+    pub viewer_cookie: Option<Sealed<String>>,
     pub received_at: DateTime<Utc>,
 }
 

@@ -9,6 +9,8 @@ use uuid::Uuid;
 
 use crate::geometry::{FrameHit, Size};
 use crate::matching::{Candidate, UnmatchedReason};
+use crate::personal::{Personal, clear_json};
+use crate::upcast::Upcaster;
 use crate::{UserId, VideoId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,8 +68,9 @@ pub struct ClickRecorded {
     /// The click landed on a black band beside or above the picture.
     pub on_black_band: bool,
     pub during_ad: bool,
-    pub client_ip: IpAddr,
-    pub viewer_cookie: Option<String>,
+    /// Personal data: sealed since event version 2.0, in clear before.
+    pub client_ip: Personal<IpAddr>,
+    pub viewer_cookie: Option<Personal<String>>,
     pub received_at: DateTime<Utc>,
 }
 
@@ -75,8 +78,26 @@ pub const CLICK_RECORDED: &str = "ClickRecorded";
 pub const CLICK_MATCHED: &str = "ClickMatched";
 pub const CLICK_UNMATCHED: &str = "ClickUnmatched";
 
-/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
-impl crate::upcast::Upcast for ClickEvent {}
+/// The version of `ClickRecorded` written today; the verdicts are still at 1.0.
+pub const CLICK_RECORDED_VERSION: &str = "2.0";
+
+impl crate::upcast::Upcast for ClickEvent {
+    const UPCASTERS: &'static [Upcaster] =
+        &[Upcaster { event_type: CLICK_RECORDED, to_version: CLICK_RECORDED_VERSION, rewrite: personal_in_clear }];
+}
+
+/// 1.0 → 2.0: the address and the cookie were written in clear; they are read as
+/// [`Personal::Clear`], and such events cannot be shredded.
+fn personal_in_clear(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(body) = v.get_mut(CLICK_RECORDED).and_then(serde_json::Value::as_object_mut) {
+        for field in ["client_ip", "viewer_cookie"] {
+            if let Some(value) = body.get_mut(field).filter(|value| !value.is_null()) {
+                *value = clear_json(value.take());
+            }
+        }
+    }
+    v
+}
 
 impl DomainEvent for ClickEvent {
     fn event_type(&self) -> String {
@@ -88,6 +109,10 @@ impl DomainEvent for ClickEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::ClickRecorded(_) => CLICK_RECORDED_VERSION,
+            Self::ClickMatched(_) | Self::ClickUnmatched(_) => "1.0",
+        }
+        .to_owned()
     }
 }

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::geometry::element_to_frame;
 use crate::matching::Outcome;
+use crate::personal::Personal;
 use crate::text;
 
 /// Aggregate type name: the `events.aggregate_type` column and the subject token.
@@ -96,9 +97,6 @@ fn record(cmd: RecordClick) -> Result<ClickRecorded, ClickError> {
         return Err(ClickError::InvalidPosition);
     }
     text::line("videoId", &cmd.video_id_reported, text::MAX_LINE)?;
-    if let Some(cookie) = &cmd.viewer_cookie {
-        text::line("viewer cookie", cookie, 256)?;
-    }
     let frame = match cmd.sizes {
         Some(sizes) => {
             let (w, h) = (sizes.player.width(), sizes.player.height());
@@ -128,8 +126,8 @@ fn record(cmd: RecordClick) -> Result<ClickRecorded, ClickError> {
         on_black_band: frame.is_some_and(|f| !f.on_frame),
         frame,
         during_ad: cmd.during_ad,
-        client_ip: cmd.client_ip,
-        viewer_cookie: cmd.viewer_cookie,
+        client_ip: Personal::Sealed(cmd.client_ip),
+        viewer_cookie: cmd.viewer_cookie.map(Personal::Sealed),
         received_at: cmd.received_at,
     })
 }
@@ -147,8 +145,16 @@ fn same_client_click(a: &ClickRecorded, b: &ClickRecorded) -> bool {
         && a.during_ad == b.during_ad
 }
 
+/// A viewer cookie as it may be recorded: one line of at most 256 characters. Checked
+/// before it is sealed, since the aggregate only sees it sealed.
+pub fn viewer_cookie(raw: &str) -> Result<&str, ClickError> {
+    text::line("viewer cookie", raw, 256)?;
+    Ok(raw)
+}
+
 impl crate::snapshot::Snapshot for Click {
-    const STATE_VERSION: u32 = 1;
+    /// 2: the recorded click's address and cookie are sealed.
+    const STATE_VERSION: u32 = 2;
 }
 
 impl Aggregate for Click {

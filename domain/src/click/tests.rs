@@ -8,12 +8,19 @@ use uuid::Uuid;
 
 use super::*;
 use crate::geometry::Size;
+use crate::personal::{DataKey, KEY_LEN, NONCE_LEN, Sealed, Subject};
 use crate::{UserId, VideoId};
 
 type ClickTest = TestFramework<Click>;
 
 fn size(w: f64, h: f64) -> Size {
     Size::new(w, h).expect("valid size")
+}
+
+/// A viewer's address as a command carries it: sealed under a test key.
+fn sealed(ip: IpAddr) -> Sealed<IpAddr> {
+    let subject = Subject::anonymous(chrono::NaiveDate::from_ymd_opt(2026, 11, 26).expect("a day"));
+    DataKey::from_bytes([7; KEY_LEN]).seal(&subject, &ip, [1; NONCE_LEN])
 }
 
 fn record() -> RecordClick {
@@ -28,7 +35,7 @@ fn record() -> RecordClick {
         media_time: 2.983575,
         sizes: Some(ClickSizes { player: size(800.0, 600.0), video: size(1280.0, 720.0) }),
         during_ad: false,
-        client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        client_ip: sealed(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         viewer_cookie: None,
         received_at: Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).single().expect("time"),
     }
@@ -79,7 +86,8 @@ fn a_minimal_click_has_no_frame_point() {
 #[test]
 fn a_retried_click_changes_nothing() {
     let first = recorded(record());
-    let retry = RecordClick { client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), received_at: Utc::now(), ..record() };
+    let retry =
+        RecordClick { client_ip: sealed(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9))), received_at: Utc::now(), ..record() };
     ClickTest::with(()).given(vec![first]).when(ClickCommand::RecordClick(retry)).then_expect_events(vec![]);
 }
 

@@ -48,6 +48,8 @@ export class Framecart {
         DATABASE_URL: databaseUrl,
         FRAMECART_NAMESPACE: namespace,
         FRAMECART_MEDIA_DIR: mediaDir,
+        // Tests only: a fixed key (production sets its own).
+        FRAMECART_MASTER_KEY: process.env.FRAMECART_MASTER_KEY ?? '74657374206b6579206f662074686520657874656e73696f6e27732074657374',
         FRAMECART_BIND: `127.0.0.1:${port}`,
         FRAMECART_CORS_ORIGINS: corsOrigins.join(','),
         // The first admin: the clicks view is staff-only, and the tests read it.

@@ -1,0 +1,159 @@
+//! Personal data is sealed in the store and the log, and erased by destroying its key.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use framecart_api::domain::personal::{MasterKey, Subject};
+use framecart_api::processes::retention;
+use framecart_tests::{TestApp, click_body, eventually, media_files, send};
+use uuid::Uuid;
+
+const VIEWER_IP: &str = "198.51.100.23";
+const COOKIE: &str = "cookie-secret-4711";
+
+async fn spawn() -> TestApp {
+    TestApp::spawn_with(|s| {
+        s.http.trusted_proxies = vec!["127.0.0.1/32".parse().expect("a net")];
+        s.http.viewer_cookie = Some("fc_viewer".into());
+    })
+    .await
+}
+
+/// An anonymous viewer's click, through the trusted proxy, with the viewer cookie.
+async fn post_click(app: &TestApp, x: f64) -> Uuid {
+    let click_id = Uuid::new_v4();
+    let request = app
+        .http
+        .post(app.url("/api/v1/clicks"))
+        .header("x-forwarded-for", VIEWER_IP)
+        .header("cookie", format!("fc_viewer={COOKIE}"))
+        .json(&click_body(click_id, "VESeA6leQuk", x, 300.0, 1.5));
+    let (status, answer) = send(request).await;
+    assert_eq!(status, 202, "{answer}");
+    click_id
+}
+
+/// Every row of every table of the installation's database, as text.
+async fn every_row(app: &TestApp) -> String {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT quote_ident(table_name) FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .expect("tables");
+    let mut all = String::new();
+    for table in tables {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT t::text FROM {table} t")).fetch_all(&app.db).await.expect("rows");
+        all.push_str(&rows.join("\n"));
+    }
+    all
+}
+
+/// Every message of the installation's stream, raw, read with plain NATS requests.
+async fn every_message(app: &TestApp) -> String {
+    let mut all = String::new();
+    for sequence in 1..=app.stream_len().await {
+        let message = app.stream_message(sequence).await;
+        all.push_str(&String::from_utf8_lossy(&message.payload));
+        all.push_str(&format!("{:?}", message.headers));
+    }
+    all
+}
+
+fn client_files(app: &TestApp) -> Vec<String> {
+    media_files(&app.media_dir().join("client_files")).into_keys().collect()
+}
+
+#[tokio::test]
+async fn an_anonymous_viewers_address_and_cookie_are_sealed_then_erased_after_retention() {
+    let app = spawn().await;
+    let clicks = [post_click(&app, 100.0).await, post_click(&app, 200.0).await];
+    app.wait_for_clicks_view().await;
+    app.wait_for_client_files().await;
+
+    // In clear only where they are read: the view and the file (named by the address).
+    let (status, view) = app.get(&format!("/api/v1/clicks/{}", clicks[0])).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        (view["client_ip"].as_str(), view["viewer"].as_str()),
+        (Some(VIEWER_IP), Some("cookie:cookie-secret-4711"))
+    );
+    assert_eq!(client_files(&app), vec![format!("None_{VIEWER_IP}_VESeA6leQuk.json")]);
+    // Never in the store's events or in the log.
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT payload::text FROM events").fetch_all(&app.db).await.expect("events");
+    let events = events.join("\n");
+    assert!(events.contains("anonymous-") && !events.contains(VIEWER_IP) && !events.contains(COOKIE), "{events}");
+    app.wait_for_log().await;
+    let log = every_message(&app).await;
+    assert!(!log.contains(VIEWER_IP) && !log.contains(COOKIE));
+
+    // A day past its retention period is erased by the job, once.
+    let today = Utc::now().date_naive();
+    let commands = &app.running.state.commands;
+    assert!(retention::erase_expired(commands, today, 90).await.expect("retention").is_empty());
+    let later = today + chrono::Days::new(91);
+    let erased = retention::erase_expired(commands, later, 90).await.expect("retention");
+    assert_eq!(erased, vec![Subject::anonymous(today)]);
+    assert!(retention::erase_expired(commands, later, 90).await.expect("again").is_empty());
+    let recorded: (String, serde_json::Value) = sqlx::query_as(
+        "SELECT event_type, payload FROM events WHERE aggregate_type = 'data_subject' AND aggregate_id = $1",
+    )
+    .bind(Subject::anonymous(today).as_str())
+    .fetch_one(&app.db)
+    .await
+    .expect("the job records what it destroyed");
+    assert_eq!(recorded.0, "PersonalDataErased");
+    assert_eq!(recorded.1["PersonalDataErased"]["reason"], "retention");
+
+    // The views forget the address and cookie, the file is deleted, and no table holds them.
+    app.wait_for_projections().await;
+    app.wait_for_client_files().await;
+    let erased_view = |app: &TestApp| {
+        let app_url = app.url(&format!("/api/v1/clicks/{}", clicks[1]));
+        let admin = app.admin.clone();
+        async move { send(admin.get(app_url)).await }
+    };
+    let (_, view) = erased_view(&app).await;
+    assert_eq!((view["client_ip"].clone(), view["viewer"].as_str()), (serde_json::Value::Null, Some("erased")));
+    eventually("the viewer's file deleted", Duration::from_secs(10), || async {
+        client_files(&app).is_empty().then_some(())
+    })
+    .await;
+    let rows = every_row(&app).await;
+    assert!(!rows.contains(VIEWER_IP) && !rows.contains(COOKIE));
+
+    // A rebuild of every view brings nothing back, and the chain still holds.
+    app.cli(&["replay", "--rebuild"]).await.expect("replay --rebuild");
+    app.wait_for_client_files().await;
+    let (_, view) = erased_view(&app).await;
+    assert_eq!(view["viewer"], "erased");
+    assert!(client_files(&app).is_empty());
+    let rows = every_row(&app).await;
+    assert!(!rows.contains(VIEWER_IP) && !rows.contains(COOKIE));
+    app.cli(&["audit", "verify"]).await.expect("the chain holds");
+
+    // The day's key is gone for good: no key is made again for an erased subject.
+    let keys = &app.running.state.keys;
+    keys.forget(&Subject::anonymous(today));
+    let sealed = keys.seal(&Subject::anonymous(today), &VIEWER_IP.to_owned()).await;
+    assert!(matches!(sealed, Err(framecart_api::commands::keys::KeyError::Erased(_))), "{sealed:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_master_key_fails_at_start() {
+    let app = spawn().await;
+    post_click(&app, 10.0).await;
+    let mut settings = app.running.state.settings.clone();
+    settings.master_key = Some(MasterKey::from_bytes([9; 32]));
+    let error = framecart_api::Infra::connect_reading(&settings, "test").await.err().expect("refused");
+    assert!(error.to_string().contains("FRAMECART_MASTER_KEY does not open"), "{error}");
+    settings.master_key = None;
+    let error = framecart_api::Infra::connect_reading(&settings, "test").await.err().expect("refused");
+    assert!(error.to_string().contains("FRAMECART_MASTER_KEY is not set"), "{error}");
+    // With the right one, it starts.
+    settings.master_key = Some(framecart_tests::test_master_key());
+    framecart_api::Infra::connect_reading(&settings, "test").await.expect("the right key opens");
+}
