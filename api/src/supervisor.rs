@@ -544,6 +544,6 @@ mod tests {
             #[command(flatten)]
             settings: Settings,
         }
-        Flags::try_parse_from(["framecart"]).expect("defaults").settings
+        Flags::try_parse_from(["framecart", "--master-key", &"ab".repeat(32)]).expect("defaults").settings
     }
 }

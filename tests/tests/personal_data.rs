@@ -157,3 +157,54 @@ async fn a_wrong_or_missing_master_key_fails_at_start() {
     settings.master_key = Some(framecart_tests::test_master_key());
     framecart_api::Infra::connect_reading(&settings, "test").await.expect("the right key opens");
 }
+
+#[tokio::test]
+async fn a_user_erases_their_own_personal_data_and_an_admin_erases_anothers() {
+    let app = spawn().await;
+    let (viewer, viewer_id) = app.user("erase-me@example.com", &[]).await;
+    let click_id = Uuid::new_v4();
+    let request = viewer
+        .post(app.url("/api/v1/clicks"))
+        .header("x-forwarded-for", VIEWER_IP)
+        .header("cookie", format!("fc_viewer={COOKIE}"))
+        .json(&click_body(click_id, "VESeA6leQuk", 40.0, 30.0, 2.0));
+    assert_eq!(send(request).await.0, 202);
+    app.wait_for_clicks_view().await;
+    app.wait_for_client_files().await;
+    assert_eq!(client_files(&app), vec![format!("{viewer_id}_{VIEWER_IP}_VESeA6leQuk.json")]);
+    let sealed_under: String = sqlx::query_scalar("SELECT subject FROM clicks_view WHERE click_id = $1")
+        .bind(click_id)
+        .fetch_one(&app.db)
+        .await
+        .expect("the click");
+    assert_eq!(sealed_under, format!("user-{viewer_id}"), "a signed-in viewer's click is under their key");
+
+    // Another viewer may not erase them; they may, and asking again answers the same.
+    let (other, _) = app.user("someone-else@example.com", &[]).await;
+    let (status, _) = send(other.delete(app.url(&format!("/api/v1/users/{viewer_id}/personal-data")))).await;
+    assert_eq!(status, 403);
+    let (status, erasure) = send(viewer.delete(app.url("/api/v1/users/me/personal-data"))).await;
+    assert_eq!(status, 200, "{erasure}");
+    assert_eq!(
+        (erasure["subject"].as_str(), erasure["reason"].as_str()),
+        (Some(&*format!("user-{viewer_id}")), Some("request"))
+    );
+    let (status, again) = send(viewer.delete(app.url("/api/v1/users/me/personal-data"))).await;
+    assert_eq!((status, &again["erased_at"]), (200, &erasure["erased_at"]));
+
+    app.wait_for_projections().await;
+    eventually("the viewer's file deleted", Duration::from_secs(10), || async {
+        client_files(&app).is_empty().then_some(())
+    })
+    .await;
+    let (_, view) = send(app.admin.get(app.url(&format!("/api/v1/clicks/{click_id}")))).await;
+    assert_eq!((view["client_ip"].clone(), view["viewer"].as_str()), (serde_json::Value::Null, Some("erased")));
+    let rows = every_row(&app).await;
+    assert!(!rows.contains(VIEWER_IP) && !rows.contains(COOKIE));
+
+    // An admin erases another user's.
+    let (status, erasure) =
+        send(app.admin.delete(app.url(&format!("/api/v1/users/{}/personal-data", Uuid::new_v4())))).await;
+    assert_eq!((status, erasure["reason"].as_str()), (200, Some("request")));
+    assert!(erasure["by"].as_str().is_some_and(|by| by.starts_with("user:")));
+}

@@ -7,6 +7,7 @@ pub mod health;
 pub mod links;
 pub mod orders;
 pub mod payments;
+pub mod personal_data;
 pub mod products;
 pub mod users;
 pub mod videos;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(products::router())
         .merge(links::router())
         .merge(users::router())
+        .merge(personal_data::router())
         .merge(orders::router())
         .merge(payments::router())
         .merge(audit::router())
