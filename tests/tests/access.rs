@@ -250,6 +250,21 @@ fn table(f: &Fixture) -> Vec<(&'static str, &'static str, String, Body, [Expect;
             Body::None,
             [U, F, F, F, F, Y],
         ),
+        // Near the end: erasing the caller's personal data (their sessions go on).
+        (
+            "delete",
+            "/api/v1/users/{user_id}/personal-data",
+            format!("/api/v1/users/{}/personal-data", f.user_id),
+            Body::None,
+            [U, F, F, F, F, Y],
+        ),
+        (
+            "delete",
+            "/api/v1/users/me/personal-data",
+            "/api/v1/users/me/personal-data".into(),
+            Body::None,
+            [U, Y, Y, Y, Y, Y],
+        ),
         // Last: signing out ends every session of the caller.
         ("delete", "/api/v1/sessions", "/api/v1/sessions".into(), Body::None, [U, Y, Y, Y, Y, Y]),
     ]
