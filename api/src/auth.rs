@@ -49,13 +49,9 @@ pub fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default())
 }
 
-/// The user aggregate's id for an address: its sha256, so an address is one account.
-pub fn account_key(email: &Email) -> String {
-    hex::encode(account_digest(email))
-}
-
-/// The sha256 of an address: what [`account_key`] spells in hex, and what the sign-in
-/// limits count failures by (an address without an account included).
+/// The sha256 of an address: what the sign-in limits count failures by, in memory (an
+/// address without an account included). (It was the user aggregate's id of accounts
+/// registered before ids were random.)
 pub fn account_digest(email: &Email) -> [u8; 32] {
     Sha256::digest(email.as_str().as_bytes()).into()
 }

@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use framecart_commands::CommandError;
+use framecart_commands::keys::KeyError;
 use framecart_domain::order::OrderError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -235,6 +236,15 @@ pub fn order_error(e: CommandError<OrderError>) -> ApiError {
         }
         CommandError::Conflict(_) => ApiError::Conflict { code: "concurrent_update", message: e.to_string() },
         CommandError::Store(_) => ApiError::unavailable(anyhow::anyhow!(e.to_string())),
+    }
+}
+
+/// A key that cannot be had: the store is down (503), or the signed-in viewer's data is
+/// erased (their account is gone: 403).
+pub fn key_error(e: KeyError) -> ApiError {
+    match e {
+        KeyError::Erased(_) => ApiError::Forbidden(e.to_string()),
+        other => ApiError::unavailable(anyhow::anyhow!(other.to_string())),
     }
 }
 

@@ -58,3 +58,38 @@ CREATE INDEX client_file_clicks_by_subject ON client_file_clicks (subject) WHERE
 -- The click aggregate's state now holds the address and cookie sealed (state version 2):
 -- older snapshots hold them in clear, and are only a cache.
 DELETE FROM aggregate_snapshots WHERE aggregate_type = 'click' AND state_version < 2;
+
+-- Accounts: the lookup from an email address to its account, and the password hash,
+-- outside the log (neither is in an event since `UserRegistered` 2.0). Erasure blanks a
+-- row's address and hash; the row keeps the account's id and aggregate.
+CREATE TABLE accounts
+(
+    user_id       uuid PRIMARY KEY,
+    -- The user aggregate's id: the user id; a digest of the address for an account
+    -- registered before (its events hold the address and hash in clear).
+    aggregate_id  text        NOT NULL UNIQUE,
+    email         text UNIQUE,
+    password_hash text,
+    -- The registration is committed; a claim without one is taken over once stale.
+    registered    boolean     NOT NULL DEFAULT false,
+    created_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+INSERT INTO accounts (user_id, aggregate_id, email, password_hash, registered)
+SELECT (payload -> 'UserRegistered' ->> 'user_id')::uuid,
+       aggregate_id,
+       payload -> 'UserRegistered' ->> 'email',
+       payload -> 'UserRegistered' ->> 'password_hash',
+       true
+FROM events
+WHERE aggregate_type = 'user'
+  AND event_type = 'UserRegistered';
+
+-- The user aggregate's state no longer holds the address in clear or the hash (state
+-- version 2): older snapshots do.
+DELETE FROM aggregate_snapshots WHERE aggregate_type = 'user' AND state_version < 2;
+
+-- Projection `users`: the address is blanked once erased.
+ALTER TABLE users_view ALTER COLUMN email DROP NOT NULL;
+
+-- The order aggregate's state holds the contact and address sealed (state version 2).
+DELETE FROM aggregate_snapshots WHERE aggregate_type = 'order' AND state_version < 2;

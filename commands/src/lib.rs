@@ -25,6 +25,7 @@
 //! - Ports of what lies outside (the payment provider, [`payments`]) live here, with the
 //!   fake provider we own beside the port; nothing here knows HTTP routes.
 
+pub mod accounts;
 pub mod audit;
 pub mod db;
 pub mod execute;

@@ -44,11 +44,11 @@ pub fn all(media_dir: PathBuf, master: MasterKey) -> Vec<Arc<dyn Projection>> {
     let keys = Arc::new(personal::KeyReader::new(master));
     vec![
         Arc::new(clicks::ClicksProjection::new(keys.clone())),
-        Arc::new(client_files::ClientFilesProjection::new(media_dir.clone(), keys)),
+        Arc::new(client_files::ClientFilesProjection::new(media_dir.clone(), keys.clone())),
         Arc::new(videos::VideosProjection),
         Arc::new(products::ProductsProjection),
-        Arc::new(users::UsersProjection),
-        Arc::new(orders::OrdersProjection),
+        Arc::new(users::UsersProjection::new(keys.clone())),
+        Arc::new(orders::OrdersProjection::new(keys.clone())),
         Arc::new(orders::PaymentsProjection),
         Arc::new(analytics::AnalyticsProjection),
         Arc::new(detections::DetectionsProjection::new(media_dir)),

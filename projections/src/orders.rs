@@ -3,17 +3,30 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+use framecart_domain::data_subject::{self, DataSubjectEvent};
 use framecart_domain::log::{LoggedEvent, Namespace};
 use framecart_domain::order::{self, OrderEvent, OrderStatus};
 use framecart_domain::payment::{self, PaymentEvent, PaymentStatus};
+use framecart_domain::personal::SubjectKind;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::personal::KeyReader;
 use crate::runner::{Projection, ProjectionError, decode};
 
-pub struct OrdersProjection;
+pub struct OrdersProjection {
+    keys: Arc<KeyReader>,
+}
+
+impl OrdersProjection {
+    pub fn new(keys: Arc<KeyReader>) -> Self {
+        Self { keys }
+    }
+}
 
 #[async_trait]
 impl Projection for OrdersProjection {
@@ -21,8 +34,17 @@ impl Projection for OrdersProjection {
         "orders"
     }
 
+    /// On NATS 2.9 (one filter), every event: erasures are data subjects' events.
     fn filter_subject(&self, ns: &Namespace) -> String {
-        ns.aggregate_subject(order::AGGREGATE_TYPE)
+        ns.all_events_subject()
+    }
+
+    fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
+        vec![ns.aggregate_subject(order::AGGREGATE_TYPE), ns.aggregate_subject(data_subject::AGGREGATE_TYPE)]
+    }
+
+    fn wants(&self, aggregate_type: &str, _event_type: &str) -> bool {
+        aggregate_type == order::AGGREGATE_TYPE || aggregate_type == data_subject::AGGREGATE_TYPE
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -36,8 +58,25 @@ impl Projection for OrdersProjection {
         log_position: i64,
     ) -> Result<(), ProjectionError> {
         let status = |s: OrderStatus| s.as_str();
+        if event.aggregate_type == data_subject::AGGREGATE_TYPE {
+            // The buyer's contact and address go; lines, totals and payments stay.
+            let DataSubjectEvent::PersonalDataErased(e) = decode(event, log_position)?;
+            if let SubjectKind::User(user_id) = e.subject.kind() {
+                sqlx::query("UPDATE orders_view SET contact = 'null', shipping_address = 'null' WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            self.keys.forget(&e.subject);
+            return Ok(());
+        }
         match decode::<OrderEvent>(event, log_position)? {
             OrderEvent::OrderPlaced(e) => {
+                let keys = self
+                    .keys
+                    .keys(&mut *tx, e.contact.subject().into_iter().chain(e.shipping_address.subject()))
+                    .await?;
+                let (contact, address) = (keys.reveal(&e.contact), keys.reveal(&e.shipping_address));
                 let lines: Vec<serde_json::Value> = e
                     .lines
                     .iter()
@@ -61,8 +100,8 @@ impl Projection for OrdersProjection {
                 .bind(e.total.minor)
                 .bind(e.total.currency.as_str())
                 .bind(e.click_id)
-                .bind(serde_json::to_value(&e.contact).unwrap_or_default())
-                .bind(serde_json::to_value(&e.shipping_address).unwrap_or_default())
+                .bind(serde_json::to_value(&contact).unwrap_or_default())
+                .bind(serde_json::to_value(&address).unwrap_or_default())
                 .bind(e.placed_at)
                 .bind(log_position)
                 .execute(tx)
@@ -144,8 +183,10 @@ pub struct OrderView {
     pub currency: String,
     /// The click the order came from.
     pub click_id: Option<Uuid>,
+    /// Null once the buyer's personal data is erased.
     #[schema(value_type = Object)]
     pub contact: serde_json::Value,
+    /// Null once the buyer's personal data is erased.
     #[schema(value_type = Object)]
     pub shipping_address: serde_json::Value,
     /// The payment that paid it.

@@ -3,17 +3,30 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use framecart_domain::log::{LoggedEvent, Namespace};
+use std::sync::Arc;
+
+use framecart_domain::data_subject::{self, DataSubjectEvent};
+use framecart_domain::personal::SubjectKind;
 use framecart_domain::user::{self, UserEvent};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::personal::KeyReader;
 use crate::runner::{Projection, ProjectionError, decode};
 
 pub const NAME: &str = "users";
 
-pub struct UsersProjection;
+pub struct UsersProjection {
+    keys: Arc<KeyReader>,
+}
+
+impl UsersProjection {
+    pub fn new(keys: Arc<KeyReader>) -> Self {
+        Self { keys }
+    }
+}
 
 #[async_trait]
 impl Projection for UsersProjection {
@@ -21,8 +34,17 @@ impl Projection for UsersProjection {
         NAME
     }
 
+    /// On NATS 2.9 (one filter), every event: erasures are data subjects' events.
     fn filter_subject(&self, ns: &Namespace) -> String {
-        ns.aggregate_subject(user::AGGREGATE_TYPE)
+        ns.all_events_subject()
+    }
+
+    fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
+        vec![ns.aggregate_subject(user::AGGREGATE_TYPE), ns.aggregate_subject(data_subject::AGGREGATE_TYPE)]
+    }
+
+    fn wants(&self, aggregate_type: &str, _event_type: &str) -> bool {
+        aggregate_type == user::AGGREGATE_TYPE || aggregate_type == data_subject::AGGREGATE_TYPE
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -35,15 +57,28 @@ impl Projection for UsersProjection {
         event: &LoggedEvent,
         log_position: i64,
     ) -> Result<(), ProjectionError> {
+        if event.aggregate_type == data_subject::AGGREGATE_TYPE {
+            let DataSubjectEvent::PersonalDataErased(e) = decode(event, log_position)?;
+            if let SubjectKind::User(user_id) = e.subject.kind() {
+                sqlx::query("UPDATE users_view SET email = NULL WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            self.keys.forget(&e.subject);
+            return Ok(());
+        }
         match decode::<UserEvent>(event, log_position)? {
             UserEvent::UserRegistered(e) => {
                 let roles: Vec<&str> = e.roles.iter().map(|r| r.as_str()).collect();
+                let keys = self.keys.keys(&mut *tx, e.email.subject()).await?;
+                let email = keys.reveal(&e.email);
                 sqlx::query(
                     "INSERT INTO users_view (user_id, email, roles, registered_at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(e.user_id)
-                .bind(e.email.as_str())
+                .bind(email.as_ref().map(|e| e.as_str()))
                 .bind(&roles)
                 .bind(e.registered_at)
                 .execute(tx)
@@ -81,7 +116,8 @@ impl Projection for UsersProjection {
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct UserView {
     pub user_id: Uuid,
-    pub email: String,
+    /// Null once the account's personal data is erased.
+    pub email: Option<String>,
     /// `viewer`, `merchant`, `auditor`, `admin`.
     pub roles: Vec<String>,
     #[serde(skip)]

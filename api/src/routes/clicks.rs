@@ -5,7 +5,6 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use framecart_commands::CommandError;
 use framecart_commands::execute::execute_new;
-use framecart_commands::keys::KeyError;
 use framecart_domain::click::{self, ClickCommand, ClickError, ClickSizes, RecordClick};
 use framecart_domain::geometry::Size;
 use framecart_domain::personal::Subject;
@@ -18,7 +17,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, key_error};
 use crate::extract::{ClientAddr, Json, Path, Query, RequestMetadata, cookie_value};
 use crate::state::AppState;
 
@@ -162,15 +161,6 @@ async fn record_click(
         .await
         .map_err(click_error)?;
     Ok((StatusCode::ACCEPTED, axum::Json(ClickAccepted { click_id, video_id: video_id.to_string() })))
-}
-
-/// A key that cannot be had: the store is down (503), or the signed-in viewer's data is
-/// erased (their account is gone: 403).
-pub fn key_error(e: KeyError) -> ApiError {
-    match e {
-        KeyError::Erased(_) => ApiError::Forbidden(e.to_string()),
-        other => ApiError::unavailable(anyhow::anyhow!(other.to_string())),
-    }
 }
 
 fn size(what: &str, body: SizeBody) -> Result<Size, ApiError> {

@@ -22,6 +22,7 @@ use framecart_commands::execute::execute;
 use framecart_domain::EventMetadata;
 use framecart_domain::click::Click;
 use framecart_domain::order::{Address, Contact, Order, OrderCommand, OrderLine, OrderStatus, PlaceOrder};
+use framecart_domain::personal::Subject;
 use framecart_domain::product::{Article, Product, ProductCommand, ProductError};
 use framecart_domain::user::{Email, Role};
 use framecart_projections::orders::{self, OrderView, PaymentView};
@@ -33,8 +34,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::order_error;
 use crate::error::{ApiError, ErrorBody};
+use crate::error::{key_error, order_error};
 use crate::extract::{Json, Path, Query, RequestMetadata, header_token};
 use crate::state::{App, AppState};
 
@@ -225,6 +226,12 @@ async fn place(
         postal_code: a.postal_code.trim().to_owned(),
         country: a.country.trim().to_uppercase(),
     };
+    contact.check().map_err(|e| order_error(CommandError::Refused(e)))?;
+    shipping_address.check().map_err(|e| order_error(CommandError::Refused(e)))?;
+    // Personal data: sealed under the buyer's key before it reaches a command.
+    let buyer = Subject::user(user_id);
+    let contact = app.keys.seal(&buyer, &contact).await.map_err(key_error)?;
+    let shipping_address = app.keys.seal(&buyer, &shipping_address).await.map_err(key_error)?;
     // Outside facts first: the click the order came from, if any, must be one we recorded
     // (the funnel counts the order for the click's video).
     if let Some(click_id) = body.click_id {
@@ -276,7 +283,7 @@ async fn place(
         return Err(order_error(e));
     }
     let order: Order = app.load(&order_id.to_string()).await?;
-    view(&order).ok_or_else(|| ApiError::internal(anyhow::anyhow!("the order vanished")))
+    view(app, &order).await?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("the order vanished")))
 }
 
 /// Gives back what was reserved for an order that is not placed.
@@ -289,9 +296,12 @@ async fn release(app: &App, order_id: Uuid, articles: &[&Article], metadata: &Ev
     }
 }
 
-/// An order as the aggregate has it (the view may trail a placement by moments).
-fn view(order: &Order) -> Option<OrderView> {
-    let placed = order.placed()?;
+/// An order as the aggregate has it (the view may trail a placement by moments), its
+/// contact and address opened (`null` once erased).
+async fn view(app: &App, order: &Order) -> Result<Option<OrderView>, ApiError> {
+    let Some(placed) = order.placed() else { return Ok(None) };
+    let contact = app.keys.reveal(&placed.contact).await.map_err(key_error)?;
+    let shipping_address = app.keys.reveal(&placed.shipping_address).await.map_err(key_error)?;
     let status = order.status().unwrap_or(OrderStatus::AwaitingPayment);
     let (surplus_captured_minor, surplus_refunded_minor) = order.surplus_minor();
     let lines = placed
@@ -302,7 +312,7 @@ fn view(order: &Order) -> Option<OrderView> {
                 "unit_price_minor": l.unit_price.minor, "line_total_minor": l.unit_price.minor.saturating_mul(i64::from(l.quantity))})
         })
         .collect();
-    Some(OrderView {
+    Ok(Some(OrderView {
         order_id: placed.order_id,
         user_id: placed.user_id,
         status: status.as_str().to_owned(),
@@ -310,15 +320,15 @@ fn view(order: &Order) -> Option<OrderView> {
         total_minor: placed.total.minor,
         currency: placed.total.currency.to_string(),
         click_id: placed.click_id,
-        contact: serde_json::to_value(&placed.contact).unwrap_or_default(),
-        shipping_address: serde_json::to_value(&placed.shipping_address).unwrap_or_default(),
+        contact: serde_json::to_value(&contact).unwrap_or_default(),
+        shipping_address: serde_json::to_value(&shipping_address).unwrap_or_default(),
         payment_id: order.paid_by(),
         refunded_minor: None,
         surplus_captured_minor,
         surplus_refunded_minor,
         placed_at: placed.placed_at,
         updated_at: placed.placed_at,
-    })
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -397,7 +407,7 @@ async fn change(
 ) -> Result<axum::Json<OrderView>, ApiError> {
     execute(&app.commands.orders, &order_id.to_string(), command, metadata).await.map_err(order_error)?;
     let order: Order = app.load(&order_id.to_string()).await?;
-    Ok(axum::Json(view(&order).ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?))
+    Ok(axum::Json(view(app, &order).await?.ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?))
 }
 
 /// Cancels an unpaid order (its buyer, or a merchant or an admin; an auditor only reads);

@@ -2,15 +2,17 @@
 //!
 //! Erasing records `PersonalDataErased` on the user's data subject (`user-<id>`); the
 //! store destroys the subject's key in the same transaction, so everything sealed under
-//! it (the user's clicks' addresses and cookies, in the events, the log, and every copy)
-//! is unreadable from then on, and the views forget it as they read the event. The
-//! stored answers of the user's idempotency keys (which repeat an order's contact and
-//! address) are deleted with it. Erasing again answers the erasure already recorded.
+//! it (the account's address, its clicks' addresses and cookies, its orders' contacts
+//! and addresses, in the events, the log, and every copy) is unreadable from then on,
+//! and the views forget it as they read the event. With it go the account's row in
+//! `accounts` (address and password hash: it signs in no more; sessions already open
+//! run out with their tokens) and the stored answers of its idempotency keys (which
+//! repeat an order's contact and address). Erasing again answers the erasure recorded.
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
+use framecart_commands::{CommandError, accounts};
 use framecart_domain::data_subject::{DataSubject, DataSubjectCommand, DataSubjectError, ErasureReason};
 use framecart_domain::personal::Subject;
 use framecart_domain::user::Role;
@@ -84,6 +86,7 @@ async fn erase(app: &App, user_id: Uuid, by: String, request: RequestMetadata) -
         Err(e) => return Err(ApiError::unavailable(anyhow::anyhow!(e.to_string()))),
     }
     app.keys.forget(&subject);
+    accounts::erase(&app.pool, user_id).await.map_err(ApiError::unavailable)?;
     sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1")
         .bind(user_id)
         .execute(&app.pool)

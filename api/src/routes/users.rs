@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use framecart_commands::CommandError;
 use framecart_commands::execute::execute;
+use framecart_commands::{CommandError, accounts};
 use framecart_domain::EventMetadata;
+use framecart_domain::personal::Subject;
 use framecart_domain::user::{Email, Password, PasswordError, Register, Role, User, UserCommand, UserError};
 use framecart_projections::users::{self, UserView};
 use serde::{Deserialize, Serialize};
@@ -16,8 +17,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::{Caller, PASSWORD_LENGTH, account_digest, account_key, dummy_hash, hash_password, verify_password};
-use crate::error::{ApiError, ErrorBody};
+use crate::auth::{Caller, PASSWORD_LENGTH, account_digest, dummy_hash, hash_password, verify_password};
+use crate::error::{ApiError, ErrorBody, key_error};
 use crate::extract::{ClientAddr, Json, Path, Query, RequestMetadata};
 use crate::state::{App, AppState};
 
@@ -91,6 +92,8 @@ fn password(raw: &str) -> Result<Password, ApiError> {
     })
 }
 
+/// Claims the address (the `accounts` table), then records the registration on a new
+/// random id, with the address sealed under the account's own key.
 async fn create_account(
     app: &App,
     email: Email,
@@ -101,18 +104,17 @@ async fn create_account(
     let password_hash =
         tokio::task::spawn_blocking(move || hash_password(password.as_str())).await.map_err(ApiError::internal)??;
     let user_id = Uuid::now_v7();
+    if !accounts::claim(&app.pool, user_id, &email, &password_hash).await.map_err(ApiError::unavailable)? {
+        return Err(user_error(CommandError::Refused(UserError::AlreadyRegistered)));
+    }
     let registered_at = Utc::now();
-    let command = UserCommand::Register(Register {
-        user_id,
-        email: email.clone(),
-        password_hash,
-        roles: roles.clone(),
-        registered_at,
-    });
-    execute(&app.commands.users, &account_key(&email), command, metadata).await.map_err(user_error)?;
+    let sealed = app.keys.seal(&Subject::user(user_id), &email).await.map_err(key_error)?;
+    let command = UserCommand::Register(Register { user_id, email: sealed, roles: roles.clone(), registered_at });
+    execute(&app.commands.users, &user_id.to_string(), command, metadata).await.map_err(user_error)?;
+    accounts::registered(&app.pool, user_id).await.map_err(ApiError::unavailable)?;
     Ok(UserView {
         user_id,
-        email: email.as_str().to_owned(),
+        email: Some(email.as_str().to_owned()),
         roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
         sessions_valid_after: None,
         registered_at,
@@ -127,9 +129,9 @@ pub async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
     // The same rule as every account's, so the most powerful one is not the weakest.
     let password =
         Password::parse(password).map_err(|e| anyhow::anyhow!("FRAMECART_ADMIN_PASSWORD is refused: {e}"))?;
-    let existing: User = app.commands.load(&account_key(&address)).await?;
-    if existing.user_id().is_some() {
-        if !existing.roles().contains(&Role::Admin) {
+    if let Some(existing) = accounts::by_email(&app.pool, &address).await? {
+        let account: User = app.commands.load(&existing.aggregate_id).await?;
+        if !account.roles().contains(&Role::Admin) {
             tracing::warn!(email = %address.as_str(), "the configured admin's account exists without the admin role; not changing it");
         }
         return Ok(());
@@ -139,6 +141,15 @@ pub async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
         Ok(_) | Err(ApiError::Conflict { .. }) => Ok(()), // another instance made it first
         Err(e) => Err(anyhow::anyhow!("creating the first admin: {e}")),
     }
+}
+
+/// The user aggregate's id of an account (404 for none).
+async fn aggregate_of(app: &App, user_id: Uuid) -> Result<String, ApiError> {
+    accounts::by_user(&app.pool, user_id)
+        .await
+        .map_err(ApiError::unavailable)?
+        .map(|account| account.aggregate_id)
+        .ok_or_else(|| ApiError::NotFound(format!("no user {user_id}")))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -182,15 +193,18 @@ async fn login(
 }
 
 async fn sign_in(app: &App, email: &Email, password: &str) -> Result<Session, ApiError> {
-    // The account itself (not a view): signing in right after registering works.
-    let account: User = app.load(&account_key(email)).await?;
-    let hash = account.password_hash().unwrap_or_else(|| dummy_hash()).to_owned();
+    // The account itself (not a view): signing in right after registering works. An
+    // erased account has no hash: it signs in no more.
+    let found = accounts::by_email(&app.pool, email).await.map_err(ApiError::unavailable)?;
+    let hash = found.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| dummy_hash().to_owned());
     let password = password.chars().take(*PASSWORD_LENGTH.end()).collect::<String>();
     let matches =
         tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await.map_err(ApiError::internal)?;
-    let (true, Some(user_id)) = (matches, account.user_id()) else {
+    let (true, Some(found)) = (matches, found) else {
         return Err(ApiError::InvalidCredentials);
     };
+    let account: User = app.load(&found.aggregate_id).await?;
+    let Some(user_id) = account.user_id() else { return Err(ApiError::InvalidCredentials) };
     let now = Utc::now();
     let ttl = chrono::Duration::hours(i64::try_from(app.auth.token_ttl_hours).unwrap_or(24 * 7));
     let (token, expires_at) = app.token_key.issue(user_id, now, ttl);
@@ -202,10 +216,9 @@ async fn sign_in(app: &App, email: &Email, password: &str) -> Result<Session, Ap
 #[utoipa::path(delete, path = "/api/v1/sessions", tag = "users", responses((status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(State(app): State<AppState>, caller: Caller, request: RequestMetadata) -> Result<StatusCode, ApiError> {
     let user_id = caller.user()?;
-    let view = view_of(&app, user_id).await?;
     let at = Utc::now();
     let command = UserCommand::RevokeSessions { at };
-    execute(&app.commands.users, &account_key(&email(&view.email)?), command, request.by(caller.actor()))
+    execute(&app.commands.users, &aggregate_of(&app, user_id).await?, command, request.by(caller.actor()))
         .await
         .map_err(user_error)?;
     // Answer once the old tokens no longer work.
@@ -307,7 +320,7 @@ async fn change_role(
     command: UserCommand,
 ) -> Result<axum::Json<UserView>, ApiError> {
     let view = view_of(app, user_id).await?;
-    let key = account_key(&email(&view.email)?);
+    let key = aggregate_of(app, user_id).await?;
     execute(&app.commands.users, &key, command, request.by(caller.actor())).await.map_err(user_error)?;
     // Answer with the roles as the account has them now.
     let account: User = app.load(&key).await?;

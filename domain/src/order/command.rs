@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{Address, Contact, OrderLine};
 use crate::money::Money;
+use crate::personal::Sealed;
 
 #[derive(Debug, Clone, PartialEq)]
 #[allow(
@@ -64,7 +65,9 @@ pub struct PlaceOrder {
     pub user_id: Uuid,
     pub lines: Vec<OrderLine>,
     pub click_id: Option<Uuid>,
-    pub contact: Contact,
-    pub shipping_address: Address,
+    /// Checked ([`Contact::check`]), then sealed under the buyer's key.
+    pub contact: Sealed<Contact>,
+    /// Checked ([`Address::check`]), then sealed under the buyer's key.
+    pub shipping_address: Sealed<Address>,
     pub placed_at: DateTime<Utc>,
 }

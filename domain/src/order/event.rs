@@ -7,6 +7,8 @@ use uuid::Uuid;
 
 use super::{Address, Contact, OrderLine};
 use crate::money::Money;
+use crate::personal::{Personal, clear_json};
+use crate::upcast::Upcaster;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(
@@ -35,8 +37,9 @@ pub struct OrderPlaced {
     pub total: Money,
     /// The click the order came from: the funnel click → match → order → paid.
     pub click_id: Option<Uuid>,
-    pub contact: Contact,
-    pub shipping_address: Address,
+    /// Personal data: sealed since 2.0, in clear before.
+    pub contact: Personal<Contact>,
+    pub shipping_address: Personal<Address>,
     pub placed_at: DateTime<Utc>,
 }
 
@@ -98,8 +101,26 @@ pub struct OrderSurplus {
     pub at: DateTime<Utc>,
 }
 
-/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
-impl crate::upcast::Upcast for OrderEvent {}
+/// The version of `OrderPlaced` written today; the other events are at 1.0.
+pub const ORDER_PLACED_VERSION: &str = "2.0";
+
+impl crate::upcast::Upcast for OrderEvent {
+    const UPCASTERS: &'static [Upcaster] =
+        &[Upcaster { event_type: "OrderPlaced", to_version: ORDER_PLACED_VERSION, rewrite: personal_in_clear }];
+}
+
+/// 1.0 → 2.0: the contact and address were in clear; they are read as
+/// [`Personal::Clear`], and such events cannot be shredded.
+fn personal_in_clear(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(body) = v.get_mut("OrderPlaced").and_then(serde_json::Value::as_object_mut) {
+        for field in ["contact", "shipping_address"] {
+            if let Some(value) = body.get_mut(field) {
+                *value = clear_json(value.take());
+            }
+        }
+    }
+    v
+}
 
 impl DomainEvent for OrderEvent {
     fn event_type(&self) -> String {
@@ -120,6 +141,10 @@ impl DomainEvent for OrderEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::OrderPlaced(_) => ORDER_PLACED_VERSION,
+            _ => "1.0",
+        }
+        .to_owned()
     }
 }

@@ -1,6 +1,9 @@
-//! The user aggregate: an account, identified by a digest of its email address (so one
-//! address is one account, whatever the order of concurrent registrations). Passwords are
-//! hashed before the command is built; the aggregate only keeps the hash.
+//! The user aggregate: an account, identified by a random id. Its email address is
+//! personal data, sealed under the account's own key (see [`crate::personal`]); the
+//! lookup from an address to its account, and the password hash, live outside the log
+//! (the command side's `accounts` table), so erasing an account leaves no address or
+//! hash in any event. Accounts registered before (event version 1.0) were identified by
+//! a digest of their address, and their events hold it and the hash in clear.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -10,6 +13,9 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::personal::{Personal, Sealed, clear_json};
+use crate::upcast::Upcaster;
 
 mod password;
 pub use password::{MIN_DISTINCT_CHARS, PASSWORD_LENGTH, Password, PasswordError};
@@ -114,9 +120,8 @@ pub enum UserCommand {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Register {
     pub user_id: Uuid,
-    pub email: Email,
-    /// An Argon2 PHC string; never the password.
-    pub password_hash: String,
+    /// Sealed under the account's key.
+    pub email: Sealed<Email>,
     pub roles: BTreeSet<Role>,
     pub registered_at: DateTime<Utc>,
 }
@@ -132,8 +137,9 @@ pub enum UserEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRegistered {
     pub user_id: Uuid,
-    pub email: Email,
-    pub password_hash: String,
+    /// Sealed since 2.0; in clear before, beside the password hash that 2.0 no longer
+    /// carries.
+    pub email: Personal<Email>,
     pub roles: BTreeSet<Role>,
     pub registered_at: DateTime<Utc>,
 }
@@ -152,8 +158,25 @@ pub struct SessionsRevoked {
     pub at: DateTime<Utc>,
 }
 
-/// No stored shape has changed yet: see [`crate::upcast`] for how one would.
-impl crate::upcast::Upcast for UserEvent {}
+/// The version of `UserRegistered` written today; the other events are at 1.0.
+pub const USER_REGISTERED_VERSION: &str = "2.0";
+
+impl crate::upcast::Upcast for UserEvent {
+    const UPCASTERS: &'static [Upcaster] =
+        &[Upcaster { event_type: "UserRegistered", to_version: USER_REGISTERED_VERSION, rewrite: email_in_clear }];
+}
+
+/// 1.0 → 2.0: the address was in clear (read as [`Personal::Clear`]: such an event cannot
+/// be shredded), and the password hash is no longer part of the event.
+fn email_in_clear(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(body) = v.get_mut("UserRegistered").and_then(serde_json::Value::as_object_mut) {
+        body.remove("password_hash");
+        if let Some(email) = body.get_mut("email") {
+            *email = clear_json(email.take());
+        }
+    }
+    v
+}
 
 impl DomainEvent for UserEvent {
     fn event_type(&self) -> String {
@@ -167,7 +190,11 @@ impl DomainEvent for UserEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::UserRegistered(_) => USER_REGISTERED_VERSION,
+            Self::RoleGranted(_) | Self::RoleRevoked(_) | Self::SessionsRevoked(_) => "1.0",
+        }
+        .to_owned()
     }
 }
 
@@ -193,10 +220,6 @@ impl User {
         self.registered.as_ref().map(|r| r.user_id)
     }
 
-    pub fn password_hash(&self) -> Option<&str> {
-        self.registered.as_ref().map(|r| r.password_hash.as_str())
-    }
-
     pub fn roles(&self) -> &BTreeSet<Role> {
         &self.roles
     }
@@ -215,8 +238,7 @@ impl User {
             }
             return Ok(vec![UserEvent::UserRegistered(UserRegistered {
                 user_id: r.user_id,
-                email: r.email,
-                password_hash: r.password_hash,
+                email: Personal::Sealed(r.email),
                 roles: r.roles,
                 registered_at: r.registered_at,
             })]);
@@ -237,7 +259,8 @@ impl User {
 }
 
 impl crate::snapshot::Snapshot for User {
-    const STATE_VERSION: u32 = 1;
+    /// 2: the address is sealed, and the password hash is not kept.
+    const STATE_VERSION: u32 = 2;
 }
 
 impl Aggregate for User {
@@ -274,6 +297,7 @@ impl Aggregate for User {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::personal::{DataKey, KEY_LEN, NONCE_LEN, Subject};
     use chrono::TimeZone;
     use cqrs_es::test::TestFramework;
 
@@ -281,11 +305,15 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).single().expect("time")
     }
 
+    fn email() -> Sealed<Email> {
+        let email = Email::parse("Ann@Example.com").expect("email");
+        DataKey::from_bytes([3; KEY_LEN]).seal(&Subject::user(Uuid::from_u128(1)), &email, [4; NONCE_LEN])
+    }
+
     fn registered() -> UserEvent {
         UserEvent::UserRegistered(UserRegistered {
             user_id: Uuid::from_u128(1),
-            email: Email::parse("Ann@Example.com").expect("email"),
-            password_hash: "$argon2id$…".into(),
+            email: Personal::Sealed(email()),
             roles: BTreeSet::from([Role::Viewer]),
             registered_at: at(),
         })
@@ -294,11 +322,23 @@ mod tests {
     fn register() -> UserCommand {
         UserCommand::Register(Register {
             user_id: Uuid::from_u128(1),
-            email: Email::parse("ann@example.com").expect("email"),
-            password_hash: "$argon2id$…".into(),
+            email: email(),
             roles: BTreeSet::from([Role::Viewer]),
             registered_at: at(),
         })
+    }
+
+    #[test]
+    fn a_registration_of_1_0_reads_with_its_address_in_clear_and_without_its_hash() {
+        let stored = r#"{"UserRegistered":{"user_id":"00000000-0000-0000-0000-000000000001","email":"ann@example.com",
+            "password_hash":"$argon2id$v=19$…","roles":["viewer"],"registered_at":"2026-11-26T12:00:00Z"}}"#;
+        let UserEvent::UserRegistered(e) =
+            crate::upcast::decode::<UserEvent>("UserRegistered", "1.0", stored).expect("1.0 reads")
+        else {
+            panic!("a registration")
+        };
+        assert_eq!(e.email, Personal::Clear(Email::parse("ann@example.com").expect("email")));
+        assert!(!serde_json::to_string(&e).expect("json").contains("argon2"));
     }
 
     #[test]

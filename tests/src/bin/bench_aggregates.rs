@@ -25,12 +25,14 @@ use std::time::Instant;
 use chrono::Utc;
 use clap::Parser;
 use framecart_api::commands::execute::execute;
+use framecart_api::commands::keys::random;
 use framecart_api::commands::snapshots::SnapshotPolicy;
 use framecart_api::commands::store::WriteMode;
 use framecart_api::commands::{Commands, db};
 use framecart_api::domain::VideoId;
 use framecart_api::domain::money::{Currency, Money};
 use framecart_api::domain::order::{Address, Contact, Order, OrderCommand, OrderLine, PlaceOrder};
+use framecart_api::domain::personal::{DataKey, Subject};
 use framecart_api::domain::product::{Article, CreateProduct, Product, ProductCommand};
 use framecart_api::domain::user::Email;
 use framecart_tests::synthetic::{self, meta};
@@ -189,9 +191,21 @@ async fn place_order(commands: &Commands, price: Money) -> anyhow::Result<f64> {
     anyhow::ensure!(existing.placed().is_none(), "a new order id");
     let reserve = ProductCommand::ReserveStock { order_id, quantity: 1, expires_at: Some(Utc::now()) };
     execute(&commands.products, ARTICLE, reserve, meta()).await?;
+    // The buyer's contact and address, sealed as the API seals them.
+    let buyer = Uuid::new_v4();
+    let key = DataKey::from_bytes(random()?);
+    let subject = Subject::user(buyer);
+    let contact = Contact { name: "Ada Viewer".into(), email: Email::parse("ada@example.org")?, phone: None };
+    let address = Address {
+        line1: "Hauptstraße 1".into(),
+        line2: None,
+        city: "Berlin".into(),
+        postal_code: "10115".into(),
+        country: "DE".into(),
+    };
     let place = PlaceOrder {
         order_id,
-        user_id: Uuid::new_v4(),
+        user_id: buyer,
         lines: vec![OrderLine {
             article: Article::parse(ARTICLE)?,
             name: "Rain jacket".into(),
@@ -199,14 +213,8 @@ async fn place_order(commands: &Commands, price: Money) -> anyhow::Result<f64> {
             unit_price: price,
         }],
         click_id: None,
-        contact: Contact { name: "Ada Viewer".into(), email: Email::parse("ada@example.org")?, phone: None },
-        shipping_address: Address {
-            line1: "Hauptstraße 1".into(),
-            line2: None,
-            city: "Berlin".into(),
-            postal_code: "10115".into(),
-            country: "DE".into(),
-        },
+        contact: key.seal(&subject, &contact, random()?),
+        shipping_address: key.seal(&subject, &address, random()?),
         placed_at: Utc::now(),
     };
     execute(&commands.orders, &order_id.to_string(), OrderCommand::PlaceOrder(place), meta()).await?;
