@@ -250,6 +250,7 @@ fn table(f: &Fixture) -> Vec<(&'static str, &'static str, String, Body, [Expect;
             Body::None,
             [U, F, F, F, F, Y],
         ),
+        ("get", "/api/v1/users/me/export", "/api/v1/users/me/export".into(), Body::None, [U, Y, Y, Y, Y, Y]),
         // Near the end: erasing the caller's personal data (their sessions go on).
         (
             "delete",

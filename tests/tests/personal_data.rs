@@ -6,6 +6,7 @@ use chrono::Utc;
 use framecart_api::domain::personal::{MasterKey, Subject};
 use framecart_api::processes::retention;
 use framecart_tests::{TestApp, click_body, eventually, media_files, send};
+use serde_json::Value;
 use uuid::Uuid;
 
 const VIEWER_IP: &str = "198.51.100.23";
@@ -207,4 +208,113 @@ async fn a_user_erases_their_own_personal_data_and_an_admin_erases_anothers() {
         send(app.admin.delete(app.url(&format!("/api/v1/users/{}/personal-data", Uuid::new_v4())))).await;
     assert_eq!((status, erasure["reason"].as_str()), (200, Some("request")));
     assert!(erasure["by"].as_str().is_some_and(|by| by.starts_with("user:")));
+}
+
+/// A product the admin creates (the admin may do what a merchant does).
+async fn create_product(app: &TestApp, article: &str) {
+    let body = serde_json::json!({"article": article, "name": "Rain jacket", "price_minor": 1999, "currency": "EUR", "stock": 5});
+    let (status, product) = app.post("/api/v1/products", &body).await;
+    assert_eq!(status, 201, "{product}");
+}
+
+#[tokio::test]
+async fn an_erased_buyer_appears_nowhere_and_their_orders_still_add_up() {
+    const EMAIL: &str = "ada.lovelace@example.org";
+    const NAME: &str = "Ada Byron-Lovelace";
+    const STREET: &str = "Hauptstraße 77";
+    const PHONE: &str = "+49 30 5550199";
+    let app = spawn().await;
+    create_product(&app, "SKU-PD").await;
+    let (buyer, buyer_id) = app.user(EMAIL, &[]).await;
+    let click_id = Uuid::new_v4();
+    let request = buyer
+        .post(app.url("/api/v1/clicks"))
+        .header("x-forwarded-for", VIEWER_IP)
+        .header("cookie", format!("fc_viewer={COOKIE}"))
+        .json(&click_body(click_id, "VESeA6leQuk", 40.0, 30.0, 2.0));
+    assert_eq!(send(request).await.0, 202);
+    let order = serde_json::json!({
+        "lines": [{"article": "SKU-PD", "quantity": 2}],
+        "click_id": click_id,
+        "contact": {"name": NAME, "email": EMAIL, "phone": PHONE},
+        "shipping_address": {"line1": STREET, "city": "Berlin", "postal_code": "10115", "country": "DE"},
+    });
+    let (status, placed) =
+        send(buyer.post(app.url("/api/v1/orders")).header("Idempotency-Key", "pd-1").json(&order)).await;
+    assert_eq!(status, 201, "{placed}");
+    assert_eq!(placed["contact"]["name"], NAME, "the buyer sees their own contact");
+    let order_id = placed["id"].as_str().expect("an id").to_owned();
+    let payment = serde_json::json!({"provider": "fake", "card_number": "4242424242424242"});
+    let (status, paid) = send(buyer.post(app.url(&format!("/api/v1/orders/{order_id}/payments"))).json(&payment)).await;
+    assert!(status < 300, "{paid}");
+    eventually("the order paid", Duration::from_secs(20), || async {
+        let (_, order) = send(buyer.get(app.url(&format!("/api/v1/orders/{order_id}")))).await;
+        (order["status"] == "paid").then_some(())
+    })
+    .await;
+    app.wait_for_projections().await;
+    app.wait_for_client_files().await;
+    let secrets = [VIEWER_IP, COOKIE, EMAIL, NAME, STREET, PHONE];
+
+    // The export holds all of it; the store and the log hold none of it in clear.
+    let (status, export) = send(buyer.get(app.url("/api/v1/users/me/export"))).await;
+    assert_eq!(status, 200, "{export}");
+    assert_eq!(export["profile"]["email"], EMAIL);
+    assert_eq!(export["clicks"][0]["client_ip"], VIEWER_IP);
+    assert_eq!(export["orders"][0]["shipping_address"]["line1"], STREET);
+    assert_eq!(export["payments"][0]["status"], "succeeded");
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT payload::text FROM events").fetch_all(&app.db).await.expect("events");
+    let log = every_message(&app).await;
+    for secret in secrets {
+        assert!(!events.iter().any(|e| e.contains(secret)), "{secret} in an event");
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+    let analytics_before = app.get("/api/v1/videos/VESeA6leQuk/analytics").await.1;
+    assert_eq!(analytics_before["orders"], 1);
+    assert_eq!(analytics_before["paid_orders"], 1);
+
+    let (status, _) = send(buyer.delete(app.url("/api/v1/users/me/personal-data"))).await;
+    assert_eq!(status, 200);
+    app.wait_for_projections().await;
+    eventually("the buyer's file deleted", Duration::from_secs(10), || async {
+        client_files(&app).is_empty().then_some(())
+    })
+    .await;
+
+    let nowhere = |what: &str, text: &str| {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} is still in {what}");
+        }
+    };
+    nowhere("a table", &every_row(&app).await);
+    nowhere("the log", &every_message(&app).await);
+    // Orders keep their lines, totals and payments; the views show the personal fields
+    // as erased.
+    let (status, order) = send(app.admin.get(app.url(&format!("/api/v1/orders/{order_id}")))).await;
+    assert_eq!(status, 200, "{order}");
+    assert_eq!((order["total_minor"].as_i64(), order["status"].as_str()), (Some(3998), Some("paid")));
+    assert_eq!((order["contact"].clone(), order["shipping_address"].clone()), (Value::Null, Value::Null));
+    let (_, users) = app.get("/api/v1/users?limit=1000").await;
+    let erased = users["items"].as_array().expect("users").iter().find(|u| u["user_id"] == buyer_id.as_str()).cloned();
+    assert_eq!(erased.expect("the account stays")["email"], Value::Null);
+    assert_eq!(app.get("/api/v1/videos/VESeA6leQuk/analytics").await.1, analytics_before);
+    // They sign in no more.
+    let (status, _) = send(
+        app.http
+            .post(app.url("/api/v1/sessions"))
+            .json(&serde_json::json!({"email": EMAIL, "password": "a password for tests"})),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // A rebuild of every view brings nothing back, and the chain holds.
+    app.cli(&["replay", "--rebuild"]).await.expect("replay --rebuild");
+    app.wait_for_client_files().await;
+    nowhere("a table after a rebuild", &every_row(&app).await);
+    assert!(client_files(&app).is_empty());
+    let (_, order) = send(app.admin.get(app.url(&format!("/api/v1/orders/{order_id}")))).await;
+    assert_eq!((order["total_minor"].as_i64(), order["contact"].clone()), (Some(3998), Value::Null));
+    assert_eq!(app.get("/api/v1/videos/VESeA6leQuk/analytics").await.1, analytics_before);
+    app.cli(&["audit", "verify"]).await.expect("the chain holds");
 }

@@ -1,4 +1,5 @@
-//! Erasure of a user's personal data: `/api/v1/users/{me|id}/personal-data`.
+//! A user's personal data: its export (`/api/v1/users/me/export`) and its erasure
+//! (`/api/v1/users/{me|id}/personal-data`).
 //!
 //! Erasing records `PersonalDataErased` on the user's data subject (`user-<id>`); the
 //! store destroys the subject's key in the same transaction, so everything sealed under
@@ -16,6 +17,9 @@ use framecart_commands::{CommandError, accounts};
 use framecart_domain::data_subject::{DataSubject, DataSubjectCommand, DataSubjectError, ErasureReason};
 use framecart_domain::personal::Subject;
 use framecart_domain::user::Role;
+use framecart_projections::clicks::{self, ClickFilter, ClickView, MatchView};
+use framecart_projections::orders::{self, OrderView, PaymentView};
+use framecart_projections::users::UserView;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -28,7 +32,52 @@ use crate::extract::{Path, RequestMetadata};
 use crate::state::{App, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(erase_mine)).routes(routes!(erase_theirs))
+    OpenApiRouter::new().routes(routes!(erase_mine)).routes(routes!(erase_theirs)).routes(routes!(export))
+}
+
+/// Everything Framecart holds about a signed-in user, as its views have it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Export {
+    pub exported_at: DateTime<Utc>,
+    pub profile: UserView,
+    /// The clicks they sent signed in, with the address and cookie recorded.
+    pub clicks: Vec<ClickView>,
+    /// The matcher's verdict on each of those clicks that has one.
+    pub matches: Vec<MatchView>,
+    /// Their orders, with contact and shipping address.
+    pub orders: Vec<OrderView>,
+    /// The payment attempts of those orders.
+    pub payments: Vec<PaymentView>,
+}
+
+/// Most of each kind in one export.
+const EXPORT_LIMIT: i64 = 10_000;
+
+/// Downloads everything Framecart holds about the caller, as one JSON document (GDPR
+/// Article 15 and 20): the account, the clicks sent signed in and their matches, the
+/// orders with their contact and address, and their payments.
+#[utoipa::path(get, path = "/api/v1/users/me/export", tag = "users",
+    responses((status = 200, body = Export), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn export(State(app): State<AppState>, caller: Caller) -> Result<axum::Json<Export>, ApiError> {
+    let user_id = caller.user()?;
+    let unavailable = ApiError::unavailable;
+    let profile = crate::auth::user_view(&app, user_id, |_| true)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user {user_id}")))?;
+    let mine = ClickFilter {
+        user_id: Some(user_id.to_string()),
+        signed_in_only: true,
+        limit: EXPORT_LIMIT,
+        ..ClickFilter::default()
+    };
+    let clicks = clicks::list(&app.pool, &mine).await.map_err(unavailable)?;
+    let matches = clicks::matches(&app.pool, &mine).await.map_err(unavailable)?;
+    let orders = orders::list(&app.pool, Some(user_id), EXPORT_LIMIT).await.map_err(unavailable)?;
+    let mut payments = Vec::new();
+    for order in &orders {
+        payments.extend(orders::payments_of(&app.pool, order.order_id).await.map_err(unavailable)?);
+    }
+    Ok(axum::Json(Export { exported_at: Utc::now(), profile, clicks, matches, orders, payments }))
 }
 
 /// A recorded erasure.
