@@ -141,6 +141,17 @@ impl Keyring {
         Ok(key)
     }
 
+    /// Of `subjects`, those whose keys are destroyed.
+    pub async fn erased(&self, subjects: &[&Subject]) -> Result<std::collections::HashSet<Subject>, KeyError> {
+        let asked: Vec<&str> = subjects.iter().map(|s| s.as_str()).collect();
+        let gone: Vec<String> =
+            sqlx::query_scalar("SELECT subject FROM data_keys WHERE subject = ANY($1) AND wrapped IS NULL")
+                .bind(&asked)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(gone.iter().filter_map(|s| Subject::parse(s).ok()).collect())
+    }
+
     /// Forgets `subject`'s key here at once (it was just erased).
     pub fn forget(&self, subject: &Subject) {
         self.cache.lock().expect("the key cache is never poisoned").remove(subject);

@@ -253,6 +253,44 @@ impl<T> fmt::Debug for Sealed<T> {
     }
 }
 
+/// Every sealed value in a stored event's JSON, as (JSON pointer, subject), in document
+/// order: what an auditor is shown beside the payload, which stays as stored (its hash
+/// covers it).
+pub fn sealed_fields(payload: &serde_json::Value) -> Vec<(String, Subject)> {
+    fn walk(value: &serde_json::Value, at: &mut String, found: &mut Vec<(String, Subject)>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let (1, Some(sealed)) = (map.len(), map.get("sealed"))
+                    && let Some(subject) = sealed.get("subject").and_then(|s| s.as_str())
+                    && let Ok(subject) = Subject::parse(subject)
+                {
+                    found.push((at.clone(), subject));
+                    return;
+                }
+                for (key, value) in map {
+                    let len = at.len();
+                    at.push('/');
+                    at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                    walk(value, at, found);
+                    at.truncate(len);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, value) in items.iter().enumerate() {
+                    let len = at.len();
+                    at.push_str(&format!("/{i}"));
+                    walk(value, at, found);
+                    at.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(payload, &mut String::new(), &mut found);
+    found
+}
+
 /// The upcaster's rewrite of a value stored in clear: `v` becomes `{"clear": v}`.
 pub fn clear_json(value: serde_json::Value) -> serde_json::Value {
     serde_json::json!({ "clear": value })
@@ -317,6 +355,20 @@ mod tests {
         for s in [user, anonymous] {
             assert!(!s.as_str().contains(['.', '*', '>', ' ']));
         }
+    }
+
+    #[test]
+    fn sealed_fields_are_found_by_pointer() {
+        let key = DataKey::from_bytes([7; KEY_LEN]);
+        let subject = Subject::anonymous(day());
+        let sealed =
+            serde_json::to_value(Personal::Sealed(key.seal(&subject, &"x".to_owned(), [1; NONCE_LEN]))).expect("json");
+        let payload = serde_json::json!({"ClickRecorded": {"client_ip": sealed, "x": 1, "list": [0, sealed]}});
+        let found = sealed_fields(&payload);
+        let pointers: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(pointers, ["/ClickRecorded/client_ip", "/ClickRecorded/list/1"]);
+        assert!(found.iter().all(|(_, s)| *s == subject));
+        assert!(sealed_fields(&serde_json::json!({"a": {"sealed": "not a value"}})).is_empty());
     }
 
     #[test]

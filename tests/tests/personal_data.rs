@@ -270,6 +270,21 @@ async fn an_erased_buyer_appears_nowhere_and_their_orders_still_add_up() {
         assert!(!events.iter().any(|e| e.contains(secret)), "{secret} in an event");
         assert!(!log.contains(secret), "{secret} in the log");
     }
+    let audited = |app: &TestApp| {
+        let url = app.url(&format!("/api/v1/audit/streams/click/{click_id}"));
+        let admin = app.admin.clone();
+        async move {
+            let (status, stream) = send(admin.get(url)).await;
+            assert_eq!(status, 200, "{stream}");
+            stream["items"][0]["personal_data"].clone()
+        }
+    };
+    let fields = audited(&app).await;
+    assert_eq!(fields[0]["field"], "/ClickRecorded/client_ip");
+    assert_eq!(
+        (fields[0]["subject"].clone(), fields[0]["state"].as_str()),
+        (format!("user-{buyer_id}").into(), Some("sealed"))
+    );
     let analytics_before = app.get("/api/v1/videos/VESeA6leQuk/analytics").await.1;
     assert_eq!(analytics_before["orders"], 1);
     assert_eq!(analytics_before["paid_orders"], 1);
@@ -288,6 +303,9 @@ async fn an_erased_buyer_appears_nowhere_and_their_orders_still_add_up() {
         }
     };
     nowhere("a table", &every_row(&app).await);
+    let fields = audited(&app).await;
+    let states: Vec<&str> = fields.as_array().expect("fields").iter().filter_map(|f| f["state"].as_str()).collect();
+    assert_eq!(states, ["erased", "erased"], "the audit API shows the address and cookie as erased: {fields}");
     nowhere("the log", &every_message(&app).await);
     // Orders keep their lines, totals and payments; the views show the personal fields
     // as erased.

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use framecart_commands::audit::{self, AuditedEvent, Verification};
+use framecart_domain::personal::{Subject, sealed_fields};
 use framecart_domain::user::Role;
 use framecart_projections::analytics::{self, VideoAnalytics};
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,46 @@ pub struct EventEntry {
     pub recorded_at: chrono::DateTime<chrono::Utc>,
     /// Hex sha256 chaining this event to the one before it.
     pub hash: Option<String>,
+    /// The payload's personal values (sealed, so the payload stays as stored and its hash
+    /// checks): where each is, whose it is, and whether it is erased.
+    pub personal_data: Vec<PersonalField>,
+}
+
+/// A sealed value in an event's payload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonalField {
+    /// JSON pointer into `payload`, e.g. `/ClickRecorded/client_ip`.
+    pub field: String,
+    /// The data subject it is sealed for.
+    pub subject: String,
+    /// `sealed`, or `erased` once the subject's key is destroyed (it never opens again).
+    pub state: &'static str,
+}
+
+/// Entries for `events`, each with its personal values and whether they are erased.
+async fn entries(app: &crate::state::App, events: Vec<AuditedEvent>) -> Result<Vec<EventEntry>, ApiError> {
+    let fields: Vec<Vec<(String, Subject)>> = events.iter().map(|e| sealed_fields(&e.payload)).collect();
+    let subjects: Vec<&Subject> = fields.iter().flatten().map(|(_, s)| s).collect();
+    let erased = if subjects.is_empty() {
+        Default::default()
+    } else {
+        app.keys.erased(&subjects).await.map_err(crate::error::key_error)?
+    };
+    Ok(events
+        .into_iter()
+        .zip(fields)
+        .map(|(event, fields)| {
+            let personal_data = fields
+                .into_iter()
+                .map(|(field, subject)| PersonalField {
+                    state: if erased.contains(&subject) { "erased" } else { "sealed" },
+                    subject: subject.to_string(),
+                    field,
+                })
+                .collect();
+            EventEntry { personal_data, ..EventEntry::from(event) }
+        })
+        .collect())
 }
 
 impl From<AuditedEvent> for EventEntry {
@@ -66,6 +107,7 @@ impl From<AuditedEvent> for EventEntry {
             metadata: e.metadata,
             recorded_at: e.recorded_at,
             hash: e.hash,
+            personal_data: Vec::new(),
         }
     }
 }
@@ -90,12 +132,9 @@ async fn events(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 1000"));
     }
-    let items: Vec<EventEntry> = audit::events_after(&app.pool, q.after.unwrap_or(0).max(0), limit)
-        .await
-        .map_err(ApiError::unavailable)?
-        .into_iter()
-        .map(EventEntry::from)
-        .collect();
+    let events =
+        audit::events_after(&app.pool, q.after.unwrap_or(0).max(0), limit).await.map_err(ApiError::unavailable)?;
+    let items = entries(&app, events).await?;
     let next_after = (items.len() as i64 == limit).then(|| items.last().and_then(|e| e.position)).flatten();
     Ok(axum::Json(EventPage { items, next_after }))
 }
@@ -115,12 +154,8 @@ async fn stream(
     Path((aggregate_type, aggregate_id)): Path<(String, String)>,
 ) -> Result<axum::Json<Stream>, ApiError> {
     caller.require(&[Role::Auditor])?;
-    let items: Vec<EventEntry> = audit::stream(&app.pool, &aggregate_type, &aggregate_id)
-        .await
-        .map_err(ApiError::unavailable)?
-        .into_iter()
-        .map(EventEntry::from)
-        .collect();
+    let events = audit::stream(&app.pool, &aggregate_type, &aggregate_id).await.map_err(ApiError::unavailable)?;
+    let items = entries(&app, events).await?;
     if items.is_empty() {
         return Err(ApiError::NotFound(format!("no {aggregate_type} {aggregate_id}")));
     }
