@@ -9,6 +9,8 @@ use clap::{ArgAction, Args};
 use framecart_commands::snapshots::SnapshotPolicy;
 use framecart_domain::log::Namespace;
 use framecart_domain::personal::MasterKey;
+use framecart_projections::ViewSettings;
+use framecart_projections::client_files::FileIp;
 use ipnet::IpNet;
 
 use crate::limits::rates::{ClickRate, SigninRate};
@@ -265,6 +267,16 @@ pub struct Settings {
     /// once the day is older (by the `processes` role, hourly).
     #[arg(long, env = "FRAMECART_ANONYMOUS_RETENTION_DAYS", default_value_t = DEFAULT_ANONYMOUS_RETENTION_DAYS)]
     pub anonymous_retention_days: u32,
+
+    /// How much of a viewer's address names their client files
+    /// (`<user>_<address>_<video>.json`): `full`, as the original system had it;
+    /// `truncated`, IPv4 to its /24 and IPv6 to its /48; or `none` (`None` in its place).
+    #[arg(long, env = "FRAMECART_CLIENT_FILE_IP", default_value = "full", value_parser = parse_file_ip)]
+    pub client_file_ip: FileIp,
+}
+
+fn parse_file_ip(s: &str) -> Result<FileIp, String> {
+    s.parse()
 }
 
 /// The default of [`Settings::anonymous_retention_days`].
@@ -291,6 +303,14 @@ impl Settings {
     /// How long a committed event may wait to reach the stream.
     pub fn relay_lag_bound(&self) -> Duration {
         Duration::from_secs(self.relay_lag_bound_secs)
+    }
+
+    /// What the views need: the media folder, the master key, the file names' address.
+    pub fn views(&self) -> anyhow::Result<ViewSettings> {
+        Ok(ViewSettings {
+            file_ip: self.client_file_ip,
+            ..ViewSettings::new(self.media_dir.clone(), self.master_key()?)
+        })
     }
 
     /// The master key; an error that says how to set one when it is missing.
@@ -320,6 +340,7 @@ impl fmt::Debug for Settings {
             .field("instance", &self.instance)
             .field("master_key", &self.master_key.as_ref().map(|_| "********"))
             .field("anonymous_retention_days", &self.anonymous_retention_days)
+            .field("client_file_ip", &self.client_file_ip)
             .finish()
     }
 }

@@ -127,7 +127,7 @@ fn nats_servers(urls: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
 /// The views of the installation (`only`: those named; all when empty). Unknown names
 /// are refused with the list of known ones.
 pub fn views(settings: &Settings, only: &[String]) -> anyhow::Result<Vec<Arc<dyn Projection>>> {
-    let all = framecart_projections::all(settings.media_dir.clone(), settings.master_key()?);
+    let all = framecart_projections::all(&settings.views()?);
     if only.is_empty() {
         return Ok(all);
     }
@@ -144,7 +144,7 @@ pub fn consumers(
     commands: Arc<Commands>,
     gateways: Gateways,
 ) -> anyhow::Result<Vec<Arc<dyn Projection>>> {
-    let mut all = framecart_projections::all(settings.media_dir.clone(), settings.master_key()?);
+    let mut all = framecart_projections::all(&settings.views()?);
     all.extend(framecart_processes::all(commands, gateways));
     Ok(all)
 }

@@ -3,6 +3,7 @@
 //! JSON list of `{"x", "y", "timestamp", "videoId"}` in click order.
 
 use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ pub const DIRTY: DirtyFiles = DirtyFiles { table: "client_files_dirty" };
 
 pub struct ClientFilesProjection {
     keys: Arc<KeyReader>,
+    file_ip: FileIp,
     writer: Arc<Writer>,
     /// The files being written in the background, if they are.
     job: tokio::sync::Mutex<Option<JoinHandle<Result<(), ProjectionError>>>>,
@@ -42,18 +44,60 @@ struct Writer {
 const REWRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl ClientFilesProjection {
-    pub fn new(media_dir: PathBuf, keys: Arc<KeyReader>) -> Self {
+    pub fn new(media_dir: PathBuf, keys: Arc<KeyReader>, file_ip: FileIp) -> Self {
         let writer = Writer { dir: media_dir.join(FOLDER), throttle: Throttle::new(REWRITE_EVERY) };
-        Self { keys, writer: Arc::new(writer), job: tokio::sync::Mutex::new(None) }
+        Self { keys, file_ip, writer: Arc::new(writer), job: tokio::sync::Mutex::new(None) }
     }
 }
 
-/// The file a click belongs to, named by the viewer's address: `None` once that is
-/// erased. Every part is a parsed value: a user id token, an IP address, a canonical
-/// video id; none can hold a path separator.
-pub fn file_name(click: &ClickRecorded, keys: &Keys) -> Option<String> {
+/// How much of a viewer's address names their files (`FRAMECART_CLIENT_FILE_IP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileIp {
+    /// The whole address, as the original system had it.
+    Full,
+    /// IPv4 to its /24 (`203.0.113.0`), IPv6 to its /48 (`2001:db8:1::`): a viewer's
+    /// files are then shared with their neighbours'.
+    Truncated,
+    /// None: `None` in its place, as the original wrote a missing user.
+    None,
+}
+
+impl std::str::FromStr for FileIp {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(Self::Full),
+            "truncated" => Ok(Self::Truncated),
+            "none" => Ok(Self::None),
+            other => Err(format!("{other:?}: the address in file names is `full`, `truncated` or `none`")),
+        }
+    }
+}
+
+impl FileIp {
+    /// What of `ip` goes into a file name.
+    pub fn part(self, ip: IpAddr) -> String {
+        match (self, ip) {
+            (Self::Full, ip) => ip.to_string(),
+            (Self::Truncated, IpAddr::V4(v4)) => {
+                let [a, b, c, _] = v4.octets();
+                Ipv4Addr::new(a, b, c, 0).to_string()
+            }
+            (Self::Truncated, IpAddr::V6(v6)) => {
+                let [a, b, c, ..] = v6.segments();
+                Ipv6Addr::new(a, b, c, 0, 0, 0, 0, 0).to_string()
+            }
+            (Self::None, _) => "None".to_owned(),
+        }
+    }
+}
+
+/// The file a click belongs to, named by the viewer's address (as much of it as
+/// `file_ip` keeps): `None` once that is erased. Every part is a parsed value: a user id
+/// token, an IP address, a canonical video id; none can hold a path separator.
+pub fn file_name(click: &ClickRecorded, keys: &Keys, file_ip: FileIp) -> Option<String> {
     let user = click.user_id.as_ref().map_or("None", |u| u.as_str());
-    let ip = keys.reveal(&click.client_ip)?;
+    let ip = file_ip.part(keys.reveal(&click.client_ip)?);
     Some(format!("{user}_{ip}_{}.json", click.video_id))
 }
 
@@ -128,7 +172,7 @@ impl Projection for ClientFilesProjection {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (c, log_position) in &clicks {
             // A click whose viewer is erased has no file.
-            let Some(name) = file_name(c, &keys) else { continue };
+            let Some(name) = file_name(c, &keys, self.file_ip) else { continue };
             names.push(name);
             positions.push(*log_position);
             xs.push(c.x);
@@ -280,6 +324,23 @@ const WRITERS: usize = 32;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_keep_as_much_of_the_address_as_asked() {
+        let v4: IpAddr = "203.0.113.77".parse().expect("v4");
+        let v6: IpAddr = "2001:db8:1:2:3:4:5:6".parse().expect("v6");
+        assert_eq!(
+            (FileIp::Full.part(v4), FileIp::Full.part(v6)),
+            ("203.0.113.77".into(), "2001:db8:1:2:3:4:5:6".into())
+        );
+        assert_eq!(
+            (FileIp::Truncated.part(v4), FileIp::Truncated.part(v6)),
+            ("203.0.113.0".into(), "2001:db8:1::".into())
+        );
+        assert_eq!(FileIp::None.part(v4), "None");
+        assert_eq!("truncated".parse::<FileIp>(), Ok(FileIp::Truncated));
+        assert!("half".parse::<FileIp>().is_err());
+    }
 
     #[test]
     fn entries_keep_the_original_shape() {

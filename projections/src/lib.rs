@@ -38,13 +38,32 @@ use std::sync::Arc;
 
 use framecart_domain::personal::MasterKey;
 
+/// What the views need from the settings.
+#[derive(Debug, Clone)]
+pub struct ViewSettings {
+    /// Where the original system's files go (`client_files/`, `detections/`).
+    pub media_dir: PathBuf,
+    /// Unwraps the data keys that open personal data.
+    pub master_key: MasterKey,
+    /// How much of a viewer's address names their client files.
+    pub file_ip: client_files::FileIp,
+}
+
+impl ViewSettings {
+    /// Files named by the whole address, as the original system named them.
+    pub fn new(media_dir: PathBuf, master_key: MasterKey) -> Self {
+        Self { media_dir, master_key, file_ip: client_files::FileIp::Full }
+    }
+}
+
 /// Every projection of this installation, by name. Those that hold personal data open it
-/// with the data keys that `master` unwraps.
-pub fn all(media_dir: PathBuf, master: MasterKey) -> Vec<Arc<dyn Projection>> {
-    let keys = Arc::new(personal::KeyReader::new(master));
+/// with the data keys that the master key unwraps.
+pub fn all(settings: &ViewSettings) -> Vec<Arc<dyn Projection>> {
+    let media_dir = settings.media_dir.clone();
+    let keys = Arc::new(personal::KeyReader::new(settings.master_key.clone()));
     vec![
         Arc::new(clicks::ClicksProjection::new(keys.clone())),
-        Arc::new(client_files::ClientFilesProjection::new(media_dir.clone(), keys.clone())),
+        Arc::new(client_files::ClientFilesProjection::new(media_dir.clone(), keys.clone(), settings.file_ip)),
         Arc::new(videos::VideosProjection),
         Arc::new(products::ProductsProjection),
         Arc::new(users::UsersProjection::new(keys.clone())),

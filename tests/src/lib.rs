@@ -174,6 +174,11 @@ impl TestApp {
         }
     }
 
+    /// The settings of this installation's views.
+    pub fn view_settings(&self) -> framecart_api::projections::ViewSettings {
+        self.running.state.settings.views().expect("a master key")
+    }
+
     /// Runs the `framecart` command line in this process, against this installation.
     pub async fn cli(&self, args: &[&str]) -> anyhow::Result<()> {
         use clap::Parser as _;
@@ -268,7 +273,7 @@ impl TestApp {
     pub async fn wait_for_projections(&self) {
         let ns = &self.namespace.namespace;
         let stream = self.jetstream.get_stream(ns.stream_name()).await.expect("the stream");
-        for projection in framecart_api::projections::all(self.media_dir().to_path_buf(), test_master_key()) {
+        for projection in framecart_api::projections::all(&self.view_settings()) {
             let consumer = ns.consumer_name(&format!("proj_{}", projection.name()));
             eventually(&format!("{} to catch up", projection.name()), Duration::from_secs(30), || async {
                 let info = stream.consumer_info(&consumer).await.ok()?;
@@ -288,23 +293,9 @@ impl TestApp {
         .await;
     }
 
-    /// Waits until the client files are all written.
     /// `framecart projections status --json`, as its report.
     pub async fn projections_status(&self) -> serde_json::Value {
-        let settings = Settings {
-            database_url: self.database.url.clone(),
-            nats_url: nats_url(),
-            media_dir: self.media_dir().to_path_buf(),
-            namespace: self.namespace.namespace.clone(),
-            db_max_connections: 2,
-            write_batching: false,
-            snapshot_every: SnapshotPolicy::default(),
-            relay_lag_bound_secs: 30,
-            stream_replicas: 1,
-            instance: None,
-            master_key: Some(test_master_key()),
-            anonymous_retention_days: framecart_api::settings::DEFAULT_ANONYMOUS_RETENTION_DAYS,
-        };
+        let settings = Settings { db_max_connections: 2, write_batching: false, ..self.running.state.settings.clone() };
         let infra = framecart_api::Infra::connect(&settings, "test").await.expect("connect");
         let report = framecart_api::cli::projections::status(&settings, &infra).await.expect("status");
         serde_json::to_value(report).expect("json")
@@ -313,7 +304,7 @@ impl TestApp {
     /// Rebuilds every projection while this server runs it (each rebuild waits for the
     /// server to replay it).
     pub async fn rebuild_every_projection(&self) {
-        for projection in framecart_api::projections::all(self.media_dir().to_path_buf(), test_master_key()) {
+        for projection in framecart_api::projections::all(&self.view_settings()) {
             let runner = framecart_api::projections::ProjectionRunner::new(
                 self.running.state.pool.clone(),
                 self.running.state.jetstream.clone(),
@@ -390,6 +381,7 @@ pub fn serve_settings(database: &TestDatabase, namespace: &TestNamespace, media:
         instance: None,
         master_key: Some(test_master_key()),
         anonymous_retention_days: framecart_api::settings::DEFAULT_ANONYMOUS_RETENTION_DAYS,
+        client_file_ip: framecart_api::projections::client_files::FileIp::Full,
     };
     let http = HttpSettings {
         bind: Some("127.0.0.1:0".parse().expect("addr")),

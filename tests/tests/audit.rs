@@ -95,8 +95,7 @@ async fn replaying_every_event_into_fresh_views_gives_the_same_answers() {
     // Throw every view away and replay the log into it (while the server runs, as an
     // operator would): `framecart replay --rebuild`.
     framecart(&app, &["replay", "--rebuild"]).await.expect("replay --rebuild");
-    for projection in framecart_api::projections::all(app.media_dir().to_path_buf(), framecart_tests::test_master_key())
-    {
+    for projection in framecart_api::projections::all(&app.view_settings()) {
         let generation: i64 = sqlx::query_scalar("SELECT generation FROM projection_checkpoints WHERE name = $1")
             .bind(projection.name())
             .fetch_one(&app.db)

@@ -5,6 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use framecart_api::domain::personal::{MasterKey, Subject};
 use framecart_api::processes::retention;
+use framecart_api::projections::client_files::FileIp;
 use framecart_tests::{TestApp, click_body, eventually, media_files, send};
 use serde_json::Value;
 use uuid::Uuid;
@@ -335,4 +336,18 @@ async fn an_erased_buyer_appears_nowhere_and_their_orders_still_add_up() {
     assert_eq!((order["total_minor"].as_i64(), order["contact"].clone()), (Some(3998), Value::Null));
     assert_eq!(app.get("/api/v1/videos/VESeA6leQuk/analytics").await.1, analytics_before);
     app.cli(&["audit", "verify"]).await.expect("the chain holds");
+}
+
+#[tokio::test]
+async fn client_file_names_keep_as_much_of_the_address_as_configured() {
+    for (file_ip, part) in [(FileIp::Truncated, "198.51.100.0"), (FileIp::None, "None")] {
+        let app = TestApp::spawn_with(|s| {
+            s.http.trusted_proxies = vec!["127.0.0.1/32".parse().expect("a net")];
+            s.settings.client_file_ip = file_ip;
+        })
+        .await;
+        post_click(&app, 10.0).await;
+        app.wait_for_client_files().await;
+        assert_eq!(client_files(&app), vec![format!("None_{part}_VESeA6leQuk.json")]);
+    }
 }

@@ -136,7 +136,7 @@ async fn an_unreadable_event_is_set_aside_and_every_view_goes_on() {
 }
 
 fn runner(app: &TestApp, name: &str) -> ProjectionRunner {
-    let projection = projections::all(app.media_dir().to_path_buf(), framecart_tests::test_master_key())
+    let projection = projections::all(&app.view_settings())
         .into_iter()
         .find(|p| p.name() == name)
         .expect("a projection of that name");

@@ -111,7 +111,9 @@ async fn check_all(db: &PgPool, commands: &Commands) -> BTreeMap<&'static str, u
 /// Every view's rows, without the columns that say when a row was written.
 async fn views(db: &PgPool) -> BTreeMap<String, Vec<Value>> {
     let mut all = BTreeMap::new();
-    for projection in projections::all(std::path::PathBuf::from("unused"), framecart_tests::test_master_key()) {
+    for projection in
+        projections::all(&projections::ViewSettings::new("unused".into(), framecart_tests::test_master_key()))
+    {
         for table in projection.tables() {
             let written_at: Vec<String> = sqlx::query_scalar(
                 "SELECT column_name::text FROM information_schema.columns

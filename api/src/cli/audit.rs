@@ -88,7 +88,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
 }
 
 async fn rebuild(args: &ReplayArgs, infra: Infra) -> anyhow::Result<()> {
-    let views = framecart_projections::all(args.settings.media_dir.clone(), args.settings.master_key()?);
+    let views = framecart_projections::all(&args.settings.views()?);
     for name in &args.names {
         if !views.iter().any(|p| p.name() == name) {
             return Err(ProjectionError::Unknown(name.clone()).into());
