@@ -282,7 +282,7 @@ fn parse_file_ip(s: &str) -> Result<FileIp, String> {
 /// The default of [`Settings::anonymous_retention_days`].
 pub const DEFAULT_ANONYMOUS_RETENTION_DAYS: u32 = 90;
 
-fn parse_master_key(s: &str) -> Result<MasterKey, String> {
+pub fn parse_master_key(s: &str) -> Result<MasterKey, String> {
     MasterKey::parse(s).map_err(|e| e.to_string())
 }
 

@@ -351,3 +351,29 @@ async fn client_file_names_keep_as_much_of_the_address_as_configured() {
         assert_eq!(client_files(&app), vec![format!("None_{part}_VESeA6leQuk.json")]);
     }
 }
+
+#[tokio::test]
+async fn rotating_the_master_key_keeps_every_value_readable_under_the_new_key_only() {
+    let app = spawn().await;
+    let click_id = post_click(&app, 10.0).await;
+    app.wait_for_clicks_view().await;
+    let new = "c0ffee".repeat(10) + "c0ff";
+    app.cli(&["rotate-master-key", "--new-master-key", &new]).await.expect("rotated");
+    // The old key opens nothing any more; the new one opens what was sealed before.
+    let mut settings = app.running.state.settings.clone();
+    let error = framecart_api::Infra::connect_reading(&settings, "test").await.err().expect("the old key is refused");
+    assert!(error.to_string().contains("does not open"), "{error}");
+    settings.master_key = Some(MasterKey::parse(&new).expect("a key"));
+    framecart_api::Infra::connect_reading(&settings, "test").await.expect("the new key opens");
+    let keys = framecart_api::commands::keys::Keyring::open(app.db.clone(), MasterKey::parse(&new).expect("a key"))
+        .await
+        .expect("a keyring");
+    let stored: Value = sqlx::query_scalar("SELECT payload::jsonb FROM events WHERE aggregate_id = $1")
+        .bind(click_id.to_string())
+        .fetch_one(&app.db)
+        .await
+        .expect("the click");
+    let ip: framecart_api::domain::personal::Personal<std::net::IpAddr> =
+        serde_json::from_value(stored["ClickRecorded"]["client_ip"].clone()).expect("a sealed address");
+    assert_eq!(keys.reveal(&ip).await.expect("a key").map(|ip| ip.to_string()).as_deref(), Some(VIEWER_IP));
+}

@@ -7,7 +7,10 @@ pub mod projections;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{ServeSettings, Settings};
+use framecart_commands::keys::Keyring;
+use framecart_domain::personal::MasterKey;
+
+use crate::settings::{ServeSettings, Settings, parse_master_key};
 use crate::supervisor::{Infra, Running};
 
 #[derive(Debug, Parser)]
@@ -56,6 +59,16 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         min_events: u64,
     },
+    /// Rewraps every data key of personal data under a new master key, in one
+    /// transaction. Stop every process first (each holds the old key), run this, then start
+    /// them all with the new key: nothing else changes, no event is touched.
+    RotateMasterKey {
+        #[command(flatten)]
+        settings: Settings,
+        /// The new master key (64 hex digits or standard base64).
+        #[arg(long, env = "FRAMECART_NEW_MASTER_KEY", hide_env_values = true, value_parser = parse_master_key)]
+        new_master_key: MasterKey,
+    },
     /// Inspect or rebuild projections.
     Projections {
         #[command(subcommand)]
@@ -88,6 +101,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let taken = commands.take_snapshots(min_events).await?;
             let total: u64 = taken.values().sum();
             eprintln!("{total} snapshots taken in {:.1} s: {taken:?}", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Command::RotateMasterKey { settings, new_master_key } => {
+            let infra = Infra::connect(&settings, "rotate-master-key").await?;
+            let keys = Keyring::open(infra.pool.clone(), settings.master_key()?).await?;
+            let rewrapped = keys.rotate(&new_master_key).await?;
+            Keyring::open(infra.pool.clone(), new_master_key).await?;
+            eprintln!("{rewrapped} data keys rewrapped: start every process with the new FRAMECART_MASTER_KEY");
             Ok(())
         }
         Command::Projections { command } => projections::run(command).await,
