@@ -22,6 +22,10 @@
 //!   overwritten.
 //! - An uploaded file is in the media store ([`media`], a JetStream object store named
 //!   by content) before its upload is recorded, so any host can read what an event names.
+//! - Personal data reaches an event only sealed ([`keys`]). A data key is made once per
+//!   subject and, once destroyed, stays destroyed (a trigger); `PersonalDataErased`
+//!   destroys its subject's key in the transaction that appends it (a trigger on
+//!   `events`). Password hashes and the email lookup live in `accounts`, never in events.
 //! - Ports of what lies outside (the payment provider, [`payments`]) live here, with the
 //!   fake provider we own beside the port; nothing here knows HTTP routes.
 

@@ -14,6 +14,10 @@
 //!   derived from Rust type names: renaming a type must not break stored events.
 //! - A value that names a file or a NATS subject token (a YouTube id, a user id) is a
 //!   parsed value type with a private field.
+//! - Personal data is never a plain field of an event: events hold it as
+//!   [`personal::Personal`], and commands can only carry it [`personal::Sealed`] (checked
+//!   before it was sealed). Sealing and opening are pure functions here; keys and nonces
+//!   come from the caller.
 
 pub mod click;
 pub mod data_subject;

@@ -16,6 +16,10 @@
 //!   commits (temporary file, then rename); the view remembers which files are not yet
 //!   rewritten, so a crash in between is repaired on the next start.
 //! - Every projection can be rebuilt from sequence 1 while the API keeps serving.
+//! - Personal data is opened with the subject's key, read from `data_keys` in the
+//!   applying transaction ([`personal`]); a view keeps each value's subject beside it and
+//!   forgets the value when it applies the subject's `PersonalDataErased`. A value whose
+//!   key is destroyed reads as erased, so a rebuild brings nothing erased back.
 
 pub mod analytics;
 pub mod clicks;
