@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use framecart_tests::faults::{self, Census, RECOVERY_LIMIT, Row};
 use framecart_tests::load::ClickLoad;
 use framecart_tests::scaleout::{NAMESPACE, ScaleOut};
-use framecart_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, eventually, pan_video, signed_in_client, test_media};
+use framecart_tests::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, eventually, eventually_or_say, pan_video, signed_in_client, test_media,
+};
 use uuid::Uuid;
 
 const VIDEO: &str = "dQw4w9WgXcQ";
@@ -77,21 +79,27 @@ async fn a_scaled_out_installation_loses_a_nats_node_an_api_and_its_active_core_
     // Who holds what: one of the two core processes holds the relay and each view and
     // process manager (mostly the first started; a runner that starts over on a cluster
     // still electing its leaders may leave one to the other), the other waits for it.
-    let status = s.status().await;
-    let locks = std::iter::once(&status["relay"]).chain(status["projections"].as_array().expect("projections"));
-    for held in locks {
-        let (active, standby) = holders(held);
-        let (one, other) = if active.starts_with("framecart core ") {
-            ("core", "core-standby")
-        } else {
-            assert!(active.starts_with("framecart core-standby "), "a core process holds it: {held}");
-            ("core-standby", "core")
-        };
-        assert!(
-            standby.iter().any(|n| n.starts_with(&format!("framecart {other} "))),
-            "{other} waits while {one} holds: {held}"
-        );
-    }
+    // A process that is ready may still be starting its runners: each waits on its lock
+    // moments later, so this is waited for, not read once.
+    let who_holds = "each lock held by one core process and waited on by the other";
+    eventually_or_say(who_holds, Duration::from_secs(30), || async {
+        let status = s.status().await;
+        let locks = std::iter::once(&status["relay"]).chain(status["projections"].as_array().expect("projections"));
+        for held in locks {
+            let (active, standby) = holders(held);
+            let (one, other) = if active.starts_with("framecart core ") {
+                ("core", "core-standby")
+            } else {
+                assert!(active.starts_with("framecart core-standby "), "a core process holds it: {held}");
+                ("core-standby", "core")
+            };
+            if !standby.iter().any(|n| n.starts_with(&format!("framecart {other} "))) {
+                return Err(format!("{other} does not wait while {one} holds: {held}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
 
     // A video uploaded through one API; clicks through both.
     let api = [s.process("api-1").base_url(), s.process("api-2").base_url()];

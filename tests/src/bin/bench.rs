@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use framecart_api::commands::keys::Keyring;
+use framecart_api::domain::personal::{Personal, Subject};
 use framecart_tests::anchor::Pgbench;
 use framecart_tests::installation::{Installation, nats_server, nats_version};
 use framecart_tests::progress::{self, Progress};
@@ -182,6 +184,11 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     .fetch_one(&db)
     .await?;
     let copies = args.rebuild_events.saturating_sub(posted);
+    // Each copy's address sealed under the posted click's key, as the API seals them.
+    let keys = Keyring::open(db.clone(), framecart_tests::test_master_key()).await?;
+    let sealed_for = template.as_object().and_then(|o| o.values().next()).map(|c| &c["client_ip"]["sealed"]["subject"]);
+    let subject = Subject::parse(sealed_for.and_then(|s| s.as_str()).unwrap_or_default())?;
+    let mut sealing = Duration::ZERO;
     let mut n = 0;
     while n < copies {
         let chunk: Vec<u64> = (n..copies.min(n + 10_000)).collect();
@@ -193,7 +200,11 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
             let mut payload = template.clone();
             let click = payload.as_object_mut().and_then(|o| o.values_mut().next()).expect("an event body");
             click["click_id"] = id.to_string().into();
-            click["client_ip"] = framecart_tests::workload::address(viewer).into();
+            let address: std::net::IpAddr = framecart_tests::workload::address(viewer).parse()?;
+            let started = Instant::now();
+            let sealed = Personal::Sealed(keys.seal(&subject, &address).await?);
+            sealing += started.elapsed();
+            click["client_ip"] = serde_json::to_value(sealed)?;
             click["video_id"] = framecart_tests::workload::video_id(viewer % args.videos.max(1)).into();
             click["video_id_reported"] = click["video_id"].clone();
             ids.push(id.to_string());
@@ -210,6 +221,12 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
         .bind(&version)
         .execute(&db)
         .await?;
+    }
+    if copies > 0 {
+        println!(
+            "sealing a click's address (AES-256-GCM under its day's key, the key cached): {:.2} µs",
+            sealing.as_secs_f64() * 1e6 / copies as f64
+        );
     }
     faults::settle(&db).await;
     let events = progress::log_end(&db).await?;
