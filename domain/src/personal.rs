@@ -291,9 +291,18 @@ pub fn sealed_fields(payload: &serde_json::Value) -> Vec<(String, Subject)> {
     found
 }
 
-/// The upcaster's rewrite of a value stored in clear: `v` becomes `{"clear": v}`.
-pub fn clear_json(value: serde_json::Value) -> serde_json::Value {
-    serde_json::json!({ "clear": value })
+/// An upcaster's rewrite of an event whose `fields` were stored in clear (before they
+/// were sealed): in the body of `event_type`, each value `v` becomes `{"clear": v}`, read
+/// as [`Personal::Clear`]; an absent or null one stays as it is.
+pub fn stored_in_clear(mut event: serde_json::Value, event_type: &str, fields: &[&str]) -> serde_json::Value {
+    if let Some(body) = event.get_mut(event_type).and_then(serde_json::Value::as_object_mut) {
+        for field in fields {
+            if let Some(value) = body.get_mut(*field).filter(|value| !value.is_null()) {
+                *value = serde_json::json!({ "clear": value.take() });
+            }
+        }
+    }
+    event
 }
 
 #[cfg(test)]
@@ -378,7 +387,10 @@ mod tests {
         let json = serde_json::to_value(&sealed).expect("json");
         assert_eq!(json["sealed"]["subject"], "anonymous-2026-12-06");
         assert_eq!(serde_json::from_value::<Personal<String>>(json).expect("back"), sealed);
-        let clear: Personal<String> = serde_json::from_value(clear_json("c".into())).expect("clear");
+        let old = serde_json::json!({"E": {"a": "c", "b": null}});
+        let upcast = stored_in_clear(old, "E", &["a", "b", "missing"]);
+        assert_eq!(upcast, serde_json::json!({"E": {"a": {"clear": "c"}, "b": null}}));
+        let clear: Personal<String> = serde_json::from_value(upcast["E"]["a"].clone()).expect("clear");
         assert_eq!(clear, Personal::Clear("c".to_owned()));
     }
 }

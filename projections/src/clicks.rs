@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 use framecart_domain::click::{self, ClickEvent};
-use framecart_domain::data_subject::{self, DataSubjectEvent};
 use framecart_domain::log::{LoggedEvent, Namespace};
 use framecart_domain::personal::Subject;
 use serde::Serialize;
@@ -13,7 +12,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::personal::{KeyReader, Keys};
+use crate::personal::{KeyReader, Keys, erased_subject, is_erasure, with_erasures};
 use crate::runner::{Projection, ProjectionError, decode};
 
 pub struct ClicksProjection {
@@ -43,11 +42,11 @@ impl Projection for ClicksProjection {
     }
 
     fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
-        vec![ns.aggregate_subject(click::AGGREGATE_TYPE), ns.aggregate_subject(data_subject::AGGREGATE_TYPE)]
+        with_erasures(ns, vec![ns.aggregate_subject(click::AGGREGATE_TYPE)])
     }
 
-    fn wants(&self, aggregate_type: &str, _event_type: &str) -> bool {
-        aggregate_type == click::AGGREGATE_TYPE || aggregate_type == data_subject::AGGREGATE_TYPE
+    fn wants(&self, aggregate_type: &str, event_type: &str) -> bool {
+        aggregate_type == click::AGGREGATE_TYPE || is_erasure(aggregate_type, event_type)
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -126,9 +125,8 @@ fn decode_chunk<'e>(
 ) -> Result<Vec<Recorded<'e>>, ProjectionError> {
     let mut clicks = Vec::with_capacity(events.len());
     for (event, log_position) in events {
-        if event.aggregate_type == data_subject::AGGREGATE_TYPE {
-            let DataSubjectEvent::PersonalDataErased(e) = decode(event, *log_position)?;
-            erased.push(e.subject);
+        if let Some(subject) = erased_subject(event, *log_position)? {
+            erased.push(subject);
             continue;
         }
         match decode(event, *log_position)? {

@@ -9,14 +9,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use framecart_domain::click::{self, CLICK_RECORDED, ClickEvent, ClickRecorded};
-use framecart_domain::data_subject::{self, DataSubjectEvent};
 use framecart_domain::log::{LoggedEvent, Namespace};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinHandle;
 
 use crate::files::{DirtyFiles, Throttle, plain_number, remove_files, write_files};
-use crate::personal::{KeyReader, Keys};
+use crate::personal::{KeyReader, Keys, erased_subject, is_erasure, with_erasures};
 use crate::runner::{Projection, ProjectionError, decode};
 
 pub const NAME: &str = "client_files";
@@ -127,10 +126,7 @@ impl Projection for ClientFilesProjection {
 
     /// The clicks as recorded (verdicts on them are not delivered), and erasures.
     fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
-        vec![
-            ns.event_type_subject(click::AGGREGATE_TYPE, click::CLICK_RECORDED),
-            ns.event_type_subject(data_subject::AGGREGATE_TYPE, data_subject::PERSONAL_DATA_ERASED),
-        ]
+        with_erasures(ns, vec![ns.event_type_subject(click::AGGREGATE_TYPE, click::CLICK_RECORDED)])
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -140,7 +136,7 @@ impl Projection for ClientFilesProjection {
     /// The file holds the clicks as recorded; the verdicts on them are not read.
     fn wants(&self, aggregate_type: &str, event_type: &str) -> bool {
         (aggregate_type == click::AGGREGATE_TYPE && event_type == click::CLICK_RECORDED)
-            || (aggregate_type == data_subject::AGGREGATE_TYPE && event_type == data_subject::PERSONAL_DATA_ERASED)
+            || is_erasure(aggregate_type, event_type)
     }
 
     async fn apply(
@@ -158,9 +154,8 @@ impl Projection for ClientFilesProjection {
     async fn apply_all(&self, tx: &mut PgConnection, events: &[(LoggedEvent, i64)]) -> Result<(), ProjectionError> {
         let (mut clicks, mut erased) = (Vec::new(), Vec::new());
         for (event, log_position) in events {
-            if event.aggregate_type == data_subject::AGGREGATE_TYPE {
-                let DataSubjectEvent::PersonalDataErased(e) = decode(event, *log_position)?;
-                erased.push((e.subject, *log_position));
+            if let Some(subject) = erased_subject(event, *log_position)? {
+                erased.push((subject, *log_position));
             } else if event.event_type == CLICK_RECORDED
                 && let ClickEvent::ClickRecorded(c) = decode(event, *log_position)?
             {

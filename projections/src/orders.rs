@@ -5,7 +5,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
-use framecart_domain::data_subject::{self, DataSubjectEvent};
 use framecart_domain::log::{LoggedEvent, Namespace};
 use framecart_domain::order::{self, OrderEvent, OrderStatus};
 use framecart_domain::payment::{self, PaymentEvent, PaymentStatus};
@@ -15,7 +14,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::personal::KeyReader;
+use crate::personal::{KeyReader, erased_subject, is_erasure, with_erasures};
 use crate::runner::{Projection, ProjectionError, decode};
 
 pub struct OrdersProjection {
@@ -40,11 +39,11 @@ impl Projection for OrdersProjection {
     }
 
     fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
-        vec![ns.aggregate_subject(order::AGGREGATE_TYPE), ns.aggregate_subject(data_subject::AGGREGATE_TYPE)]
+        with_erasures(ns, vec![ns.aggregate_subject(order::AGGREGATE_TYPE)])
     }
 
-    fn wants(&self, aggregate_type: &str, _event_type: &str) -> bool {
-        aggregate_type == order::AGGREGATE_TYPE || aggregate_type == data_subject::AGGREGATE_TYPE
+    fn wants(&self, aggregate_type: &str, event_type: &str) -> bool {
+        aggregate_type == order::AGGREGATE_TYPE || is_erasure(aggregate_type, event_type)
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -58,16 +57,15 @@ impl Projection for OrdersProjection {
         log_position: i64,
     ) -> Result<(), ProjectionError> {
         let status = |s: OrderStatus| s.as_str();
-        if event.aggregate_type == data_subject::AGGREGATE_TYPE {
+        if let Some(subject) = erased_subject(event, log_position)? {
             // The buyer's contact and address go; lines, totals and payments stay.
-            let DataSubjectEvent::PersonalDataErased(e) = decode(event, log_position)?;
-            if let SubjectKind::User(user_id) = e.subject.kind() {
+            if let SubjectKind::User(user_id) = subject.kind() {
                 sqlx::query("UPDATE orders_view SET contact = 'null', shipping_address = 'null' WHERE user_id = $1")
                     .bind(user_id)
                     .execute(&mut *tx)
                     .await?;
             }
-            self.keys.forget(&e.subject);
+            self.keys.forget(&subject);
             return Ok(());
         }
         match decode::<OrderEvent>(event, log_position)? {

@@ -11,9 +11,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use framecart_domain::data_subject::{self, DataSubjectEvent};
+use framecart_domain::log::{LoggedEvent, Namespace};
 use framecart_domain::personal::{DataKey, MasterKey, Personal, Subject};
 use serde::de::DeserializeOwned;
 use sqlx::PgConnection;
+
+use crate::runner::{ProjectionError, decode};
 
 /// How long a key read from the table is used without reading it again.
 pub const CACHE_FOR: Duration = Duration::from_secs(60);
@@ -108,4 +112,25 @@ impl KeyReader {
     pub fn forget(&self, subject: &Subject) {
         self.cache.lock().expect("the key cache is never poisoned").remove(subject);
     }
+}
+
+/// `subjects`, and the subject of every erasure: what a view that holds personal data
+/// reads on NATS 2.10 and later.
+pub fn with_erasures(ns: &Namespace, mut subjects: Vec<String>) -> Vec<String> {
+    subjects.push(ns.event_type_subject(data_subject::AGGREGATE_TYPE, data_subject::PERSONAL_DATA_ERASED));
+    subjects
+}
+
+/// Whether an event (by its subject's parts) is an erasure.
+pub fn is_erasure(aggregate_type: &str, event_type: &str) -> bool {
+    aggregate_type == data_subject::AGGREGATE_TYPE && event_type == data_subject::PERSONAL_DATA_ERASED
+}
+
+/// The subject `event` erases, when it is an erasure.
+pub fn erased_subject(event: &LoggedEvent, log_position: i64) -> Result<Option<Subject>, ProjectionError> {
+    if !is_erasure(&event.aggregate_type, &event.event_type) {
+        return Ok(None);
+    }
+    let DataSubjectEvent::PersonalDataErased(erased) = decode(event, log_position)?;
+    Ok(Some(erased.subject))
 }

@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use framecart_domain::log::{LoggedEvent, Namespace};
 use std::sync::Arc;
 
-use framecart_domain::data_subject::{self, DataSubjectEvent};
 use framecart_domain::personal::SubjectKind;
 use framecart_domain::user::{self, UserEvent};
 use serde::Serialize;
@@ -13,7 +12,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::personal::KeyReader;
+use crate::personal::{KeyReader, erased_subject, is_erasure, with_erasures};
 use crate::runner::{Projection, ProjectionError, decode};
 
 pub const NAME: &str = "users";
@@ -40,11 +39,11 @@ impl Projection for UsersProjection {
     }
 
     fn filter_subjects(&self, ns: &Namespace) -> Vec<String> {
-        vec![ns.aggregate_subject(user::AGGREGATE_TYPE), ns.aggregate_subject(data_subject::AGGREGATE_TYPE)]
+        with_erasures(ns, vec![ns.aggregate_subject(user::AGGREGATE_TYPE)])
     }
 
-    fn wants(&self, aggregate_type: &str, _event_type: &str) -> bool {
-        aggregate_type == user::AGGREGATE_TYPE || aggregate_type == data_subject::AGGREGATE_TYPE
+    fn wants(&self, aggregate_type: &str, event_type: &str) -> bool {
+        aggregate_type == user::AGGREGATE_TYPE || is_erasure(aggregate_type, event_type)
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -57,15 +56,14 @@ impl Projection for UsersProjection {
         event: &LoggedEvent,
         log_position: i64,
     ) -> Result<(), ProjectionError> {
-        if event.aggregate_type == data_subject::AGGREGATE_TYPE {
-            let DataSubjectEvent::PersonalDataErased(e) = decode(event, log_position)?;
-            if let SubjectKind::User(user_id) = e.subject.kind() {
+        if let Some(subject) = erased_subject(event, log_position)? {
+            if let SubjectKind::User(user_id) = subject.kind() {
                 sqlx::query("UPDATE users_view SET email = NULL WHERE user_id = $1")
                     .bind(user_id)
                     .execute(&mut *tx)
                     .await?;
             }
-            self.keys.forget(&e.subject);
+            self.keys.forget(&subject);
             return Ok(());
         }
         match decode::<UserEvent>(event, log_position)? {

@@ -68,6 +68,14 @@ fn client_files(app: &TestApp) -> Vec<String> {
     media_files(&app.media_dir().join("client_files")).into_keys().collect()
 }
 
+/// Waits until no client file is left (the only viewer's were erased).
+async fn files_deleted(app: &TestApp) {
+    eventually("the viewer's files deleted", Duration::from_secs(10), || async {
+        client_files(app).is_empty().then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_anonymous_viewers_address_and_cookie_are_sealed_then_erased_after_retention() {
     let app = spawn().await;
@@ -120,10 +128,7 @@ async fn an_anonymous_viewers_address_and_cookie_are_sealed_then_erased_after_re
     };
     let (_, view) = erased_view(&app).await;
     assert_eq!((view["client_ip"].clone(), view["viewer"].as_str()), (serde_json::Value::Null, Some("erased")));
-    eventually("the viewer's file deleted", Duration::from_secs(10), || async {
-        client_files(&app).is_empty().then_some(())
-    })
-    .await;
+    files_deleted(&app).await;
     let rows = every_row(&app).await;
     assert!(!rows.contains(VIEWER_IP) && !rows.contains(COOKIE));
 
@@ -195,10 +200,7 @@ async fn a_user_erases_their_own_personal_data_and_an_admin_erases_anothers() {
     assert_eq!((status, &again["erased_at"]), (200, &erasure["erased_at"]));
 
     app.wait_for_projections().await;
-    eventually("the viewer's file deleted", Duration::from_secs(10), || async {
-        client_files(&app).is_empty().then_some(())
-    })
-    .await;
+    files_deleted(&app).await;
     let (_, view) = send(app.admin.get(app.url(&format!("/api/v1/clicks/{click_id}")))).await;
     assert_eq!((view["client_ip"].clone(), view["viewer"].as_str()), (serde_json::Value::Null, Some("erased")));
     let rows = every_row(&app).await;
@@ -293,10 +295,7 @@ async fn an_erased_buyer_appears_nowhere_and_their_orders_still_add_up() {
     let (status, _) = send(buyer.delete(app.url("/api/v1/users/me/personal-data"))).await;
     assert_eq!(status, 200);
     app.wait_for_projections().await;
-    eventually("the buyer's file deleted", Duration::from_secs(10), || async {
-        client_files(&app).is_empty().then_some(())
-    })
-    .await;
+    files_deleted(&app).await;
 
     let nowhere = |what: &str, text: &str| {
         for secret in secrets {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::geometry::{FrameHit, Size};
 use crate::matching::{Candidate, UnmatchedReason};
-use crate::personal::{Personal, clear_json};
+use crate::personal::{Personal, stored_in_clear};
 use crate::upcast::Upcaster;
 use crate::{UserId, VideoId};
 
@@ -88,15 +88,8 @@ impl crate::upcast::Upcast for ClickEvent {
 
 /// 1.0 → 2.0: the address and the cookie were written in clear; they are read as
 /// [`Personal::Clear`], and such events cannot be shredded.
-fn personal_in_clear(mut v: serde_json::Value) -> serde_json::Value {
-    if let Some(body) = v.get_mut(CLICK_RECORDED).and_then(serde_json::Value::as_object_mut) {
-        for field in ["client_ip", "viewer_cookie"] {
-            if let Some(value) = body.get_mut(field).filter(|value| !value.is_null()) {
-                *value = clear_json(value.take());
-            }
-        }
-    }
-    v
+fn personal_in_clear(v: serde_json::Value) -> serde_json::Value {
+    stored_in_clear(v, CLICK_RECORDED, &["client_ip", "viewer_cookie"])
 }
 
 impl DomainEvent for ClickEvent {

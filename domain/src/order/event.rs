@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Address, Contact, OrderLine};
 use crate::money::Money;
-use crate::personal::{Personal, clear_json};
+use crate::personal::{Personal, stored_in_clear};
 use crate::upcast::Upcaster;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,15 +111,8 @@ impl crate::upcast::Upcast for OrderEvent {
 
 /// 1.0 → 2.0: the contact and address were in clear; they are read as
 /// [`Personal::Clear`], and such events cannot be shredded.
-fn personal_in_clear(mut v: serde_json::Value) -> serde_json::Value {
-    if let Some(body) = v.get_mut("OrderPlaced").and_then(serde_json::Value::as_object_mut) {
-        for field in ["contact", "shipping_address"] {
-            if let Some(value) = body.get_mut(field) {
-                *value = clear_json(value.take());
-            }
-        }
-    }
-    v
+fn personal_in_clear(v: serde_json::Value) -> serde_json::Value {
+    stored_in_clear(v, "OrderPlaced", &["contact", "shipping_address"])
 }
 
 impl DomainEvent for OrderEvent {

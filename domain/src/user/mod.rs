@@ -14,7 +14,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::personal::{Personal, Sealed, clear_json};
+use crate::personal::{Personal, Sealed, stored_in_clear};
 use crate::upcast::Upcaster;
 
 mod password;
@@ -171,11 +171,8 @@ impl crate::upcast::Upcast for UserEvent {
 fn email_in_clear(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(body) = v.get_mut("UserRegistered").and_then(serde_json::Value::as_object_mut) {
         body.remove("password_hash");
-        if let Some(email) = body.get_mut("email") {
-            *email = clear_json(email.take());
-        }
     }
-    v
+    stored_in_clear(v, "UserRegistered", &["email"])
 }
 
 impl DomainEvent for UserEvent {
