@@ -53,6 +53,16 @@ pub async fn claim(pool: &PgPool, user_id: Uuid, email: &Email, password_hash: &
     Ok(claimed == Some(user_id))
 }
 
+/// Gives the address back after `user_id`'s registration failed (unless it was recorded
+/// after all).
+pub async fn release(pool: &PgPool, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("DELETE FROM accounts WHERE user_id = $1 AND NOT {REGISTERED}"))
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// The registration of `user_id` is committed.
 pub async fn registered(pool: &PgPool, user_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE accounts SET registered = true WHERE user_id = $1").bind(user_id).execute(pool).await?;

@@ -376,3 +376,21 @@ async fn rotating_the_master_key_keeps_every_value_readable_under_the_new_key_on
         serde_json::from_value(stored["ClickRecorded"]["client_ip"].clone()).expect("a sealed address");
     assert_eq!(keys.reveal(&ip).await.expect("a key").map(|ip| ip.to_string()).as_deref(), Some(VIEWER_IP));
 }
+
+#[tokio::test]
+async fn an_address_is_claimed_once_and_freed_by_a_failed_registration() {
+    use framecart_api::commands::accounts;
+    use framecart_api::domain::user::Email;
+    let app = spawn().await;
+    let email = Email::parse("claimed@example.org").expect("an address");
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    assert!(accounts::claim(&app.db, first, &email, "$argon2id$first").await.expect("claim"));
+    assert!(!accounts::claim(&app.db, second, &email, "$argon2id$second").await.expect("claim"), "claimed already");
+    assert!(accounts::by_email(&app.db, &email).await.expect("lookup").is_none(), "not registered yet");
+    accounts::release(&app.db, first).await.expect("release");
+    assert!(accounts::claim(&app.db, second, &email, "$argon2id$second").await.expect("claim"), "free again");
+    accounts::registered(&app.db, second).await.expect("registered");
+    accounts::release(&app.db, second).await.expect("a registered account is not released");
+    let account = accounts::by_email(&app.db, &email).await.expect("lookup").expect("registered");
+    assert_eq!((account.user_id, account.password_hash.as_deref()), (second, Some("$argon2id$second")));
+}

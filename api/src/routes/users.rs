@@ -108,9 +108,18 @@ async fn create_account(
         return Err(user_error(CommandError::Refused(UserError::AlreadyRegistered)));
     }
     let registered_at = Utc::now();
-    let sealed = app.keys.seal(&Subject::user(user_id), &email).await.map_err(key_error)?;
-    let command = UserCommand::Register(Register { user_id, email: sealed, roles: roles.clone(), registered_at });
-    execute(&app.commands.users, &user_id.to_string(), command, metadata).await.map_err(user_error)?;
+    let recorded = async {
+        let sealed = app.keys.seal(&Subject::user(user_id), &email).await.map_err(key_error)?;
+        let command = UserCommand::Register(Register { user_id, email: sealed, roles: roles.clone(), registered_at });
+        execute(&app.commands.users, &user_id.to_string(), command, metadata).await.map_err(user_error)
+    };
+    if let Err(e) = recorded.await {
+        // The address is free again at once (a crash here leaves it to the stale claim).
+        if let Err(release) = accounts::release(&app.pool, user_id).await {
+            tracing::warn!(error = %release, "a failed registration's claim stays until it is stale");
+        }
+        return Err(e);
+    }
     accounts::registered(&app.pool, user_id).await.map_err(ApiError::unavailable)?;
     Ok(UserView {
         user_id,
