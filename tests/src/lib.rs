@@ -147,8 +147,13 @@ impl TestApp {
 
     /// Spawns with settings adjusted by `configure`.
     pub async fn spawn_with(configure: impl FnOnce(&mut ServeSettings)) -> Self {
-        init_logs();
         let database = TestDatabase::create().await.expect("a test database");
+        Self::spawn_on(database, configure).await
+    }
+
+    /// Spawns on a database the test prepared (an older schema, stored events).
+    pub async fn spawn_on(database: TestDatabase, configure: impl FnOnce(&mut ServeSettings)) -> Self {
+        init_logs();
         let namespace = TestNamespace::new();
         let media = tempfile::tempdir().expect("a media folder");
         let mut serve = serve_settings(&database, &namespace, media.path());

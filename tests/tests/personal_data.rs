@@ -6,7 +6,7 @@ use chrono::Utc;
 use framecart_api::domain::personal::{MasterKey, Subject};
 use framecart_api::processes::retention;
 use framecart_api::projections::client_files::FileIp;
-use framecart_tests::{TestApp, click_body, eventually, media_files, send};
+use framecart_tests::{TestApp, TestDatabase, click_body, eventually, media_files, send};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -393,4 +393,76 @@ async fn an_address_is_claimed_once_and_freed_by_a_failed_registration() {
     accounts::release(&app.db, second).await.expect("a registered account is not released");
     let account = accounts::by_email(&app.db, &email).await.expect("lookup").expect("registered");
     assert_eq!((account.user_id, account.password_hash.as_deref()), (second, Some("$argon2id$second")));
+}
+
+/// A database as the version before sealing left it: every migration before it applied,
+/// and events of version 1.0 with their personal data in clear.
+async fn database_of_the_previous_version(email: &str, password: &str, click_id: Uuid) -> TestDatabase {
+    use std::borrow::Cow;
+
+    use framecart_api::commands::db::MIGRATOR;
+    use sha2::Digest;
+    use sqlx::migrate::Migrator;
+    const SEALING: i64 = 20261210000001;
+    let database = TestDatabase::create().await.expect("a database");
+    let pool = sqlx::PgPool::connect(&database.url).await.expect("a pool");
+    let before: Vec<_> = MIGRATOR.migrations.iter().filter(|m| m.version < SEALING).cloned().collect();
+    Migrator { migrations: Cow::Owned(before), ..Migrator::DEFAULT }.run(&pool).await.expect("the old schema");
+    let hash = framecart_api::auth::hash_password(password).expect("a hash");
+    let digest = hex::encode(sha2::Sha256::digest(email.as_bytes()));
+    let registered = serde_json::json!({"UserRegistered": {"user_id": Uuid::now_v7(), "email": email,
+        "password_hash": hash, "roles": ["viewer"], "registered_at": "2026-11-30T10:00:00Z"}});
+    let mut click: Value = serde_json::from_str(include_str!("../../domain/tests/golden/click/ClickRecorded.json"))
+        .expect("the golden click");
+    click["payload"]["ClickRecorded"]["click_id"] = click_id.to_string().into();
+    click["payload"]["ClickRecorded"]["client_ip"] = VIEWER_IP.into();
+    for (aggregate_type, aggregate_id, event_type, payload) in [
+        ("user", digest, "UserRegistered", registered),
+        ("click", click_id.to_string(), "ClickRecorded", click["payload"].clone()),
+    ] {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             VALUES ($1, $2, 1, $3, '1.0', $4, '{}')",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(event_type)
+        .bind(payload)
+        .execute(&pool)
+        .await
+        .expect("an old event");
+    }
+    pool.close().await;
+    database
+}
+
+#[tokio::test]
+async fn an_upgraded_installation_keeps_its_accounts_and_reads_its_clear_events() {
+    const EMAIL: &str = "before.sealing@example.org";
+    const PASSWORD: &str = "a password from before";
+    let click_id = Uuid::new_v4();
+    let database = database_of_the_previous_version(EMAIL, PASSWORD, click_id).await;
+    let app = TestApp::spawn_on(database, |_| {}).await;
+
+    // The account was carried into `accounts`: it signs in, and the view reads its
+    // address from the old event.
+    let client = framecart_tests::signed_in_client(&app.base_url, EMAIL, PASSWORD).await;
+    app.wait_for_projections().await;
+    let (status, me) = send(client.get(app.url("/api/v1/users/me"))).await;
+    assert_eq!((status, me["email"].as_str()), (200, Some(EMAIL)), "{me}");
+    let (_, view) = app.get(&format!("/api/v1/clicks/{click_id}")).await;
+    assert_eq!(view["client_ip"], VIEWER_IP, "an old click reads in clear: {view}");
+
+    // Erasing such an account blanks what Framecart derives from it, but its old event
+    // still holds the address: events of 1.0 cannot be shredded (the README says so).
+    let (status, _) = send(client.delete(app.url("/api/v1/users/me/personal-data"))).await;
+    assert_eq!(status, 200);
+    app.wait_for_projections().await;
+    let (_, me) = send(client.get(app.url("/api/v1/users/me"))).await;
+    assert_eq!(me["email"], Value::Null);
+    let old: String = sqlx::query_scalar("SELECT payload::text FROM events WHERE event_type = 'UserRegistered'")
+        .fetch_one(&app.db)
+        .await
+        .expect("the old registration");
+    assert!(old.contains(EMAIL));
 }
