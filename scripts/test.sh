@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-for part in detector extension; do
+for part in detector extension studio; do
   if [ -x "$part/scripts/setup.sh" ]; then "$part/scripts/setup.sh"; fi
 done
 # The process-level suites (faults, scale-out on a three-node JetStream cluster) run the
@@ -20,3 +20,5 @@ cargo build --locked --workspace --all-targets
 cargo test --workspace --locked --all-targets "$@"
 # The browser extension's unit and browser tests, against the real `framecart` binary.
 FRAMECART_BIN="$CARGO_TARGET_DIR/debug/framecart" extension/scripts/test.sh
+# Framecart Studio's browser tests, against the same binary.
+FRAMECART_BIN="$CARGO_TARGET_DIR/debug/framecart" studio/scripts/test.sh

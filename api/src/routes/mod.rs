@@ -9,6 +9,7 @@ pub mod orders;
 pub mod payments;
 pub mod personal_data;
 pub mod products;
+pub mod studio;
 pub mod users;
 pub mod videos;
 
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(openapi.as_ref().clone()) }
             }),
         )
+        .merge(studio::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

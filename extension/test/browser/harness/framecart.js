@@ -24,7 +24,7 @@ export async function freePort() {
 }
 
 /** The first admin each test server is started with. */
-const ADMIN = { email: 'admin@framecart.test', password: 'extension-tests-admin' };
+export const ADMIN = { email: 'admin@framecart.test', password: 'extension-tests-admin' };
 
 export class Framecart {
   /**

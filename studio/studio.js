@@ -1,0 +1,295 @@
+// Framecart Studio: the merchant's and the auditor's pages, over the public API with a
+// bearer token. No build step and no library: plain modules, served by `framecart serve`
+// from the binary itself.
+
+const TOKEN = 'framecart.studio.token';
+/** How often the videos list is refreshed while it is shown (status and progress). */
+const REFRESH_MS = 1000;
+
+const main = document.getElementById('main');
+let session = null; // {token, user_id, roles, email}
+let leave = () => {}; // stops what the page on screen keeps doing (a refresh timer)
+
+/** An error the API answered, with its stable code and its message. */
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(path, { method = 'GET', body, token = session?.token } = {}) {
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  const json = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    if (response.status === 401 && session) signOut();
+    throw new ApiError(response.status, json?.error?.code ?? 'error', json?.error?.message ?? response.statusText);
+  }
+  return json;
+}
+
+/** Builds an element: `h('p', {class: 'x'}, 'text', child)`. */
+function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith('on')) element.addEventListener(name.slice(2), value);
+    else element.setAttribute(name, value === true ? '' : String(value));
+  }
+  element.append(...children.filter((c) => c !== null && c !== undefined));
+  return element;
+}
+
+function show(title, ...content) {
+  leave();
+  leave = () => {};
+  document.title = `${title} · Framecart Studio`;
+  main.replaceChildren(...content);
+  main.focus({ preventScroll: true });
+}
+
+function toast(message) {
+  const box = document.getElementById('toast');
+  box.textContent = message;
+  setTimeout(() => {
+    if (box.textContent === message) box.textContent = '';
+  }, 4000);
+}
+
+const can = (...roles) => session && (session.roles.includes('admin') || roles.some((r) => session.roles.includes(r)));
+
+// ---- session -------------------------------------------------------------------
+
+async function restore() {
+  const token = sessionStorage.getItem(TOKEN);
+  if (!token) return;
+  try {
+    const me = await api('/api/v1/users/me', { token });
+    session = { token, user_id: me.user_id, roles: me.roles, email: me.email };
+  } catch {
+    sessionStorage.removeItem(TOKEN);
+  }
+}
+
+function signOut() {
+  session = null;
+  sessionStorage.removeItem(TOKEN);
+  location.hash = '#/login';
+  route();
+}
+
+function chrome() {
+  const signedIn = Boolean(session);
+  document.getElementById('nav').hidden = !signedIn;
+  document.getElementById('who').hidden = !signedIn;
+  document.getElementById('who-email').textContent = session?.email ?? '';
+  for (const link of document.querySelectorAll('#nav a')) {
+    link.hidden = !can(...link.dataset.roles.split(' '));
+    link.toggleAttribute('aria-current', location.hash.startsWith(link.getAttribute('href')));
+    if (link.hasAttribute('aria-current')) link.setAttribute('aria-current', 'page');
+  }
+}
+
+function loginPage() {
+  const error = h('p', { class: 'error', role: 'alert' });
+  const email = h('input', { type: 'email', id: 'login-email', 'data-testid': 'login-email', autocomplete: 'username', required: true });
+  const password = h('input', {
+    type: 'password', id: 'login-password', 'data-testid': 'login-password', autocomplete: 'current-password', required: true,
+  });
+  const submit = h('button', { type: 'submit', 'data-testid': 'login-submit' }, 'Sign in');
+  const form = h(
+    'form',
+    {
+      class: 'stack',
+      onsubmit: async (event) => {
+        event.preventDefault();
+        submit.disabled = true;
+        error.textContent = '';
+        try {
+          const s = await api('/api/v1/sessions', { method: 'POST', body: { email: email.value, password: password.value }, token: null });
+          session = { token: s.token, user_id: s.user_id, roles: s.roles, email: email.value.trim().toLowerCase() };
+          sessionStorage.setItem(TOKEN, s.token);
+          location.hash = '#/videos';
+        } catch (e) {
+          error.textContent = e.code === 'invalid_credentials' ? 'That email and password do not match an account.' : e.message;
+          submit.disabled = false;
+          password.select();
+        }
+      },
+    },
+    h('label', { for: 'login-email' }, 'Email', email),
+    h('label', { for: 'login-password' }, 'Password', password),
+    error,
+    submit,
+  );
+  show('Sign in', h('section', { class: 'card' }, h('h1', {}, 'Sign in to Framecart Studio'), form));
+  email.focus();
+}
+
+// ---- videos --------------------------------------------------------------------
+
+const STATUSES = ['uploaded', 'queued', 'processing', 'completed', 'failed'];
+
+function statusBadge(video) {
+  const status = STATUSES.includes(video.status) ? video.status : 'uploaded';
+  const progress = status === 'processing' ? ` ${Math.round(video.progress * 100)} %` : '';
+  return h('span', { class: `status ${status}`, 'data-testid': 'video-status', 'data-progress': video.progress }, status, progress && h('span', {}, progress));
+}
+
+function videoRows(videos) {
+  if (!videos.length) return [h('tr', {}, h('td', { colspan: 4, class: 'empty' }, 'No videos yet: upload the first one above.'))];
+  return videos.map((video) => {
+    const open = () => (location.hash = `#/videos/${encodeURIComponent(video.video_id)}`);
+    return h(
+      'tr',
+      {
+        'data-testid': 'video-row', 'data-video-id': video.video_id, tabindex: 0,
+        onclick: open, onkeydown: (e) => e.key === 'Enter' && open(),
+      },
+      h('td', {}, h('a', { href: `#/videos/${encodeURIComponent(video.video_id)}`, tabindex: -1 }, video.video_id)),
+      h('td', {}, statusBadge(video)),
+      h('td', {}, formatSeconds(video.duration)),
+      h('td', {}, `${video.width}×${video.height}`),
+    );
+  });
+}
+
+function formatSeconds(seconds) {
+  const s = Math.round(seconds);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+function uploadForm(onUploaded) {
+  const id = h('input', { type: 'text', id: 'upload-video-id', 'data-testid': 'upload-video-id', placeholder: 'VESeA6leQuk or a YouTube URL', required: true });
+  const file = h('input', { type: 'file', id: 'upload-input', 'data-testid': 'upload-input', accept: 'video/*', required: true });
+  const submit = h('button', { type: 'submit', 'data-testid': 'upload-submit' }, 'Upload');
+  const bar = h('progress', { max: 1, value: 0, hidden: true, 'aria-label': 'Upload progress', 'data-testid': 'upload-progress' });
+  const error = h('p', { class: 'error', role: 'alert' });
+  const form = h(
+    'form',
+    {
+      class: 'row',
+      onsubmit: (event) => {
+        event.preventDefault();
+        error.textContent = '';
+        const body = new FormData();
+        body.append('video_id', id.value.trim());
+        body.append('file', file.files[0]);
+        // XMLHttpRequest: fetch cannot report an upload's progress.
+        const request = new XMLHttpRequest();
+        request.open('POST', '/api/v1/videos');
+        request.setRequestHeader('authorization', `Bearer ${session.token}`);
+        request.upload.onprogress = (e) => e.lengthComputable && (bar.value = e.loaded / e.total);
+        request.onload = () => {
+          submit.disabled = false;
+          bar.hidden = true;
+          const json = request.responseText ? JSON.parse(request.responseText) : null;
+          if (request.status === 201) {
+            toast(`Uploaded ${json.video_id}: detection ${json.status === 'queued' ? 'queued' : 'not started'}.`);
+            form.reset();
+            onUploaded();
+          } else {
+            error.textContent = json?.error?.message ?? `The upload failed (${request.status}).`;
+          }
+        };
+        request.onerror = () => {
+          submit.disabled = false;
+          bar.hidden = true;
+          error.textContent = 'The upload did not reach the server.';
+        };
+        submit.disabled = true;
+        bar.hidden = false;
+        bar.value = 0;
+        request.send(body);
+      },
+    },
+    h('label', { for: 'upload-video-id' }, 'YouTube id or URL', id),
+    h('label', { for: 'upload-input' }, 'Video file', file),
+    submit,
+    bar,
+    error,
+  );
+  return form;
+}
+
+async function videosPage() {
+  const body = h('tbody', {}, h('tr', {}, h('td', { colspan: 4, class: 'empty' }, 'Loading…')));
+  const error = h('p', { class: 'error', role: 'alert' });
+  const refresh = async () => {
+    try {
+      const { items } = await api('/api/v1/videos');
+      body.replaceChildren(...videoRows(items));
+      error.textContent = '';
+    } catch (e) {
+      error.textContent = `The videos could not be loaded: ${e.message}`;
+    }
+  };
+  const upload = can('merchant')
+    ? h('section', { class: 'card' }, h('h2', {}, 'Upload a video'), uploadForm(refresh))
+    : null;
+  show(
+    'Videos',
+    h('h1', {}, 'Videos'),
+    upload,
+    h(
+      'section',
+      { class: 'card' },
+      error,
+      h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Video'), h('th', {}, 'Status'), h('th', {}, 'Length'), h('th', {}, 'Frame'))), body),
+    ),
+  );
+  await refresh();
+  const timer = setInterval(refresh, REFRESH_MS);
+  leave = () => clearInterval(timer);
+}
+
+async function videoPage(videoId) {
+  show('Video', h('h1', {}, videoId), h('p', { class: 'empty' }, 'Loading…'));
+  try {
+    const video = await api(`/api/v1/videos/${encodeURIComponent(videoId)}`);
+    const facts = [
+      ['Status', statusBadge(video)],
+      ['Length', formatSeconds(video.duration)],
+      ['Frame', `${video.width}×${video.height} at ${video.frame_rate.toFixed(2)} fps`],
+      ['File', `${video.original_name ?? video.file_name}, ${(video.size_bytes / 1e6).toFixed(1)} MB`],
+    ];
+    show(
+      video.video_id,
+      h('p', {}, h('a', { href: '#/videos' }, '← Videos')),
+      h('h1', {}, video.video_id),
+      h('section', { class: 'card' }, h('table', {}, h('tbody', {}, ...facts.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v)))))),
+    );
+  } catch (e) {
+    show('Video', h('p', {}, h('a', { href: '#/videos' }, '← Videos')), h('p', { class: 'error', role: 'alert' }, e.status === 404 ? `There is no video ${videoId}.` : e.message));
+  }
+}
+
+function forbiddenPage() {
+  show('Not allowed', h('section', { class: 'card' }, h('h1', {}, 'Not for this account'), h('p', {}, 'Your account’s role does not open this page.')));
+}
+
+// ---- routing -------------------------------------------------------------------
+
+async function route() {
+  const path = location.hash.replace(/^#/, '') || '/videos';
+  if (!session && path !== '/login') {
+    location.hash = '#/login';
+    return;
+  }
+  chrome();
+  if (path === '/login') return loginPage();
+  const video = path.match(/^\/videos\/(.+)$/);
+  if (path === '/videos') return can('merchant', 'auditor') ? videosPage() : forbiddenPage();
+  if (video) return can('merchant', 'auditor') ? videoPage(decodeURIComponent(video[1])) : forbiddenPage();
+  show('Not found', h('section', { class: 'card' }, h('h1', {}, 'No such page'), h('p', {}, h('a', { href: '#/videos' }, 'Go to the videos'))));
+}
+
+document.getElementById('sign-out').addEventListener('click', signOut);
+window.addEventListener('hashchange', route);
+await restore();
+await route();
