@@ -68,6 +68,12 @@ fn client_files(app: &TestApp) -> Vec<String> {
     media_files(&app.media_dir().join("client_files")).into_keys().collect()
 }
 
+/// Waits until every committed event is on the log and applied by every view.
+async fn settle(app: &TestApp) {
+    app.wait_for_log().await;
+    app.wait_for_projections().await;
+}
+
 /// Waits until no client file is left (the only viewer's were erased).
 async fn files_deleted(app: &TestApp) {
     eventually("the viewer's files deleted", Duration::from_secs(10), || async {
@@ -119,7 +125,7 @@ async fn an_anonymous_viewers_address_and_cookie_are_sealed_then_erased_after_re
     assert_eq!(recorded.1["PersonalDataErased"]["reason"], "retention");
 
     // The views forget the address and cookie, the file is deleted, and no table holds them.
-    app.wait_for_projections().await;
+    settle(&app).await;
     app.wait_for_client_files().await;
     let erased_view = |app: &TestApp| {
         let app_url = app.url(&format!("/api/v1/clicks/{}", clicks[1]));
@@ -199,7 +205,7 @@ async fn a_user_erases_their_own_personal_data_and_an_admin_erases_anothers() {
     let (status, again) = send(viewer.delete(app.url("/api/v1/users/me/personal-data"))).await;
     assert_eq!((status, &again["erased_at"]), (200, &erasure["erased_at"]));
 
-    app.wait_for_projections().await;
+    settle(&app).await;
     files_deleted(&app).await;
     let (_, view) = send(app.admin.get(app.url(&format!("/api/v1/clicks/{click_id}")))).await;
     assert_eq!((view["client_ip"].clone(), view["viewer"].as_str()), (serde_json::Value::Null, Some("erased")));
@@ -255,7 +261,7 @@ async fn an_erased_buyer_appears_nowhere_and_their_orders_still_add_up() {
         (order["status"] == "paid").then_some(())
     })
     .await;
-    app.wait_for_projections().await;
+    settle(&app).await;
     app.wait_for_client_files().await;
     let secrets = [VIEWER_IP, COOKIE, EMAIL, NAME, STREET, PHONE];
 
@@ -294,7 +300,7 @@ async fn an_erased_buyer_appears_nowhere_and_their_orders_still_add_up() {
 
     let (status, _) = send(buyer.delete(app.url("/api/v1/users/me/personal-data"))).await;
     assert_eq!(status, 200);
-    app.wait_for_projections().await;
+    settle(&app).await;
     files_deleted(&app).await;
 
     let nowhere = |what: &str, text: &str| {
@@ -447,7 +453,7 @@ async fn an_upgraded_installation_keeps_its_accounts_and_reads_its_clear_events(
     // The account was carried into `accounts`: it signs in, and the view reads its
     // address from the old event.
     let client = framecart_tests::signed_in_client(&app.base_url, EMAIL, PASSWORD).await;
-    app.wait_for_projections().await;
+    settle(&app).await;
     let (status, me) = send(client.get(app.url("/api/v1/users/me"))).await;
     assert_eq!((status, me["email"].as_str()), (200, Some(EMAIL)), "{me}");
     let (_, view) = app.get(&format!("/api/v1/clicks/{click_id}")).await;
@@ -457,7 +463,7 @@ async fn an_upgraded_installation_keeps_its_accounts_and_reads_its_clear_events(
     // still holds the address: events of 1.0 cannot be shredded (the README says so).
     let (status, _) = send(client.delete(app.url("/api/v1/users/me/personal-data"))).await;
     assert_eq!(status, 200);
-    app.wait_for_projections().await;
+    settle(&app).await;
     let (_, me) = send(client.get(app.url("/api/v1/users/me"))).await;
     assert_eq!(me["email"], Value::Null);
     let old: String = sqlx::query_scalar("SELECT payload::text FROM events WHERE event_type = 'UserRegistered'")
