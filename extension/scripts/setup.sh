@@ -16,10 +16,4 @@ fi
 
 # npm ci when node_modules is missing or was installed from another lock file. No
 # install scripts are needed: playwright-core drives the system's Chromium.
-stamp=node_modules/.lock-sha256
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "extension setup: npm ci" >&2
-  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
-  echo "$want" > "$stamp"
-fi
+../scripts/npm-ci.sh .
