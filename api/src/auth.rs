@@ -141,6 +141,15 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or(ApiError::Unauthenticated)?;
+        Self::of_token(app, token).await
+    }
+}
+
+impl Caller {
+    /// The account a bearer token was issued to, checked as every request's is (also for
+    /// a media route that takes the token as a query parameter: `<video>` cannot send a
+    /// header).
+    pub async fn of_token(app: &crate::state::App, token: &str) -> Result<Self, ApiError> {
         let (user_id, issued) = app.token_key.verify(token, Utc::now()).ok_or(ApiError::Unauthenticated)?;
         // Tokens are issued to accounts only: a missing one is a view that trails a
         // registration by moments, or an account of another installation's key.

@@ -91,6 +91,13 @@ fn table(f: &Fixture) -> Vec<(&'static str, &'static str, String, Body, [Expect;
         ("get", "/api/v1/videos/{video_id}", "/api/v1/videos/VESeA6leQuk".into(), Body::None, [U, F, F, A, A, A]),
         (
             "get",
+            "/api/v1/videos/{video_id}/file",
+            "/api/v1/videos/VESeA6leQuk/file".into(),
+            Body::None,
+            [U, F, F, A, A, A],
+        ),
+        (
+            "get",
             "/api/v1/videos/{video_id}/runs",
             "/api/v1/videos/VESeA6leQuk/runs".into(),
             Body::None,

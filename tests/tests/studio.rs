@@ -1,7 +1,7 @@
 //! Framecart Studio is served by the `api` role itself, from files embedded in the binary.
 //! (Its pages are tested in a browser: `studio/test/`.)
 
-use framecart_tests::TestApp;
+use framecart_tests::{TestApp, eventually};
 
 #[tokio::test]
 async fn the_studio_is_served_from_the_binary_with_a_strict_policy() {
@@ -36,4 +36,56 @@ async fn the_studio_is_served_from_the_binary_with_a_strict_policy() {
         let response = client.get(app.url(path)).send().await.expect("GET");
         assert_eq!(response.status().as_u16(), 404, "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_videos_file_is_served_with_ranges_to_staff_by_header_or_token() {
+    let app = TestApp::spawn().await;
+    let bytes = std::fs::read(framecart_tests::test_media("pan.mp4")).expect("the test video");
+    let (status, uploaded) = app.upload("VESeA6leQuk", "pan.mp4", bytes.clone()).await;
+    assert_eq!(status, 201, "{uploaded}");
+    eventually("the video in its view", std::time::Duration::from_secs(10), || async {
+        (app.get("/api/v1/videos/VESeA6leQuk").await.0 == 200).then_some(())
+    })
+    .await;
+    let url = app.url("/api/v1/videos/VESeA6leQuk/file");
+
+    let whole = app.admin.get(&url).send().await.expect("GET");
+    assert_eq!(whole.status().as_u16(), 200);
+    assert_eq!(whole.headers()["content-type"], "video/mp4");
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    assert_eq!(whole.bytes().await.expect("bytes").as_ref(), bytes.as_slice());
+
+    // A player seeks with ranges.
+    let part = app.admin.get(&url).header("range", "bytes=100-199").send().await.expect("GET a range");
+    assert_eq!(part.status().as_u16(), 206);
+    assert_eq!(part.headers()["content-range"].to_str().expect("a range"), format!("bytes 100-199/{}", bytes.len()));
+    assert_eq!(part.bytes().await.expect("bytes").as_ref(), &bytes[100..200]);
+
+    // `<video>` sends no header: the token may come as a query parameter instead.
+    let plain = reqwest::Client::new();
+    let token =
+        framecart_tests::sign_in(&app.base_url, framecart_tests::ADMIN_EMAIL, framecart_tests::ADMIN_PASSWORD).await;
+    let by_query = plain.get(format!("{url}?token={token}")).send().await.expect("GET with a token");
+    assert_eq!(by_query.status().as_u16(), 200);
+    for (what, request, expected) in [
+        ("no token", plain.get(&url), 401),
+        ("a forged token", plain.get(format!("{url}?token=fc1.forged")), 401),
+        ("a viewer", app.user("viewer@studio.test", &[]).await.0.get(&url), 403),
+        ("another video", app.admin.get(app.url("/api/v1/videos/AAAAAAAAAAA/file")), 404),
+    ] {
+        let response = request.send().await.expect("GET");
+        assert_eq!(response.status().as_u16(), expected, "{what}");
+        let error: serde_json::Value = response.json().await.expect("a JSON error");
+        assert!(error["error"]["code"].is_string(), "{what}: {error}");
+    }
+
+    // A host without the file fetches it from the media store.
+    let local = app.media_dir().join("source_video_files");
+    for file in std::fs::read_dir(&local).expect("the uploads") {
+        std::fs::remove_file(file.expect("a file").path()).expect("removed");
+    }
+    let fetched = app.admin.get(&url).send().await.expect("GET");
+    assert_eq!(fetched.status().as_u16(), 200);
+    assert_eq!(fetched.bytes().await.expect("bytes").as_ref(), bytes.as_slice());
 }

@@ -13,6 +13,7 @@ use framecart_domain::video::{RequestDetection, UploadVideo, Video, VideoCommand
 use framecart_projections::detections::{self, DetectionFilter, DetectionView};
 use framecart_projections::videos::{self, RunView, VideoView};
 use serde::{Deserialize, Serialize};
+use tower::ServiceExt as _;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(uploads)
         .routes(routes!(list_videos))
         .routes(routes!(get_video))
+        .routes(routes!(video_file))
         .routes(routes!(list_runs))
         .routes(routes!(list_detections))
         .routes(routes!(start_processing))
@@ -300,6 +302,63 @@ async fn get_video(
         .map_err(ApiError::unavailable)?
         .map(axum::Json)
         .ok_or_else(|| ApiError::NotFound(format!("no video {id}")))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MediaQuery {
+    /// A bearer token, for a client that cannot send the `Authorization` header (a
+    /// `<video>` element); the header wins when both are sent.
+    pub token: Option<String>,
+}
+
+/// The video's current file (staff), with HTTP range requests so a player can seek:
+/// `Range: bytes=…` answers 206 with that part, and `If-None-Match`/`If-Modified-Since`
+/// 304. A host that did not receive the upload fetches it from the media store first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/videos/{video_id}/file",
+    tag = "videos",
+    params(("video_id" = String, Path, description = "A YouTube id"), MediaQuery),
+    responses(
+        (status = 200, description = "The whole file", content_type = "video/*"),
+        (status = 206, description = "The range asked for", content_type = "video/*"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 416, description = "A range outside the file"),
+    )
+)]
+async fn video_file(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    Query(q): Query<MediaQuery>,
+    request: axum::extract::Request,
+) -> Result<axum::response::Response, ApiError> {
+    let caller = match (caller, q.token.as_deref()) {
+        (Caller::Anonymous, Some(token)) => Caller::of_token(&app, token).await?,
+        (caller, _) => caller,
+    };
+    caller.require(&[Role::Merchant, Role::Auditor])?;
+    let id = video_id(&raw)?;
+    let video = videos::get(&app.pool, id.as_str())
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::NotFound(format!("no video {id}")))?;
+    let path = app.settings.media_dir.join(framecart_commands::media::SOURCE_FOLDER).join(&video.file_name);
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        // Uploaded through another host: the media store has it, under its hash.
+        let fetched =
+            app.media.fetch(&video.sha256, &path).await.map_err(|e| ApiError::unavailable(anyhow::anyhow!(e)))?;
+        if !fetched {
+            return Err(ApiError::NotFound(format!(
+                "the file of video {id} is in neither the media folder nor the store"
+            )));
+        }
+    }
+    let served = tower_http::services::ServeFile::new(&path).oneshot(request).await.map_err(ApiError::internal)?;
+    Ok(served.map(axum::body::Body::new))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
