@@ -98,6 +98,13 @@ fn table(f: &Fixture) -> Vec<(&'static str, &'static str, String, Body, [Expect;
         ),
         (
             "get",
+            "/api/v1/videos/{video_id}/scene",
+            "/api/v1/videos/VESeA6leQuk/scene?t=1".into(),
+            Body::None,
+            [U, F, F, A, A, A],
+        ),
+        (
+            "get",
             "/api/v1/videos/{video_id}/runs",
             "/api/v1/videos/VESeA6leQuk/runs".into(),
             Body::None,

@@ -89,3 +89,49 @@ async fn a_videos_file_is_served_with_ranges_to_staff_by_header_or_token() {
     assert_eq!(fetched.status().as_u16(), 200);
     assert_eq!(fetched.bytes().await.expect("bytes").as_ref(), bytes.as_slice());
 }
+
+#[tokio::test]
+async fn the_scene_at_a_sampled_moment_is_the_detections_of_that_frame() {
+    let app = TestApp::spawn_with(|s| s.video.detector_workers = 1).await;
+    let (status, _) = app.get("/api/v1/videos/VESeA6leQuk/scene?t=1").await;
+    assert_eq!(status, 404, "no video, no scene");
+    let bytes = std::fs::read(framecart_tests::test_media("pan.mp4")).expect("the test video");
+    assert_eq!(app.upload("VESeA6leQuk", "pan.mp4", bytes).await.0, 201);
+    eventually("detection to complete", std::time::Duration::from_secs(120), || async {
+        let (code, video) = app.get("/api/v1/videos/VESeA6leQuk").await;
+        (code == 200 && video["status"] == "completed").then_some(())
+    })
+    .await;
+    let (_, detections) = app.get("/api/v1/videos/VESeA6leQuk/detections?limit=1000").await;
+    let person = detections["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|d| d["label"] == "person" && d["timestamp"].as_f64().is_some_and(|t| t > 0.5))
+        .cloned()
+        .expect("a person detected after the first half second");
+    let t = person["timestamp"].as_f64().expect("a time");
+
+    let (status, scene) = app.get(&format!("/api/v1/videos/VESeA6leQuk/scene?t={t}")).await;
+    assert_eq!(status, 200, "{scene}");
+    let (width, height) = (scene["width"].as_f64().expect("w"), scene["height"].as_f64().expect("h"));
+    let object = scene["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .find(|o| o["track_id"] == person["track_id"])
+        .cloned()
+        .unwrap_or_else(|| panic!("the person's track on screen at {t}: {scene}"));
+    // At a sampled moment the track's box is that frame's detection, normalized.
+    for (edge, size) in [("xmin", width), ("ymin", height), ("xmax", width), ("ymax", height)] {
+        let expected = person[edge].as_f64().expect("an edge") / size;
+        let got = object["bbox"][edge].as_f64().expect("an edge");
+        assert!((got - expected).abs() < 1e-6, "{edge}: {got} ≠ {expected}");
+    }
+    assert_eq!(object["label"], "person");
+
+    for bad in ["-1", "NaN", "x"] {
+        let (status, error) = app.get(&format!("/api/v1/videos/VESeA6leQuk/scene?t={bad}")).await;
+        assert!(status == 400 || status == 422, "t={bad}: {status} {error}");
+    }
+}

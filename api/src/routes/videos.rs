@@ -33,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_videos))
         .routes(routes!(get_video))
         .routes(routes!(video_file))
+        .routes(routes!(video_scene))
         .routes(routes!(list_runs))
         .routes(routes!(list_detections))
         .routes(routes!(start_processing))
@@ -359,6 +360,79 @@ async fn video_file(
     }
     let served = tower_http::services::ServeFile::new(&path).oneshot(request).await.map_err(ApiError::internal)?;
     Ok(served.map(axum::body::Body::new))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SceneQuery {
+    /// Media time in seconds.
+    pub t: f64,
+}
+
+/// What is on screen at one moment, as the matcher sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SceneView {
+    /// The completed detection run the objects come from.
+    pub run_id: Uuid,
+    /// The uploaded file's frame size, in pixels.
+    pub width: f64,
+    pub height: f64,
+    pub objects: Vec<SceneObject>,
+}
+
+/// A track on screen: its box interpolated at the moment, normalized by the frame size.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SceneObject {
+    pub track_id: String,
+    pub label: String,
+    pub class_id: u32,
+    pub confidence: f64,
+    /// `xmin`, `ymin`, `xmax`, `ymax`, each 0 to 1 of the frame.
+    #[schema(value_type = Object)]
+    pub bbox: framecart_domain::geometry::BoundingBox,
+    /// The product linked to it at this moment.
+    #[schema(value_type = Option<Object>)]
+    pub product: Option<framecart_domain::matching::LinkedProduct>,
+}
+
+/// The objects on screen at media time `t` (staff): the tracks of the newest completed
+/// run, interpolated as the matcher interpolates them, with the products linked to them
+/// then. 404 before a run completed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/videos/{video_id}/scene",
+    tag = "videos",
+    params(("video_id" = String, Path, description = "A YouTube id"), SceneQuery),
+    responses((status = 200, body = SceneView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn video_scene(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    Query(q): Query<SceneQuery>,
+) -> Result<axum::Json<SceneView>, ApiError> {
+    caller.require(&[Role::Merchant, Role::Auditor])?;
+    let id = video_id(&raw)?;
+    if !(q.t.is_finite() && q.t >= 0.0) {
+        return Err(ApiError::invalid("invalid_time", "t is a media time in seconds, 0 or more"));
+    }
+    let scene = framecart_projections::tracks::scene_at(&app.pool, id.as_str(), q.t)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::NotFound(format!("video {id} has no completed detection run")))?;
+    let objects = scene
+        .objects
+        .into_iter()
+        .map(|o| SceneObject {
+            track_id: o.track_id,
+            label: o.label,
+            class_id: o.class_id,
+            confidence: o.confidence,
+            bbox: o.bbox,
+            product: o.product,
+        })
+        .collect();
+    Ok(axum::Json(SceneView { run_id: scene.run_id, width: scene.width, height: scene.height, objects }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
