@@ -248,6 +248,66 @@ async function videosPage() {
   leave = () => clearInterval(timer);
 }
 
+/**
+ * The player, with the objects on screen boxed over the picture: each box one element
+ * whose rectangle is the drawn box, only those of the current time, redrawn on every
+ * seek (also while paused) and as the video plays.
+ */
+function player(video) {
+  const id = encodeURIComponent(video.video_id);
+  const element = h('video', {
+    'data-testid': 'player', controls: true, preload: 'auto', muted: true,
+    src: `/api/v1/videos/${id}/file?token=${encodeURIComponent(session.token)}`,
+    'aria-label': `Video ${video.video_id}`,
+  });
+  const boxes = h('div', { class: 'boxes' });
+  const note = h('p', { class: 'empty' });
+  let asked = null; // the time whose scene is being fetched
+  let wanted = null; // the newest time asked for while one was in flight
+  const draw = (scene) => {
+    const { clientWidth: w, clientHeight: hgt, videoWidth: vw, videoHeight: vh } = element;
+    if (!vw || !vh) return;
+    // object-fit: contain: the picture is scaled to fit and centred, with bands.
+    const scale = Math.min(w / vw, hgt / vh);
+    const [left, top] = [(w - vw * scale) / 2, (hgt - vh * scale) / 2];
+    boxes.replaceChildren(...scene.objects.map((o) => {
+      const box = h('div', {
+        class: `box${o.product ? ' linked' : ''}`, 'data-testid': 'detection-box', 'data-track-id': o.track_id, 'data-label': o.label,
+        title: o.product ? `${o.label} → ${o.product.article}` : o.label,
+      }, h('span', {}, `${o.label} ${o.track_id.split(':').pop()}`));
+      box.style.left = `${left + o.bbox.xmin * vw * scale}px`;
+      box.style.top = `${top + o.bbox.ymin * vh * scale}px`;
+      box.style.width = `${(o.bbox.xmax - o.bbox.xmin) * vw * scale}px`;
+      box.style.height = `${(o.bbox.ymax - o.bbox.ymin) * vh * scale}px`;
+      return box;
+    }));
+  };
+  const update = async () => {
+    const t = element.currentTime;
+    if (asked !== null) {
+      wanted = t;
+      return;
+    }
+    asked = t;
+    try {
+      draw(await api(`/api/v1/videos/${id}/scene?t=${t}`));
+      note.textContent = '';
+    } catch (e) {
+      boxes.replaceChildren();
+      note.textContent = e.status === 404 ? 'No detections yet: boxes appear once detection has completed.' : e.message;
+    } finally {
+      asked = null;
+      if (wanted !== null && wanted !== t) {
+        wanted = null;
+        update();
+      }
+    }
+  };
+  for (const event of ['loadedmetadata', 'seeked', 'timeupdate']) element.addEventListener(event, update);
+  new ResizeObserver(update).observe(element);
+  return h('section', { class: 'card' }, h('div', { class: 'stage' }, element, boxes), note);
+}
+
 async function videoPage(videoId) {
   show('Video', h('h1', {}, videoId), h('p', { class: 'empty' }, 'Loading…'));
   try {
@@ -262,6 +322,7 @@ async function videoPage(videoId) {
       video.video_id,
       h('p', {}, h('a', { href: '#/videos' }, '← Videos')),
       h('h1', {}, video.video_id),
+      player(video),
       h('section', { class: 'card' }, h('table', {}, h('tbody', {}, ...facts.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v)))))),
     );
   } catch (e) {

@@ -127,3 +127,40 @@ test('a merchant uploads a video and sees detection complete without reloading',
   assert.match(page.url(), /#\/videos\/VESeA6leQuk$/);
   await page.screenshot({ path: join(ARTIFACTS, 'video.png') });
 });
+
+test('the player boxes the person where the detections say, at the moment it is seeked to', async (t) => {
+  const page = await studioPage(t);
+  await signIn(page);
+  const token = (await json('/api/v1/sessions', { method: 'POST', body: MERCHANT })).token;
+  const { items } = await json('/api/v1/videos/VESeA6leQuk/detections?limit=1000', { token });
+  const person = items.find((d) => d.label === 'person' && d.timestamp > 1);
+  assert.ok(person, 'the upload test left a detected person');
+
+  await page.locator('[data-testid="video-row"][data-video-id="VESeA6leQuk"]').click();
+  const player = page.getByTestId('player');
+  await player.waitFor();
+  await page.waitForFunction(() => document.querySelector('[data-testid="player"]').readyState >= 1);
+  await player.evaluate((video, at) => { video.currentTime = at; }, person.timestamp);
+  const box = page.locator(`[data-testid="detection-box"][data-track-id="${person.track_id}"]`);
+  await box.waitFor();
+  assert.equal(await box.getAttribute('data-label'), 'person');
+
+  // Where the detection's pixels land in the letterboxed player, against the box drawn.
+  const expected = await player.evaluate((video, d) => {
+    const r = video.getBoundingClientRect();
+    const scale = Math.min(r.width / video.videoWidth, r.height / video.videoHeight);
+    const left = r.left + (r.width - video.videoWidth * scale) / 2;
+    const top = r.top + (r.height - video.videoHeight * scale) / 2;
+    return { x: left + d.xmin * scale, y: top + d.ymin * scale, width: (d.xmax - d.xmin) * scale, height: (d.ymax - d.ymin) * scale };
+  }, person);
+  const drawn = await box.boundingBox();
+  for (const edge of ['x', 'y', 'width', 'height']) {
+    assert.ok(Math.abs(drawn[edge] - expected[edge]) < 1.5, `${edge}: drawn ${drawn[edge]}, detection ${expected[edge]}`);
+  }
+  // Only the boxes of this moment are in the page.
+  const tracksNow = new Set(items.filter((d) => Math.abs(d.timestamp - person.timestamp) < 1e-6).map((d) => d.track_id));
+  for (const drawnBox of await page.getByTestId('detection-box').all()) {
+    assert.ok(tracksNow.has(await drawnBox.getAttribute('data-track-id')), 'a box of another moment');
+  }
+  await page.screenshot({ path: join(ARTIFACTS, 'video-player.png') });
+});
