@@ -41,7 +41,7 @@ function h(tag, attributes = {}, ...children) {
     if (name.startsWith('on')) element.addEventListener(name.slice(2), value);
     else element.setAttribute(name, value === true ? '' : String(value));
   }
-  element.append(...children.filter((c) => c !== null && c !== undefined));
+  element.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
   return element;
 }
 
@@ -253,7 +253,7 @@ async function videosPage() {
  * whose rectangle is the drawn box, only those of the current time, redrawn on every
  * seek (also while paused) and as the video plays.
  */
-function player(video) {
+function player(video, onPick) {
   const id = encodeURIComponent(video.video_id);
   const element = h('video', {
     'data-testid': 'player', controls: true, preload: 'auto', muted: true,
@@ -270,17 +270,31 @@ function player(video) {
     // object-fit: contain: the picture is scaled to fit and centred, with bands.
     const scale = Math.min(w / vw, hgt / vh);
     const [left, top] = [(w - vw * scale) / 2, (hgt - vh * scale) / 2];
+    // A track's box stays the same element from one redraw to the next (only moved), so
+    // focus and a pointer on it survive; boxes of tracks no longer on screen go.
+    const kept = new Map([...boxes.children].map((box) => [box.dataset.trackId, box]));
     boxes.replaceChildren(...scene.objects.map((o) => {
-      const box = h('div', {
-        class: `box${o.product ? ' linked' : ''}`, 'data-testid': 'detection-box', 'data-track-id': o.track_id, 'data-label': o.label,
-        title: o.product ? `${o.label} → ${o.product.article}` : o.label,
-      }, h('span', {}, `${o.label} ${o.track_id.split(':').pop()}`));
+      const box = kept.get(o.track_id) ?? makeBox(o);
+      box.classList.toggle('linked', Boolean(o.product));
+      box.title = o.product ? `${o.label} → ${o.product.article}` : `${o.label}: link a product`;
       box.style.left = `${left + o.bbox.xmin * vw * scale}px`;
       box.style.top = `${top + o.bbox.ymin * vh * scale}px`;
       box.style.width = `${(o.bbox.xmax - o.bbox.xmin) * vw * scale}px`;
       box.style.height = `${(o.bbox.ymax - o.bbox.ymin) * vh * scale}px`;
       return box;
     }));
+  };
+  const makeBox = (o) => {
+    const pick = () => {
+      element.pause();
+      onPick(o, element.currentTime);
+    };
+    const number = o.track_id.split(':').pop();
+    return h('div', {
+      class: 'box', 'data-testid': 'detection-box', 'data-track-id': o.track_id, 'data-label': o.label,
+      role: 'button', tabindex: 0, 'aria-label': `${o.label} ${number}: link a product`,
+      onclick: pick, onkeydown: (e) => (e.key === 'Enter' || e.key === ' ') && (e.preventDefault(), pick()),
+    }, h('span', {}, `${o.label} ${number}`));
   };
   const update = async () => {
     const t = element.currentTime;
@@ -308,6 +322,95 @@ function player(video) {
   return h('section', { class: 'card' }, h('div', { class: 'stage' }, element, boxes), note);
 }
 
+/**
+ * "Link a product": for the object picked on the player, search the catalogue by a
+ * fragment of the article, then link the product found to the object's track, or to its
+ * label over a time window. The video's current links are listed, each removable.
+ */
+function linkPanel(video) {
+  const id = encodeURIComponent(video.video_id);
+  const panel = h('section', { class: 'card', 'aria-labelledby': 'links-title' });
+  const list = h('ul', { class: 'links' });
+  const refreshLinks = async () => {
+    const { items } = await api(`/api/v1/videos/${id}/links`);
+    list.replaceChildren(...(items.length ? items.map((link) => h(
+      'li', { 'data-testid': 'link-row', 'data-link-id': link.link_id },
+      h('span', {}, `${link.article} ← ${link.kind === 'track' ? `track ${link.track_id.split(':').pop()}` : `every ${link.label}`}`,
+        link.from !== null || link.to !== null ? ` (${formatSeconds(link.from ?? 0)}–${link.to === null ? 'end' : formatSeconds(link.to)})` : ''),
+      can('merchant') && h('button', {
+        type: 'button', class: 'quiet', 'aria-label': `Remove the link of ${link.article}`,
+        onclick: async () => {
+          await api(`/api/v1/videos/${id}/links/${link.link_id}`, { method: 'DELETE' });
+          toast(`Link of ${link.article} removed.`);
+          refreshLinks();
+        },
+      }, 'Remove'),
+    )) : [h('li', { class: 'empty' }, 'No products linked yet: click a box on the player.')]));
+  };
+  const form = h('div', { class: 'link-form' });
+  const open = (object, at) => {
+    if (!can('merchant')) return;
+    const search = h('input', { type: 'search', id: 'link-product-search', 'data-testid': 'link-product-search', placeholder: 'SKU-1', autocomplete: 'off' });
+    const found = h('ul', { class: 'found', 'aria-live': 'polite' });
+    const byLabel = h('input', { type: 'checkbox', id: 'link-by-label' });
+    const submit = h('button', { type: 'submit', 'data-testid': 'link-product-submit', disabled: true }, 'Link');
+    const error = h('p', { class: 'error', role: 'alert' });
+    let match = null;
+    let asked = 0;
+    search.addEventListener('input', async () => {
+      const ask = ++asked;
+      const fragment = search.value.trim();
+      match = null;
+      submit.disabled = true;
+      if (!fragment) return found.replaceChildren();
+      const { items } = await api(`/api/v1/products?q=${encodeURIComponent(fragment)}&active=true&limit=20`);
+      if (ask !== asked) return; // a newer search is on its way
+      found.replaceChildren(...(items.length
+        ? items.map((p) => h('li', {}, h('strong', {}, p.article), ` ${p.name}`))
+        : [h('li', { class: 'empty' }, 'No product matches.')]));
+      match = items.length === 1 ? items[0] : null;
+      submit.disabled = !match;
+    });
+    const close = () => {
+      form.replaceChildren();
+      document.querySelector(`[data-testid="detection-box"][data-track-id="${CSS.escape(object.track_id)}"]`)?.focus();
+    };
+    const linkForm = h('form', {
+      class: 'stack',
+      onkeydown: (e) => e.key === 'Escape' && close(),
+      onsubmit: async (event) => {
+        event.preventDefault();
+        if (!match) return;
+        submit.disabled = true;
+        error.textContent = '';
+        const body = byLabel.checked
+          ? { article: match.article, label: object.label, from: Math.max(0, at - 1), to: at + 1 }
+          : { article: match.article, track_id: object.track_id };
+        try {
+          await api(`/api/v1/videos/${id}/links`, { method: 'POST', body });
+          toast(`${match.article} linked to ${byLabel.checked ? `every ${object.label} around ${formatSeconds(at)}` : `${object.label} ${object.track_id.split(':').pop()}`}.`);
+          form.replaceChildren();
+          refreshLinks();
+        } catch (e) {
+          error.textContent = e.message;
+          submit.disabled = false;
+        }
+      },
+    },
+    h('h3', {}, `Link a product to ${object.label} ${object.track_id.split(':').pop()}`),
+    h('label', { for: 'link-product-search' }, 'Article (a fragment finds it)', search),
+    found,
+    h('label', { class: 'check', for: 'link-by-label' }, byLabel, `Every ${object.label} from ${formatSeconds(Math.max(0, at - 1))} to ${formatSeconds(at + 1)}, not only this track`),
+    error,
+    h('div', { class: 'actions' }, submit, h('button', { type: 'button', class: 'quiet', onclick: close }, 'Cancel')));
+    form.replaceChildren(linkForm);
+    search.focus();
+  };
+  panel.append(h('h2', { id: 'links-title' }, 'Products linked'), form, list);
+  refreshLinks().catch((e) => list.replaceChildren(h('li', { class: 'error' }, e.message)));
+  return { panel, open };
+}
+
 async function videoPage(videoId) {
   show('Video', h('h1', {}, videoId), h('p', { class: 'empty' }, 'Loading…'));
   try {
@@ -318,11 +421,13 @@ async function videoPage(videoId) {
       ['Frame', `${video.width}×${video.height} at ${video.frame_rate.toFixed(2)} fps`],
       ['File', `${video.original_name ?? video.file_name}, ${(video.size_bytes / 1e6).toFixed(1)} MB`],
     ];
+    const links = linkPanel(video);
     show(
       video.video_id,
       h('p', {}, h('a', { href: '#/videos' }, '← Videos')),
       h('h1', {}, video.video_id),
-      player(video),
+      player(video, links.open),
+      links.panel,
       h('section', { class: 'card' }, h('table', {}, h('tbody', {}, ...facts.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v)))))),
     );
   } catch (e) {

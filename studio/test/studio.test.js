@@ -106,7 +106,7 @@ test('a wrong password is refused on the sign-in page, with a message', async (t
 test('a merchant uploads a video and sees detection complete without reloading', async (t) => {
   const page = await studioPage(t);
   await signIn(page);
-  assert.match(await page.getByRole('cell').first().textContent(), /No videos yet/);
+  await page.getByRole('cell', { name: /No videos yet/ }).waitFor();
   await page.screenshot({ path: join(ARTIFACTS, 'videos-empty.png') });
 
   await page.getByTestId('upload-video-id').fill('https://www.youtube.com/watch?v=VESeA6leQuk');
@@ -163,4 +163,43 @@ test('the player boxes the person where the detections say, at the moment it is 
     assert.ok(tracksNow.has(await drawnBox.getAttribute('data-track-id')), 'a box of another moment');
   }
   await page.screenshot({ path: join(ARTIFACTS, 'video-player.png') });
+});
+
+test('a box opens "link a product": a fragment finds the product and links it to the track', async (t) => {
+  const page = await studioPage(t);
+  const admin = (await json('/api/v1/sessions', { method: 'POST', body: ADMIN })).token;
+  await json('/api/v1/products', {
+    method: 'POST', token: admin,
+    body: { article: 'JACKET-BLUE-7', name: 'Blue rain jacket', price_minor: 12900, currency: 'EUR', stock: 5 },
+  });
+  const { items } = await json('/api/v1/videos/VESeA6leQuk/detections?limit=1000', { token: admin });
+  const person = items.find((d) => d.label === 'person' && d.timestamp > 1);
+  await signIn(page);
+  await page.locator('[data-testid="video-row"][data-video-id="VESeA6leQuk"]').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="player"]')?.readyState >= 1);
+  await page.getByTestId('player').evaluate((video, at) => { video.currentTime = at; }, person.timestamp);
+  await page.locator(`[data-testid="detection-box"][data-track-id="${person.track_id}"]`).click();
+
+  const search = page.getByTestId('link-product-search');
+  await search.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'link-product-search', 'the search has focus');
+  await search.fill('jacket-bl');
+  const submit = page.getByTestId('link-product-submit');
+  await page.waitForFunction(() => !document.querySelector('[data-testid="link-product-submit"]').disabled);
+  await page.screenshot({ path: join(ARTIFACTS, 'link-product.png') });
+  await submit.click();
+  await page.getByTestId('link-row').filter({ hasText: 'JACKET-BLUE-7' }).waitFor();
+
+  const { items: links } = await json('/api/v1/videos/VESeA6leQuk/links', { token: admin });
+  const link = links.find((l) => l.article === 'JACKET-BLUE-7');
+  assert.ok(link, 'the link is in the API');
+  assert.equal(link.kind, 'track');
+  assert.equal(link.track_id, person.track_id);
+  await page.screenshot({ path: join(ARTIFACTS, 'linked.png') });
+
+  // Escape closes the panel again.
+  await page.locator(`[data-testid="detection-box"][data-track-id="${person.track_id}"]`).click();
+  await search.waitFor();
+  await page.keyboard.press('Escape');
+  await search.waitFor({ state: 'detached' });
 });
