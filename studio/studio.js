@@ -331,8 +331,14 @@ function linkPanel(video) {
   const id = encodeURIComponent(video.video_id);
   const panel = h('section', { class: 'card', 'aria-labelledby': 'links-title' });
   const list = h('ul', { class: 'links' });
-  const refreshLinks = async () => {
-    const { items } = await api(`/api/v1/videos/${id}/links`);
+  /** Shows the links; with `expect`, waits (a few seconds at most) until the view has that
+   * link, which trails the answer of its creation by moments. */
+  const refreshLinks = async (expect) => {
+    let { items } = await api(`/api/v1/videos/${id}/links`);
+    for (let tries = 0; expect && !items.some((l) => l.link_id === expect) && tries < 25; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      ({ items } = await api(`/api/v1/videos/${id}/links`));
+    }
     list.replaceChildren(...(items.length ? items.map((link) => h(
       'li', { 'data-testid': 'link-row', 'data-link-id': link.link_id },
       h('span', {}, `${link.article} ← ${link.kind === 'track' ? `track ${link.track_id.split(':').pop()}` : `every ${link.label}`}`,
@@ -387,10 +393,10 @@ function linkPanel(video) {
           ? { article: match.article, label: object.label, from: Math.max(0, at - 1), to: at + 1 }
           : { article: match.article, track_id: object.track_id };
         try {
-          await api(`/api/v1/videos/${id}/links`, { method: 'POST', body });
+          const created = await api(`/api/v1/videos/${id}/links`, { method: 'POST', body });
           toast(`${match.article} linked to ${byLabel.checked ? `every ${object.label} around ${formatSeconds(at)}` : `${object.label} ${object.track_id.split(':').pop()}`}.`);
           form.replaceChildren();
-          refreshLinks();
+          refreshLinks(created.link_id);
         } catch (e) {
           error.textContent = e.message;
           submit.disabled = false;

@@ -16,6 +16,7 @@ import { chromium } from 'playwright-core';
 import { ADMIN, Framecart, freePort } from '../../extension/test/browser/harness/framecart.js';
 import { deleteStream } from '../../extension/test/browser/harness/nats.js';
 import { createDatabase, dropDatabase } from '../../extension/test/browser/harness/postgres.js';
+import { waitFor } from '../../extension/test/browser/harness/wait.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const ARTIFACTS = process.env.STUDIO_ARTIFACTS ?? fileURLToPath(new URL('../test-results/', import.meta.url));
@@ -80,6 +81,21 @@ async function studioPage(t) {
   return page;
 }
 
+/**
+ * A person the upload test's detection found after the first second, with its track
+ * (known once the run completed: each view catches up on its own) and the detections.
+ */
+async function detectedPerson(token) {
+  let found;
+  await waitFor(async () => {
+    const { items } = await json('/api/v1/videos/VESeA6leQuk/detections?limit=1000', { token });
+    const person = items.find((d) => d.label === 'person' && d.track_id && d.timestamp > 1);
+    found = person && { person, items };
+    return Boolean(found);
+  }, { timeout: 30_000, what: 'a detected person with its track' });
+  return found;
+}
+
 async function signIn(page) {
   await page.goto(`${server.url}/studio/`);
   await page.getByTestId('login-email').waitFor();
@@ -132,9 +148,7 @@ test('the player boxes the person where the detections say, at the moment it is 
   const page = await studioPage(t);
   await signIn(page);
   const token = (await json('/api/v1/sessions', { method: 'POST', body: MERCHANT })).token;
-  const { items } = await json('/api/v1/videos/VESeA6leQuk/detections?limit=1000', { token });
-  const person = items.find((d) => d.label === 'person' && d.timestamp > 1);
-  assert.ok(person, 'the upload test left a detected person');
+  const { person, items } = await detectedPerson(token);
 
   await page.locator('[data-testid="video-row"][data-video-id="VESeA6leQuk"]').click();
   const player = page.getByTestId('player');
@@ -172,8 +186,7 @@ test('a box opens "link a product": a fragment finds the product and links it to
     method: 'POST', token: admin,
     body: { article: 'JACKET-BLUE-7', name: 'Blue rain jacket', price_minor: 12900, currency: 'EUR', stock: 5 },
   });
-  const { items } = await json('/api/v1/videos/VESeA6leQuk/detections?limit=1000', { token: admin });
-  const person = items.find((d) => d.label === 'person' && d.timestamp > 1);
+  const { person } = await detectedPerson(admin);
   await signIn(page);
   await page.locator('[data-testid="video-row"][data-video-id="VESeA6leQuk"]').click();
   await page.waitForFunction(() => document.querySelector('[data-testid="player"]')?.readyState >= 1);

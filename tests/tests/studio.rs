@@ -97,31 +97,30 @@ async fn the_scene_at_a_sampled_moment_is_the_detections_of_that_frame() {
     assert_eq!(status, 404, "no video, no scene");
     let bytes = std::fs::read(framecart_tests::test_media("pan.mp4")).expect("the test video");
     assert_eq!(app.upload("VESeA6leQuk", "pan.mp4", bytes).await.0, 201);
-    eventually("detection to complete", std::time::Duration::from_secs(120), || async {
-        let (code, video) = app.get("/api/v1/videos/VESeA6leQuk").await;
-        (code == 200 && video["status"] == "completed").then_some(())
+    // Each view catches up on its own: the detections, then the scene of their tracks.
+    let person =
+        eventually("a person detected after the first half second", std::time::Duration::from_secs(120), || async {
+            let (_, detections) = app.get("/api/v1/videos/VESeA6leQuk/detections?limit=1000").await;
+            detections["items"]
+                .as_array()?
+                .iter()
+                // Its track is known once the run completed.
+                .find(|d| {
+                    d["label"] == "person"
+                        && d["track_id"].is_string()
+                        && d["timestamp"].as_f64().is_some_and(|t| t > 0.5)
+                })
+                .cloned()
+        })
+        .await;
+    let t = person["timestamp"].as_f64().expect("a time");
+    let (scene, object) = eventually("the person's track in the scene", std::time::Duration::from_secs(20), || async {
+        let (status, scene) = app.get(&format!("/api/v1/videos/VESeA6leQuk/scene?t={t}")).await;
+        let object = scene["objects"].as_array()?.iter().find(|o| o["track_id"] == person["track_id"]).cloned()?;
+        (status == 200).then_some((scene, object))
     })
     .await;
-    let (_, detections) = app.get("/api/v1/videos/VESeA6leQuk/detections?limit=1000").await;
-    let person = detections["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .find(|d| d["label"] == "person" && d["timestamp"].as_f64().is_some_and(|t| t > 0.5))
-        .cloned()
-        .expect("a person detected after the first half second");
-    let t = person["timestamp"].as_f64().expect("a time");
-
-    let (status, scene) = app.get(&format!("/api/v1/videos/VESeA6leQuk/scene?t={t}")).await;
-    assert_eq!(status, 200, "{scene}");
     let (width, height) = (scene["width"].as_f64().expect("w"), scene["height"].as_f64().expect("h"));
-    let object = scene["objects"]
-        .as_array()
-        .expect("objects")
-        .iter()
-        .find(|o| o["track_id"] == person["track_id"])
-        .cloned()
-        .unwrap_or_else(|| panic!("the person's track on screen at {t}: {scene}"));
     // At a sampled moment the track's box is that frame's detection, normalized.
     for (edge, size) in [("xmin", width), ("ymin", height), ("xmax", width), ("ymax", height)] {
         let expected = person[edge].as_f64().expect("an edge") / size;
