@@ -39,6 +39,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start_processing))
 }
 
+/// A media time a client sent: finite and not negative, else 422 `invalid_time`.
+fn media_time(t: f64, message: &'static str) -> Result<f64, ApiError> {
+    if t.is_finite() && t >= 0.0 { Ok(t) } else { Err(ApiError::invalid("invalid_time", message)) }
+}
+
 pub fn video_id(raw: &str) -> Result<VideoId, ApiError> {
     VideoId::parse(raw).map_err(|e| ApiError::invalid("invalid_video_id", e))
 }
@@ -413,9 +418,7 @@ async fn video_scene(
 ) -> Result<axum::Json<SceneView>, ApiError> {
     caller.require(&[Role::Merchant, Role::Auditor])?;
     let id = video_id(&raw)?;
-    if !(q.t.is_finite() && q.t >= 0.0) {
-        return Err(ApiError::invalid("invalid_time", "t is a media time in seconds, 0 or more"));
-    }
+    media_time(q.t, "t is a media time in seconds, at least 0")?;
     let scene = framecart_projections::tracks::scene_at(&app.pool, id.as_str(), q.t)
         .await
         .map_err(ApiError::unavailable)?
@@ -492,9 +495,7 @@ async fn list_detections(
     caller.require(&[Role::Merchant, Role::Auditor])?;
     let id = video_id(&raw)?;
     for t in [q.from, q.to].into_iter().flatten() {
-        if !t.is_finite() || t < 0.0 {
-            return Err(ApiError::invalid("invalid_time", "from and to are media times in seconds, at least 0"));
-        }
+        media_time(t, "from and to are media times in seconds, at least 0")?;
     }
     let filter = DetectionFilter { from: q.from, to: q.to, label: q.label };
     let items = detections::list(&app.pool, id.as_str(), &filter).await.map_err(ApiError::unavailable)?;
