@@ -318,13 +318,14 @@ pub struct PaymentView {
     pub updated_at: DateTime<Utc>,
 }
 
-pub async fn payments_of(pool: &PgPool, order_id: Uuid) -> Result<Vec<PaymentView>, sqlx::Error> {
+/// The payment attempts of these orders, oldest first (one query for any number).
+pub async fn payments_of(pool: &PgPool, order_ids: &[Uuid]) -> Result<Vec<PaymentView>, sqlx::Error> {
     sqlx::query_as(
         "SELECT payment_id, order_id, provider, amount_minor, currency, status, failure_code, failure_message,
                 refunded, created_at, updated_at
-         FROM payments_view WHERE order_id = $1 ORDER BY created_at",
+         FROM payments_view WHERE order_id = ANY($1) ORDER BY created_at",
     )
-    .bind(order_id)
+    .bind(order_ids)
     .fetch_all(pool)
     .await
 }

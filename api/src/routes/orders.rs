@@ -483,6 +483,6 @@ async fn list_payments(
     Path(order_id): Path<Uuid>,
 ) -> Result<axum::Json<PaymentList>, ApiError> {
     visible_order(&app, &caller, order_id).await?;
-    let items = orders::payments_of(&app.pool, order_id).await.map_err(ApiError::unavailable)?;
+    let items = orders::payments_of(&app.pool, &[order_id]).await.map_err(ApiError::unavailable)?;
     Ok(axum::Json(PaymentList { items }))
 }

@@ -73,10 +73,8 @@ async fn export(State(app): State<AppState>, caller: Caller) -> Result<axum::Jso
     let clicks = clicks::list(&app.pool, &mine).await.map_err(unavailable)?;
     let matches = clicks::matches(&app.pool, &mine).await.map_err(unavailable)?;
     let orders = orders::list(&app.pool, Some(user_id), EXPORT_LIMIT).await.map_err(unavailable)?;
-    let mut payments = Vec::new();
-    for order in &orders {
-        payments.extend(orders::payments_of(&app.pool, order.order_id).await.map_err(unavailable)?);
-    }
+    let ids: Vec<Uuid> = orders.iter().map(|o| o.order_id).collect();
+    let payments = orders::payments_of(&app.pool, &ids).await.map_err(unavailable)?;
     Ok(axum::Json(Export { exported_at: Utc::now(), profile, clicks, matches, orders, payments }))
 }
 
