@@ -63,6 +63,8 @@ impl KeyReader {
     ) -> Result<Keys, sqlx::Error> {
         let mut keys = HashMap::new();
         let mut missing = HashSet::new();
+        // A batch of thousands of clicks has a handful of subjects (mostly the day's).
+        let subjects: HashSet<&Subject> = subjects.into_iter().collect();
         {
             let cache = self.cache.lock().expect("the key cache is never poisoned");
             for subject in subjects {
