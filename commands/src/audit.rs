@@ -101,12 +101,37 @@ const COLUMNS: &str = "l.log_position, e.event_id, e.global_position, e.aggregat
 
 /// Logged events after `after`, in log order.
 pub async fn events_after(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<AuditedEvent>, sqlx::Error> {
+    events_matching(pool, &EventFilter::default(), after, limit).await
+}
+
+/// Which events a page of the log shows: each part, when given, must equal.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    pub event_type: Option<String>,
+}
+
+/// The events after log position `after` that pass `filter`, in log order.
+pub async fn events_matching(
+    pool: &PgPool,
+    filter: &EventFilter,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<AuditedEvent>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM event_log l JOIN events e ON e.global_position = l.global_position
-         WHERE l.log_position > $1 ORDER BY l.log_position LIMIT $2"
+         WHERE l.log_position > $1
+           AND ($3::text IS NULL OR e.aggregate_type = $3)
+           AND ($4::text IS NULL OR e.aggregate_id = $4)
+           AND ($5::text IS NULL OR e.event_type = $5)
+         ORDER BY l.log_position LIMIT $2"
     ))
     .bind(after)
     .bind(limit)
+    .bind(filter.aggregate_type.as_deref())
+    .bind(filter.aggregate_id.as_deref())
+    .bind(filter.event_type.as_deref())
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(audited).collect())

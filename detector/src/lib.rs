@@ -43,7 +43,7 @@ mod yolo;
 
 pub use detector::{Detection, Detector, DetectorConfig};
 pub use error::DetectorError;
-pub use media::{Frame, VideoFrames, VideoInfo, probe, read_image, video_frames, video_frames_from};
+pub use media::{Frame, VideoFrames, VideoInfo, probe, read_image, still_jpeg, video_frames, video_frames_from};
 pub use model_files::{
     DEFAULT_WEIGHTS_SHA256, MODEL_DIR_ENV, ModelFiles, default_model_dir, fetch_model, locate_model,
 };

@@ -396,3 +396,33 @@ impl Drop for FrameStream {
         }
     }
 }
+
+/// One frame of a video as a JPEG picture, `width` pixels wide (the height keeps the
+/// displayed aspect), at media time `t`: the frame shown at that moment. What a page shows
+/// under a heatmap, or as a poster.
+pub fn still_jpeg(path: &Path, t: f64, width: u32) -> Result<Vec<u8>, DetectorError> {
+    if !(t.is_finite() && t >= 0.0) {
+        return Err(DetectorError::InvalidConfig(format!("the time must be 0 or later, got {t}")));
+    }
+    if !(16..=4096).contains(&width) {
+        return Err(DetectorError::InvalidConfig(format!("the width must be 16 to 4096 pixels, got {width}")));
+    }
+    let mut cmd = FfmpegCommand::new();
+    cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"])
+        // Before the input: a fast seek to the key frame, then decoding up to `t` exactly.
+        .args(["-ss", &format!("{t}")])
+        .input(path)
+        .args(["-map", "0:v:0", "-an", "-sn", "-dn", "-frames:v", "1"])
+        .args(["-vf", &format!("scale={width}:-2")])
+        .args(["-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "4"])
+        .output("-");
+    let inner = cmd.as_inner_mut();
+    inner.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = inner.output().map_err(|source| DetectorError::FfmpegMissing { program: "ffmpeg", source })?;
+    if !out.status.success() || out.stdout.is_empty() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = if out.status.success() { "no frame at that time".to_owned() } else { last_line(&stderr) };
+        return Err(DetectorError::Decode { path: path.to_path_buf(), message: format!("a still at {t} s: {why}") });
+    }
+    Ok(out.stdout)
+}

@@ -14,6 +14,8 @@ use crate::runner::{Projection, ProjectionError, decode};
 pub const NAME: &str = "analytics";
 /// Heatmap cells per side.
 pub const GRID: i32 = 20;
+/// The width of a bin of the clicks' timeline, in seconds of the video.
+pub const TIMELINE_BIN_SECONDS: f64 = 1.0;
 
 pub struct AnalyticsProjection;
 
@@ -77,6 +79,7 @@ impl Projection for AnalyticsProjection {
 struct ClickBatch {
     click_id: Vec<uuid::Uuid>,
     video_id: Vec<String>,
+    media_time: Vec<f64>,
     /// (video, gx, gy) → clicks.
     cells: std::collections::BTreeMap<(String, i32, i32), i64>,
     /// click → (status, article), the last verdict of the batch.
@@ -92,6 +95,7 @@ impl ClickBatch {
                 }
                 self.click_id.push(c.click_id);
                 self.video_id.push(c.video_id.to_string());
+                self.media_time.push(c.timestamp);
             }
             ClickEvent::ClickMatched(m) => {
                 self.verdicts.insert(m.click_id, ("matched", m.best.product.map(|p| p.article.to_string())));
@@ -105,11 +109,12 @@ impl ClickBatch {
     async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
         if !self.click_id.is_empty() {
             sqlx::query(
-                "INSERT INTO analytics_clicks (click_id, video_id)
-                 SELECT * FROM UNNEST($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING",
+                "INSERT INTO analytics_clicks (click_id, video_id, media_time)
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::float8[]) ON CONFLICT DO NOTHING",
             )
             .bind(&self.click_id)
             .bind(&self.video_id)
+            .bind(&self.media_time)
             .execute(&mut *tx)
             .await?;
         }
@@ -163,9 +168,12 @@ fn cell(p: f64) -> i32 {
 async fn apply_click(tx: &mut PgConnection, event: ClickEvent) -> Result<(), ProjectionError> {
     match event {
         ClickEvent::ClickRecorded(c) => {
-            sqlx::query("INSERT INTO analytics_clicks (click_id, video_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(c.click_id)
-                .bind(c.video_id.as_str())
+            sqlx::query(
+                "INSERT INTO analytics_clicks (click_id, video_id, media_time) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(c.click_id)
+            .bind(c.video_id.as_str())
+            .bind(c.timestamp)
                 .execute(&mut *tx)
                 .await?;
             if let Some(frame) = c.frame.filter(|f| f.on_frame) {
@@ -273,8 +281,29 @@ pub struct VideoAnalytics {
     pub pending: i64,
     pub orders: i64,
     pub paid_orders: i64,
+    /// Paid revenue (the paid orders' lines), one total per currency.
+    pub revenue: Vec<Revenue>,
     pub products: Vec<ProductFunnel>,
     pub heatmap: Heatmap,
+    /// Clicks over the video's time, in bins of one second.
+    pub timeline: ClickTimeline,
+}
+
+/// Paid revenue in one currency.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Revenue {
+    pub currency: String,
+    /// Minor units, summed exactly and saturated at the bounds of a 64-bit integer.
+    pub revenue_minor: i64,
+}
+
+/// Clicks counted per bin of the video's media time: bin `i` covers `[i, i + 1)` times
+/// `bin_seconds`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClickTimeline {
+    pub bin_seconds: f64,
+    /// `[bin, clicks]` for every bin clicked at least once, in time order.
+    pub bins: Vec<[i64; 2]>,
 }
 
 /// Clicks on the picture counted per cell of a `grid` × `grid` split of the frame
@@ -330,6 +359,25 @@ pub async fn video(pool: &PgPool, video_id: &str) -> Result<VideoAnalytics, sqlx
     .bind(video_id)
     .fetch_all(pool)
     .await?;
+    let revenue: Vec<Revenue> = sqlx::query_as(
+        "SELECT currency::text, least(greatest(sum(amount), -9223372036854775808), 9223372036854775807)::bigint AS revenue_minor
+         FROM (SELECT o.currency, (l->>'quantity')::numeric * (l->>'unit_price_minor')::numeric AS amount
+               FROM analytics_orders o, jsonb_array_elements(o.lines) l
+               WHERE o.video_id = $1 AND o.status IN ('paid', 'shipped', 'completed')) paid
+         GROUP BY currency ORDER BY currency",
+    )
+    .bind(video_id)
+    .fetch_all(pool)
+    .await?;
+    // Clicks recorded before the view kept their time (it is rebuilt with them) are left out.
+    let bins: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT floor(media_time / $2)::bigint AS bin, count(*) FROM analytics_clicks
+         WHERE video_id = $1 AND media_time IS NOT NULL GROUP BY 1 ORDER BY 1",
+    )
+    .bind(video_id)
+    .bind(TIMELINE_BIN_SECONDS)
+    .fetch_all(pool)
+    .await?;
     let cells: Vec<(i32, i32, i64)> =
         sqlx::query_as("SELECT gx, gy, clicks FROM analytics_heatmap WHERE video_id = $1 ORDER BY gy, gx")
             .bind(video_id)
@@ -343,10 +391,15 @@ pub async fn video(pool: &PgPool, video_id: &str) -> Result<VideoAnalytics, sqlx
         pending,
         orders,
         paid_orders,
+        revenue,
         products,
         heatmap: Heatmap {
             grid: GRID,
             cells: cells.into_iter().map(|(x, y, n)| [i64::from(x), i64::from(y), n]).collect(),
+        },
+        timeline: ClickTimeline {
+            bin_seconds: TIMELINE_BIN_SECONDS,
+            bins: bins.into_iter().map(|(bin, n)| [bin, n]).collect(),
         },
     })
 }

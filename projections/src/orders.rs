@@ -213,15 +213,30 @@ pub async fn get(pool: &PgPool, order_id: Uuid) -> Result<Option<OrderView>, sql
 
 /// Orders, newest first; only one user's when `user_id` is given.
 pub async fn list(pool: &PgPool, user_id: Option<Uuid>, limit: i64) -> Result<Vec<OrderView>, sqlx::Error> {
+    list_in(pool, user_id, None, limit).await
+}
+
+/// Orders newest first: a buyer's (or everyone's), in one status (or any).
+pub async fn list_in(
+    pool: &PgPool,
+    user_id: Option<Uuid>,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<OrderView>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders_view WHERE ($1::uuid IS NULL OR user_id = $1)
+        "SELECT {ORDER_COLUMNS} FROM orders_view
+         WHERE ($1::uuid IS NULL OR user_id = $1) AND ($3::text IS NULL OR status = $3)
          ORDER BY placed_at DESC, order_id LIMIT $2"
     ))
     .bind(user_id)
     .bind(limit)
+    .bind(status)
     .fetch_all(pool)
     .await
 }
+
+/// The states an order can be in, as the view names them.
+pub const ORDER_STATUSES: [&str; 6] = ["awaiting_payment", "paid", "shipped", "completed", "cancelled", "refunded"];
 
 pub struct PaymentsProjection;
 

@@ -103,6 +103,21 @@ fn table(f: &Fixture) -> Vec<(&'static str, &'static str, String, Body, [Expect;
             Body::None,
             [U, F, F, A, A, A],
         ),
+        ("get", "/api/v1/detector/classes", "/api/v1/detector/classes".into(), Body::None, [U, F, F, Y, Y, Y]),
+        (
+            "get",
+            "/api/v1/videos/{video_id}/frame",
+            "/api/v1/videos/VESeA6leQuk/frame?t=1".into(),
+            Body::None,
+            [U, F, F, A, A, A],
+        ),
+        (
+            "get",
+            "/api/v1/videos/{video_id}/preview",
+            "/api/v1/videos/VESeA6leQuk/preview?t=1&x=10&y=10&player_width=640&player_height=360".into(),
+            Body::None,
+            [U, F, F, A, A, A],
+        ),
         (
             "get",
             "/api/v1/videos/{video_id}/runs",

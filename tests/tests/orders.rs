@@ -688,6 +688,16 @@ async fn a_matched_click_becomes_a_paid_order_and_the_video_funnel_counts_it() {
     let (status, paid) = pay(&app, &viewer, &order_id, CARD_OK).await;
     assert_eq!((status, paid["status"].as_str()), (201, Some("succeeded")), "{paid}");
     order_becomes(&app, &viewer, &order_id, "paid").await;
+    // Staff list orders by state.
+    let ids = |list: &Value| -> Vec<String> {
+        list["items"].as_array().expect("items").iter().filter_map(|o| o["id"].as_str().map(str::to_owned)).collect()
+    };
+    let (status, paid) = app.get("/api/v1/orders?status=paid").await;
+    assert_eq!((status, ids(&paid)), (200, vec![order_id.clone()]), "{paid}");
+    let (_, shipped) = app.get("/api/v1/orders?status=shipped").await;
+    assert!(ids(&shipped).is_empty(), "{shipped}");
+    let (status, error) = app.get("/api/v1/orders?status=lost").await;
+    assert_eq!((status, error["error"]["code"].as_str()), (422, Some("invalid_status")), "{error}");
 
     let analytics = eventually("the funnel to count the paid order", Duration::from_secs(20), || async {
         let (_, a) = app.get(&format!("/api/v1/videos/{VIDEO}/analytics")).await;
@@ -712,6 +722,11 @@ async fn a_matched_click_becomes_a_paid_order_and_the_video_funnel_counts_it() {
         |u: f64, v: f64| json!([((u * grid as f64) as i64).min(grid - 1), ((v * grid as f64) as i64).min(grid - 1), 1]);
     assert!(cells.contains(&cell(x / 400.0, y / 400.0)), "the click's cell: {heatmap}");
     assert!(cells.contains(&cell(1.0 / 400.0, 1.0 / 400.0)), "{heatmap}");
+    // The paid revenue in all, and both clicks in the second of the video they came at.
+    assert_eq!(analytics["revenue"], json!([{"currency": "EUR", "revenue_minor": PRICE}]), "{analytics}");
+    let timeline = &analytics["timeline"];
+    assert_eq!(timeline["bin_seconds"], 1.0, "{timeline}");
+    assert_eq!(timeline["bins"], json!([[t.floor() as i64, 2]]), "{timeline}");
 }
 
 // Money moves once (issue 12, finding 2).

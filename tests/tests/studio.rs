@@ -133,4 +133,104 @@ async fn the_scene_at_a_sampled_moment_is_the_detections_of_that_frame() {
         let (status, error) = app.get(&format!("/api/v1/videos/VESeA6leQuk/scene?t={bad}")).await;
         assert!(status == 400 || status == 422, "t={bad}: {status} {error}");
     }
+
+    // The preview: a click on a player twice as wide as the picture would fit, letterboxed
+    // with bands left and right, as a viewer's click there would be matched.
+    let (player_w, player_h) = (2.0 * width, height);
+    let band = (player_w - width) / 2.0;
+    let centre = |a: &str, b: &str| (object["bbox"][a].as_f64().expect("n") + object["bbox"][b].as_f64().expect("n")) / 2.0;
+    let (x, y) = (band + centre("xmin", "xmax") * width, centre("ymin", "ymax") * height);
+    let preview_in = |x: f64, y: f64, player_w: f64, player_h: f64| {
+        format!("/api/v1/videos/VESeA6leQuk/preview?t={t}&x={x}&y={y}&player_width={player_w}&player_height={player_h}")
+    };
+    let preview = |x: f64, y: f64| preview_in(x, y, player_w, player_h);
+    let (status, outcome) = app.get(&preview(x, y)).await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!((outcome["status"].as_str(), outcome["reason"].as_str()), (Some("unmatched"), Some("not_linked")), "{outcome}");
+    assert_eq!(outcome["candidates"][0]["track_id"], object["track_id"], "{outcome}");
+    assert!(outcome["candidates"][0]["reason"].as_str().is_some_and(|r| r.contains("contains the click")), "{outcome}");
+    let (_, outcome) = app.get(&preview(band / 2.0, y)).await;
+    assert_eq!(outcome["reason"], "black_band", "{outcome}");
+
+    // Linked to a product, the same click matches it.
+    let product = serde_json::json!({"article": "SKU-1", "name": "Rain jacket", "price_minor": 100, "currency": "EUR", "stock": 1});
+    assert_eq!(app.post("/api/v1/products", &product).await.0, 201);
+    let link = serde_json::json!({"article": "SKU-1", "track_id": object["track_id"]});
+    let (status, answer) = app.post("/api/v1/videos/VESeA6leQuk/links", &link).await;
+    assert_eq!(status, 201, "{answer}");
+    let outcome = eventually("the preview to see the link", std::time::Duration::from_secs(20), || async {
+        let (_, outcome) = app.get(&preview(x, y)).await;
+        (outcome["status"] == "matched").then_some(outcome)
+    })
+    .await;
+    assert_eq!(outcome["best"]["product"]["article"], "SKU-1", "{outcome}");
+    assert_eq!(outcome["best"]["track_id"], object["track_id"], "{outcome}");
+
+    for (bad, url) in [
+        ("x=NaN", preview_in(f64::NAN, y, player_w, player_h)),
+        ("player_width=0", preview_in(x, y, 0.0, player_h)),
+        ("player_height=-3", preview_in(x, y, player_w, -3.0)),
+    ] {
+        let (status, error) = app.get(&url).await;
+        assert_eq!(status, 422, "{bad}: {error}");
+        assert_eq!(error["error"]["code"], "invalid_point", "{bad}: {error}");
+    }
+}
+
+/// The width and height a JPEG's start-of-frame segment gives.
+fn jpeg_size(jpeg: &[u8]) -> Option<(u16, u16)> {
+    let mut at = 2;
+    while at + 9 < jpeg.len() {
+        let (marker, len) = (jpeg[at + 1], u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]) as usize);
+        if (0xC0..=0xC3).contains(&marker) {
+            let h = u16::from_be_bytes([jpeg[at + 5], jpeg[at + 6]]);
+            let w = u16::from_be_bytes([jpeg[at + 7], jpeg[at + 8]]);
+            return Some((w, h));
+        }
+        at += 2 + len;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_frame_is_served_as_a_picture_of_that_moment() {
+    let app = TestApp::spawn().await;
+    let bytes = std::fs::read(framecart_tests::test_media("pan.mp4")).expect("the test video");
+    assert_eq!(app.upload("VESeA6leQuk", "pan.mp4", bytes).await.0, 201);
+    let video = eventually("the video in its view", std::time::Duration::from_secs(10), || async {
+        let (status, video) = app.get("/api/v1/videos/VESeA6leQuk").await;
+        (status == 200).then_some(video)
+    })
+    .await;
+    let (w, h) = (video["width"].as_f64().expect("w"), video["height"].as_f64().expect("h"));
+    let frame = |query: &str| app.admin.get(app.url(&format!("/api/v1/videos/VESeA6leQuk/frame?{query}"))).send();
+
+    let first = frame("t=0&width=320").await.expect("GET");
+    assert_eq!(first.status().as_u16(), 200);
+    assert_eq!(first.headers()["content-type"], "image/jpeg");
+    let first = first.bytes().await.expect("bytes");
+    assert_eq!(&first[..2], &[0xFF, 0xD8], "a JPEG");
+    let (jw, jh) = jpeg_size(&first).expect("a JPEG with a size");
+    assert_eq!(jw, 320);
+    assert!((f64::from(jh) - 320.0 * h / w).abs() <= 2.0, "the aspect kept: {jw}×{jh} of {w}×{h}");
+    // The window pans: another moment is another picture; past the end, the last frame.
+    let later = frame("t=2&width=320").await.expect("GET").bytes().await.expect("bytes");
+    assert_ne!(first, later);
+    assert_eq!(frame("t=100000").await.expect("GET").status().as_u16(), 200);
+
+    // An `<img>` sends no header: the token may come as a query parameter.
+    let token =
+        framecart_tests::sign_in(&app.base_url, framecart_tests::ADMIN_EMAIL, framecart_tests::ADMIN_PASSWORD).await;
+    let plain = reqwest::Client::new();
+    let url = app.url("/api/v1/videos/VESeA6leQuk/frame?t=1");
+    assert_eq!(plain.get(format!("{url}&token={token}")).send().await.expect("GET").status().as_u16(), 200);
+    assert_eq!(plain.get(&url).send().await.expect("GET").status().as_u16(), 401);
+    for (query, code) in [("t=-1", "invalid_time"), ("t=1&width=8", "invalid_width"), ("t=1&width=100000", "invalid_width")] {
+        let response = frame(query).await.expect("GET");
+        assert_eq!(response.status().as_u16(), 422, "{query}");
+        let error: serde_json::Value = response.json().await.expect("a JSON error");
+        assert_eq!(error["error"]["code"], code, "{query}: {error}");
+    }
+    let response = app.admin.get(app.url("/api/v1/videos/AAAAAAAAAAA/frame?t=1")).send().await.expect("GET");
+    assert_eq!(response.status().as_u16(), 404);
 }

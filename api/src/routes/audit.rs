@@ -31,6 +31,12 @@ pub struct EventQuery {
     pub after: Option<i64>,
     /// At most this many (1–1000, default 100).
     pub limit: Option<i64>,
+    /// Only events of this aggregate type (`order`, `click`, …).
+    pub aggregate_type: Option<String>,
+    /// Only events of the aggregate with this id.
+    pub aggregate_id: Option<String>,
+    /// Only events of this type (`OrderPlaced`, …).
+    pub event_type: Option<String>,
 }
 
 /// An event as the audit API shows it.
@@ -119,7 +125,8 @@ pub struct EventPage {
     pub next_after: Option<i64>,
 }
 
-/// Every event in commit order (auditors).
+/// Every event in commit order (auditors), or those of one aggregate type, aggregate or
+/// event type.
 #[utoipa::path(get, path = "/api/v1/audit/events", tag = "audit", params(EventQuery),
     responses((status = 200, body = EventPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn events(
@@ -132,8 +139,15 @@ async fn events(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 1000"));
     }
-    let events =
-        audit::events_after(&app.pool, q.after.unwrap_or(0).max(0), limit).await.map_err(ApiError::unavailable)?;
+    let filled = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let filter = audit::EventFilter {
+        aggregate_type: filled(q.aggregate_type),
+        aggregate_id: filled(q.aggregate_id),
+        event_type: filled(q.event_type),
+    };
+    let events = audit::events_matching(&app.pool, &filter, q.after.unwrap_or(0).max(0), limit)
+        .await
+        .map_err(ApiError::unavailable)?;
     let items = entries(&app, events).await?;
     let next_after = (items.len() as i64 == limit).then(|| items.last().and_then(|e| e.position)).flatten();
     Ok(axum::Json(EventPage { items, next_after }))

@@ -336,6 +336,9 @@ async fn view(app: &App, order: &Order) -> Result<Option<OrderView>, ApiError> {
 pub struct OrderQuery {
     /// At most this many (1–1000, default 100).
     pub limit: Option<i64>,
+    /// Only orders in this state: `awaiting_payment`, `paid`, `shipped`, `completed`,
+    /// `cancelled` or `refunded`.
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -343,7 +346,8 @@ pub struct OrderList {
     pub items: Vec<OrderView>,
 }
 
-/// Orders, newest first: a viewer's own, or every order for staff.
+/// Orders, newest first: a viewer's own, or every order for staff; all, or those in one
+/// state.
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrderQuery),
     responses((status = 200, body = OrderList), (status = 401, body = ErrorBody)))]
 async fn list_orders(
@@ -353,8 +357,16 @@ async fn list_orders(
 ) -> Result<axum::Json<OrderList>, ApiError> {
     let user_id = caller.user()?;
     let only = (!caller.is_staff()).then_some(user_id);
-    let items =
-        orders::list(&app.pool, only, q.limit.unwrap_or(100).clamp(1, 1000)).await.map_err(ApiError::unavailable)?;
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    if let Some(status) = status.filter(|s| !orders::ORDER_STATUSES.contains(s)) {
+        return Err(ApiError::invalid(
+            "invalid_status",
+            format!("status {status:?} is none of {}", orders::ORDER_STATUSES.join(", ")),
+        ));
+    }
+    let items = orders::list_in(&app.pool, only, status, q.limit.unwrap_or(100).clamp(1, 1000))
+        .await
+        .map_err(ApiError::unavailable)?;
     Ok(axum::Json(OrderList { items }))
 }
 

@@ -34,9 +34,40 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_video))
         .routes(routes!(video_file))
         .routes(routes!(video_scene))
+        .routes(routes!(video_frame))
+        .routes(routes!(preview_click))
         .routes(routes!(list_runs))
         .routes(routes!(list_detections))
         .routes(routes!(start_processing))
+        .routes(routes!(detector_classes))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClassList {
+    /// The model's classes in order; empty when this process has not read the model's
+    /// names (then any class id is accepted and checked by the detector).
+    pub items: Vec<DetectorClass>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetectorClass {
+    /// The key for `object_labels` of a detection request (`1` is the first class).
+    pub class_id: u32,
+    pub name: String,
+}
+
+/// The classes the detector can find (staff), for choosing what a detection run reports.
+#[utoipa::path(get, path = "/api/v1/detector/classes", tag = "videos", responses((status = 200, body = ClassList)))]
+async fn detector_classes(State(app): State<AppState>, caller: Caller) -> Result<axum::Json<ClassList>, ApiError> {
+    caller.require(&[Role::Merchant, Role::Auditor])?;
+    let items = app
+        .class_names
+        .iter()
+        .flatten()
+        .zip(1..)
+        .map(|(name, class_id)| DetectorClass { class_id, name: name.clone() })
+        .collect();
+    Ok(axum::Json(ClassList { items }))
 }
 
 /// A media time a client sent: finite and not negative, else 422 `invalid_time`.
@@ -342,12 +373,25 @@ async fn video_file(
     Query(q): Query<MediaQuery>,
     request: axum::extract::Request,
 ) -> Result<axum::response::Response, ApiError> {
-    let caller = match (caller, q.token.as_deref()) {
-        (Caller::Anonymous, Some(token)) => Caller::of_token(&app, token).await?,
-        (caller, _) => caller,
-    };
+    let caller = media_caller(&app, caller, q.token.as_deref()).await?;
     caller.require(&[Role::Merchant, Role::Auditor])?;
-    let id = video_id(&raw)?;
+    let (_, path) = local_source(&app, &video_id(&raw)?).await?;
+    let served = tower_http::services::ServeFile::new(&path).oneshot(request).await.map_err(ApiError::internal)?;
+    Ok(served.map(axum::body::Body::new))
+}
+
+/// The caller of a media route: the `Authorization` header's, else the `token` query
+/// parameter's (a `<video>` or `<img>` cannot send headers).
+async fn media_caller(app: &crate::state::App, caller: Caller, token: Option<&str>) -> Result<Caller, ApiError> {
+    match (caller, token) {
+        (Caller::Anonymous, Some(token)) => Caller::of_token(app, token).await,
+        (caller, _) => Ok(caller),
+    }
+}
+
+/// The video and its current file on this host. A host that did not receive the upload
+/// fetches it from the media store first.
+async fn local_source(app: &crate::state::App, id: &VideoId) -> Result<(VideoView, std::path::PathBuf), ApiError> {
     let video = videos::get(&app.pool, id.as_str())
         .await
         .map_err(ApiError::unavailable)?
@@ -363,8 +407,133 @@ async fn video_file(
             )));
         }
     }
-    let served = tower_http::services::ServeFile::new(&path).oneshot(request).await.map_err(ApiError::internal)?;
-    Ok(served.map(axum::body::Body::new))
+    Ok((video, path))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FrameQuery {
+    /// Media time in seconds (past the end: the last frame).
+    pub t: f64,
+    /// The picture's width in pixels, 16–1920 (default 640); the height keeps the aspect.
+    pub width: Option<u32>,
+    /// A bearer token, for an `<img>` that cannot send the `Authorization` header.
+    pub token: Option<String>,
+}
+
+/// The frame shown at media time `t`, as a JPEG picture (staff): a still for a page, under
+/// a heatmap or as a poster.
+#[utoipa::path(
+    get,
+    path = "/api/v1/videos/{video_id}/frame",
+    tag = "videos",
+    params(("video_id" = String, Path, description = "A YouTube id"), FrameQuery),
+    responses(
+        (status = 200, description = "The frame", content_type = "image/jpeg"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+async fn video_frame(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    Query(q): Query<FrameQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let caller = media_caller(&app, caller, q.token.as_deref()).await?;
+    caller.require(&[Role::Merchant, Role::Auditor])?;
+    let id = video_id(&raw)?;
+    let t = media_time(q.t, "t is a media time in seconds, at least 0")?;
+    let width = q.width.unwrap_or(640);
+    if !(16..=1920).contains(&width) {
+        return Err(ApiError::invalid("invalid_width", "width must be 16 to 1920 pixels"));
+    }
+    let (video, path) = local_source(&app, &id).await?;
+    // Past the end, the last frame: a seek there would find none.
+    let last = (video.duration - 1.0 / video.frame_rate.max(1.0)).max(0.0);
+    let jpeg = tokio::task::spawn_blocking(move || framecart_detector::still_jpeg(&path, t.min(last), width))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    Ok((
+        [(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, max-age=3600")],
+        jpeg,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewQuery {
+    /// Media time in seconds.
+    pub t: f64,
+    /// Where the click landed, in CSS pixels from the player's top left corner.
+    pub x: f64,
+    pub y: f64,
+    /// The player element's size in CSS pixels (the picture is letterboxed in it, as
+    /// `object-fit: contain` does).
+    pub player_width: f64,
+    pub player_height: f64,
+}
+
+/// The outcome of a previewed click, as a `ClickMatched` or `ClickUnmatched` event would
+/// carry it: `status` (`matched` or `unmatched`); the `best` candidate and the `reason`, or
+/// the `reason` (`during_ad`, `black_band`, `no_object_near`, `not_linked`) and an
+/// `explanation`; and the ranked `candidates`, each with why it ranks where it does.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct PreviewOutcome(framecart_domain::matching::Outcome);
+
+/// What a viewer's click at that point of the player, at that moment, would match, and why
+/// (staff). The same rules as the matcher's, on the video's newest completed run and its
+/// current links: the click is placed in the frame through the letterbox, every object
+/// within the near-miss radius is ranked, and the outcome says which one wins, or why
+/// none does. Nothing is recorded.
+#[utoipa::path(
+    get,
+    path = "/api/v1/videos/{video_id}/preview",
+    tag = "videos",
+    params(("video_id" = String, Path, description = "A YouTube id"), PreviewQuery),
+    responses(
+        (status = 200, body = PreviewOutcome),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+async fn preview_click(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    Query(q): Query<PreviewQuery>,
+) -> Result<axum::Json<PreviewOutcome>, ApiError> {
+    use framecart_domain::geometry::{Size, element_to_frame};
+    use framecart_domain::matching::{self, ClickPoint};
+    caller.require(&[Role::Merchant, Role::Auditor])?;
+    let id = video_id(&raw)?;
+    media_time(q.t, "t is a media time in seconds, at least 0")?;
+    let finite = [q.x, q.y, q.player_width, q.player_height].iter().all(|v| v.is_finite());
+    let player = finite.then(|| Size::new(q.player_width, q.player_height)).and_then(Result::ok).ok_or_else(|| {
+        ApiError::invalid("invalid_point", "x and y are finite, player_width and player_height positive")
+    })?;
+    let scene = framecart_projections::tracks::scene_at(&app.pool, id.as_str(), q.t)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::NotFound(format!("video {id} has no completed detection run")))?;
+    let frame = Size::new(scene.width, scene.height).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let hit = element_to_frame(q.x, q.y, player, frame);
+    let point = ClickPoint {
+        u: hit.u,
+        v: hit.v,
+        css_width: scene.width * hit.scale,
+        css_height: scene.height * hit.scale,
+        on_frame: hit.on_frame,
+        during_ad: false,
+    };
+    Ok(axum::Json(PreviewOutcome(matching::decide(&point, &scene.objects, matching::DEFAULT_RADIUS_CSS))))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
