@@ -138,7 +138,8 @@ async fn the_scene_at_a_sampled_moment_is_the_detections_of_that_frame() {
     // with bands left and right, as a viewer's click there would be matched.
     let (player_w, player_h) = (2.0 * width, height);
     let band = (player_w - width) / 2.0;
-    let centre = |a: &str, b: &str| (object["bbox"][a].as_f64().expect("n") + object["bbox"][b].as_f64().expect("n")) / 2.0;
+    let centre =
+        |a: &str, b: &str| (object["bbox"][a].as_f64().expect("n") + object["bbox"][b].as_f64().expect("n")) / 2.0;
     let (x, y) = (band + centre("xmin", "xmax") * width, centre("ymin", "ymax") * height);
     let preview_in = |x: f64, y: f64, player_w: f64, player_h: f64| {
         format!("/api/v1/videos/VESeA6leQuk/preview?t={t}&x={x}&y={y}&player_width={player_w}&player_height={player_h}")
@@ -146,7 +147,11 @@ async fn the_scene_at_a_sampled_moment_is_the_detections_of_that_frame() {
     let preview = |x: f64, y: f64| preview_in(x, y, player_w, player_h);
     let (status, outcome) = app.get(&preview(x, y)).await;
     assert_eq!(status, 200, "{outcome}");
-    assert_eq!((outcome["status"].as_str(), outcome["reason"].as_str()), (Some("unmatched"), Some("not_linked")), "{outcome}");
+    assert_eq!(
+        (outcome["status"].as_str(), outcome["reason"].as_str()),
+        (Some("unmatched"), Some("not_linked")),
+        "{outcome}"
+    );
     assert_eq!(outcome["candidates"][0]["track_id"], object["track_id"], "{outcome}");
     assert!(outcome["candidates"][0]["reason"].as_str().is_some_and(|r| r.contains("contains the click")), "{outcome}");
     let (_, outcome) = app.get(&preview(band / 2.0, y)).await;
@@ -225,7 +230,9 @@ async fn a_frame_is_served_as_a_picture_of_that_moment() {
     let url = app.url("/api/v1/videos/VESeA6leQuk/frame?t=1");
     assert_eq!(plain.get(format!("{url}&token={token}")).send().await.expect("GET").status().as_u16(), 200);
     assert_eq!(plain.get(&url).send().await.expect("GET").status().as_u16(), 401);
-    for (query, code) in [("t=-1", "invalid_time"), ("t=1&width=8", "invalid_width"), ("t=1&width=100000", "invalid_width")] {
+    for (query, code) in
+        [("t=-1", "invalid_time"), ("t=1&width=8", "invalid_width"), ("t=1&width=100000", "invalid_width")]
+    {
         let response = frame(query).await.expect("GET");
         assert_eq!(response.status().as_u16(), 422, "{query}");
         let error: serde_json::Value = response.json().await.expect("a JSON error");
