@@ -5,40 +5,30 @@
 //! `[yolo]` head, `[batch, anchors * (5 + classes), h, w]`; decoding the boxes is
 //! `yolo.rs`'s job.
 
-use burn::tensor::module::{conv2d, interpolate, max_pool2d, unfold4d};
-use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions, PadMode, UnfoldOptions};
+use burn::tensor::module::{conv2d, interpolate, max_pool2d};
+use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData, activation, s};
 
 use crate::DetectorError;
 use crate::cfg::{Activation, LayerKind, NetworkCfg};
 use crate::weights::Weights;
 
-/// Convolutions with at most this many output pixels run as one matrix product
-/// (`Op::UnfoldConv`); measured on flex, this is where that is faster (26x26 and below).
-const UNFOLD_MAX_OUTPUT: usize = 32 * 32;
+mod gemm_conv;
+use gemm_conv::GemmConv;
 
 /// One runnable layer.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "one per layer of the cfg, built once; burn's tensors make `Conv` large")]
 enum Op {
-    /// burn's convolution (flex: tiled im2col and gemm per tile).
+    /// burn's convolution: the grouped ones, which the detector's own does not run.
     Conv {
         weight: Tensor<4>,
         bias: Tensor<1>,
         options: ConvOptions<2>,
         activation: Activation,
     },
-    /// The same convolution as one matrix product over the whole (zero-copy) unfolded
-    /// input: faster in flex where the output is small and the weights are large (the
-    /// deep layers), as flex's convolution re-arranges its weights on every call.
-    UnfoldConv {
-        weight: Tensor<3>,
-        bias: Tensor<3>,
-        size: usize,
-        stride: usize,
-        padding: usize,
-        out: [usize; 2],
-        activation: Activation,
-    },
+    /// The detector's own convolution (tiled im2col and gemm, bias and activation fused).
+    GemmConv(GemmConv),
     MaxPool {
         options: MaxPoolOptions<2>,
     },
@@ -88,18 +78,17 @@ impl Network {
                 LayerKind::Convolutional(c) => {
                     let params =
                         params.ok_or_else(|| DetectorError::Internal("a convolution lost its weights".into()))?;
-                    let [_, out_h, out_w] = layer.output;
-                    if c.groups == 1 && c.size > 1 && out_h * out_w <= UNFOLD_MAX_OUTPUT {
-                        let k = c.in_channels * c.size * c.size;
-                        Op::UnfoldConv {
-                            weight: Tensor::from_data(TensorData::new(params.weight, [1, c.filters, k]), &device),
-                            bias: Tensor::from_data(TensorData::new(params.bias, [1, c.filters, 1]), &device),
+                    if c.groups == 1 {
+                        Op::GemmConv(GemmConv {
+                            weight: params.weight,
+                            bias: params.bias,
+                            in_shape: input_shape(cfg, index),
+                            out_shape: layer.output,
                             size: c.size,
                             stride: c.stride,
                             padding: c.padding,
-                            out: [out_h, out_w],
                             activation: c.activation,
-                        }
+                        })
                     } else {
                         let shape = [c.filters, c.in_channels / c.groups, c.size, c.size];
                         Op::Conv {
@@ -174,15 +163,14 @@ impl Network {
                     let y = conv2d(prev, weight.clone(), Some(bias.clone()), options.clone());
                     activate(y, *activation)
                 }
-                Op::UnfoldConv { weight, bias, size, stride, padding, out, activation } => {
+                Op::GemmConv(conv) => {
                     let batch = prev.dims()[0];
-                    let p = *padding;
-                    let padded =
-                        if p == 0 { prev } else { prev.pad([(0, 0), (0, 0), (p, p), (p, p)], PadMode::Constant(0.0)) };
-                    let columns = unfold4d(padded, [*size; 2], UnfoldOptions::new([*stride; 2], [0, 0], [1, 1]));
-                    let y = weight.clone().matmul(columns) + bias.clone();
-                    let filters = y.dims()[1];
-                    activate(y.reshape([batch, filters, out[0], out[1]]), *activation)
+                    let data = prev
+                        .into_data()
+                        .try_into_vec::<f32>()
+                        .map_err(|e| DetectorError::Internal(format!("a convolution's input: {e:?}")))?;
+                    let [filters, h, w] = conv.out_shape;
+                    Tensor::from_data(TensorData::new(conv.forward(&data, batch), [batch, filters, h, w]), &self.device)
                 }
                 Op::MaxPool { options } => max_pool2d(prev, options.clone()),
                 Op::TiledMaxPool { size } => tiled_max_pool(prev, *size),

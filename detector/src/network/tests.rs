@@ -111,7 +111,7 @@ num=1
         bias: vec![-100.0, 0.0, 0.0, 0.0, 0.0, 0.0],
     };
     let (cfg_parsed, net) = network(cfg, vec![params()]);
-    assert!(matches!(net.ops[0], Op::UnfoldConv { .. }));
+    assert!(matches!(net.ops[0], Op::GemmConv(_)));
     let input: Vec<f32> = (1..=9).chain((1..=9).map(|v| -2 * v)).map(|v| v as f32).collect();
     let out = run(&net, input.clone());
     for (f, plane) in out.iter().enumerate() {
@@ -140,16 +140,89 @@ num=1
     assert!(direct.is_err(), "a convolution without weights is refused");
     let mut direct = Network::new(&cfg_parsed, Weights { layers: vec![Some(params()), None], sha256: String::new() })
         .expect("builds");
-    if let Op::UnfoldConv { weight, bias, activation, .. } = &direct.ops[0] {
-        let weight = weight.clone().reshape([6, 2, 3, 3]);
-        let bias = bias.clone().reshape([6]);
-        direct.ops[0] =
-            Op::Conv { weight, bias, options: ConvOptions::new([1; 2], [1; 2], [1; 2], 1), activation: *activation };
-    }
+    direct.ops[0] = burn_conv(&direct.ops[0], &direct.device);
     let direct_out = run(&direct, input);
     for (a, b) in direct_out.iter().flatten().flatten().zip(out.iter().flatten().flatten()) {
         assert!((a - b).abs() < 1e-3, "{a} != {b}");
     }
+}
+
+/// burn's convolution in place of the detector's own, with the same weights.
+fn burn_conv(op: &Op, device: &Device) -> Op {
+    let Op::GemmConv(c) = op else { panic!("not the detector's own convolution: {op:?}") };
+    let shape = [c.out_shape[0], c.in_shape[0], c.size, c.size];
+    Op::Conv {
+        weight: Tensor::from_data(TensorData::new(c.weight.clone(), shape), device),
+        bias: Tensor::from_data(TensorData::new(c.bias.clone(), [c.out_shape[0]]), device),
+        options: ConvOptions::new([c.stride; 2], [c.padding; 2], [1; 2], 1),
+        activation: c.activation,
+    }
+}
+
+#[test]
+fn the_own_convolution_equals_burns_on_tiled_strided_and_pointwise_layers() {
+    // Outputs above one tile (the tiled path), a stride of 2 with padding, an odd width,
+    // a 1x1 convolution, and linear, leaky and logistic activations.
+    let cfg = "
+[net]
+width=75
+height=61
+channels=3
+[convolutional]
+filters=32
+size=3
+stride=2
+pad=1
+activation=leaky
+[convolutional]
+filters=16
+size=3
+stride=1
+pad=1
+activation=linear
+[convolutional]
+filters=6
+size=1
+stride=1
+pad=0
+activation=logistic
+[yolo]
+mask=0
+anchors=1,1
+classes=1
+num=1
+";
+    // The second layer's columns (32 x 9 per pixel) take two tiles.
+    let sizes = [(32, 3 * 9), (16, 32 * 9), (6, 16)];
+    let params: Vec<ConvParams> = sizes
+        .iter()
+        .enumerate()
+        .map(|(l, &(filters, k))| ConvParams {
+            // Deterministic values of both signs, different per layer, filter and tap.
+            weight: (0..filters * k).map(|i| (((i * 7 + l * 13) % 23) as f32 - 11.0) / 37.0).collect(),
+            bias: (0..filters).map(|f| (f as f32 - 2.0) / 5.0).collect(),
+        })
+        .collect();
+    let (parsed, own) = network(cfg, params.clone());
+    assert!(own.ops.iter().filter(|op| matches!(op, Op::GemmConv(_))).count() == 3);
+    let mut burn = Network::new(
+        &parsed,
+        Weights { layers: params.into_iter().map(Some).chain([None]).collect(), sha256: String::new() },
+    )
+    .expect("builds");
+    for i in 0..3 {
+        burn.ops[i] = burn_conv(&burn.ops[i], &burn.device);
+    }
+    let input: Vec<f32> = (0..3 * 61 * 75).map(|i| ((i * 31 % 97) as f32) / 97.0).collect();
+    // Two images in one batch: the second must not see the first.
+    let mut batch = input.clone();
+    batch.extend(input.iter().map(|v| 1.0 - v));
+    let (a, b) = (own.forward(batch.clone(), 2).expect("runs"), burn.forward(batch, 2).expect("runs"));
+    let ((a, shape), (b, _)) = (&a[0], &b[0]);
+    assert_eq!(shape, &[2, 6, 31, 38]);
+    let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "largest difference {worst}");
+    assert!(a[..a.len() / 2] != a[a.len() / 2..], "the two images differ");
 }
 
 #[test]
