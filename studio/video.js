@@ -29,7 +29,7 @@ function player(video, { onPick, onTime }) {
     src: mediaUrl(`/api/v1/videos/${id}/file`),
     'aria-label': `Video ${video.video_id}`,
   });
-  const boxes = h('div', { class: 'boxes' });
+  const boxes = h('div', { class: 'boxes', 'data-testid': 'detection-boxes' });
   const note = h('p', { class: 'empty' });
   let asked = null; // the time whose scene is being fetched
   let wanted = null; // the newest time asked for while one was in flight
@@ -41,9 +41,11 @@ function player(video, { onPick, onTime }) {
     const scale = Math.min(w / vw, hgt / vh);
     return { vw, vh, scale, left: (w - vw * scale) / 2, top: (hgt - vh * scale) / 2 };
   };
-  const draw = (scene) => {
+  const draw = (scene, t) => {
     const f = fit();
     if (!f) return;
+    // Which moment the boxes show: scripts wait for it after a seek.
+    boxes.dataset.sceneTime = String(t);
     // A track's box stays the same element from one redraw to the next (only moved), so
     // focus and a pointer on it survive; boxes of tracks no longer on screen go.
     const kept = new Map([...boxes.querySelectorAll('.box')].map((box) => [box.dataset.trackId, box]));
@@ -81,7 +83,7 @@ function player(video, { onPick, onTime }) {
     }
     asked = t;
     try {
-      draw(await api(`/api/v1/videos/${id}/scene?t=${t}`));
+      draw(await api(`/api/v1/videos/${id}/scene?t=${t}`), t);
       note.textContent = '';
     } catch (e) {
       boxes.replaceChildren();

@@ -79,16 +79,16 @@ impl Network {
                     let params =
                         params.ok_or_else(|| DetectorError::Internal("a convolution lost its weights".into()))?;
                     if c.groups == 1 {
-                        Op::GemmConv(GemmConv {
-                            weight: params.weight,
-                            bias: params.bias,
-                            in_shape: input_shape(cfg, index),
-                            out_shape: layer.output,
-                            size: c.size,
-                            stride: c.stride,
-                            padding: c.padding,
-                            activation: c.activation,
-                        })
+                        Op::GemmConv(GemmConv::new(
+                            params.weight,
+                            params.bias,
+                            input_shape(cfg, index),
+                            layer.output,
+                            c.size,
+                            c.stride,
+                            c.padding,
+                            c.activation,
+                        ))
                     } else {
                         let shape = [c.filters, c.in_channels / c.groups, c.size, c.size];
                         Op::Conv {

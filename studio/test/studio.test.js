@@ -113,6 +113,20 @@ async function assertLabelled(page, where) {
   assert.deepEqual(unnamed, [], `controls without a label on ${where}`);
 }
 
+/**
+ * Seeks the player to `at` and waits until the boxes drawn are those of that moment (the
+ * boxes of the moment before stay until the new scene arrives).
+ */
+async function seekTo(page, at) {
+  await page.waitForFunction(() => document.querySelector('[data-testid="player"]')?.readyState >= 1);
+  await page.getByTestId('player').evaluate((video, t) => { video.currentTime = t; }, at);
+  await page.waitForFunction(() => {
+    const video = document.querySelector('[data-testid="player"]');
+    const boxes = document.querySelector('[data-testid="detection-boxes"]');
+    return !video.seeking && boxes?.dataset.sceneTime === String(video.currentTime);
+  });
+}
+
 async function signIn(page, who = MERCHANT) {
   await page.goto(`${server.url}/studio/`);
   await page.getByTestId('login-email').waitFor();
@@ -186,8 +200,7 @@ test('the player boxes the person where the detections say, at the moment it is 
   await page.locator('[data-testid="video-row"][data-video-id="VESeA6leQuk"]').click();
   const player = page.getByTestId('player');
   await player.waitFor();
-  await page.waitForFunction(() => document.querySelector('[data-testid="player"]').readyState >= 1);
-  await player.evaluate((video, at) => { video.currentTime = at; }, person.timestamp);
+  await seekTo(page, person.timestamp);
   const box = page.locator(`[data-testid="detection-box"][data-track-id="${person.track_id}"]`);
   await box.waitFor();
   assert.equal(await box.getAttribute('data-label'), 'person');
@@ -222,8 +235,7 @@ test('a box opens "link a product": a fragment finds the product and links it to
   const { person } = await detectedPerson(admin);
   await signIn(page);
   await page.locator('[data-testid="video-row"][data-video-id="VESeA6leQuk"]').click();
-  await page.waitForFunction(() => document.querySelector('[data-testid="player"]')?.readyState >= 1);
-  await page.getByTestId('player').evaluate((video, at) => { video.currentTime = at; }, person.timestamp);
+  await seekTo(page, person.timestamp);
   await page.locator(`[data-testid="detection-box"][data-track-id="${person.track_id}"]`).click();
 
   const search = page.getByTestId('link-product-search');
@@ -262,8 +274,7 @@ test('the preview tells what a viewer’s click would match, and a track’s lan
   const { person } = await detectedPerson(admin);
   await signIn(page);
   await page.locator('[data-testid="video-row"][data-video-id="VESeA6leQuk"]').click();
-  await page.waitForFunction(() => document.querySelector('[data-testid="player"]')?.readyState >= 1);
-  await page.getByTestId('player').evaluate((video, at) => { video.currentTime = at; }, person.timestamp);
+  await seekTo(page, person.timestamp);
   const box = page.locator(`[data-testid="detection-box"][data-track-id="${person.track_id}"]`);
   await box.waitFor();
 

@@ -1,6 +1,6 @@
-//! The detector's own convolution: im2col in cache-sized tiles straight into a reused
-//! buffer, one `gemm` per tile writing into the NCHW output, then bias and activation in
-//! one pass. burn flex's convolution converts to NHWC, allocates each tile's product and
+//! The detector's own convolution: Winograd F(2×2, 3×3) for the 3×3 stride-1 layers, else
+//! im2col in cache-sized tiles straight into a reused buffer, one `gemm` per tile writing
+//! into the NCHW output; then bias and activation in one pass. burn flex's convolution converts to NHWC, allocates each tile's product and
 //! copies it back, and applies the bias and the activation as separate passes over the
 //! whole output; on YOLOv4-tiny those copies were about a quarter of the time (see the
 //! detector README).
@@ -30,9 +30,27 @@ pub struct GemmConv {
     pub stride: usize,
     pub padding: usize,
     pub activation: Activation,
+    /// The kernels transformed for Winograd, for the layers it runs.
+    pub winograd: Option<Winograd>,
 }
 
 impl GemmConv {
+    #[allow(clippy::too_many_arguments, reason = "a layer's parameters, each named at the one call")]
+    pub fn new(
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        in_shape: [usize; 3],
+        out_shape: [usize; 3],
+        size: usize,
+        stride: usize,
+        padding: usize,
+        activation: Activation,
+    ) -> Self {
+        let winograd = Winograd::fits(size, stride, padding, in_shape, out_shape)
+            .then(|| Winograd::new(&weight, out_shape[0], in_shape[0]));
+        Self { weight, bias, in_shape, out_shape, size, stride, padding, activation, winograd }
+    }
+
     fn k(&self) -> usize {
         self.in_shape[0] * self.size * self.size
     }
@@ -56,7 +74,9 @@ impl GemmConv {
         let k = self.k();
         let direct = self.size == 1 && self.stride == 1 && self.padding == 0;
         let threads = rayon::current_num_threads();
-        if direct {
+        if let Some(winograd) = &self.winograd {
+            self.winograd(winograd, input, output);
+        } else if direct {
             // A 1x1 convolution is the product itself: the input is the column matrix.
             let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
             product(&self.weight, f, k, input, pixels, 0, pixels, output, pixels, parallelism);
@@ -222,5 +242,143 @@ fn finish(plane: &mut [f32], bias: f32, activation: Activation) {
             let x = *v + bias;
             *v = x / (1.0 + (-x).exp());
         }),
+    }
+}
+
+/// Winograd F(2×2, 3×3) for the 3×3, stride-1, padding-1 layers (most of YOLOv4-tiny's
+/// arithmetic): each 2×2 block of outputs comes from a 4×4 block of inputs with 16
+/// multiplications per channel pair instead of 36, as 16 matrix products
+/// `U_ξ [filters × channels] × V_ξ [channels × blocks]` between transforms that only add.
+/// Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (2016).
+#[derive(Debug, Clone)]
+pub struct Winograd {
+    /// The kernels transformed (`G g Gᵀ`), `[16][filters][channels]`.
+    u: Vec<f32>,
+}
+
+impl Winograd {
+    /// Whether a layer's shape is one this runs.
+    pub fn fits(size: usize, stride: usize, padding: usize, in_shape: [usize; 3], out_shape: [usize; 3]) -> bool {
+        size == 3 && stride == 1 && padding == 1 && in_shape[1..] == out_shape[1..]
+    }
+
+    /// Transforms `[filters, channels, 3, 3]` kernels.
+    pub fn new(weight: &[f32], filters: usize, channels: usize) -> Self {
+        let mut u = vec![0.0f32; 16 * filters * channels];
+        for f in 0..filters {
+            for c in 0..channels {
+                let g = &weight[(f * channels + c) * 9..(f * channels + c + 1) * 9];
+                // G g: rows g0, (g0 + g1 + g2) / 2, (g0 − g1 + g2) / 2, g2.
+                let mut gg = [[0.0f32; 3]; 4];
+                for x in 0..3 {
+                    let (a, b, d) = (g[x], g[3 + x], g[6 + x]);
+                    gg[0][x] = a;
+                    gg[1][x] = (a + b + d) * 0.5;
+                    gg[2][x] = (a - b + d) * 0.5;
+                    gg[3][x] = d;
+                }
+                // (G g) Gᵀ, the same on each row.
+                for (i, row) in gg.iter().enumerate() {
+                    let [a, b, d] = *row;
+                    let t = [a, (a + b + d) * 0.5, (a - b + d) * 0.5, d];
+                    for (j, v) in t.into_iter().enumerate() {
+                        u[((i * 4 + j) * filters + f) * channels + c] = v;
+                    }
+                }
+            }
+        }
+        Self { u }
+    }
+}
+
+std::thread_local! {
+    /// The transformed inputs and products of the layer a thread runs, kept between layers
+    /// and frames: every value is written before it is read, so nothing is zeroed again.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl GemmConv {
+    /// One image through [`Winograd`], into `output` (bias and activation still to add).
+    fn winograd(&self, winograd: &Winograd, input: &[f32], output: &mut [f32]) {
+        let [c, h, w] = self.in_shape;
+        let [f, oh, ow] = self.out_shape;
+        let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+        let blocks = th * tw;
+        let (mut vbuf, mut mbuf) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        vbuf.resize(c * 16 * blocks, 0.0);
+        mbuf.resize(16 * f * blocks, 0.0);
+        // V = Bᵀ d B for every channel and 4×4 input block, as `[channels][16][blocks]`.
+        vbuf.par_chunks_mut(16 * blocks).enumerate().for_each(|(ci, v)| {
+            let plane = &input[ci * h * w..(ci + 1) * h * w];
+            for by in 0..th {
+                for bx in 0..tw {
+                    let mut d = [[0.0f32; 4]; 4];
+                    for (dy, row) in d.iter_mut().enumerate() {
+                        let y = (2 * by + dy) as isize - 1;
+                        if y < 0 || y >= h as isize {
+                            continue;
+                        }
+                        let line = &plane[y as usize * w..(y as usize + 1) * w];
+                        for (dx, value) in row.iter_mut().enumerate() {
+                            let x = (2 * bx + dx) as isize - 1;
+                            if x >= 0 && x < w as isize {
+                                *value = line[x as usize];
+                            }
+                        }
+                    }
+                    // Bᵀ d: rows d0 − d2, d1 + d2, d2 − d1, d1 − d3; then the same on columns.
+                    let mut t = [[0.0f32; 4]; 4];
+                    for x in 0..4 {
+                        t[0][x] = d[0][x] - d[2][x];
+                        t[1][x] = d[1][x] + d[2][x];
+                        t[2][x] = d[2][x] - d[1][x];
+                        t[3][x] = d[1][x] - d[3][x];
+                    }
+                    let block = by * tw + bx;
+                    for (i, r) in t.iter().enumerate() {
+                        let row = [r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3]];
+                        for (j, value) in row.into_iter().enumerate() {
+                            v[(i * 4 + j) * blocks + block] = value;
+                        }
+                    }
+                }
+            }
+        });
+        // M_ξ = U_ξ V_ξ, the 16 products side by side.
+        let u = &winograd.u;
+        let v = &vbuf;
+        mbuf.par_chunks_mut(f * blocks).enumerate().for_each(|(xi, m)| {
+            let u = &u[xi * f * c..(xi + 1) * f * c];
+            product(u, f, c, &v[xi * blocks..], blocks, 0, 16 * blocks, m, blocks, gemm::Parallelism::None);
+        });
+        // Y = Aᵀ M A: rows m0 + m1 + m2 and m1 − m2 − m3, the same on columns; a 2×2 block
+        // of outputs, cut at the bottom and right edges of odd sizes.
+        let m = &mbuf;
+        output.par_chunks_mut(oh * ow).enumerate().for_each(|(fo, plane)| {
+            for by in 0..th {
+                for bx in 0..tw {
+                    let block = by * tw + bx;
+                    let at = |i: usize, j: usize| m[((i * 4 + j) * f + fo) * blocks + block];
+                    let r = [
+                        std::array::from_fn::<f32, 4, _>(|x| at(0, x) + at(1, x) + at(2, x)),
+                        std::array::from_fn::<f32, 4, _>(|x| at(1, x) - at(2, x) - at(3, x)),
+                    ];
+                    for (dy, row) in r.iter().enumerate() {
+                        let y = 2 * by + dy;
+                        if y >= oh {
+                            continue;
+                        }
+                        let pair = [row[0] + row[1] + row[2], row[1] - row[2] - row[3]];
+                        for (dx, value) in pair.into_iter().enumerate() {
+                            let x = 2 * bx + dx;
+                            if x < ow {
+                                plane[y * ow + x] = value;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        SCRATCH.with(|s| *s.borrow_mut() = (vbuf, mbuf));
     }
 }

@@ -161,13 +161,13 @@ fn burn_conv(op: &Op, device: &Device) -> Op {
 
 #[test]
 fn the_own_convolution_equals_burns_on_tiled_strided_and_pointwise_layers() {
-    // Outputs above one tile (the tiled path), a stride of 2 with padding, an odd width,
-    // a 1x1 convolution, and linear, leaky and logistic activations.
+    // Each path: im2col in two tiles (a stride of 2 with padding), Winograd (odd height,
+    // a cut block at the bottom edge), a 1x1 product; leaky, linear and logistic.
     let cfg = "
 [net]
 width=75
 height=61
-channels=3
+channels=40
 [convolutional]
 filters=32
 size=3
@@ -192,8 +192,8 @@ anchors=1,1
 classes=1
 num=1
 ";
-    // The second layer's columns (32 x 9 per pixel) take two tiles.
-    let sizes = [(32, 3 * 9), (16, 32 * 9), (6, 16)];
+    // The first layer's columns (40 x 9 values per pixel) take two tiles.
+    let sizes = [(32, 40 * 9), (16, 32 * 9), (6, 16)];
     let params: Vec<ConvParams> = sizes
         .iter()
         .enumerate()
@@ -204,7 +204,12 @@ num=1
         })
         .collect();
     let (parsed, own) = network(cfg, params.clone());
-    assert!(own.ops.iter().filter(|op| matches!(op, Op::GemmConv(_))).count() == 3);
+    let paths: Vec<(usize, bool)> = own
+        .ops
+        .iter()
+        .filter_map(|op| if let Op::GemmConv(c) = op { Some((c.size, c.winograd.is_some())) } else { None })
+        .collect();
+    assert_eq!(paths, [(3, false), (3, true), (1, false)]);
     let mut burn = Network::new(
         &parsed,
         Weights { layers: params.into_iter().map(Some).chain([None]).collect(), sha256: String::new() },
@@ -213,7 +218,7 @@ num=1
     for i in 0..3 {
         burn.ops[i] = burn_conv(&burn.ops[i], &burn.device);
     }
-    let input: Vec<f32> = (0..3 * 61 * 75).map(|i| ((i * 31 % 97) as f32) / 97.0).collect();
+    let input: Vec<f32> = (0..40 * 61 * 75).map(|i| ((i * 31 % 97) as f32) / 97.0).collect();
     // Two images in one batch: the second must not see the first.
     let mut batch = input.clone();
     batch.extend(input.iter().map(|v| 1.0 - v));
