@@ -307,39 +307,47 @@ impl GemmConv {
         let (mut vbuf, mut mbuf) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         vbuf.resize(c * 16 * blocks, 0.0);
         mbuf.resize(16 * f * blocks, 0.0);
-        // V = Bᵀ d B for every channel and 4×4 input block, as `[channels][16][blocks]`.
+        // V = Bᵀ d B for every channel and 4×4 input block, as `[channels][16][blocks]`,
+        // a row of blocks at a time so that each step runs over contiguous values: Bᵀ d
+        // takes rows d0 − d2, d1 + d2, d2 − d1, d1 − d3, and the same on columns.
         vbuf.par_chunks_mut(16 * blocks).enumerate().for_each(|(ci, v)| {
             let plane = &input[ci * h * w..(ci + 1) * h * w];
+            // One input row with the padding around it: `line[x + 1]` is column x.
+            let mut line = vec![0.0f32; 2 * tw + 2];
+            // Each of the 4 rows of a block row, transformed across: `[dy][j][bx]`.
+            let mut across = vec![0.0f32; 16 * tw];
             for by in 0..th {
-                for bx in 0..tw {
-                    let mut d = [[0.0f32; 4]; 4];
-                    for (dy, row) in d.iter_mut().enumerate() {
-                        let y = (2 * by + dy) as isize - 1;
-                        if y < 0 || y >= h as isize {
-                            continue;
-                        }
-                        let line = &plane[y as usize * w..(y as usize + 1) * w];
-                        for (dx, value) in row.iter_mut().enumerate() {
-                            let x = (2 * bx + dx) as isize - 1;
-                            if x >= 0 && x < w as isize {
-                                *value = line[x as usize];
-                            }
-                        }
+                for dy in 0..4 {
+                    let y = (2 * by + dy) as isize - 1;
+                    line.fill(0.0);
+                    if y >= 0 && y < h as isize {
+                        let row = &plane[y as usize * w..(y as usize + 1) * w];
+                        let n = w.min(line.len() - 1);
+                        line[1..=n].copy_from_slice(&row[..n]);
                     }
-                    // Bᵀ d: rows d0 − d2, d1 + d2, d2 − d1, d1 − d3; then the same on columns.
-                    let mut t = [[0.0f32; 4]; 4];
-                    for x in 0..4 {
-                        t[0][x] = d[0][x] - d[2][x];
-                        t[1][x] = d[1][x] + d[2][x];
-                        t[2][x] = d[2][x] - d[1][x];
-                        t[3][x] = d[1][x] - d[3][x];
+                    let out = &mut across[dy * 4 * tw..(dy + 1) * 4 * tw];
+                    let (o0, rest) = out.split_at_mut(tw);
+                    let (o1, rest) = rest.split_at_mut(tw);
+                    let (o2, o3) = rest.split_at_mut(tw);
+                    for (bx, (((a, b), c), d)) in
+                        o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut()).enumerate()
+                    {
+                        let x = &line[2 * bx..2 * bx + 4];
+                        *a = x[0] - x[2];
+                        *b = x[1] + x[2];
+                        *c = x[2] - x[1];
+                        *d = x[1] - x[3];
                     }
-                    let block = by * tw + bx;
-                    for (i, r) in t.iter().enumerate() {
-                        let row = [r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3]];
-                        for (j, value) in row.into_iter().enumerate() {
-                            v[(i * 4 + j) * blocks + block] = value;
-                        }
+                }
+                let row = |dy: usize, j: usize| &across[(dy * 4 + j) * tw..(dy * 4 + j + 1) * tw];
+                for j in 0..4 {
+                    let (r0, r1, r2, r3) = (row(0, j), row(1, j), row(2, j), row(3, j));
+                    let at = |i: usize| (i * 4 + j) * blocks + by * tw;
+                    for bx in 0..tw {
+                        v[at(0) + bx] = r0[bx] - r2[bx];
+                        v[at(1) + bx] = r1[bx] + r2[bx];
+                        v[at(2) + bx] = r2[bx] - r1[bx];
+                        v[at(3) + bx] = r1[bx] - r3[bx];
                     }
                 }
             }
@@ -352,30 +360,38 @@ impl GemmConv {
             product(u, f, c, &v[xi * blocks..], blocks, 0, 16 * blocks, m, blocks, gemm::Parallelism::None);
         });
         // Y = Aᵀ M A: rows m0 + m1 + m2 and m1 − m2 − m3, the same on columns; a 2×2 block
-        // of outputs, cut at the bottom and right edges of odd sizes.
+        // of outputs, cut at the bottom and right edges of odd sizes. A row of blocks at a
+        // time, over contiguous values.
         let m = &mbuf;
         output.par_chunks_mut(oh * ow).enumerate().for_each(|(fo, plane)| {
+            let mut down = vec![0.0f32; 8 * tw];
+            let mut pair = vec![0.0f32; 2 * tw];
             for by in 0..th {
-                for bx in 0..tw {
-                    let block = by * tw + bx;
-                    let at = |i: usize, j: usize| m[((i * 4 + j) * f + fo) * blocks + block];
-                    let r = [
-                        std::array::from_fn::<f32, 4, _>(|x| at(0, x) + at(1, x) + at(2, x)),
-                        std::array::from_fn::<f32, 4, _>(|x| at(1, x) - at(2, x) - at(3, x)),
-                    ];
-                    for (dy, row) in r.iter().enumerate() {
-                        let y = 2 * by + dy;
-                        if y >= oh {
-                            continue;
-                        }
-                        let pair = [row[0] + row[1] + row[2], row[1] - row[2] - row[3]];
-                        for (dx, value) in pair.into_iter().enumerate() {
-                            let x = 2 * bx + dx;
-                            if x < ow {
-                                plane[y * ow + x] = value;
-                            }
-                        }
+                let block = |i: usize, j: usize| {
+                    let at = ((i * 4 + j) * f + fo) * blocks + by * tw;
+                    &m[at..at + tw]
+                };
+                for j in 0..4 {
+                    let (m0, m1, m2, m3) = (block(0, j), block(1, j), block(2, j), block(3, j));
+                    let (top, bottom) = down.split_at_mut(4 * tw);
+                    let (top, bottom) = (&mut top[j * tw..(j + 1) * tw], &mut bottom[j * tw..(j + 1) * tw]);
+                    for bx in 0..tw {
+                        top[bx] = m0[bx] + m1[bx] + m2[bx];
+                        bottom[bx] = m1[bx] - m2[bx] - m3[bx];
                     }
+                }
+                for dy in 0..2 {
+                    let y = 2 * by + dy;
+                    if y >= oh {
+                        break;
+                    }
+                    let r = |j: usize| &down[(dy * 4 + j) * tw..(dy * 4 + j + 1) * tw];
+                    let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
+                    for (bx, out) in pair.chunks_exact_mut(2).enumerate() {
+                        out[0] = r0[bx] + r1[bx] + r2[bx];
+                        out[1] = r1[bx] - r2[bx] - r3[bx];
+                    }
+                    plane[y * ow..(y + 1) * ow].copy_from_slice(&pair[..ow]);
                 }
             }
         });
