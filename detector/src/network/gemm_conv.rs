@@ -1,9 +1,9 @@
 //! The detector's own convolution: Winograd F(2×2, 3×3) for the 3×3 stride-1 layers, else
 //! im2col in cache-sized tiles straight into a reused buffer, one `gemm` per tile writing
-//! into the NCHW output; then bias and activation in one pass. burn flex's convolution converts to NHWC, allocates each tile's product and
-//! copies it back, and applies the bias and the activation as separate passes over the
-//! whole output; on YOLOv4-tiny those copies were about a quarter of the time (see the
-//! detector README).
+//! into the NCHW output; then bias and activation in one pass. burn flex's convolution
+//! converts to NHWC, allocates each tile's product and copies it back, and applies the bias
+//! and the activation as separate passes over the whole output; on YOLOv4-tiny those copies
+//! were about a quarter of the time (see the detector README).
 //!
 //! The only unsafe code of the detector: `gemm`'s entry point takes raw pointers and
 //! strides, and the tiles write disjoint columns of one output.
@@ -98,9 +98,11 @@ impl GemmConv {
                     let n = tile.min(pixels - start);
                     let columns = &mut columns[..k * n];
                     self.im2col(input, start, n, columns);
-                    // SAFETY: tiles cover disjoint columns `start..start + n` of every row.
-                    let output = unsafe { out.slice() };
-                    product(&self.weight, f, k, columns, n, start, n, output, pixels, gemm::Parallelism::None);
+                    let weight = Operand { values: &self.weight, rows: f, stride: k };
+                    let columns = Operand { values: columns, rows: k, stride: n };
+                    // SAFETY: each tile writes only its own columns `start..start + n` of
+                    // the output's rows, which no other tile touches.
+                    unsafe { product_into(weight, columns, n, out, start, pixels, gemm::Parallelism::None) };
                 },
             );
         }
@@ -162,23 +164,22 @@ impl GemmConv {
     }
 }
 
-/// The output as raw parts, for tiles that each write their own columns.
+/// The output as raw parts, for tiles that each write their own columns: no `&mut` to
+/// the whole output exists while they run.
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32, usize);
-
-impl SharedOut {
-    /// The whole output.
-    ///
-    /// # Safety
-    /// Callers write disjoint parts only, while the output is alive.
-    unsafe fn slice(self) -> &'static mut [f32] {
-        // SAFETY: see above; the pointer and length come from one live `&mut [f32]`.
-        unsafe { std::slice::from_raw_parts_mut(self.0, self.1) }
-    }
-}
 // SAFETY: the tiles write disjoint columns, and the output outlives the parallel loop.
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
+
+/// A row-major matrix operand: `rows` rows of which each starts `stride` values after the
+/// one before.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    values: &'a [f32],
+    rows: usize,
+    stride: usize,
+}
 
 /// `output[.., column..column + n] = weight [m, k] x columns [k, n]` (row strides `n` for
 /// the columns and `out_stride` for the output).
@@ -195,25 +196,54 @@ fn product(
     out_stride: usize,
     parallelism: gemm::Parallelism,
 ) {
-    assert!(weight.len() >= m * k && columns.len() >= (k - 1) * columns_stride + n);
-    assert!(output.len() >= (m - 1) * out_stride + column + n);
-    // SAFETY: the asserts keep every access in bounds; the operands do not overlap the
-    // output.
+    let out = SharedOut(output.as_mut_ptr(), output.len());
+    let weight = Operand { values: weight, rows: m, stride: k };
+    let columns = Operand { values: columns, rows: k, stride: columns_stride };
+    // SAFETY: `out` comes from the `&mut` borrowed for this call, so nothing else
+    // reads or writes it meanwhile.
+    unsafe { product_into(weight, columns, n, out, column, out_stride, parallelism) };
+}
+
+/// `out[.., column..column + n] = weight [m, k] x columns [k, n]`, `out` having rows of
+/// `out_stride` values. Every access is checked against the operands' and the output's
+/// lengths first.
+///
+/// # Safety
+/// While it runs, nothing else may access columns `column..column + n` of the output's
+/// first `m` rows.
+unsafe fn product_into(
+    weight: Operand<'_>,
+    columns: Operand<'_>,
+    n: usize,
+    out: SharedOut,
+    column: usize,
+    out_stride: usize,
+    parallelism: gemm::Parallelism,
+) {
+    let (m, k) = (weight.rows, columns.rows);
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(weight.stride >= k && weight.values.len() >= (m - 1) * weight.stride + k);
+    assert!(columns.stride >= n && columns.values.len() >= (k - 1) * columns.stride + n);
+    assert!(out_stride >= column + n && out.1 >= (m - 1) * out_stride + column + n);
+    // SAFETY: the asserts keep every read and write in bounds; the operands are shared
+    // borrows that cannot alias the output, and the caller keeps others off its part.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            output.as_mut_ptr().add(column),
+            out.0.add(column),
             1,
             out_stride as isize,
             false,
-            weight.as_ptr(),
+            weight.values.as_ptr(),
             1,
-            k as isize,
-            columns.as_ptr(),
+            weight.stride as isize,
+            columns.values.as_ptr(),
             1,
-            columns_stride as isize,
+            columns.stride as isize,
             0.0,
             1.0,
             false,
