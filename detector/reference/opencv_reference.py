@@ -12,6 +12,10 @@ Commands (every result is one JSON document on standard output):
   bench   --cfg C --weights W [--threads N] [--repeat R] IMAGE...
       per-image detect latency (after one warm-up) and the total wall time:
       {"opencv", "threads", "latencies_ms": [...], "total_s"}
+  video   --cfg C --weights W [--sample-fps 5] VIDEO
+      the whole job on a video, as a merchant would script it: load the model, sample
+      frames with `ffmpeg -vf fps=N` into a temporary folder, detect each:
+      {"opencv", "threads", "frames", "detections"}
   resize  --size W H RAW SRC_W SRC_H OUT
       cv2.resize(INTER_LINEAR) of a raw interleaved 3-channel 8-bit image, written raw.
 
@@ -20,7 +24,10 @@ hand over exactly the pixels they decoded.
 """
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 
 import cv2
@@ -83,6 +90,25 @@ def bench(args):
     )
 
 
+def video(args):
+    m = model(args)
+    found = 0
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-i", args.video, "-vf", f"fps={args.sample_fps}",
+             os.path.join(folder, "%06d.png")],
+            check=True,
+        )
+        names = sorted(os.listdir(folder))
+        for name in names:
+            class_ids, _, _ = m.detect(read(os.path.join(folder, name)), args.confidence, args.nms)
+            found += len(np.ravel(class_ids))
+    json.dump(
+        {"opencv": cv2.__version__, "threads": cv2.getNumThreads(), "frames": len(names), "detections": found},
+        sys.stdout,
+    )
+
+
 def resize(args):
     raw = np.fromfile(args.raw, dtype=np.uint8).reshape(args.src_h, args.src_w, 3)
     out = cv2.resize(raw, (args.size[0], args.size[1]), interpolation=cv2.INTER_LINEAR)
@@ -102,6 +128,14 @@ def main():
         s.add_argument("images", nargs="+")
     sub.choices["bench"].add_argument("--threads", type=int, default=0, help="0: OpenCV's default (all cores)")
     sub.choices["bench"].add_argument("--repeat", type=int, default=1)
+    s = sub.add_parser("video")
+    s.add_argument("--cfg", required=True)
+    s.add_argument("--weights", required=True)
+    s.add_argument("--size", type=int, default=416, help="network input size (the cfg's width and height)")
+    s.add_argument("--confidence", type=float, default=0.25)
+    s.add_argument("--nms", type=float, default=0.45)
+    s.add_argument("--sample-fps", type=float, default=5.0)
+    s.add_argument("video")
     s = sub.add_parser("resize")
     s.add_argument("--size", type=int, nargs=2, required=True, metavar=("W", "H"))
     s.add_argument("raw")
@@ -109,7 +143,7 @@ def main():
     s.add_argument("src_h", type=int)
     s.add_argument("out")
     args = p.parse_args()
-    {"detect": detect, "bench": bench, "resize": resize}[args.command](args)
+    {"detect": detect, "bench": bench, "video": video, "resize": resize}[args.command](args)
 
 
 if __name__ == "__main__":

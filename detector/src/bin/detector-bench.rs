@@ -6,18 +6,23 @@
 //! - throughput: seconds of video per second of wall time over all sampled frames (for
 //!   Framecart, frames given to `detect` all at once, so its threads work side by side).
 //!
-//! Framecart's end-to-end throughput (decoding with FFmpeg at the same time) is printed too.
+//! Framecart's end-to-end throughput (decoding with FFmpeg at the same time) is printed too,
+//! and, given the `framecart` binary (`--framecart PATH` or `FRAMECART_BIN`), the whole job
+//! on a video for each side in its own process, model load included: `framecart detect CLIP
+//! --json --sample-fps N` against the reference script's `video` command (ffmpeg `fps=N`
+//! frames into a folder, then OpenCV on each), on a 10 s, 480×360, 10 fps clip of the video.
 //! OpenCV runs in the venv detector/scripts/setup.sh prepares, through
 //! detector/reference/opencv_reference.py, on the very pixels Framecart decoded.
 //!
 //! ```sh
 //! cargo run --release -p framecart-detector --bin detector-bench -- [--video PATH]
 //!     [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--rounds 3] [--skip-opencv]
+//!     [--framecart target/release/framecart]
 //! ```
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use framecart_detector::{Detector, DetectorConfig, Frame, default_model_dir, locate_model, video_frames};
@@ -29,6 +34,8 @@ struct Args {
     max_frames: usize,
     rounds: usize,
     skip_opencv: bool,
+    /// The `framecart` binary, for the whole-video figure.
+    framecart: Option<PathBuf>,
 }
 
 fn cache_dir() -> PathBuf {
@@ -44,6 +51,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         max_frames: usize::MAX,
         rounds: 3,
         skip_opencv: false,
+        framecart: std::env::var_os("FRAMECART_BIN").map(PathBuf::from),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -56,9 +64,10 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--max-frames" => args.max_frames = value()?.parse()?,
             "--rounds" => args.rounds = value()?.parse::<usize>()?.max(1),
             "--skip-opencv" => args.skip_opencv = true,
+            "--framecart" => args.framecart = Some(value()?.into()),
             "-h" | "--help" => {
                 println!(
-                    "detector-bench [--video PATH] [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--rounds 3] [--skip-opencv]"
+                    "detector-bench [--video PATH] [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--rounds 3] [--skip-opencv] [--framecart PATH]"
                 );
                 std::process::exit(0);
             }
@@ -182,6 +191,20 @@ fn main() -> Result<(), Box<dyn Error>> {
             ours.throughput / opencv.throughput,
             args.rounds
         );
+        match &args.framecart {
+            Some(framecart) => {
+                let (ours, theirs) = whole_video(framecart, &files, &args.video, args.sample_fps, args.rounds)?;
+                println!();
+                println!(
+                    "whole video (10 s 480x360 10 fps clip of it, {} fps sampled, each a process, model load included, best of {}):",
+                    args.sample_fps, args.rounds
+                );
+                println!("{:<26} {:>12.2} s", "framecart detect --json", ours);
+                println!("{:<26} {:>12.2} s", "python, ffmpeg + opencv", theirs);
+                println!("ratio framecart / opencv: whole-video throughput {:.2}x", theirs / ours);
+            }
+            None => println!("(whole video: pass --framecart target/release/framecart, or FRAMECART_BIN, to time it)"),
+        }
     }
     Ok(())
 }
@@ -266,14 +289,7 @@ fn opencv(
     frames: &[PathBuf],
     sample_fps: f64,
 ) -> Result<(Figures, String), Box<dyn Error>> {
-    let python =
-        std::env::var_os("FRAMECART_VENV").map_or_else(|| cache_dir().join("venv"), PathBuf::from).join("bin/python");
-    if !python.is_file() {
-        return Err(
-            format!("{} is missing; run detector/scripts/setup.sh (or pass --skip-opencv)", python.display()).into()
-        );
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/opencv_reference.py");
+    let (python, script) = reference_script()?;
     let output = Command::new(&python)
         .arg(script)
         .args(["bench", "--cfg"])
@@ -300,4 +316,75 @@ fn opencv(
         json["threads"].as_i64().unwrap_or(0)
     );
     Ok((Figures { median, p90, throughput: frames.len() as f64 / sample_fps / total }, about))
+}
+
+/// The venv's Python and the reference script (`detector/reference/opencv_reference.py`).
+fn reference_script() -> Result<(PathBuf, PathBuf), Box<dyn Error>> {
+    let python =
+        std::env::var_os("FRAMECART_VENV").map_or_else(|| cache_dir().join("venv"), PathBuf::from).join("bin/python");
+    if !python.is_file() {
+        return Err(
+            format!("{} is missing; run detector/scripts/setup.sh (or pass --skip-opencv)", python.display()).into()
+        );
+    }
+    Ok((python, Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/opencv_reference.py")))
+}
+
+/// The whole job on a video, as a merchant would run it, each side in its own process:
+/// `framecart detect CLIP --json --sample-fps N` (model load, decoding, detection) against
+/// the reference script's `video` command (model load, `ffmpeg -vf fps=N` into a folder,
+/// OpenCV on each frame). The clip is cut from the bench video: 10 s, 480×360, 10 fps,
+/// H.264. Returns the best wall time of each over `rounds`, alternating.
+fn whole_video(
+    framecart: &Path,
+    files: &framecart_detector::ModelFiles,
+    source: &Path,
+    sample_fps: f64,
+    rounds: usize,
+) -> Result<(f64, f64), Box<dyn Error>> {
+    let dir = std::env::temp_dir().join(format!("framecart-bench-video-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let clip = dir.join("clip.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(source)
+        .args(["-t", "10", "-vf", "scale=480:360,fps=10", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&clip)
+        .status()?;
+    if !made.success() {
+        return Err("ffmpeg could not cut the 480x360 clip".into());
+    }
+    let fps = sample_fps.to_string();
+    let model_dir = files.cfg.parent().ok_or("the model has no folder")?;
+    let (python, script) = reference_script()?;
+    let timed = |command: &mut Command| -> Result<f64, Box<dyn Error>> {
+        let started = Instant::now();
+        let output = command.stdin(Stdio::null()).output()?;
+        if !output.status.success() {
+            return Err(format!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+        }
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let (mut ours, mut theirs) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..rounds {
+        ours = ours.min(timed(
+            Command::new(framecart)
+                .arg("detect")
+                .arg(&clip)
+                .args(["--json", "--sample-fps", &fps, "--model-dir"])
+                .arg(model_dir)
+                .env("RUST_LOG", "warn"),
+        )?);
+        theirs = theirs.min(timed(
+            Command::new(&python)
+                .arg(&script)
+                .args(["video", "--sample-fps", &fps, "--cfg"])
+                .arg(&files.cfg)
+                .arg("--weights")
+                .arg(&files.weights)
+                .arg(&clip),
+        )?);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((ours, theirs))
 }
