@@ -140,28 +140,41 @@ export function formatSeconds(seconds) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
+/** The currency's format and its digits after the point (2 for EUR), or null if unknown. */
+function currencyFormat(currency) {
+  try {
+    const format = new Intl.NumberFormat('en', { style: 'currency', currency });
+    return { format, digits: format.resolvedOptions().maximumFractionDigits };
+  } catch {
+    return null;
+  }
+}
+
 /** Minor units of a currency as a price: 12900 EUR → "€129.00". */
 export function formatMoney(minor, currency) {
-  if (!currency) return String(minor);
-  try {
-    const digits = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits;
-    return new Intl.NumberFormat('en', { style: 'currency', currency }).format(minor / 10 ** digits);
-  } catch {
-    return `${minor} ${currency}`;
-  }
+  const known = currency && currencyFormat(currency);
+  return known ? known.format.format(minor / 10 ** known.digits) : currency ? `${minor} ${currency}` : String(minor);
 }
 
 /** Parses a price typed by a person ("129", "129.5", "129,50") into minor units. */
 export function parseMoney(text, currency) {
-  let digits = 2;
-  try {
-    digits = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits;
-  } catch {
-    digits = 2;
-  }
+  const digits = currencyFormat(currency)?.digits ?? 2;
   const value = Number(String(text).trim().replace(',', '.'));
   if (!Number.isFinite(value) || value < 0) return null;
   return Math.round(value * 10 ** digits);
+}
+
+/**
+ * Reads with `read` until `settled(value)` holds, a few seconds at most, and returns the
+ * last value: the views trail the answers of the writes they show by moments.
+ */
+export async function settle(read, settled) {
+  let value = await read();
+  for (let tries = 0; !settled(value) && tries < 25; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    value = await read();
+  }
+  return value;
 }
 
 export const formatTime = (iso) => (iso ? new Date(iso).toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short' }) : '');

@@ -1,7 +1,7 @@
 // Orders: listed by status; a merchant ships, completes or refunds each, after a
 // confirmation.
 
-import { api, can, emptyRow, field, formatMoney, formatTime, h, onLeave, show, toast } from './lib.js';
+import { api, can, emptyRow, field, formatMoney, formatTime, h, onLeave, settle, show, toast } from './lib.js';
 
 const STATUSES = ['awaiting_payment', 'paid', 'shipped', 'completed', 'cancelled', 'refunded'];
 const LABELS = {
@@ -84,15 +84,11 @@ export async function ordersPage() {
     const query = new URLSearchParams({ limit: 200 });
     if (status.value) query.set('status', status.value);
     try {
-      let before = null;
-      if (changed) before = body.querySelector(`[data-order-id="${changed}"]`)?.dataset.status ?? null;
-      let items;
-      for (let tries = 0; tries < 25; tries++) {
-        ({ items } = await api(`/api/v1/orders?${query}`));
-        const now = items.find((o) => o.id === changed);
-        if (!changed || !now || now.status !== before) break;
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
+      const before = changed ? body.querySelector(`[data-order-id="${changed}"]`)?.dataset.status ?? null : null;
+      const { items } = await settle(() => api(`/api/v1/orders?${query}`), ({ items: now }) => {
+        const order = now.find((o) => o.id === changed);
+        return !changed || !order || order.status !== before;
+      });
       if (ask !== asked) return;
       body.replaceChildren(...(items.length ? items.map((o) => orderRow(o, refresh)) : [emptyRow(5, status.value ? `No orders ${LABELS[status.value]}.` : 'No orders yet.')]));
       error.textContent = '';

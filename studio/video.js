@@ -2,7 +2,7 @@
 // timeline, "link a product", the preview of what a viewer's click would match, a new
 // detection run, and the video's analytics.
 
-import { ApiError, api, can, emptyRow, field, formatMoney, formatSeconds, h, mediaUrl, onLeave, show, svg, toast } from './lib.js';
+import { ApiError, api, can, emptyRow, field, formatMoney, formatSeconds, h, mediaUrl, onLeave, settle, show, svg, toast } from './lib.js';
 
 const STATUSES = ['uploaded', 'queued', 'processing', 'completed', 'failed'];
 /** How often a page refreshes what changes under it (status, analytics). */
@@ -209,12 +209,10 @@ function linkPanel(video) {
   /** Shows the links; with `expect`, waits (a few seconds at most) until the view has that
    * link, which trails the answer of its creation by moments. */
   const refreshLinks = async (expect, gone) => {
-    let { items } = await api(`/api/v1/videos/${id}/links`);
-    const settled = () => (!expect || items.some((l) => l.link_id === expect)) && (!gone || !items.some((l) => l.link_id === gone));
-    for (let tries = 0; !settled() && tries < 25; tries++) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      ({ items } = await api(`/api/v1/videos/${id}/links`));
-    }
+    const { items } = await settle(
+      () => api(`/api/v1/videos/${id}/links`),
+      ({ items: now }) => (!expect || now.some((l) => l.link_id === expect)) && (!gone || !now.some((l) => l.link_id === gone)),
+    );
     list.replaceChildren(...(items.length ? items.map((link) => h(
       'li', { 'data-testid': 'link-row', 'data-link-id': link.link_id },
       h('span', {}, `${link.article} ← ${link.kind === 'track' ? `track ${trackNumber(link.track_id)}` : `every ${link.label}`}`,

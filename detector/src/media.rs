@@ -319,15 +319,8 @@ impl FrameStream {
         extra: &[&str],
         start_at: Option<f64>,
     ) -> Result<Self, DetectorError> {
-        let mut cmd = FfmpegCommand::new();
-        // Errors only: progress lines would be read by no one.
-        cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]);
-        if let Some(t) = start_at.filter(|t| *t > 0.0) {
-            cmd.args(["-ss", &format!("{t}")]);
-        }
-        cmd.input(path)
-            .args(["-map", "0:v:0", "-an", "-sn", "-dn"])
-            .args(extra)
+        let mut cmd = video_input(path, start_at.unwrap_or(0.0));
+        cmd.args(extra)
             // The displayed size is asked for explicitly so that the frame size is certain;
             // at that size the scaler only converts to RGB.
             .args(["-sws_flags", "bicubic+accurate_rnd+full_chroma_int"])
@@ -397,6 +390,19 @@ impl Drop for FrameStream {
     }
 }
 
+/// FFmpeg reading the first video stream of `path` from media time `start_at`, quietly
+/// (errors only: progress lines would be read by no one); the caller adds the output.
+fn video_input(path: &Path, start_at: f64) -> FfmpegCommand {
+    let mut cmd = FfmpegCommand::new();
+    cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]);
+    if start_at > 0.0 {
+        // Before the input: a fast seek to the key frame, then decoding up to it exactly.
+        cmd.args(["-ss", &format!("{start_at}")]);
+    }
+    cmd.input(path).args(["-map", "0:v:0", "-an", "-sn", "-dn"]);
+    cmd
+}
+
 /// One frame of a video as a JPEG picture, `width` pixels wide (the height keeps the
 /// displayed aspect), at media time `t`: the frame shown at that moment. What a page shows
 /// under a heatmap, or as a poster.
@@ -407,12 +413,8 @@ pub fn still_jpeg(path: &Path, t: f64, width: u32) -> Result<Vec<u8>, DetectorEr
     if !(16..=4096).contains(&width) {
         return Err(DetectorError::InvalidConfig(format!("the width must be 16 to 4096 pixels, got {width}")));
     }
-    let mut cmd = FfmpegCommand::new();
-    cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"])
-        // Before the input: a fast seek to the key frame, then decoding up to `t` exactly.
-        .args(["-ss", &format!("{t}")])
-        .input(path)
-        .args(["-map", "0:v:0", "-an", "-sn", "-dn", "-frames:v", "1"])
+    let mut cmd = video_input(path, t);
+    cmd.args(["-frames:v", "1"])
         .args(["-vf", &format!("scale={width}:-2")])
         .args(["-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "4"])
         .output("-");

@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::geometry::BoundingBox;
+use crate::geometry::{BoundingBox, FrameHit, Size};
 
 /// Near-miss radius for a mouse, in CSS pixels.
 pub const DEFAULT_RADIUS_CSS: f64 = 12.0;
@@ -32,6 +32,21 @@ pub struct ClickPoint {
     pub css_height: f64,
     pub on_frame: bool,
     pub during_ad: bool,
+}
+
+impl ClickPoint {
+    /// A click that landed at `hit` on a picture of `frame`'s size (the played resolution,
+    /// whose pixels `hit.scale` converts to CSS pixels).
+    pub fn from_hit(hit: &FrameHit, frame: Size, during_ad: bool) -> Self {
+        Self {
+            u: hit.u,
+            v: hit.v,
+            css_width: frame.width() * hit.scale,
+            css_height: frame.height() * hit.scale,
+            on_frame: hit.on_frame,
+            during_ad,
+        }
+    }
 }
 
 /// An object present at the click's time: a track's (interpolated) box.

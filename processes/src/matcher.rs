@@ -416,7 +416,8 @@ impl NewClicks {
     fn push(&mut self, c: &click::ClickRecorded, position: i64, cause: Uuid, correlation: String) {
         let (u, v, css_width, css_height, on_frame) = match (&c.frame, &c.video) {
             (Some(f), Some(video)) => {
-                (Some(f.u), Some(f.v), Some(video.width() * f.scale), Some(video.height() * f.scale), f.on_frame)
+                let p = ClickPoint::from_hit(f, *video, c.during_ad);
+                (Some(p.u), Some(p.v), Some(p.css_width), Some(p.css_height), p.on_frame)
             }
             // The original minimal click: its pixels are taken as the uploaded frame's.
             _ => (None, None, None, None, true),

@@ -169,13 +169,14 @@ async fn apply_click(tx: &mut PgConnection, event: ClickEvent) -> Result<(), Pro
     match event {
         ClickEvent::ClickRecorded(c) => {
             sqlx::query(
-                "INSERT INTO analytics_clicks (click_id, video_id, media_time) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                "INSERT INTO analytics_clicks (click_id, video_id, media_time) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
             )
             .bind(c.click_id)
             .bind(c.video_id.as_str())
             .bind(c.timestamp)
-                .execute(&mut *tx)
-                .await?;
+            .execute(&mut *tx)
+            .await?;
             if let Some(frame) = c.frame.filter(|f| f.on_frame) {
                 sqlx::query(
                     "INSERT INTO analytics_heatmap (video_id, gx, gy, clicks) VALUES ($1, $2, $3, 1)
@@ -315,6 +316,21 @@ pub struct Heatmap {
     pub cells: Vec<[i64; 3]>,
 }
 
+/// The orders whose money came in (and was not refunded).
+const PAID: &str = "status IN ('paid', 'shipped', 'completed')";
+/// Every line of the video's orders, with its amount in minor units, exactly (`numeric`).
+const LINES: &str = "lines AS (
+    SELECT o.order_id, o.status, o.currency, l->>'article' AS article,
+           (l->>'quantity')::numeric * (l->>'unit_price_minor')::numeric AS amount
+    FROM analytics_orders o, jsonb_array_elements(o.lines) l
+    WHERE o.video_id = $1
+)";
+
+/// A `numeric` sum as a `bigint`, saturated at its bounds, so no total is too large to answer.
+fn saturated(sum: &str) -> String {
+    format!("least(greatest({sum}, -9223372036854775808), 9223372036854775807)::bigint")
+}
+
 pub async fn video(pool: &PgPool, video_id: &str) -> Result<VideoAnalytics, sqlx::Error> {
     let (clicks, matched, unmatched, pending): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE status = 'matched'), count(*) FILTER (WHERE status = 'unmatched'),
@@ -324,25 +340,18 @@ pub async fn video(pool: &PgPool, video_id: &str) -> Result<VideoAnalytics, sqlx
     .bind(video_id)
     .fetch_one(pool)
     .await?;
-    let (orders, paid_orders): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE status IN ('paid', 'shipped', 'completed'))
-         FROM analytics_orders WHERE video_id = $1",
-    )
+    let (orders, paid_orders): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT count(*), count(*) FILTER (WHERE {PAID}) FROM analytics_orders WHERE video_id = $1"
+    ))
     .bind(video_id)
     .fetch_one(pool)
     .await?;
-    let products: Vec<ProductFunnel> = sqlx::query_as(
-        "WITH lines AS (
-             SELECT o.order_id, o.status, o.currency, l->>'article' AS article,
-                    (l->>'quantity')::numeric * (l->>'unit_price_minor')::numeric AS amount
-             FROM analytics_orders o, jsonb_array_elements(o.lines) l
-             WHERE o.video_id = $1
-         ),
+    let products: Vec<ProductFunnel> = sqlx::query_as(&format!(
+        "WITH {LINES},
          sold AS (
              SELECT article, count(DISTINCT order_id) AS orders,
-                    count(DISTINCT order_id) FILTER (WHERE status IN ('paid', 'shipped', 'completed')) AS paid_orders,
-                    least(greatest(coalesce(sum(amount) FILTER (WHERE status IN ('paid', 'shipped', 'completed')), 0),
-                                   -9223372036854775808), 9223372036854775807)::bigint AS revenue_minor,
+                    count(DISTINCT order_id) FILTER (WHERE {PAID}) AS paid_orders,
+                    {} AS revenue_minor,
                     min(currency) AS currency
              FROM lines GROUP BY article
          ),
@@ -355,17 +364,16 @@ pub async fn video(pool: &PgPool, video_id: &str) -> Result<VideoAnalytics, sqlx
                 coalesce(s.revenue_minor, 0) AS revenue_minor, s.currency
          FROM clicked c FULL JOIN sold s ON s.article = c.article
          ORDER BY 1",
-    )
+        saturated(&format!("coalesce(sum(amount) FILTER (WHERE {PAID}), 0)"))
+    ))
     .bind(video_id)
     .fetch_all(pool)
     .await?;
-    let revenue: Vec<Revenue> = sqlx::query_as(
-        "SELECT currency::text, least(greatest(sum(amount), -9223372036854775808), 9223372036854775807)::bigint AS revenue_minor
-         FROM (SELECT o.currency, (l->>'quantity')::numeric * (l->>'unit_price_minor')::numeric AS amount
-               FROM analytics_orders o, jsonb_array_elements(o.lines) l
-               WHERE o.video_id = $1 AND o.status IN ('paid', 'shipped', 'completed')) paid
-         GROUP BY currency ORDER BY currency",
-    )
+    let revenue: Vec<Revenue> = sqlx::query_as(&format!(
+        "WITH {LINES}
+         SELECT currency, {} AS revenue_minor FROM lines WHERE {PAID} GROUP BY currency ORDER BY currency",
+        saturated("sum(amount)")
+    ))
     .bind(video_id)
     .fetch_all(pool)
     .await?;

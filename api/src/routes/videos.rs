@@ -515,21 +515,23 @@ async fn preview_click(
     let player = finite.then(|| Size::new(q.player_width, q.player_height)).and_then(Result::ok).ok_or_else(|| {
         ApiError::invalid("invalid_point", "x and y are finite, player_width and player_height positive")
     })?;
-    let scene = framecart_projections::tracks::scene_at(&app.pool, id.as_str(), q.t)
+    let scene = current_scene(&app, &id, q.t).await?;
+    let frame = Size::new(scene.width, scene.height).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let point = ClickPoint::from_hit(&element_to_frame(q.x, q.y, player, frame), frame, false);
+    Ok(axum::Json(PreviewOutcome(matching::decide(&point, &scene.objects, matching::DEFAULT_RADIUS_CSS))))
+}
+
+/// What is on screen at media time `t` in the video's newest completed run; 404 before
+/// a run completed.
+async fn current_scene(
+    app: &crate::state::App,
+    id: &VideoId,
+    t: f64,
+) -> Result<framecart_projections::tracks::Scene, ApiError> {
+    framecart_projections::tracks::scene_at(&app.pool, id.as_str(), t)
         .await
         .map_err(ApiError::unavailable)?
-        .ok_or_else(|| ApiError::NotFound(format!("video {id} has no completed detection run")))?;
-    let frame = Size::new(scene.width, scene.height).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    let hit = element_to_frame(q.x, q.y, player, frame);
-    let point = ClickPoint {
-        u: hit.u,
-        v: hit.v,
-        css_width: scene.width * hit.scale,
-        css_height: scene.height * hit.scale,
-        on_frame: hit.on_frame,
-        during_ad: false,
-    };
-    Ok(axum::Json(PreviewOutcome(matching::decide(&point, &scene.objects, matching::DEFAULT_RADIUS_CSS))))
+        .ok_or_else(|| ApiError::NotFound(format!("video {id} has no completed detection run")))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -584,10 +586,7 @@ async fn video_scene(
     caller.require(&[Role::Merchant, Role::Auditor])?;
     let id = video_id(&raw)?;
     media_time(q.t, "t is a media time in seconds, at least 0")?;
-    let scene = framecart_projections::tracks::scene_at(&app.pool, id.as_str(), q.t)
-        .await
-        .map_err(ApiError::unavailable)?
-        .ok_or_else(|| ApiError::NotFound(format!("video {id} has no completed detection run")))?;
+    let scene = current_scene(&app, &id, q.t).await?;
     let objects = scene
         .objects
         .into_iter()

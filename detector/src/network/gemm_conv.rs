@@ -73,17 +73,17 @@ impl GemmConv {
         let pixels = oh * ow;
         let k = self.k();
         let direct = self.size == 1 && self.stride == 1 && self.padding == 0;
+        // One product split between the pool's threads (the 1x1 and the small layers).
         let threads = rayon::current_num_threads();
+        let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
         if let Some(winograd) = &self.winograd {
             self.winograd(winograd, input, output);
         } else if direct {
             // A 1x1 convolution is the product itself: the input is the column matrix.
-            let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
             product(&self.weight, f, k, input, pixels, 0, pixels, output, pixels, parallelism);
         } else if pixels <= ONE_TILE_MAX_OUTPUT {
             let mut columns = vec![0.0f32; k * pixels];
             self.im2col(input, 0, pixels, &mut columns);
-            let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
             product(&self.weight, f, k, &columns, pixels, 0, pixels, output, pixels, parallelism);
         } else {
             // Tiles of output pixels side by side, each with its own buffer; every tile
@@ -340,12 +340,11 @@ impl GemmConv {
         // V = Bᵀ d B for every channel and 4×4 input block, as `[channels][16][blocks]`,
         // a row of blocks at a time so that each step runs over contiguous values: Bᵀ d
         // takes rows d0 − d2, d1 + d2, d2 − d1, d1 − d3, and the same on columns.
-        vbuf.par_chunks_mut(16 * blocks).enumerate().for_each(|(ci, v)| {
+        // Per rayon job: one input row with the padding around it (`line[x + 1]` is column
+        // x), and each of the 4 rows of a block row transformed across (`[dy][j][bx]`).
+        let rows = || (vec![0.0f32; 2 * tw + 2], vec![0.0f32; 16 * tw]);
+        vbuf.par_chunks_mut(16 * blocks).enumerate().for_each_init(rows, |(line, across), (ci, v)| {
             let plane = &input[ci * h * w..(ci + 1) * h * w];
-            // One input row with the padding around it: `line[x + 1]` is column x.
-            let mut line = vec![0.0f32; 2 * tw + 2];
-            // Each of the 4 rows of a block row, transformed across: `[dy][j][bx]`.
-            let mut across = vec![0.0f32; 16 * tw];
             for by in 0..th {
                 for dy in 0..4 {
                     let y = (2 * by + dy) as isize - 1;
@@ -393,9 +392,10 @@ impl GemmConv {
         // of outputs, cut at the bottom and right edges of odd sizes. A row of blocks at a
         // time, over contiguous values.
         let m = &mbuf;
-        output.par_chunks_mut(oh * ow).enumerate().for_each(|(fo, plane)| {
-            let mut down = vec![0.0f32; 8 * tw];
-            let mut pair = vec![0.0f32; 2 * tw];
+        // Per rayon job: the 2 rows of a block row transformed down (`[dy][j][bx]`), and one
+        // output row.
+        let rows = || (vec![0.0f32; 8 * tw], vec![0.0f32; 2 * tw]);
+        output.par_chunks_mut(oh * ow).enumerate().for_each_init(rows, |(down, pair), (fo, plane)| {
             for by in 0..th {
                 let block = |i: usize, j: usize| {
                     let at = ((i * 4 + j) * f + fo) * blocks + by * tw;
