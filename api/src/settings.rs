@@ -446,6 +446,12 @@ pub struct VideoSettings {
     #[arg(long, env = "FRAMECART_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
 
+    /// Where detector workers run the model: `cpu`, or `wgpu` / `cuda` in a build with the
+    /// cargo feature `gpu-wgpu` / `gpu-cuda`. A GPU backend that is missing or finds no
+    /// device falls back to the CPU, with a warning in the log.
+    #[arg(long, env = "FRAMECART_DETECTOR_BACKEND", default_value = "cpu", value_parser = parse_backend)]
+    pub detector_backend: framecart_detector::Backend,
+
     /// Seconds without a sign of life after which a detection job goes to another worker
     /// (workers report every quarter of it while they work).
     #[arg(long, env = "FRAMECART_DETECTOR_ACK_WAIT_SECS", default_value_t = 60)]
@@ -462,6 +468,7 @@ impl Default for VideoSettings {
             min_confidence: 0.25,
             detector_workers: 1,
             model_dir: None,
+            detector_backend: framecart_detector::Backend::Cpu,
             detector_ack_wait_secs: 60,
         }
     }
@@ -581,4 +588,8 @@ mod tests {
         assert_eq!(redact("postgres://app:s3cret@db:5432/framecart"), "postgres://app:********@db:5432/framecart");
         assert!(!redact("not a url s3cret").contains("s3cret"));
     }
+}
+
+fn parse_backend(s: &str) -> Result<framecart_detector::Backend, String> {
+    s.parse()
 }

@@ -407,6 +407,7 @@ impl Running {
             media_dir: app.settings.media_dir.clone(),
             media: app.media.clone(),
             model_dir: app.video.model_dir(),
+            backend: app.video.detector_backend,
             max_video_pixels: app.video.max_video_pixels,
             ack_wait: Duration::from_secs(app.video.detector_ack_wait_secs),
         }

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use crate::DetectorError;
+use crate::backend::{self, Backend};
 use crate::cfg::NetworkCfg;
 use crate::media::Frame;
 use crate::model_files::ModelFiles;
@@ -28,11 +29,26 @@ pub struct DetectorConfig {
     pub batch_size: usize,
     /// CPU threads to use; 0 means one per CPU thread of the machine.
     pub threads: usize,
+    /// Where the network runs. A GPU backend this build lacks, or that finds no device,
+    /// falls back to the CPU: see [`Detector::fallback`].
+    pub backend: Backend,
 }
 
 impl Default for DetectorConfig {
     fn default() -> Self {
-        Self { confidence: 0.25, nms_iou: 0.45, batch_size: available_threads(), threads: 0 }
+        Self { confidence: 0.25, nms_iou: 0.45, batch_size: available_threads(), threads: 0, backend: Backend::Cpu }
+    }
+}
+
+/// Frames per pass on a GPU: enough to keep it busy on 416² inputs, few enough for any
+/// card's memory.
+const GPU_BATCH: usize = 8;
+
+impl DetectorConfig {
+    /// The defaults for `backend`: on a GPU, [`GPU_BATCH`] frames per pass.
+    pub fn on(backend: Backend) -> Self {
+        let batch_size = if backend.is_gpu() { GPU_BATCH } else { available_threads() };
+        Self { backend, batch_size, ..Self::default() }
     }
 }
 
@@ -65,6 +81,9 @@ pub struct Detector {
     classes: Vec<String>,
     config: DetectorConfig,
     model_name: String,
+    /// The backend in use, and why it is not the one asked for.
+    backend: Backend,
+    fallback: Option<String>,
     /// Resize plans by frame size; a video has one size, so this stays tiny.
     resizers: Mutex<Vec<Resizer>>,
     /// All threads, for a single batch.
@@ -79,7 +98,7 @@ const RESIZER_CACHE: usize = 4;
 impl Detector {
     /// Loads the cfg, the class names and the weights (checking their size against the cfg
     /// and their sha256 when `files.weights_sha256` is set).
-    pub fn load(files: &ModelFiles, config: DetectorConfig) -> Result<Self, DetectorError> {
+    pub fn load(files: &ModelFiles, mut config: DetectorConfig) -> Result<Self, DetectorError> {
         validate_config(&config)?;
         let cfg = NetworkCfg::from_file(&files.cfg)?;
         if cfg.channels != 3 {
@@ -96,7 +115,13 @@ impl Detector {
             files.cfg.file_stem().map_or_else(|| "darknet".into(), |s| s.to_string_lossy()),
             &weights.sha256[..8]
         );
-        let network = Network::new(&cfg, weights)?;
+        let opened = backend::open(config.backend);
+        if opened.backend != config.backend {
+            // Fell back to the CPU: its batches, not the GPU's.
+            config = DetectorConfig { backend: opened.backend, batch_size: available_threads(), ..config };
+        }
+        // The detector's own convolution is CPU code; on a GPU every layer is burn's.
+        let network = Network::new(&cfg, weights, opened.device, opened.backend == Backend::Cpu)?;
         let threads = match config.threads {
             0 => available_threads(),
             n => n,
@@ -115,6 +140,8 @@ impl Detector {
             classes,
             config,
             model_name,
+            backend: opened.backend,
+            fallback: opened.fallback,
             resizers: Mutex::new(Vec::new()),
             pool: pool(threads, "detector")?,
             lanes,
@@ -137,6 +164,17 @@ impl Detector {
         self.config
     }
 
+    /// The backend the network runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Why the backend in use is not the one the config asked for (a GPU backend this
+    /// build lacks, or one without a usable device): for the caller to log.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
     /// Network input `[width, height]`.
     pub fn input_size(&self) -> [usize; 2] {
         [self.cfg.width, self.cfg.height]
@@ -147,6 +185,14 @@ impl Detector {
     pub fn detect(&self, frames: &[Frame]) -> Result<Vec<Vec<Detection>>, DetectorError> {
         frames.iter().try_for_each(Frame::validate)?;
         let lanes = self.lanes.len();
+        if self.backend.is_gpu() {
+            // One pass per batch: the device runs the frames of a pass side by side.
+            let mut results = Vec::with_capacity(frames.len());
+            for batch in frames.chunks(self.config.batch_size) {
+                results.extend(self.detect_batch(batch)?);
+            }
+            return Ok(results);
+        }
         if frames.len() <= 1 || lanes <= 1 {
             let mut results = Vec::with_capacity(frames.len());
             for batch in frames.chunks(self.config.batch_size) {

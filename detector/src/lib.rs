@@ -2,7 +2,8 @@
 //!
 //! A darknet YOLO model (by default YOLOv4-tiny on COCO; a merchant's own darknet cfg,
 //! weights and class names work the same way) runs as a burn model on the pure-Rust
-//! `flex` CPU backend. Frames come from the system's FFmpeg, sampled at a fixed rate.
+//! `flex` CPU backend (or a GPU, behind the cargo features `gpu-wgpu` and `gpu-cuda`:
+//! `backend`). Frames come from the system's FFmpeg, sampled at a fixed rate.
 //!
 //! ```text
 //! model dir ──locate_model/fetch_model──▶ ModelFiles ──Detector::load──▶ Detector
@@ -31,6 +32,7 @@
 //! - Frames are decoded only at the sampled rate and keep the video's displayed size; the
 //!   detector maps boxes back to those pixels and clips them to the frame.
 
+mod backend;
 mod cfg;
 mod detector;
 mod error;
@@ -41,9 +43,13 @@ mod preprocess;
 mod weights;
 mod yolo;
 
+pub use backend::Backend;
 pub use detector::{Detection, Detector, DetectorConfig};
 pub use error::DetectorError;
-pub use media::{Frame, VideoFrames, VideoInfo, probe, read_image, still_jpeg, video_frames, video_frames_from};
+pub use media::{
+    Frame, VideoFrames, VideoInfo, next_interval_start, probe, read_image, sampling_filter, still_jpeg, video_frames,
+    video_frames_from,
+};
 pub use model_files::{
     DEFAULT_WEIGHTS_SHA256, MODEL_DIR_ENV, ModelFiles, default_model_dir, fetch_model, locate_model,
 };

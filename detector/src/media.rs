@@ -1,6 +1,23 @@
 //! Frames from media files through the system's FFmpeg: probing a video (`ffprobe`),
-//! decoding it at the sampling rate only (`fps` filter, rgb24 at the displayed size, into
-//! reused buffers), and reading a still image.
+//! decoding it at the sampling rate only (one frame per sampling interval, each with its
+//! presentation time, rgb24 at the displayed size, into reused buffers), and reading a
+//! still image.
+//!
+//! # Which frames, and their times
+//!
+//! A video is sampled at `fps` by taking, in each interval `[k/fps, (k+1)/fps)` of media
+//! time, the first frame presented in it, and that frame's own presentation time is its
+//! timestamp. On constant-rate video whose rate is a multiple of the sampling rate these
+//! are the frames at exactly `k/fps`. FFmpeg's `fps` filter is not used: it takes the
+//! *last* frame of an interval centred on `k/fps` and labels it `k/fps`, so on 25 fps video
+//! at 5 fps it hands over the frame at `k/5 + 0.08 s`, and on variable-rate video its
+//! labels can be a whole interval off the picture. An interval without a frame (a still
+//! held by variable-rate video) gives no sample, rather than a repeated one.
+//!
+//! The pixels are what FFmpeg's default conversion to RGB gives (what `ffmpeg -i v
+//! frame%d.png` writes, and what OpenCV's own video reader gets), so other tools looking at
+//! "the frame at t" see the same pixels. Rotation metadata is applied (FFmpeg's autorotate),
+//! and odd sizes are kept as they are.
 //!
 //! Frames are decoded by `ffmpeg` processes (through `ffmpeg-sidecar`, without its
 //! download feature) rather than linked libraries, so a broken file can only fail its
@@ -9,6 +26,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use ffmpeg_sidecar::command::FfmpegCommand;
@@ -202,7 +220,7 @@ pub fn read_image(path: &Path) -> Result<Frame, DetectorError> {
         DetectorError::NotAVideo { message, .. } => not_image(message),
         other => other,
     })?;
-    let mut stream = FrameStream::spawn(path, width, height, &["-frames:v", "1"], None)?;
+    let mut stream = FrameStream::spawn(path, width, height, &["-frames:v", "1"], 0.0, false)?;
     let mut frame = Frame { width, height, rgb: Vec::new(), timestamp: 0.0 };
     if !stream.read_into(&mut frame)? {
         return Err(not_image("FFmpeg decoded no picture from it".into()));
@@ -243,8 +261,9 @@ pub fn video_frames(path: &Path, sample_fps: f64) -> Result<VideoFrames, Detecto
 }
 
 /// Frames of a video sampled at `sample_fps` frames per second of media time, starting at
-/// `start_at` seconds (so a worker can resume). Only the sampled frames are converted and
-/// copied out of FFmpeg; timestamps are `start_at + n / sample_fps`.
+/// `start_at` seconds (so a worker can resume): the first frame presented in each sampling
+/// interval from there, with its presentation time (see the module docs). Only the sampled
+/// frames are converted and copied out of FFmpeg.
 pub fn video_frames_from(path: &Path, sample_fps: f64, start_at: f64) -> Result<VideoFrames, DetectorError> {
     if !(sample_fps.is_finite() && sample_fps > 0.0) {
         return Err(DetectorError::InvalidConfig(format!("the sampling rate must be positive, got {sample_fps}")));
@@ -253,9 +272,37 @@ pub fn video_frames_from(path: &Path, sample_fps: f64, start_at: f64) -> Result<
         return Err(DetectorError::InvalidConfig(format!("the start time must be 0 or later, got {start_at}")));
     }
     let info = probe(path)?;
-    let filter = format!("fps={sample_fps}");
-    let stream = FrameStream::spawn(path, info.width, info.height, &["-vf", &filter], Some(start_at))?;
-    Ok(VideoFrames { info, stream, sample_fps, start_at, index: 0 })
+    let filter = sampling_filter(sample_fps);
+    let stream = FrameStream::spawn(
+        path,
+        info.width,
+        info.height,
+        // Every selected frame once, none repeated to fill a gap (rawvideo has no timestamps,
+        // and FFmpeg would otherwise make the output constant-rate).
+        &["-vf", &filter, "-fps_mode", "passthrough"],
+        start_at,
+        true,
+    )?;
+    Ok(VideoFrames { info, stream, start_at })
+}
+
+/// The filter that keeps the first frame of each sampling interval and logs its
+/// presentation time (`showinfo`, read back from FFmpeg's log). `t` is the frame's time in
+/// seconds; the small epsilon keeps a frame at exactly `k/fps` in interval `k` despite the
+/// rounding of `pts × time_base`.
+pub fn sampling_filter(sample_fps: f64) -> String {
+    let interval = |t: &str| format!("floor({t}*{sample_fps}+1e-6)");
+    format!(
+        "select='isnan(prev_selected_t)+gte({}-{}\\,1)',showinfo=checksum=0",
+        interval("t"),
+        interval("prev_selected_t")
+    )
+}
+
+/// The sampling interval that follows the one holding `timestamp`: where sampling resumes
+/// after a frame at `timestamp` was recorded.
+pub fn next_interval_start(timestamp: f64, sample_fps: f64) -> f64 {
+    ((timestamp * sample_fps + 1e-6).floor() + 1.0) / sample_fps
 }
 
 /// An iterator over sampled frames; `next_into` reuses a frame's buffer instead.
@@ -263,9 +310,7 @@ pub fn video_frames_from(path: &Path, sample_fps: f64, start_at: f64) -> Result<
 pub struct VideoFrames {
     info: VideoInfo,
     stream: FrameStream,
-    sample_fps: f64,
     start_at: f64,
-    index: u64,
 }
 
 impl VideoFrames {
@@ -280,8 +325,8 @@ impl VideoFrames {
         if !self.stream.read_into(frame)? {
             return Ok(false);
         }
-        frame.timestamp = self.start_at + self.index as f64 / self.sample_fps;
-        self.index += 1;
+        // FFmpeg's times start at 0 where decoding started (`-ss`).
+        frame.timestamp = self.start_at + self.stream.next_time()?;
         Ok(true)
     }
 }
@@ -305,39 +350,54 @@ struct FrameStream {
     path: PathBuf,
     child: Child,
     stdout: Option<ChildStdout>,
+    /// FFmpeg's log, read as it comes: the errors, kept for a message.
     stderr: Option<JoinHandle<String>>,
+    /// The presentation times `showinfo` logged, in output order, when asked for.
+    times: Option<mpsc::Receiver<f64>>,
     width: u32,
     height: u32,
     finished: bool,
 }
 
 impl FrameStream {
+    /// Starts FFmpeg on `path` from `start_at` with the `extra` output options. With
+    /// `timed`, the filters in `extra` end in `showinfo`, whose frame times are collected.
     fn spawn(
         path: &Path,
         width: u32,
         height: u32,
         extra: &[&str],
-        start_at: Option<f64>,
+        start_at: f64,
+        timed: bool,
     ) -> Result<Self, DetectorError> {
-        let mut cmd = video_input(path, start_at.unwrap_or(0.0));
+        let mut cmd = video_input(path, start_at, if timed { "level+info" } else { "level+error" });
         cmd.args(extra)
             // The displayed size is asked for explicitly so that the frame size is certain;
-            // at that size the scaler only converts to RGB.
-            .args(["-sws_flags", "bicubic+accurate_rnd+full_chroma_int"])
+            // at that size the scaler only converts to RGB, with FFmpeg's default flags.
             .args(["-s", &format!("{width}x{height}")])
             .rawvideo();
         let inner = cmd.as_inner_mut();
         inner.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = inner.spawn().map_err(|source| DetectorError::FfmpegMissing { program: "ffmpeg", source })?;
         let stdout = child.stdout.take();
-        let stderr = child.stderr.take().map(|mut err| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = err.read_to_string(&mut text);
-                text
-            })
-        });
-        Ok(Self { path: path.to_path_buf(), child, stdout, stderr, width, height, finished: false })
+        let (sender, times) = mpsc::channel();
+        let stderr = child.stderr.take().map(|err| std::thread::spawn(move || read_log(err, &sender)));
+        Ok(Self {
+            path: path.to_path_buf(),
+            child,
+            stdout,
+            stderr,
+            times: timed.then_some(times),
+            width,
+            height,
+            finished: false,
+        })
+    }
+
+    /// The presentation time, in seconds from where decoding started, of the frame read last.
+    fn next_time(&mut self) -> Result<f64, DetectorError> {
+        let times = self.times.as_ref().ok_or_else(|| self.fail("frame times were not asked for".into()))?;
+        times.recv().map_err(|_| self.fail("FFmpeg gave a frame without its presentation time".into()))
     }
 
     /// Reads one frame into `frame` (resizing its buffer once); `Ok(false)` at a clean end.
@@ -390,11 +450,50 @@ impl Drop for FrameStream {
     }
 }
 
-/// FFmpeg reading the first video stream of `path` from media time `start_at`, quietly
-/// (errors only: progress lines would be read by no one); the caller adds the output.
-fn video_input(path: &Path, start_at: f64) -> FfmpegCommand {
+/// Reads FFmpeg's log (lines prefixed with their level, `-loglevel level+…`): sends the
+/// presentation time of each frame `showinfo` logs, and returns the error lines.
+fn read_log(stderr: impl Read, times: &mpsc::Sender<f64>) -> String {
+    use std::io::BufRead;
+    let mut errors = String::new();
+    let mut time_base = None;
+    for line in std::io::BufReader::new(stderr).split(b'\n') {
+        let Ok(line) = line else { break };
+        let line = String::from_utf8_lossy(&line);
+        if line.contains("Parsed_showinfo") {
+            if let Some(base) = field(&line, "config in time_base:").and_then(parse_time_base) {
+                time_base = Some(base);
+            } else if let (Some(pts), Some((num, den))) = (field(&line, " pts:"), time_base) {
+                if let Ok(pts) = pts.parse::<i64>() {
+                    // The reader may have stopped early; the rest of the log is still drained.
+                    let _ = times.send(pts as f64 * num as f64 / den as f64);
+                }
+            }
+        } else if ["[error]", "[fatal]", "[panic]"].iter().any(|level| line.contains(level)) {
+            errors.push_str(&line.replace("[error] ", "").replace("[fatal] ", "").replace("[panic] ", ""));
+            errors.push('\n');
+        }
+    }
+    errors
+}
+
+/// The word after `key` in a log line.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split_whitespace().next().map(|v| v.trim_end_matches(','))
+}
+
+/// `"1/12800"` → (1, 12800).
+fn parse_time_base(text: &str) -> Option<(i64, i64)> {
+    let (num, den) = text.split_once('/')?;
+    let (num, den) = (num.parse().ok()?, den.parse().ok()?);
+    (num > 0 && den > 0).then_some((num, den))
+}
+
+/// FFmpeg reading the first video stream of `path` from media time `start_at`, logging at
+/// `loglevel` without progress lines (read by no one); the caller adds the output.
+fn video_input(path: &Path, start_at: f64, loglevel: &str) -> FfmpegCommand {
     let mut cmd = FfmpegCommand::new();
-    cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]);
+    cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", loglevel]);
     if start_at > 0.0 {
         // Before the input: a fast seek to the key frame, then decoding up to it exactly.
         cmd.args(["-ss", &format!("{start_at}")]);
@@ -413,7 +512,7 @@ pub fn still_jpeg(path: &Path, t: f64, width: u32) -> Result<Vec<u8>, DetectorEr
     if !(16..=4096).contains(&width) {
         return Err(DetectorError::InvalidConfig(format!("the width must be 16 to 4096 pixels, got {width}")));
     }
-    let mut cmd = video_input(path, t);
+    let mut cmd = video_input(path, t, "error");
     cmd.args(["-frames:v", "1"])
         .args(["-vf", &format!("scale={width}:-2")])
         .args(["-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "4"])

@@ -1,5 +1,6 @@
-//! The darknet network as a burn model on the `flex` CPU backend, built layer by layer
-//! from a parsed cfg and its (batch-norm folded) weights.
+//! The darknet network as a burn model, built layer by layer from a parsed cfg and its
+//! (batch-norm folded) weights: on the `flex` CPU backend with the detector's own
+//! convolution, or on a GPU device with burn's.
 //!
 //! `forward` takes a batch of network-sized images and returns the raw output of every
 //! `[yolo]` head, `[batch, anchors * (5 + classes), h, w]`; decoding the boxes is
@@ -20,7 +21,8 @@ use gemm_conv::GemmConv;
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant, reason = "one per layer of the cfg, built once; burn's tensors make `Conv` large")]
 enum Op {
-    /// burn's convolution: the grouped ones, which the detector's own does not run.
+    /// burn's convolution: on a GPU, and the grouped ones, which the detector's own does
+    /// not run.
     Conv {
         weight: Tensor<4>,
         bias: Tensor<1>,
@@ -69,16 +71,16 @@ pub struct Network {
 }
 
 impl Network {
-    /// Builds the network from a cfg and weights read for that cfg.
-    pub fn new(cfg: &NetworkCfg, weights: Weights) -> Result<Self, DetectorError> {
-        let device = Device::flex();
+    /// Builds the network from a cfg and weights read for that cfg, on `device`. With
+    /// `own_conv` (CPU only), convolutions without groups run the detector's own kernel.
+    pub fn new(cfg: &NetworkCfg, weights: Weights, device: Device, own_conv: bool) -> Result<Self, DetectorError> {
         let mut ops = Vec::with_capacity(cfg.layers.len());
         for (index, (layer, params)) in cfg.layers.iter().zip(weights.layers).enumerate() {
             let op = match &layer.kind {
                 LayerKind::Convolutional(c) => {
                     let params =
                         params.ok_or_else(|| DetectorError::Internal("a convolution lost its weights".into()))?;
-                    if c.groups == 1 {
+                    if own_conv && c.groups == 1 {
                         Op::GemmConv(GemmConv::new(
                             params.weight,
                             params.bias,

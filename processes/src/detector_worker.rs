@@ -52,6 +52,8 @@ pub struct WorkerConfig {
     pub media: MediaStore,
     /// Folder of the darknet model.
     pub model_dir: PathBuf,
+    /// Where the model runs (a missing GPU falls back to the CPU, with a warning).
+    pub backend: framecart_detector::Backend,
     /// Most pixels a frame may have (larger videos fail rather than decode).
     pub max_video_pixels: u64,
     /// How long JetStream waits for a sign of life before giving the job to another worker.
@@ -113,6 +115,7 @@ impl DetectorWorker {
     /// Loads the model, waiting (and saying what to do) while its files are missing.
     async fn load_detector(&self, shutdown: &CancellationToken) -> Option<Arc<Detector>> {
         let dir = self.config.model_dir.clone();
+        let backend = self.config.backend;
         loop {
             let dir2 = dir.clone();
             let loaded = tokio::task::spawn_blocking(move || {
@@ -120,12 +123,20 @@ impl DetectorWorker {
                 // Non-maximum suppression keeps a box unless a more confident one overlaps it,
                 // so detecting at the lowest allowed floor and keeping each run's own
                 // minimum afterwards gives every run exactly what its threshold would.
-                let config = DetectorConfig { confidence: video::MIN_CONFIDENCE as f32, ..DetectorConfig::default() };
+                let config = DetectorConfig { confidence: video::MIN_CONFIDENCE as f32, ..DetectorConfig::on(backend) };
                 Detector::load(&files, config)
             })
             .await;
             match loaded {
-                Ok(Ok(detector)) => return Some(Arc::new(detector)),
+                Ok(Ok(detector)) => {
+                    if let Some(why) = detector.fallback() {
+                        tracing::warn!(worker = %self.name, wanted = %backend, reason = why,
+                            "the detector falls back to the CPU: {why}");
+                    }
+                    tracing::info!(worker = %self.name, backend = %detector.backend(), model = %detector.model_name(),
+                        "detector loaded");
+                    return Some(Arc::new(detector));
+                }
                 Ok(Err(e)) => tracing::error!(worker = %self.name, error = %e, "the detector cannot start"),
                 Err(e) => tracing::error!(worker = %self.name, error = %e, "the detector cannot start"),
             }
@@ -312,7 +323,7 @@ impl Job<'_> {
             resume_from = run.frames_done(), "detection started");
         let started = Instant::now();
         if let Some(outcome) =
-            self.detect(detector, path, attempt, run.next_batch(), run.frames_done(), shutdown).await?
+            self.detect(detector, path, attempt, run.next_batch(), run.last_timestamp(), shutdown).await?
         {
             return Ok(outcome);
         }
@@ -341,7 +352,7 @@ impl Job<'_> {
         path: PathBuf,
         attempt: u32,
         first_batch: u32,
-        frames_done: u64,
+        last_timestamp: Option<f64>,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Option<Outcome>> {
         let (tx, mut rx) = mpsc::channel::<Vec<FrameDetections>>(2);
@@ -350,7 +361,8 @@ impl Job<'_> {
             detector: detector.clone(),
             path,
             sample_fps: self.request.sample_fps,
-            start_at: frames_done as f64 / self.request.sample_fps,
+            start_at: last_timestamp
+                .map_or(0.0, |t| framecart_detector::next_interval_start(t, self.request.sample_fps)),
             labels: self.request.labels.clone(),
             min_confidence: self.request.min_confidence,
             stop: stop.clone(),

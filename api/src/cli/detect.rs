@@ -24,6 +24,10 @@ pub struct DetectArgs {
     /// Folder of the darknet model.
     #[arg(long, env = "FRAMECART_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
+    /// Where the model runs: cpu, wgpu or cuda (the GPU ones in builds with their cargo
+    /// feature; without a usable device, the CPU, with a warning).
+    #[arg(long, env = "FRAMECART_DETECTOR_BACKEND", default_value = "cpu")]
+    pub backend: framecart_detector::Backend,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,9 +63,12 @@ fn is_image(path: &Path) -> bool {
 pub fn detect(args: DetectArgs) -> anyhow::Result<()> {
     let dir = args.model_dir.clone().unwrap_or_else(framecart_detector::default_model_dir);
     let files = framecart_detector::locate_model(&dir)?;
-    let config = DetectorConfig { confidence: args.min_confidence, ..DetectorConfig::default() };
+    let config = DetectorConfig { confidence: args.min_confidence, ..DetectorConfig::on(args.backend) };
     let detector = Detector::load(&files, config)?;
-    tracing::info!(model = %detector.model_name(), file = %args.file.display(), "detecting");
+    if let Some(why) = detector.fallback() {
+        tracing::warn!(wanted = %args.backend, "the detector falls back to the CPU: {why}");
+    }
+    tracing::info!(model = %detector.model_name(), backend = %detector.backend(), file = %args.file.display(), "detecting");
     let mut entries = Vec::new();
     let mut collect = |frame: &Frame, found: Vec<framecart_detector::Detection>| {
         for d in found {

@@ -10,7 +10,8 @@ fn network(cfg: &str, convs: Vec<ConvParams>) -> (NetworkCfg, Network) {
         .iter()
         .map(|l| matches!(l.kind, LayerKind::Convolutional(_)).then(|| convs.next().expect("enough convolutions")))
         .collect();
-    let net = Network::new(&cfg, Weights { layers, sha256: String::new() }).expect("network builds");
+    let net =
+        Network::new(&cfg, Weights { layers, sha256: String::new() }, Device::flex(), true).expect("network builds");
     (cfg, net)
 }
 
@@ -136,26 +137,16 @@ num=1
     }
     assert!(out[0].iter().flatten().any(|&v| v < 0.0), "leaky was exercised");
     // burn's own convolution gives the same.
-    let direct = Network::new(&cfg_parsed, Weights { layers: vec![None, None], sha256: String::new() });
+    let direct =
+        Network::new(&cfg_parsed, Weights { layers: vec![None, None], sha256: String::new() }, Device::flex(), true);
     assert!(direct.is_err(), "a convolution without weights is refused");
-    let mut direct = Network::new(&cfg_parsed, Weights { layers: vec![Some(params()), None], sha256: String::new() })
-        .expect("builds");
-    direct.ops[0] = burn_conv(&direct.ops[0], &direct.device);
+    // (As on a GPU: every convolution burn's.)
+    let weights = Weights { layers: vec![Some(params()), None], sha256: String::new() };
+    let direct = Network::new(&cfg_parsed, weights, Device::flex(), false).expect("builds");
+    assert!(matches!(direct.ops[0], Op::Conv { .. }));
     let direct_out = run(&direct, input);
     for (a, b) in direct_out.iter().flatten().flatten().zip(out.iter().flatten().flatten()) {
         assert!((a - b).abs() < 1e-3, "{a} != {b}");
-    }
-}
-
-/// burn's convolution in place of the detector's own, with the same weights.
-fn burn_conv(op: &Op, device: &Device) -> Op {
-    let Op::GemmConv(c) = op else { panic!("not the detector's own convolution: {op:?}") };
-    let shape = [c.out_shape[0], c.in_shape[0], c.size, c.size];
-    Op::Conv {
-        weight: Tensor::from_data(TensorData::new(c.weight.clone(), shape), device),
-        bias: Tensor::from_data(TensorData::new(c.bias.clone(), [c.out_shape[0]]), device),
-        options: ConvOptions::new([c.stride; 2], [c.padding; 2], [1; 2], 1),
-        activation: c.activation,
     }
 }
 
@@ -210,14 +201,13 @@ num=1
         .filter_map(|op| if let Op::GemmConv(c) = op { Some((c.size, c.winograd.is_some())) } else { None })
         .collect();
     assert_eq!(paths, [(3, false), (3, true), (1, false)]);
-    let mut burn = Network::new(
+    let burn = Network::new(
         &parsed,
         Weights { layers: params.into_iter().map(Some).chain([None]).collect(), sha256: String::new() },
+        Device::flex(),
+        false,
     )
     .expect("builds");
-    for i in 0..3 {
-        burn.ops[i] = burn_conv(&burn.ops[i], &burn.device);
-    }
     let input: Vec<f32> = (0..40 * 61 * 75).map(|i| ((i * 31 % 97) as f32) / 97.0).collect();
     // Two images in one batch: the second must not see the first.
     let mut batch = input.clone();

@@ -42,6 +42,8 @@ pub struct DetectionRun {
     model: String,
     next_batch: u32,
     frames_done: u64,
+    /// The media time of the last frame recorded, where a new attempt resumes after.
+    last_timestamp: Option<f64>,
     frames_total: u64,
     objects: u64,
 }
@@ -60,9 +62,16 @@ impl DetectionRun {
         self.next_batch
     }
 
-    /// Sampled frames recorded so far: where a new attempt resumes.
+    /// Sampled frames recorded so far.
     pub fn frames_done(&self) -> u64 {
         self.frames_done
+    }
+
+    /// The media time of the last frame recorded (none yet: `None`). A new attempt resumes
+    /// with the sampling interval after it: counting frames would not say where, as an
+    /// interval of variable-rate video may hold no frame.
+    pub fn last_timestamp(&self) -> Option<f64> {
+        self.last_timestamp
     }
 
     pub fn is_finished(&self) -> bool {
@@ -160,7 +169,8 @@ impl DetectionRun {
 }
 
 impl crate::snapshot::Snapshot for DetectionRun {
-    const STATE_VERSION: u32 = 1;
+    /// 2: `last_timestamp`.
+    const STATE_VERSION: u32 = 2;
     /// Each `DetectionsRecorded` carries a batch's boxes: a load reads fewer than ten.
     const SNAPSHOT_EVERY: u64 = 10;
 }
@@ -197,6 +207,7 @@ impl Aggregate for DetectionRun {
             DetectionEvent::DetectionsRecorded(e) => {
                 self.next_batch = e.batch + 1;
                 self.frames_done = e.frames_done;
+                self.last_timestamp = e.frames.last().map(|f| f.timestamp).or(self.last_timestamp);
                 self.frames_total = e.frames_total;
                 self.objects += e.frames.iter().map(|f| f.objects.len() as u64).sum::<u64>();
             }
