@@ -12,12 +12,14 @@
 //! --json --sample-fps N` against the reference script's `video` command (ffmpeg `fps=N`
 //! frames into a folder, then OpenCV on each), on a 10 s, 480×360, 10 fps clip of the video.
 //! OpenCV runs in the venv detector/scripts/setup.sh prepares, through
-//! detector/reference/opencv_reference.py, on the very pixels Framecart decoded.
+//! detector/reference/opencv_reference.py, on the very pixels Framecart decoded; the
+//! agreement of both on those frames is printed too (as the real-footage test counts it:
+//! boxes of confidence ≥ 0.3 on either side, matched by label at IoU ≥ 0.85).
 //!
 //! ```sh
 //! cargo run --release -p framecart-detector --bin detector-bench -- [--video PATH]
 //!     [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--rounds 3] [--skip-opencv]
-//!     [--framecart target/release/framecart]
+//!     [--framecart target/release/framecart] [--backend cpu|wgpu|cuda]
 //! ```
 
 use std::error::Error;
@@ -65,9 +67,13 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--rounds" => args.rounds = value()?.parse::<usize>()?.max(1),
             "--skip-opencv" => args.skip_opencv = true,
             "--framecart" => args.framecart = Some(value()?.into()),
+            "--backend" => {
+                let backend: framecart_detector::Backend = value()?.parse()?;
+                args.config = DetectorConfig { threads: args.config.threads, ..DetectorConfig::on(backend) };
+            }
             "-h" | "--help" => {
                 println!(
-                    "detector-bench [--video PATH] [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--rounds 3] [--skip-opencv] [--framecart PATH]"
+                    "detector-bench [--video PATH] [--sample-fps 5] [--batch N] [--threads N] [--max-frames N] [--rounds 3] [--skip-opencv] [--framecart PATH] [--backend cpu|wgpu|cuda]"
                 );
                 std::process::exit(0);
             }
@@ -104,6 +110,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let args = parse_args()?;
     let files = locate_model(&default_model_dir())?;
     let detector = Detector::load(&files, args.config)?;
+    if let Some(why) = detector.fallback() {
+        println!("backend:  {} asked for; on the CPU instead: {why}", args.config.backend);
+    }
     let threads = match args.config.threads {
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         n => n,
@@ -120,7 +129,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         info.codec,
         args.sample_fps
     );
-    println!("machine:  {} CPU threads; detector threads {threads}, batch size {}", num_cpus(), args.config.batch_size);
+    println!(
+        "machine:  {} CPU threads; detector on {}, threads {threads}, batch size {}",
+        num_cpus(),
+        detector.backend(),
+        detector.config().batch_size
+    );
 
     // Decoding alone.
     let started = Instant::now();
@@ -144,6 +158,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     let mut objects = 0;
+    let mut found = Vec::new();
     for _ in 0..args.rounds {
         let latencies: Vec<f64> = frames
             .iter()
@@ -156,6 +171,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let detections = detector.detect(&frames)?;
         let detect_s = started.elapsed().as_secs_f64();
         objects = detections.iter().map(Vec::len).sum();
+        found = detections;
         let (median, p90) = percentiles(latencies);
         ours.push(Figures { median, p90, throughput: video_s / detect_s });
         if let Some(dir) = &frames_dir {
@@ -166,6 +182,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             theirs.push(figures);
         }
     }
+    let agreement = match &frames_dir {
+        Some(dir) => Some(agreement(&files.cfg, &files.weights, &dir.paths, &found)?),
+        None => None,
+    };
     drop(frames_dir);
     let ours = Figures::median_of(&ours);
 
@@ -174,7 +194,8 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     println!();
     println!("{:<26} {:>12} {:>12} {:>18}", "", "median ms", "p90 ms", "video s per s");
-    println!("{:<26} {:>12.1} {:>12.1} {:>18.2}", "framecart (burn flex)", ours.median, ours.p90, ours.throughput);
+    let label = format!("framecart ({} backend)", detector.backend());
+    println!("{label:<26} {:>12.1} {:>12.1} {:>18.2}", ours.median, ours.p90, ours.throughput);
     println!("{:<26} {:>12} {:>12} {:>18.2}", "framecart incl. decoding", "", "", e2e);
     if theirs.is_empty() {
         println!("({objects} objects found; OpenCV skipped)");
@@ -191,6 +212,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             ours.throughput / opencv.throughput,
             args.rounds
         );
+        if let Some(a) = agreement {
+            println!("{a}");
+        }
         match &args.framecart {
             Some(framecart) => {
                 let (ours, theirs) = whole_video(framecart, &files, &args.video, args.sample_fps, args.rounds)?;
@@ -316,6 +340,75 @@ fn opencv(
         json["threads"].as_i64().unwrap_or(0)
     );
     Ok((Figures { median, p90, throughput: frames.len() as f64 / sample_fps / total }, about))
+}
+
+/// OpenCV's detections (the reference script's `detect`) on the bench's frames against
+/// ours: recall and precision of boxes of confidence ≥ 0.3 on either side (same label, IoU ≥
+/// 0.85, any confidence on the other side), and over matched pairs the lowest IoU and the
+/// largest confidence difference.
+fn agreement(
+    cfg: &Path,
+    weights: &Path,
+    frames: &[PathBuf],
+    ours: &[Vec<framecart_detector::Detection>],
+) -> Result<String, Box<dyn Error>> {
+    const COUNTED: f32 = 0.3;
+    const MIN_IOU: f32 = 0.85;
+    let (python, script) = reference_script()?;
+    let output = Command::new(&python)
+        .arg(script)
+        .arg("detect")
+        .arg("--cfg")
+        .arg(cfg)
+        .arg("--weights")
+        .arg(weights)
+        .args(frames)
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("the OpenCV detect failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let images = json["images"].as_array().ok_or("no images from the OpenCV detect")?;
+    let (mut recalled, mut theirs_counted, mut confirmed, mut ours_counted) = (0, 0, 0, 0);
+    let (mut lowest_iou, mut largest_diff) = (1.0f32, 0.0f32);
+    for (image, mine) in images.iter().zip(ours) {
+        let theirs: Vec<(usize, f32, [f32; 4])> = image["detections"]
+            .as_array()
+            .ok_or("no detections")?
+            .iter()
+            .map(|d| {
+                let class = d["class_id"].as_u64().unwrap_or(u64::MAX) as usize;
+                let bbox = std::array::from_fn(|i| d["bbox"][i].as_f64().unwrap_or(f64::NAN) as f32);
+                (class, d["confidence"].as_f64().unwrap_or(0.0) as f32, bbox)
+            })
+            .collect();
+        for &(class, confidence, bbox) in theirs.iter().filter(|t| t.1 >= COUNTED) {
+            theirs_counted += 1;
+            let best = mine
+                .iter()
+                .filter(|d| d.class_id == class)
+                .map(|d| (framecart_detector::iou(d.bbox, bbox), (d.confidence - confidence).abs()))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((overlap, diff)) = best.filter(|(overlap, _)| *overlap >= MIN_IOU) {
+                recalled += 1;
+                lowest_iou = lowest_iou.min(overlap);
+                largest_diff = largest_diff.max(diff);
+            }
+        }
+        for d in mine.iter().filter(|d| d.confidence >= COUNTED) {
+            ours_counted += 1;
+            if theirs.iter().any(|t| t.0 == d.class_id && framecart_detector::iou(t.2, d.bbox) >= MIN_IOU) {
+                confirmed += 1;
+            }
+        }
+    }
+    let share = |a: usize, b: usize| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+    Ok(format!(
+        "agreement on these frames (boxes >= {COUNTED}, same label, IoU >= {MIN_IOU}): recall {:.3} ({recalled}/{theirs_counted}), \
+         precision {:.3} ({confirmed}/{ours_counted}); matched pairs: lowest IoU {lowest_iou:.3}, largest confidence difference {largest_diff:.3}",
+        share(recalled, theirs_counted),
+        share(confirmed, ours_counted)
+    ))
 }
 
 /// The venv's Python and the reference script (`detector/reference/opencv_reference.py`).
