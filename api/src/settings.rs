@@ -495,6 +495,10 @@ fn parse_snapshots(s: &str) -> Result<SnapshotPolicy, String> {
 }
 
 /// `3840x2160` (or `3840×2160`) or a number of pixels, at least 1.
+fn parse_backend(s: &str) -> Result<framecart_detector::Backend, String> {
+    s.parse()
+}
+
 fn parse_pixels(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let number = |n: &str| n.trim().parse::<u64>().ok().filter(|n| *n > 0);
@@ -588,8 +592,4 @@ mod tests {
         assert_eq!(redact("postgres://app:s3cret@db:5432/framecart"), "postgres://app:********@db:5432/framecart");
         assert!(!redact("not a url s3cret").contains("s3cret"));
     }
-}
-
-fn parse_backend(s: &str) -> Result<framecart_detector::Backend, String> {
-    s.parse()
 }

@@ -146,7 +146,7 @@ mod tests {
             assert_eq!(b.to_string().parse::<Backend>(), Ok(b));
         }
         assert_eq!(" CUDA ".parse::<Backend>(), Ok(Backend::Cuda));
-        assert!("tpu".parse::<Backend>().unwrap_err().contains("cpu, wgpu or cuda"));
+        assert!("tpu".parse::<Backend>().expect_err("refused").contains("cpu, wgpu or cuda"));
     }
 
     #[test]

@@ -462,11 +462,10 @@ fn read_log(stderr: impl Read, times: &mpsc::Sender<f64>) -> String {
         if line.contains("Parsed_showinfo") {
             if let Some(base) = field(&line, "config in time_base:").and_then(parse_time_base) {
                 time_base = Some(base);
-            } else if let (Some(pts), Some((num, den))) = (field(&line, " pts:"), time_base) {
-                if let Ok(pts) = pts.parse::<i64>() {
-                    // The reader may have stopped early; the rest of the log is still drained.
-                    let _ = times.send(pts as f64 * num as f64 / den as f64);
-                }
+            } else if let (Some(Ok(pts)), Some((num, den))) = (field(&line, " pts:").map(str::parse::<i64>), time_base)
+            {
+                // The reader may have stopped early; the rest of the log is still drained.
+                let _ = times.send(pts as f64 * num as f64 / den as f64);
             }
         } else if ["[error]", "[fatal]", "[panic]"].iter().any(|level| line.contains(level)) {
             errors.push_str(&line.replace("[error] ", "").replace("[fatal] ", "").replace("[panic] ", ""));

@@ -166,3 +166,21 @@ fn a_person_moving_across_the_video_is_followed() {
     assert!(centres.windows(2).all(|w| w[1] < w[0]), "the person moves left: {centres:?}");
     assert!(centres[0] - centres[centres.len() - 1] > 100.0, "{centres:?}");
 }
+
+#[test]
+fn a_gpu_backend_without_a_device_or_this_builds_feature_falls_back_to_the_cpu_and_finds_the_same() {
+    use framecart_detector::Backend;
+    let frame = read_image(&media("dog.jpg")).expect("reads");
+    let on_cpu = detector().detect(std::slice::from_ref(&frame)).expect("detects");
+    for wanted in [Backend::Wgpu, Backend::Cuda] {
+        let detector = Detector::load(&model(), DetectorConfig::on(wanted)).expect("loads, on some backend");
+        if detector.backend() == wanted {
+            continue; // a machine with that GPU and a build with its feature
+        }
+        assert_eq!(detector.backend(), Backend::Cpu);
+        let why = detector.fallback().expect("says why it is on the CPU");
+        assert!(why.contains(&wanted.to_string()), "{why}");
+        assert_eq!(detector.config().batch_size, DetectorConfig::default().batch_size, "the CPU's batches");
+        assert_eq!(detector.detect(std::slice::from_ref(&frame)).expect("detects"), on_cpu);
+    }
+}

@@ -415,3 +415,24 @@ async fn real_footage_is_detected_as_opencv_detects_every_sampled_frame() {
         misses.join("\n")
     );
 }
+
+#[tokio::test]
+async fn a_worker_asked_for_a_gpu_it_cannot_have_detects_on_the_cpu() {
+    // The default build has no GPU backend: the worker says so in its log and goes on.
+    let app = TestApp::spawn_with(|s| {
+        s.video.detector_workers = 1;
+        s.video.detector_backend = framecart_detector::Backend::Wgpu;
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let video = dir.path().join("dog.mp4");
+    pan_video(&test_media("dog.jpg"), &video, 2);
+    let (status, uploaded) = app.upload("VESeA6leQuk", "dog.mp4", std::fs::read(&video).expect("video")).await;
+    assert_eq!(status, 201, "{uploaded}");
+    wait_for_status(&app, "VESeA6leQuk", "completed", Duration::from_secs(120)).await;
+    eventually("the dog, found on the CPU", Duration::from_secs(20), || async {
+        let (_, d) = app.get("/api/v1/videos/VESeA6leQuk/detections?label=dog").await;
+        d["items"].as_array().filter(|items| !items.is_empty()).map(|_| ())
+    })
+    .await;
+}
