@@ -313,19 +313,7 @@ fn opencv(
     frames: &[PathBuf],
     sample_fps: f64,
 ) -> Result<(Figures, String), Box<dyn Error>> {
-    let (python, script) = reference_script()?;
-    let output = Command::new(&python)
-        .arg(script)
-        .args(["bench", "--cfg"])
-        .arg(cfg)
-        .arg("--weights")
-        .arg(weights)
-        .args(frames)
-        .output()?;
-    if !output.status.success() {
-        return Err(format!("the OpenCV bench failed: {}", String::from_utf8_lossy(&output.stderr)).into());
-    }
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let json = run_reference("bench", cfg, weights, frames)?;
     let latencies: Vec<f64> = json["latencies_ms"]
         .as_array()
         .ok_or("no latencies from the OpenCV bench")?
@@ -342,6 +330,29 @@ fn opencv(
     Ok((Figures { median, p90, throughput: frames.len() as f64 / sample_fps / total }, about))
 }
 
+/// The reference script's `command` (`bench` or `detect`) on `frames`, its JSON output.
+fn run_reference(
+    command: &str,
+    cfg: &Path,
+    weights: &Path,
+    frames: &[PathBuf],
+) -> Result<serde_json::Value, Box<dyn Error>> {
+    let (python, script) = reference_script()?;
+    let output = Command::new(&python)
+        .arg(script)
+        .arg(command)
+        .arg("--cfg")
+        .arg(cfg)
+        .arg("--weights")
+        .arg(weights)
+        .args(frames)
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("the OpenCV {command} failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
 /// OpenCV's detections (the reference script's `detect`) on the bench's frames against
 /// ours: recall and precision of boxes of confidence ≥ 0.3 on either side (same label, IoU ≥
 /// 0.85, any confidence on the other side), and over matched pairs the lowest IoU and the
@@ -354,20 +365,7 @@ fn agreement(
 ) -> Result<String, Box<dyn Error>> {
     const COUNTED: f32 = 0.3;
     const MIN_IOU: f32 = 0.85;
-    let (python, script) = reference_script()?;
-    let output = Command::new(&python)
-        .arg(script)
-        .arg("detect")
-        .arg("--cfg")
-        .arg(cfg)
-        .arg("--weights")
-        .arg(weights)
-        .args(frames)
-        .output()?;
-    if !output.status.success() {
-        return Err(format!("the OpenCV detect failed: {}", String::from_utf8_lossy(&output.stderr)).into());
-    }
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let json = run_reference("detect", cfg, weights, frames)?;
     let images = json["images"].as_array().ok_or("no images from the OpenCV detect")?;
     let (mut recalled, mut theirs_counted, mut confirmed, mut ours_counted) = (0, 0, 0, 0);
     let (mut lowest_iou, mut largest_diff) = (1.0f32, 0.0f32);
