@@ -325,8 +325,9 @@ impl VideoFrames {
         if !self.stream.read_into(frame)? {
             return Ok(false);
         }
-        // FFmpeg's times start at 0 where decoding started (`-ss`).
-        frame.timestamp = self.start_at + self.stream.next_time()?;
+        // FFmpeg's times start at 0 where decoding started (`-ss`); a first frame presented
+        // before the start of the file (an edit list) counts as at its start.
+        frame.timestamp = (self.start_at + self.stream.next_time()?).max(0.0);
         Ok(true)
     }
 }
