@@ -124,39 +124,8 @@ pub async fn write_files(
     if files.len() >= FLUSH_ONCE_FROM {
         return write_files_flushed_once(dir, files, writers).await;
     }
-    let prepared = {
-        let dir = dir.clone();
-        blocking(move || prepare(&dir)).await
-    };
-    if let Err(e) = prepared {
-        return (Vec::new(), Some(e));
-    }
-    // Each writer takes a share of the files on one blocking thread (a thread hop per
-    // file would cost as much as the write).
-    let per_writer = files.len().div_ceil(writers.max(1)).max(1);
-    let mut files = files.into_iter().peekable();
-    let mut shares = Vec::new();
-    while files.peek().is_some() {
-        let share: Vec<(String, Vec<u8>)> = files.by_ref().take(per_writer).collect();
-        let dir = dir.clone();
-        shares.push(tokio::task::spawn_blocking(move || {
-            share.into_iter().map(|(name, contents)| replace(&dir, &name, &contents).map(|()| name)).collect::<Vec<_>>()
-        }));
-    }
-    let mut written = Vec::new();
-    let mut failed = None;
-    for share in futures::future::join_all(shares).await {
-        let results = share
-            .unwrap_or_else(|e| vec![Err(MediaFileError::Io { path: dir.clone(), source: std::io::Error::other(e) })]);
-        for result in results {
-            match result {
-                Ok(name) => written.push(name),
-                Err(e) => {
-                    failed.get_or_insert(e);
-                }
-            }
-        }
-    }
+    let (written, failed) =
+        in_shares(&dir, files, writers, |dir, name, contents| replace(dir, &name, &contents).map(|()| name)).await;
     if written.is_empty() {
         return (written, failed);
     }
@@ -165,6 +134,50 @@ pub async fn write_files(
         Ok(()) => (written, failed),
         Err(e) => (Vec::new(), Some(failed.unwrap_or(e))),
     }
+}
+
+/// Makes `dir` and its temporary folder, then runs `work` on every file, at most `writers`
+/// at a time: each writer takes a share of the files on one blocking thread (a thread hop
+/// per file would cost as much as the write). Returns what succeeded and the first error.
+async fn in_shares<T: Send + 'static>(
+    dir: &Path,
+    files: Vec<(String, Vec<u8>)>,
+    writers: usize,
+    work: fn(&Path, String, Vec<u8>) -> Result<T, MediaFileError>,
+) -> (Vec<T>, Option<MediaFileError>) {
+    let prepared = {
+        let dir = dir.to_path_buf();
+        blocking(move || prepare(&dir)).await
+    };
+    if let Err(e) = prepared {
+        return (Vec::new(), Some(e));
+    }
+    let per_writer = files.len().div_ceil(writers.max(1)).max(1);
+    let mut files = files.into_iter().peekable();
+    let mut shares = Vec::new();
+    while files.peek().is_some() {
+        let share: Vec<(String, Vec<u8>)> = files.by_ref().take(per_writer).collect();
+        let dir = dir.to_path_buf();
+        shares.push(tokio::task::spawn_blocking(move || {
+            share.into_iter().map(|(name, contents)| work(&dir, name, contents)).collect::<Vec<_>>()
+        }));
+    }
+    let mut done = Vec::new();
+    let mut failed = None;
+    for share in futures::future::join_all(shares).await {
+        let results = share.unwrap_or_else(|e| {
+            vec![Err(MediaFileError::Io { path: dir.to_path_buf(), source: std::io::Error::other(e) })]
+        });
+        for result in results {
+            match result {
+                Ok(value) => done.push(value),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+    }
+    (done, failed)
 }
 
 /// Rounds of at least this many files are written by [`write_files_flushed_once`].
@@ -180,38 +193,10 @@ async fn write_files_flushed_once(
     files: Vec<(String, Vec<u8>)>,
     writers: usize,
 ) -> (Vec<String>, Option<MediaFileError>) {
-    let prepared = {
-        let dir = dir.clone();
-        blocking(move || prepare(&dir)).await
-    };
-    if let Err(e) = prepared {
-        return (Vec::new(), Some(e));
-    }
     // 1. The temporary files, written by a few threads, not flushed.
-    let per_writer = files.len().div_ceil(writers.max(1)).max(1);
-    let mut files = files.into_iter().peekable();
-    let mut shares = Vec::new();
-    while files.peek().is_some() {
-        let share: Vec<(String, Vec<u8>)> = files.by_ref().take(per_writer).collect();
-        let temp = temp_folder(&dir);
-        shares.push(tokio::task::spawn_blocking(move || {
-            share.into_iter().map(|(name, contents)| unflushed_temporary(&temp, name, contents)).collect::<Vec<_>>()
-        }));
-    }
-    let mut written: Vec<Unflushed> = Vec::new();
-    let mut failed = None;
-    for share in futures::future::join_all(shares).await {
-        let results = share
-            .unwrap_or_else(|e| vec![Err(MediaFileError::Io { path: dir.clone(), source: std::io::Error::other(e) })]);
-        for result in results {
-            match result {
-                Ok(file) => written.push(file),
-                Err(e) => {
-                    failed.get_or_insert(e);
-                }
-            }
-        }
-    }
+    let (written, failed) =
+        in_shares(&dir, files, writers, |dir, name, contents| unflushed_temporary(&temp_folder(dir), name, contents))
+            .await;
     if written.is_empty() {
         return (Vec::new(), failed);
     }
