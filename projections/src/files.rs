@@ -68,21 +68,25 @@ fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<(), MediaFileError
     }
     let target = dir.join(name);
     let io = |source| MediaFileError::Io { path: target.clone(), source };
-    let temporary = |folder: &Path| -> Result<tempfile::NamedTempFile, MediaFileError> {
-        let mut tmp =
-            tempfile::Builder::new().prefix(".tmp-").permissions(readable()).tempfile_in(folder).map_err(io)?;
-        tmp.write_all(contents).map_err(io)?;
-        tmp.as_file().sync_data().map_err(io)?;
-        Ok(tmp)
-    };
-    match temporary(&temp_folder(dir))?.persist(&target) {
+    match temporary(&temp_folder(dir), contents, true).map_err(io)?.persist(&target) {
         Ok(_) => Ok(()),
         // The folder is a file system of its own (a mount): the temporary goes inside it.
         Err(e) if e.error.kind() == std::io::ErrorKind::CrossesDevices => {
-            temporary(dir)?.persist(&target).map(|_| ()).map_err(|e| io(e.error))
+            temporary(dir, contents, true).map_err(io)?.persist(&target).map(|_| ()).map_err(|e| io(e.error))
         }
         Err(e) => Err(io(e.error)),
     }
+}
+
+/// A temporary file in `folder` holding `contents`, readable by others, flushed to disk when
+/// `flush`.
+fn temporary(folder: &Path, contents: &[u8], flush: bool) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").permissions(readable()).tempfile_in(folder)?;
+    tmp.write_all(contents)?;
+    if flush {
+        tmp.as_file().sync_data()?;
+    }
+    Ok(tmp)
 }
 
 /// Serialises whole numbers as integers (`255`, not `255.0`), as the original system's
@@ -251,9 +255,8 @@ fn unflushed_temporary(temp: &Path, name: String, contents: Vec<u8>) -> Result<U
     if !is_safe_file_name(&name) {
         return Err(MediaFileError::UnsafeName(name));
     }
-    let io = |source| MediaFileError::Io { path: temp.join(&name), source };
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").permissions(readable()).tempfile_in(temp).map_err(io)?;
-    tmp.write_all(&contents).map_err(io)?;
+    let tmp =
+        temporary(temp, &contents, false).map_err(|source| MediaFileError::Io { path: temp.join(&name), source })?;
     Ok(Unflushed { name, contents, temporary: tmp.into_temp_path() })
 }
 
