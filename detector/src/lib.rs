@@ -17,6 +17,7 @@
 //! - `yolo`: decoding the heads and per-class NMS (as OpenCV's `DetectionModel`).
 //! - `media`: `probe`, `video_frames`, `read_image` through `ffprobe`/`ffmpeg`.
 //! - `model_files`: where the model lives and how the default one is fetched.
+//! - `reference`: running the reference implementation (OpenCV), for the bench and the tests.
 //!
 //! # Architecture invariants
 //!
@@ -40,6 +41,7 @@ mod media;
 mod model_files;
 mod network;
 mod preprocess;
+pub mod reference;
 mod weights;
 mod yolo;
 

