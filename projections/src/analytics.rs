@@ -37,6 +37,11 @@ impl Projection for AnalyticsProjection {
         &["analytics_clicks", "analytics_heatmap", "analytics_orders"]
     }
 
+    /// Read by the reports only.
+    fn deferrable_indexes(&self) -> &'static [&'static str] {
+        &["analytics_clicks_by_video", "analytics_orders_by_video"]
+    }
+
     fn wants(&self, aggregate_type: &str, _event_type: &str) -> bool {
         aggregate_type == click::AGGREGATE_TYPE || aggregate_type == order::AGGREGATE_TYPE
     }

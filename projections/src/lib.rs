@@ -26,6 +26,7 @@ pub mod clicks;
 pub mod client_files;
 pub mod detections;
 pub mod files;
+pub mod indexes;
 pub mod orders;
 pub mod personal;
 pub mod products;

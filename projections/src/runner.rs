@@ -11,6 +11,7 @@ use futures::StreamExt;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+use crate::indexes;
 use crate::quarantine::{self, SetAside};
 
 /// One read model fed from the log.
@@ -31,6 +32,12 @@ pub trait Projection: Send + Sync {
 
     /// Its tables, emptied when it is rebuilt.
     fn tables(&self) -> &'static [&'static str];
+
+    /// Secondary indexes of its tables that its applying never reads: a rebuild drops
+    /// them and builds them once it has caught up ([`crate::indexes`]).
+    fn deferrable_indexes(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// Whether it applies events of this aggregate type and event type (read from the
     /// subject, before the body is decoded). The others its filter lets through are only
@@ -370,6 +377,8 @@ impl ProjectionRunner {
                 .bind(name)
                 .fetch_one(&mut *conn)
                 .await?;
+        // Indexes a rebuild dropped (this generation's, or one a crash interrupted).
+        let mut deferred = indexes::deferred(&mut *conn, name).await? > 0;
         self.projection.after_commit(&self.pool).await?;
         let consumer = self.recreate_consumer(u64::try_from(applied).unwrap_or(0)).await?;
         // Said only once the consumer of this generation exists: a rebuild that waits for
@@ -433,6 +442,9 @@ impl ProjectionRunner {
                     // wake-up (cheap insurance: the reader wakes the applier each time).
                     if slot.waiting() {
                         slot.filled.notify_one();
+                    } else if deferred && consumer.clone().info().await.map_err(nats)?.num_pending == 0 {
+                        self.build_deferred(conn, generation).await?;
+                        deferred = false;
                     }
                     ticks = ticks.wrapping_add(1);
                     if ticks.is_multiple_of(AFTER_COMMIT_EVERY) {
@@ -443,6 +455,9 @@ impl ProjectionRunner {
                         let info = consumer.info().await.map_err(nats)?;
                         if info.num_pending == 0 && info.num_ack_pending == 0 {
                             self.save_skipped(conn, generation, skipped.take()).await?;
+                            if deferred {
+                                self.build_deferred(conn, generation).await?;
+                            }
                             self.projection.finish(&self.pool).await?;
                             return Ok(Ended::CaughtUp);
                         }
@@ -462,6 +477,12 @@ impl ProjectionRunner {
                         self.apply_batch(conn, generation, fetched.events, fetched.last).await?;
                         skipped = None;
                     }
+                    // Caught up with the log: the rebuild's indexes are built now.
+                    if deferred && fetched.ack.info().is_ok_and(|info| info.pending == 0) {
+                        self.save_skipped(conn, generation, skipped.take()).await?;
+                        self.build_deferred(conn, generation).await?;
+                        deferred = false;
+                    }
                     let applied_ms = started.elapsed().as_millis() as u64;
                     if applied > 0 {
                         self.projection.after_commit(&self.pool).await?;
@@ -479,6 +500,26 @@ impl ProjectionRunner {
                 }
             }
         }
+    }
+
+    /// Builds the indexes a rebuild deferred, holding the checkpoint (a rebuild requested
+    /// meanwhile makes this applier start over instead).
+    async fn build_deferred(&self, conn: &mut PgConnection, generation: i64) -> Result<(), ProjectionError> {
+        let name = self.projection.name();
+        let started = std::time::Instant::now();
+        let mut tx = conn.begin().await?;
+        let current: i64 =
+            sqlx::query_scalar("SELECT generation FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        if current != generation {
+            return Err(ProjectionError::Rebuilt);
+        }
+        let built = indexes::build(&mut tx, name).await?;
+        tx.commit().await?;
+        tracing::info!(projection = name, built, ms = started.elapsed().as_millis() as u64, "deferred indexes built");
+        Ok(())
     }
 
     /// Saves the position of events only counted past.
@@ -738,6 +779,7 @@ impl ProjectionRunner {
             if info.num_pending == 0
                 && info.num_ack_pending == 0
                 && self.projection.files_up_to(&self.pool, applied).await?.is_none_or(|files| files >= applied)
+                && indexes::deferred(&mut *self.pool.acquire().await?, self.projection.name()).await? == 0
             {
                 return Ok(());
             }
@@ -874,6 +916,8 @@ pub async fn request_rebuild(pool: &PgPool, projection: &dyn Projection) -> Resu
         // Table names are the projection's own constants, never input.
         sqlx::query(&format!("TRUNCATE {table}")).execute(&mut *tx).await?;
     }
+    // Written first, indexed after: the applier builds them once it has caught up.
+    indexes::defer(&mut tx, name, projection.deferrable_indexes()).await?;
     // The replay meets the set-aside events again and sets aside those still at fault.
     sqlx::query("DELETE FROM projection_quarantine WHERE projection = $1").bind(name).execute(&mut *tx).await?;
     let generation: i64 = sqlx::query_scalar(

@@ -199,3 +199,60 @@ async fn marked_files_are_taken_oldest_first_and_keep_their_oldest_click() {
     dirty.written_all(&app.db, &all).await.expect("written");
     assert_eq!(dirty.waiting_since(&app.db).await.expect("since"), None);
 }
+
+/// Every index of the test's schema, by name, with its definition.
+async fn index_definitions(app: &TestApp) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1")
+        .fetch_all(&app.db)
+        .await
+        .expect("indexes")
+}
+
+#[tokio::test]
+async fn a_rebuild_indexes_the_view_after_the_replay_even_across_a_crash() {
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
+    post_mixed_clicks(&app, 12).await;
+    app.wait_for_clicks_view().await;
+    let view_before = clicks_view(&app).await;
+    let indexes_before = index_definitions(&app).await;
+    assert!(indexes_before.iter().any(|(name, _)| name == "clicks_view_by_video"));
+
+    // A rebuild is requested, and its applier dies before it caught up: the view is empty
+    // and lacks the indexes the rebuild defers, and status says so.
+    app.running.kill_projections().await;
+    let clicks = projections::all(&app.view_settings())
+        .into_iter()
+        .find(|p| p.name() == "clicks")
+        .expect("the clicks projection");
+    projections::runner::request_rebuild(&app.db, clicks.as_ref()).await.expect("rebuild requested");
+    let missing: Vec<String> = sqlx::query_scalar(
+        "SELECT n FROM UNNEST(ARRAY['clicks_view_by_video', 'clicks_view_by_user', 'clicks_view_by_viewer']) n
+         WHERE to_regclass(n) IS NULL",
+    )
+    .fetch_all(&app.db)
+    .await
+    .expect("missing indexes");
+    assert_eq!(missing.len(), 3, "{missing:?}");
+    assert!(clicks_view(&app).await.is_empty());
+    let report = app.projections_status().await;
+    let status = report["projections"].as_array().expect("projections").iter().find(|p| p["name"] == "clicks").cloned();
+    assert_eq!(status.expect("clicks")["indexes_to_build"], 3, "{report}");
+
+    // The next applier replays the log, then builds them: the same view, the same indexes.
+    app.running.start_projections();
+    framecart_tests::eventually("the deferred indexes to be built", Duration::from_secs(30), || async {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM projection_deferred_indexes")
+            .fetch_one(&app.db)
+            .await
+            .expect("count");
+        (left == 0).then_some(())
+    })
+    .await;
+    assert_eq!(index_definitions(&app).await, indexes_before);
+    assert_eq!(clicks_view(&app).await, view_before);
+
+    // A rebuild of every projection while serving ends with every index in place.
+    app.rebuild_every_projection().await;
+    assert_eq!(index_definitions(&app).await, indexes_before);
+    assert_eq!(clicks_view(&app).await, view_before);
+}

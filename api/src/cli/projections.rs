@@ -100,6 +100,10 @@ pub struct ProjectionStatus {
     /// every applied event is in its files; `None` for the others.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files_up_to: Option<i64>,
+    /// Indexes a rebuild dropped that are not built again yet (it builds them once it has
+    /// caught up with the log).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub indexes_to_build: i64,
     /// The process that applies it now, and those standing by.
     #[serde(flatten)]
     pub held: Held,
@@ -221,10 +225,15 @@ pub async fn status(settings: &Settings, infra: &Infra) -> anyhow::Result<Status
         let held = held.remove(&i64::from(key)).unwrap_or_default();
         let applied = applied.unwrap_or(0);
         let files_up_to = projection.files_up_to(&infra.pool, applied).await?;
-        projections.push(ProjectionStatus { name, applied, set_aside, files_up_to, held });
+        let indexes_to_build = framecart_projections::indexes::deferred(&mut *infra.pool.acquire().await?, name).await?;
+        projections.push(ProjectionStatus { name, applied, set_aside, files_up_to, indexes_to_build, held });
     }
     let detector = detector_status(infra, settings).await;
     Ok(StatusReport { stream, log: last, relay, projections, detector })
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// `active: <process>, standby: <process>, …` (or that nothing runs it).
@@ -272,6 +281,12 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
                 );
                 if let Some(up_to) = projection.files_up_to {
                     println!("{:<21} files hold every event up to {up_to}", "");
+                }
+                if projection.indexes_to_build > 0 {
+                    println!(
+                        "{:<21} rebuilding: {} index(es) built once it has caught up",
+                        "", projection.indexes_to_build
+                    );
                 }
             }
             match &report.detector {

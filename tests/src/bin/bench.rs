@@ -69,6 +69,9 @@ struct Args {
     /// two per viewer, so about half as many client files.
     #[arg(long, default_value_t = 100_000)]
     rebuild_events: u64,
+    /// Only the rebuild phase (no anchor, load, relay): for profiling a rebuild.
+    #[arg(long)]
+    rebuild_only: bool,
     /// A running server to load instead of an installation of the bench's own (it should
     /// trust 127.0.0.1 as a proxy and have its click rate limit off). Needs
     /// `--database-url`.
@@ -111,6 +114,9 @@ impl Target {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).build()?;
+    if args.rebuild_only {
+        return rebuild(&client, &args).await;
+    }
     let anchor = if args.anchor_seconds > 0 {
         let pgbench = Pgbench { seconds: args.anchor_seconds, ..Pgbench::default() };
         let row = serde_json::to_string(&args.workload().click(0).body)?;
