@@ -290,9 +290,7 @@ impl Writer {
             written.extend(removed);
             failed = failed.or(not_removed);
             let wrote = started.elapsed();
-            for name in &written {
-                self.throttle.wrote(name);
-            }
+            self.throttle.wrote(written.iter().map(String::as_str));
             let written: HashSet<String> = written.into_iter().collect();
             let done: Vec<(String, i64)> = ready.into_iter().filter(|(name, _)| written.contains(name)).collect();
             DIRTY.written_all(pool, &done).await?;

@@ -68,6 +68,10 @@ fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<(), MediaFileError
     }
     let target = dir.join(name);
     let io = |source| MediaFileError::Io { path: target.clone(), source };
+    if holds(&target, contents) {
+        // Already these bytes: only made sure they are on disk.
+        return std::fs::File::open(&target).and_then(|file| file.sync_data()).map_err(io);
+    }
     match temporary(&temp_folder(dir), contents, true).map_err(io)?.persist(&target) {
         Ok(_) => Ok(()),
         // The folder is a file system of its own (a mount): the temporary goes inside it.
@@ -75,6 +79,20 @@ fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<(), MediaFileError
             temporary(dir, contents, true).map_err(io)?.persist(&target).map(|_| ()).map_err(|e| io(e.error))
         }
         Err(e) => Err(io(e.error)),
+    }
+}
+
+/// True when the file at `path` holds exactly `contents`. A rebuild rewrites every file
+/// from its view, and most of them come out as they were: comparing costs a `stat` (a
+/// file that grew differs in size) and, for one of the same size, a read, where a rewrite
+/// costs a new file, a rename and their flushes.
+fn holds(path: &Path, contents: &[u8]) -> bool {
+    // Not through a link: a link in the folder is replaced, never followed.
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() && meta.len() == contents.len() as u64 => {
+            std::fs::read(path).is_ok_and(|bytes| bytes == contents)
+        }
+        _ => false,
     }
 }
 
@@ -199,8 +217,7 @@ async fn write_files_flushed_once(
 ) -> (Vec<String>, Option<MediaFileError>) {
     // 1. The temporary files, written by a few threads, not flushed.
     let (written, failed) =
-        in_shares(&dir, files, writers, |dir, name, contents| unflushed_temporary(&temp_folder(dir), name, contents))
-            .await;
+        in_shares(&dir, files, writers, |dir, name, contents| unflushed_temporary(dir, name, contents)).await;
     if written.is_empty() {
         return (Vec::new(), failed);
     }
@@ -216,8 +233,13 @@ async fn write_files_flushed_once(
         let mut names = Vec::with_capacity(written.len());
         let mut failed = None;
         for file in written {
+            let Some(temporary) = file.temporary else {
+                // The file held these bytes already; the flush above made sure of them.
+                names.push(file.name);
+                continue;
+            };
             let target = dir.join(&file.name);
-            let moved = match file.temporary.persist(&target) {
+            let moved = match temporary.persist(&target) {
                 Ok(()) => Ok(()),
                 // The folder is a file system of its own (a mount): written there instead.
                 Err(e) if e.error.kind() == std::io::ErrorKind::CrossesDevices => {
@@ -244,20 +266,25 @@ async fn write_files_flushed_once(
     }
 }
 
-/// A temporary file written and closed but not flushed, for `name`.
+/// A temporary file written and closed but not flushed, for `name` (none when the file
+/// holds `contents` already).
 struct Unflushed {
     name: String,
     contents: Vec<u8>,
-    temporary: tempfile::TempPath,
+    temporary: Option<tempfile::TempPath>,
 }
 
-fn unflushed_temporary(temp: &Path, name: String, contents: Vec<u8>) -> Result<Unflushed, MediaFileError> {
+fn unflushed_temporary(dir: &Path, name: String, contents: Vec<u8>) -> Result<Unflushed, MediaFileError> {
     if !is_safe_file_name(&name) {
         return Err(MediaFileError::UnsafeName(name));
     }
+    if holds(&dir.join(&name), &contents) {
+        return Ok(Unflushed { name, contents, temporary: None });
+    }
+    let temp = temp_folder(dir);
     let tmp =
-        temporary(temp, &contents, false).map_err(|source| MediaFileError::Io { path: temp.join(&name), source })?;
-    Ok(Unflushed { name, contents, temporary: tmp.into_temp_path() })
+        temporary(&temp, &contents, false).map_err(|source| MediaFileError::Io { path: temp.join(&name), source })?;
+    Ok(Unflushed { name, contents, temporary: Some(tmp.into_temp_path()) })
 }
 
 /// Deletes the files `names` in `dir` (one already gone counts as deleted), then flushes
@@ -310,25 +337,42 @@ async fn blocking<T: Send + 'static>(
 #[derive(Debug)]
 pub struct Throttle {
     every: std::time::Duration,
-    last: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    last: std::sync::Mutex<Written>,
+}
+
+/// When each file was last written, and when those older than the interval were last
+/// forgotten.
+#[derive(Debug)]
+struct Written {
+    at: std::collections::HashMap<String, std::time::Instant>,
+    pruned: std::time::Instant,
 }
 
 impl Throttle {
     pub fn new(every: std::time::Duration) -> Self {
-        Self { every, last: Default::default() }
+        let last = Written { at: Default::default(), pruned: std::time::Instant::now() };
+        Self { every, last: std::sync::Mutex::new(last) }
     }
 
     /// True when `name` was not written within the interval.
     pub fn ready(&self, name: &str) -> bool {
         let Ok(last) = self.last.lock() else { return true };
-        last.get(name).is_none_or(|at| at.elapsed() >= self.every)
+        last.at.get(name).is_none_or(|at| at.elapsed() >= self.every)
     }
 
-    pub fn wrote(&self, name: &str) {
-        if let Ok(mut last) = self.last.lock() {
+    /// Notes that `names` were written now. Entries older than the interval are forgotten
+    /// at most once per interval, so a round of thousands of files costs a pass over the
+    /// map, not one per file.
+    pub fn wrote<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let Ok(mut last) = self.last.lock() else { return };
+        let now = std::time::Instant::now();
+        if now.duration_since(last.pruned) >= self.every {
             let every = self.every;
-            last.retain(|_, at| at.elapsed() < every);
-            last.insert(name.to_owned(), std::time::Instant::now());
+            last.at.retain(|_, at| now.duration_since(*at) < every);
+            last.pruned = now;
+        }
+        for name in names {
+            last.at.insert(name.to_owned(), now);
         }
     }
 }
@@ -449,6 +493,21 @@ impl DirtyFiles {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_file_written_is_held_back_for_the_interval_and_then_let_through() {
+        let throttle = Throttle::new(std::time::Duration::from_millis(50));
+        let names: Vec<String> = (0..3000).map(|i| format!("f{i}")).collect();
+        throttle.wrote(names.iter().map(String::as_str));
+        assert!(names.iter().all(|name| !throttle.ready(name)));
+        assert!(throttle.ready("never written"));
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert!(names.iter().all(|name| throttle.ready(name)));
+        // The next write forgets those older than the interval.
+        throttle.wrote(["f0"]);
+        assert!(!throttle.ready("f0"));
+        assert_eq!(throttle.last.lock().expect("lock").at.len(), 1);
+    }
+
     /// Every entry under `root`, as paths relative to it.
     fn everything(root: &Path) -> Vec<String> {
         let mut found = Vec::new();
@@ -501,6 +560,50 @@ mod tests {
             expected.sort();
             assert_eq!(everything(media.path()), expected, "{count} files: nothing else, no temporary left");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_that_holds_its_bytes_already_is_left_in_place_and_a_changed_one_is_replaced() {
+        use std::os::unix::fs::MetadataExt;
+        let inode = |path: &Path| std::fs::symlink_metadata(path).expect("a file").ino();
+        for count in [10, FLUSH_ONCE_FROM + 10] {
+            let media = tempfile::tempdir().expect("tempdir");
+            let dir = media.path().join("files");
+            let round = |same: &str, changed: &str| -> Vec<(String, Vec<u8>)> {
+                (0..count)
+                    .map(|i| {
+                        let text = if i % 2 == 0 { format!("[{i},{same}]") } else { format!("[{i},{changed}]") };
+                        (format!("f{i}.json"), text.into_bytes())
+                    })
+                    .collect()
+            };
+            let (written, failed) = write_files(dir.clone(), round("a", "a"), 4).await;
+            assert!(failed.is_none() && written.len() == count, "{failed:?}");
+            // Even files come out the same, odd ones change (same size, then another size).
+            for changed in ["b", "bc"] {
+                let before: Vec<u64> = (0..count).map(|i| inode(&dir.join(format!("f{i}.json")))).collect();
+                let (written, failed) = write_files(dir.clone(), round("a", changed), 4).await;
+                assert!(failed.is_none() && written.len() == count, "{failed:?}");
+                for (i, before) in before.iter().enumerate() {
+                    let path = dir.join(format!("f{i}.json"));
+                    let text = std::fs::read_to_string(&path).expect("read");
+                    if i % 2 == 0 {
+                        assert_eq!((text, inode(&path)), (format!("[{i},a]"), *before), "{count}: left in place");
+                    } else {
+                        assert_eq!(text, format!("[{i},{changed}]"));
+                        assert_ne!(inode(&path), *before, "{count}: replaced whole");
+                    }
+                }
+            }
+        }
+        // A link in the folder is replaced by a file, not followed.
+        let media = tempfile::tempdir().expect("tempdir");
+        let dir = media.path().join("files");
+        std::fs::create_dir_all(&dir).expect("folder");
+        std::fs::write(media.path().join("outside.json"), b"[1]").expect("outside");
+        std::os::unix::fs::symlink(media.path().join("outside.json"), dir.join("a.json")).expect("link");
+        write_atomically(&dir, "a.json", b"[1]").expect("write");
+        assert!(std::fs::symlink_metadata(dir.join("a.json")).expect("a.json").is_file());
     }
 
     #[test]

@@ -269,11 +269,30 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
             );
         }
     }
+    // The same replay into an empty media folder: every client file is new (the replay
+    // above found most of them holding their bytes already, and left those in place).
+    std::fs::remove_dir_all(installation.media_dir().join("client_files"))?;
+    let start = Instant::now();
+    let output = installation.command(&["replay", "--rebuild"]).output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "framecart replay --rebuild failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "framecart replay --rebuild, the client files deleted first: {secs:.2} s from start to exit, {:.0} events/s",
+        events as f64 / secs
+    );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM clicks_view").fetch_one(&db).await?;
     postgres_alone(&db, events).await?;
     let dirty: i64 = sqlx::query_scalar("SELECT count(*) FROM client_files_dirty").fetch_one(&db).await?;
     let written = std::fs::read_dir(installation.media_dir().join("client_files"))?.count();
     println!("after the rebuilds: {rows} rows in clicks_view, {written} client files on disk, {dirty} waiting");
+    // `FRAMECART_BENCH_KEEP_LOG=FILE` keeps the server's log (with `FRAMECART_BENCH_LOG`).
+    if let Some(keep) = std::env::var_os("FRAMECART_BENCH_KEEP_LOG") {
+        std::fs::copy(installation.log(0), keep)?;
+    }
     installation.stop().await;
     Ok(())
 }
