@@ -218,9 +218,7 @@ async fn write_files_flushed_once(
     // 1. The temporary files, written by a thread per core at most, not flushed: none waits
     // for a flush here, and more threads only queue on the folders' locks.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let (written, failed) =
-        in_shares(&dir, files, writers.min(cores), |dir, name, contents| unflushed_temporary(dir, name, contents))
-            .await;
+    let (written, failed) = in_shares(&dir, files, writers.min(cores), unflushed_temporary).await;
     if written.is_empty() {
         return (Vec::new(), failed);
     }
