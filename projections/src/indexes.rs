@@ -45,10 +45,10 @@ pub async fn defer(tx: &mut PgConnection, projection: &str, names: &[&str]) -> R
 }
 
 /// How many of `projection`'s indexes are waiting to be built.
-pub async fn deferred(conn: &mut PgConnection, projection: &str) -> Result<i64, sqlx::Error> {
+pub async fn deferred<'c>(db: impl sqlx::PgExecutor<'c>, projection: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM projection_deferred_indexes WHERE projection = $1")
         .bind(projection)
-        .fetch_one(conn)
+        .fetch_one(db)
         .await
 }
 

@@ -779,7 +779,7 @@ impl ProjectionRunner {
             if info.num_pending == 0
                 && info.num_ack_pending == 0
                 && self.projection.files_up_to(&self.pool, applied).await?.is_none_or(|files| files >= applied)
-                && indexes::deferred(&mut *self.pool.acquire().await?, self.projection.name()).await? == 0
+                && indexes::deferred(&self.pool, self.projection.name()).await? == 0
             {
                 return Ok(());
             }

@@ -225,8 +225,7 @@ pub async fn status(settings: &Settings, infra: &Infra) -> anyhow::Result<Status
         let held = held.remove(&i64::from(key)).unwrap_or_default();
         let applied = applied.unwrap_or(0);
         let files_up_to = projection.files_up_to(&infra.pool, applied).await?;
-        let indexes_to_build =
-            framecart_projections::indexes::deferred(&mut *infra.pool.acquire().await?, name).await?;
+        let indexes_to_build = framecart_projections::indexes::deferred(&infra.pool, name).await?;
         projections.push(ProjectionStatus { name, applied, set_aside, files_up_to, indexes_to_build, held });
     }
     let detector = detector_status(infra, settings).await;
