@@ -160,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
     throughput(&target, &args, anchor).await?;
     lag(&target, &client, &args).await?;
     if let Some(installation) = target.installation {
+        keep_log(&installation, "load")?;
         installation.stop().await;
         if args.backlog > 0 {
             relay(&client, &args).await?;
@@ -292,11 +293,19 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     let dirty: i64 = sqlx::query_scalar("SELECT count(*) FROM client_files_dirty").fetch_one(&db).await?;
     let written = std::fs::read_dir(installation.media_dir().join("client_files"))?.count();
     println!("after the rebuilds: {rows} rows in clicks_view, {written} client files on disk, {dirty} waiting");
-    // `FRAMECART_BENCH_KEEP_LOG=FILE` keeps the server's log (with `FRAMECART_BENCH_LOG`).
-    if let Some(keep) = std::env::var_os("FRAMECART_BENCH_KEEP_LOG") {
-        std::fs::copy(installation.log(0), keep)?;
-    }
+    keep_log(&installation, "rebuild")?;
     installation.stop().await;
+    Ok(())
+}
+
+/// `FRAMECART_BENCH_KEEP_LOG=FILE` keeps the server's log of a phase as `FILE.<phase>`
+/// (with `FRAMECART_BENCH_LOG` for more in it).
+fn keep_log(installation: &Installation, phase: &str) -> anyhow::Result<()> {
+    if let Some(keep) = std::env::var_os("FRAMECART_BENCH_KEEP_LOG") {
+        let mut path = keep;
+        path.push(format!(".{phase}"));
+        std::fs::copy(installation.log(0), path)?;
+    }
     Ok(())
 }
 
