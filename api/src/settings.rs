@@ -494,11 +494,12 @@ fn parse_snapshots(s: &str) -> Result<SnapshotPolicy, String> {
     }
 }
 
-/// `3840x2160` (or `3840×2160`) or a number of pixels, at least 1.
+/// `cpu`, `wgpu` or `cuda`.
 fn parse_backend(s: &str) -> Result<framecart_detector::Backend, String> {
     s.parse()
 }
 
+/// `3840x2160` (or `3840×2160`) or a number of pixels, at least 1.
 fn parse_pixels(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let number = |n: &str| n.trim().parse::<u64>().ok().filter(|n| *n > 0);
