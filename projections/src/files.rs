@@ -132,7 +132,8 @@ pub async fn write_file(dir: PathBuf, name: String, contents: Vec<u8>) -> Result
 /// flushes the folder once for all their renames. A round of [`FLUSH_ONCE_FROM`] files or
 /// more flushes them all with one `syncfs` instead ([`write_files_flushed_once`]): at 2,000
 /// clicks/s on 5,000 viewers, the client files' p99 lag went from 1.5–4.6 s to 0.84–0.88 s
-/// (a flush per file of a small round is cheaper than flushing the database's writes too).
+/// in 5 s runs, and is 1.6–4.3 s over the full bench's 10 s (a flush per file of a small
+/// round is cheaper than flushing the database's writes too).
 /// Returns the names written and on disk
 /// (none when the last flush fails), and the first error after every write was tried.
 pub async fn write_files(
@@ -216,8 +217,9 @@ async fn write_files_flushed_once(
     writers: usize,
 ) -> (Vec<String>, Option<MediaFileError>) {
     // 1. The temporary files, written by a few threads, not flushed. (As many as for
-    // flushed files: with a thread per core, the client files' p99 lag at 2,000 clicks/s
-    // went from under 1 s to 7 s; making a file waits on the file system's journal too.)
+    // flushed files: in a full bench run with a thread per core, the client files' p99 lag
+    // at 2,000 clicks/s was 7 s, against 1.6–4.3 s with 32; making a file waits on the file
+    // system's journal too.)
     let (written, failed) = in_shares(&dir, files, writers, unflushed_temporary).await;
     if written.is_empty() {
         return (Vec::new(), failed);
