@@ -442,24 +442,25 @@ impl ProjectionRunner {
                     // wake-up (cheap insurance: the reader wakes the applier each time).
                     if slot.waiting() {
                         slot.filled.notify_one();
-                    } else if deferred && consumer.clone().info().await.map_err(nats)?.num_pending == 0 {
-                        self.build_deferred(conn, generation).await?;
-                        deferred = false;
                     }
                     ticks = ticks.wrapping_add(1);
                     if ticks.is_multiple_of(AFTER_COMMIT_EVERY) {
                         self.projection.after_commit(&self.pool).await?;
                     }
-                    if until_caught_up {
+                    if deferred || until_caught_up {
+                        // Caught up: nothing left to deliver, and nothing delivered unapplied.
                         let mut consumer = consumer.clone();
                         let info = consumer.info().await.map_err(nats)?;
                         if info.num_pending == 0 && info.num_ack_pending == 0 {
-                            self.save_skipped(conn, generation, skipped.take()).await?;
                             if deferred {
                                 self.build_deferred(conn, generation).await?;
+                                deferred = false;
                             }
-                            self.projection.finish(&self.pool).await?;
-                            return Ok(Ended::CaughtUp);
+                            if until_caught_up {
+                                self.save_skipped(conn, generation, skipped.take()).await?;
+                                self.projection.finish(&self.pool).await?;
+                                return Ok(Ended::CaughtUp);
+                            }
                         }
                     }
                 }
@@ -479,7 +480,6 @@ impl ProjectionRunner {
                     }
                     // Caught up with the log: the rebuild's indexes are built now.
                     if deferred && fetched.ack.info().is_ok_and(|info| info.pending == 0) {
-                        self.save_skipped(conn, generation, skipped.take()).await?;
                         self.build_deferred(conn, generation).await?;
                         deferred = false;
                     }
