@@ -248,15 +248,7 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     let commands =
         [&["projections", "rebuild", "users"][..], &["projections", "rebuild", "clicks"], &["replay", "--rebuild"]];
     for command in commands {
-        let start = Instant::now();
-        let output = installation.command(command).output()?;
-        let secs = start.elapsed().as_secs_f64();
-        anyhow::ensure!(
-            output.status.success(),
-            "framecart {} failed: {}",
-            command.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let secs = timed(&installation, command)?;
         if command.last() == Some(&"users") {
             println!(
                 "framecart {}: {secs:.2} s from start to exit (a rebuild's cost besides the replay)",
@@ -275,14 +267,7 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     // (Moved aside, and deleted after: deleting 50k files would load the disk while timed.)
     let aside = installation.media_dir().join("client_files.before");
     std::fs::rename(installation.media_dir().join("client_files"), &aside)?;
-    let start = Instant::now();
-    let output = installation.command(&["replay", "--rebuild"]).output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "framecart replay --rebuild failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let secs = start.elapsed().as_secs_f64();
+    let secs = timed(&installation, &["replay", "--rebuild"])?;
     std::fs::remove_dir_all(aside)?;
     println!(
         "framecart replay --rebuild into an empty client files folder: {secs:.2} s from start to exit, {:.0} events/s",
@@ -296,6 +281,20 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     keep_log(&installation, "rebuild")?;
     installation.stop().await;
     Ok(())
+}
+
+/// Seconds from the start of `framecart <command>` to its exit; an error if it fails.
+fn timed(installation: &Installation, command: &[&str]) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let output = installation.command(command).output()?;
+    let secs = start.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        output.status.success(),
+        "framecart {} failed: {}",
+        command.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(secs)
 }
 
 /// `FRAMECART_BENCH_KEEP_LOG=FILE` keeps the server's log of a phase as `FILE.<phase>`
