@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::{Detection, Frame, iou};
+use crate::{Detection, Frame, ModelFiles, iou};
 
 /// What to do when the venv is missing.
 pub const SETUP: &str = "run detector/scripts/setup.sh to prepare the machine";
@@ -46,6 +46,20 @@ pub fn run(args: &[&OsStr]) -> Result<serde_json::Value, String> {
         ));
     }
     serde_json::from_slice(&output.stdout).map_err(|e| format!("the reference script printed no JSON: {e}"))
+}
+
+/// The reference script's `command` (`detect` or `bench`) with `model`'s darknet files on
+/// the image files `frames`, its JSON output.
+pub fn on_frames(command: &str, model: &ModelFiles, frames: &[PathBuf]) -> Result<serde_json::Value, String> {
+    let mut args: Vec<&OsStr> = vec![
+        command.as_ref(),
+        "--cfg".as_ref(),
+        model.cfg.as_os_str(),
+        "--weights".as_ref(),
+        model.weights.as_os_str(),
+    ];
+    args.extend(frames.iter().map(|p| p.as_os_str()));
+    run(&args)
 }
 
 /// Writes a frame as a binary PPM, which OpenCV reads losslessly.

@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use common::{detector, media, model, read_frames, run_reference, write_ppm};
+use common::{detector, media, model, read_frames, write_ppm};
 use framecart_detector::{Frame, Resizer, iou, read_image, reference};
 
 const MIN_REFERENCE_CONFIDENCE: f32 = 0.5;
@@ -55,15 +54,8 @@ fn detections_agree_with_opencv_on_images_and_video_frames() {
     let frames: Vec<Frame> = cases.iter().map(|(_, f, _)| f.clone()).collect();
     let ours = detector.detect(&frames).expect("detection runs");
 
-    let mut args: Vec<&OsStr> = vec![
-        OsStr::new("detect"),
-        OsStr::new("--cfg"),
-        files.cfg.as_os_str(),
-        OsStr::new("--weights"),
-        files.weights.as_os_str(),
-    ];
-    args.extend(cases.iter().map(|(_, _, p)| p.as_os_str()));
-    let reference = run_reference(&args);
+    let paths: Vec<PathBuf> = cases.iter().map(|(_, _, p)| p.clone()).collect();
+    let reference = reference::on_frames("detect", &files, &paths).unwrap_or_else(|e| panic!("{e}"));
     let images = reference["images"].as_array().expect("images");
     assert_eq!(images.len(), cases.len());
 

@@ -2,7 +2,6 @@
 //! `DetectionRequested` → detector worker → detection events → views and file.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -344,15 +343,7 @@ async fn real_footage_is_detected_as_opencv_detects_every_sampled_frame() {
     for t in ours.keys() {
         assert!(frame_times.contains(t), "the file's time {t} is a sampled frame's presentation time");
     }
-    let mut args: Vec<&OsStr> = vec![
-        "detect".as_ref(),
-        "--cfg".as_ref(),
-        model.cfg.as_os_str(),
-        "--weights".as_ref(),
-        model.weights.as_os_str(),
-    ];
-    args.extend(ppms.iter().map(|p| p.as_os_str()));
-    let opencv = reference::run(&args).unwrap_or_else(|e| panic!("{e}"));
+    let opencv = reference::on_frames("detect", &model, &ppms).unwrap_or_else(|e| panic!("{e}"));
 
     // Per frame: recall (OpenCV's confident boxes that we found) and precision (our
     // confident boxes that OpenCV found).

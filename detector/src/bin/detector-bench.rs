@@ -23,13 +23,12 @@
 //! ```
 
 use std::error::Error;
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use framecart_detector::reference::{self, Agreement, Found};
-use framecart_detector::{Detector, DetectorConfig, Frame, default_model_dir, locate_model, video_frames};
+use framecart_detector::{Detector, DetectorConfig, Frame, ModelFiles, default_model_dir, locate_model, video_frames};
 
 struct Args {
     video: PathBuf,
@@ -177,7 +176,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let (median, p90) = percentiles(latencies);
         ours.push(Figures { median, p90, throughput: video_s / detect_s });
         if let Some(dir) = &frames_dir {
-            let (figures, about) = opencv(&files.cfg, &files.weights, &dir.paths, args.sample_fps)?;
+            let (figures, about) = opencv(&files, &dir.paths, args.sample_fps)?;
             if theirs.is_empty() {
                 println!("opencv:   {about}");
             }
@@ -185,7 +184,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     let agreement = match &frames_dir {
-        Some(dir) => Some(agreement(&files.cfg, &files.weights, &dir.paths, &found)?),
+        Some(dir) => Some(agreement(&files, &dir.paths, &found)?),
         None => None,
     };
     drop(frames_dir);
@@ -307,13 +306,8 @@ impl Drop for FramesOnDisk {
 
 /// Runs OpenCV's detector on the same frames through the reference script.
 /// Also returns OpenCV's version and thread count, in words.
-fn opencv(
-    cfg: &Path,
-    weights: &Path,
-    frames: &[PathBuf],
-    sample_fps: f64,
-) -> Result<(Figures, String), Box<dyn Error>> {
-    let json = run_reference("bench", cfg, weights, frames)?;
+fn opencv(model: &ModelFiles, frames: &[PathBuf], sample_fps: f64) -> Result<(Figures, String), Box<dyn Error>> {
+    let json = run_reference("bench", model, frames)?;
     let latencies: Vec<f64> = json["latencies_ms"]
         .as_array()
         .ok_or("no latencies from the OpenCV bench")?
@@ -331,27 +325,19 @@ fn opencv(
 }
 
 /// The reference script's `command` (`bench` or `detect`) on `frames`, its JSON output.
-fn run_reference(
-    command: &str,
-    cfg: &Path,
-    weights: &Path,
-    frames: &[PathBuf],
-) -> Result<serde_json::Value, Box<dyn Error>> {
-    let mut args: Vec<&OsStr> =
-        vec![command.as_ref(), "--cfg".as_ref(), cfg.as_os_str(), "--weights".as_ref(), weights.as_os_str()];
-    args.extend(frames.iter().map(|p| p.as_os_str()));
-    Ok(reference::run(&args).map_err(|e| format!("OpenCV's {command}: {e} (or pass --skip-opencv)"))?)
+fn run_reference(command: &str, model: &ModelFiles, frames: &[PathBuf]) -> Result<serde_json::Value, Box<dyn Error>> {
+    Ok(reference::on_frames(command, model, frames)
+        .map_err(|e| format!("OpenCV's {command}: {e} (or pass --skip-opencv)"))?)
 }
 
 /// OpenCV's detections (the reference script's `detect`) on the bench's frames against
 /// ours, counted as [`Agreement`] counts them.
 fn agreement(
-    cfg: &Path,
-    weights: &Path,
+    model: &ModelFiles,
     frames: &[PathBuf],
     ours: &[Vec<framecart_detector::Detection>],
 ) -> Result<Agreement, Box<dyn Error>> {
-    let json = run_reference("detect", cfg, weights, frames)?;
+    let json = run_reference("detect", model, frames)?;
     let images = json["images"].as_array().ok_or("no images from the OpenCV detect")?;
     let mut agreement = Agreement::default();
     for (image, mine) in images.iter().zip(ours) {

@@ -51,11 +51,6 @@ pub fn detector() -> Detector {
     Detector::load(&model(), DetectorConfig::default()).unwrap_or_else(|e| panic!("{e}; {SETUP}"))
 }
 
-/// Runs the reference script and returns its JSON output.
-pub fn run_reference(args: &[&std::ffi::OsStr]) -> serde_json::Value {
-    reference::run(args).unwrap_or_else(|e| panic!("{e}"))
-}
-
 /// Writes a frame as a binary PPM, which OpenCV reads losslessly.
 pub fn write_ppm(frame: &Frame, path: &Path) {
     reference::write_ppm(frame, path).expect("write ppm");
