@@ -433,9 +433,15 @@ impl DirtyFiles {
     /// are as far as the projection's checkpoint).
     pub async fn waiting_since(&self, pool: &PgPool) -> Result<Option<i64>, sqlx::Error> {
         // A mark from before the column existed waits for an unknown position: the start.
-        sqlx::query_scalar(&format!("SELECT min(coalesce(first_position, 1)) - 1 FROM {}", self.table))
-            .fetch_one(pool)
-            .await
+        // The first mark in the order they waited is the oldest (an index scan, where
+        // `min(coalesce(…))` read every mark).
+        let oldest: Option<Option<i64>> = sqlx::query_scalar(&format!(
+            "SELECT coalesce(first_position, 1) - 1 FROM {} ORDER BY first_position NULLS FIRST LIMIT 1",
+            self.table
+        ))
+        .fetch_optional(pool)
+        .await?;
+        Ok(oldest.flatten())
     }
 
     /// The log position up to which every event the projection applied (up to

@@ -198,6 +198,30 @@ async fn marked_files_are_taken_oldest_first_and_keep_their_oldest_click() {
     let all = dirty.some_pending(&app.db, 10).await.expect("pending");
     dirty.written_all(&app.db, &all).await.expect("written");
     assert_eq!(dirty.waiting_since(&app.db).await.expect("since"), None);
+
+    // A mark from before marks kept their position waits for the start, and comes first.
+    dirty.mark_all(&mut app.db.acquire().await.expect("conn"), &names(&["later.json"]), &[50]).await.expect("mark");
+    sqlx::query("INSERT INTO client_files_dirty (file_name) VALUES ('unknown.json')")
+        .execute(&app.db)
+        .await
+        .expect("an old mark");
+    let pending = dirty.some_pending(&app.db, 1).await.expect("pending");
+    assert_eq!(pending.first().map(|(name, _)| name.as_str()), Some("unknown.json"));
+    assert_eq!(dirty.waiting_since(&app.db).await.expect("since"), Some(0));
+
+    // Both reads are served by the index in that order, not by reading every mark: under
+    // load the table holds thousands of marks, read every round and by every observer.
+    let mut conn = app.db.acquire().await.expect("a connection");
+    sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.expect("set");
+    for query in [
+        "SELECT file_name, version FROM client_files_dirty ORDER BY first_position NULLS FIRST LIMIT 10",
+        "SELECT coalesce(first_position, 1) - 1 FROM client_files_dirty ORDER BY first_position NULLS FIRST LIMIT 1",
+    ] {
+        let plan: Vec<String> =
+            sqlx::query_scalar(&format!("EXPLAIN {query}")).fetch_all(&mut *conn).await.expect("explain");
+        let plan = plan.join("\n");
+        assert!(plan.contains("client_files_dirty_by_wait") && !plan.contains("Sort"), "{query}:\n{plan}");
+    }
 }
 
 /// Every index of the test's schema, by name, with its definition.
