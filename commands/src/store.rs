@@ -411,6 +411,12 @@ async fn insert(pool: &PgPool, appends: &[Append]) -> Result<(), PersistenceErro
     let mut event_version = Vec::with_capacity(rows);
     let mut payload = Vec::with_capacity(rows);
     let mut metadata = Vec::with_capacity(rows);
+    // Event ids in the order of the rows (UUIDv7: time first, then a counter and random
+    // bits): the unique index on them grows at its right edge, as the positions' does,
+    // instead of taking each id in a random leaf; and Postgres no longer draws 16 bytes
+    // from OpenSSL for each row (the column's `gen_random_uuid()` default, which appends
+    // outside the batch writers still use).
+    let event_id: Vec<uuid::Uuid> = (0..rows).map(|_| uuid::Uuid::now_v7()).collect();
     for append in appends {
         for event in &append.events {
             aggregate_type.push(append.aggregate_type);
@@ -424,10 +430,12 @@ async fn insert(pool: &PgPool, appends: &[Append]) -> Result<(), PersistenceErro
     }
     // ORDINALITY keeps the insert (and so the identity) order of the arrays.
     let result = sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         SELECT t, i, s, et, ev, p::json, m::json
-         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-              WITH ORDINALITY AS u(t, i, s, et, ev, p, m, n)
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata,
+                             event_id)
+         SELECT t, i, s, et, ev, p::json, m::json, id
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::uuid[])
+              WITH ORDINALITY AS u(t, i, s, et, ev, p, m, id, n)
          ORDER BY n",
     )
     .bind(&aggregate_type)
@@ -437,6 +445,7 @@ async fn insert(pool: &PgPool, appends: &[Append]) -> Result<(), PersistenceErro
     .bind(&event_version)
     .bind(&payload)
     .bind(&metadata)
+    .bind(&event_id)
     .execute(pool)
     .await;
     match result {

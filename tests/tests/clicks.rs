@@ -124,6 +124,40 @@ async fn a_retried_click_id_is_recorded_once_and_answered_the_same() {
     assert_eq!(app.count("SELECT count(*) FROM clicks_view").await, 1);
 }
 
+/// Clicks appended together get time-ordered event ids (UUIDv7), in the order of their
+/// positions within each transaction: the unique index on `event_id` then grows at its
+/// right edge instead of taking each id in a random leaf.
+#[tokio::test]
+async fn events_appended_together_get_time_ordered_ids_in_their_order() {
+    let app = TestApp::spawn().await;
+    let started = chrono::Utc::now();
+    let bodies: Vec<Value> =
+        (0..40).map(|i| click_body(Uuid::new_v4(), "VESeA6leQuk", 10.0 + f64::from(i), 300.0, 1.0)).collect();
+    let answers = futures::future::join_all(bodies.iter().map(|body| app.post("/api/v1/clicks", body))).await;
+    assert!(answers.iter().all(|(status, _)| *status == 202), "{answers:?}");
+    let rows: Vec<(String, Uuid)> = sqlx::query_as(
+        "SELECT tx_id::text, event_id FROM events WHERE aggregate_type = 'click' ORDER BY global_position",
+    )
+    .fetch_all(&app.db)
+    .await
+    .expect("events");
+    assert_eq!(rows.len(), 40);
+    for (_, id) in &rows {
+        assert_eq!(id.get_version_num(), 7, "{id}");
+        let (seconds, _) = id.get_timestamp().expect("a v7 id has a time").to_unix();
+        let seconds = i64::try_from(seconds).expect("seconds");
+        assert!((seconds - started.timestamp()).abs() < 60, "{id} was made now");
+    }
+    let mut batched = false;
+    for pair in rows.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            batched = true;
+            assert!(pair[0].1 < pair[1].1, "ids in one transaction follow their positions: {pair:?}");
+        }
+    }
+    assert!(batched, "40 concurrent clicks share a transaction somewhere: {rows:?}");
+}
+
 #[tokio::test]
 async fn the_original_minimal_body_is_accepted_with_a_server_made_id() {
     let app = TestApp::spawn().await;
