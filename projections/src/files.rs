@@ -196,12 +196,34 @@ mod spares {
             let path = SPARES.lock().ok()?.get_mut(folder)?.pop()?;
             let flags = rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC;
             // One deleted meanwhile (a sweep) is forgotten, and the next one tried.
-            if let Ok(fd) = rustix::fs::open(&path, flags, rustix::fs::Mode::empty())
-                && let Ok(path) = tempfile::TempPath::try_from_path(path)
-            {
-                return Some((std::fs::File::from(fd), path));
+            let Ok(fd) = rustix::fs::open(&path, flags, rustix::fs::Mode::empty()) else { continue };
+            let Ok(path) = tempfile::TempPath::try_from_path(path) else { continue };
+            let file = std::fs::File::from(fd);
+            if open_here_only(&file) {
+                return Some((file, path));
             }
+            // Still open elsewhere (below): deleted with `path`, never written over.
         }
+    }
+
+    /// True when no other descriptor, in any process, has `file` open. A spare is a
+    /// replaced file: a reader that opened it before the exchange may still be reading
+    /// it, and writing over it would show that reader half of one file and half of
+    /// another. The kernel grants a write lease only on a file nobody else has open, and
+    /// nobody can open a spare anew but through the temporary folder. Where leases are
+    /// not to be had (another file system, another owner), the spare is not reused.
+    #[allow(unsafe_code)]
+    fn open_here_only(file: &std::fs::File) -> bool {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: `fcntl` with F_SETLEASE takes an open descriptor, which `file` owns for
+        // the whole call, and an integer argument; it touches no memory of ours.
+        let leased = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) } == 0;
+        if leased {
+            // SAFETY: as above; the lease is given back at once.
+            unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+        }
+        leased
     }
 
     /// Keeps `temp` (the old file of an exchange) as a spare of its folder, if it is a
@@ -760,6 +782,26 @@ mod tests {
             let spares = spares_and_others(media.path()).0.len();
             assert!((1..=count).contains(&spares), "{count} files: {spares} spares");
         }
+    }
+
+    #[test]
+    fn a_replaced_file_still_open_elsewhere_is_never_written_over() {
+        use std::io::{Read, Seek};
+        let media = tempfile::tempdir().expect("tempdir");
+        let dir = media.path().join("files");
+        write_atomically(&dir, "a.json", b"[1]").expect("write");
+        // A reader opens the first version, and is still reading it after two rewrites.
+        let mut reader = std::fs::File::open(dir.join("a.json")).expect("open");
+        write_atomically(&dir, "a.json", b"[2,2]").expect("rewrite");
+        write_atomically(&dir, "a.json", b"[3,3,3]").expect("rewrite again");
+        let mut seen = String::new();
+        reader.rewind().and_then(|_| reader.read_to_string(&mut seen)).expect("read");
+        assert_eq!(seen, "[1]", "the reader's file is the first version, whole");
+        assert_eq!(std::fs::read(dir.join("a.json")).expect("read"), b"[3,3,3]");
+        // Once nobody holds a spare open, it is written over again.
+        drop(reader);
+        write_atomically(&dir, "a.json", b"[4]").expect("rewrite");
+        assert_eq!(spares::count(&temp_folder(&dir)), 1);
     }
 
     #[test]
