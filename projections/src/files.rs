@@ -78,11 +78,9 @@ fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<(), MediaFileError
     match put_in_place(temporary(&temp_folder(dir), contents, true).map_err(io)?, &target, there) {
         Ok(()) => Ok(()),
         // The folder is a file system of its own (a mount): the temporary goes inside it,
-        // and is never kept there as a spare.
+        // and is renamed, never exchanged, so no spare is ever kept there.
         Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
-            let mut tmp = new_temporary(dir).map_err(io)?;
-            tmp.write_all(contents).and_then(|()| tmp.as_file().sync_data()).map_err(io)?;
-            tmp.persist(&target).map(|_| ()).map_err(|e| io(e.error))
+            temporary(dir, contents, true).map_err(io)?.persist(&target).map_err(|e| io(e.error))
         }
         Err(e) => Err(io(e)),
     }
@@ -101,7 +99,7 @@ enum There {
 
 /// What is at `path` against `contents`. A rebuild rewrites every file from its view, and
 /// most of them come out as they were: comparing costs a `stat` (a file that grew differs
-/// in size) and, for one of the same size, a read, where a rewrite costs a new file, a
+/// in size) and, for one of the same size, a read, where a rewrite costs a temporary, a
 /// rename and their flushes.
 fn there(path: &Path, contents: &[u8]) -> There {
     // Not through a link: a link in the folder is replaced, never followed.
@@ -117,23 +115,25 @@ fn there(path: &Path, contents: &[u8]) -> There {
 /// A temporary file in `folder` holding `contents`, readable by others, flushed to disk
 /// when `flush`: a spare ([`spares`]) rewritten when there is one, else a new file.
 fn temporary(folder: &Path, contents: &[u8], flush: bool) -> std::io::Result<tempfile::TempPath> {
-    let (mut file, path) = match spares::take(folder) {
-        Some(spare) => spare,
-        None => new_temporary(folder)?.into_parts(),
+    let (mut file, path, spare) = match spares::take(folder) {
+        Some((file, path)) => (file, path, true),
+        None => {
+            let new = tempfile::Builder::new().prefix(spares::PREFIX).permissions(readable()).tempfile_in(folder)?;
+            let (file, path) = new.into_parts();
+            (file, path, false)
+        }
     };
     file.write_all(contents)?;
-    // A spare is written over from its start, then cut to the new length: truncated to
-    // empty first, ext4 would write it out on close (its `auto_da_alloc` for files
-    // rewritten that way), a disk write per file on the writer's thread.
-    file.set_len(contents.len() as u64)?;
+    if spare {
+        // A spare is written over from its start, then cut to the new length: truncated
+        // to empty first, ext4 would write it out on close (its `auto_da_alloc` for files
+        // rewritten that way), a disk write per file on the writer's thread.
+        file.set_len(contents.len() as u64)?;
+    }
     if flush {
         file.sync_data()?;
     }
     Ok(path)
-}
-
-fn new_temporary(folder: &Path) -> std::io::Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new().prefix(spares::PREFIX).permissions(readable()).tempfile_in(folder)
 }
 
 /// Moves the temporary file `temp` to `target`, atomically. Where `target` is a file
@@ -601,13 +601,12 @@ impl DirtyFiles {
         // A mark from before the column existed waits for an unknown position: the start.
         // The first mark in the order they waited is the oldest (an index scan, where
         // `min(coalesce(…))` read every mark).
-        let oldest: Option<Option<i64>> = sqlx::query_scalar(&format!(
+        sqlx::query_scalar(&format!(
             "SELECT coalesce(first_position, 1) - 1 FROM {} ORDER BY first_position NULLS FIRST LIMIT 1",
             self.table
         ))
         .fetch_optional(pool)
-        .await?;
-        Ok(oldest.flatten())
+        .await
     }
 
     /// The log position up to which every event the projection applied (up to
