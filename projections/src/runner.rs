@@ -125,6 +125,12 @@ fn nats(e: impl std::fmt::Display) -> ProjectionError {
     ProjectionError::Nats(e.to_string())
 }
 
+/// Whether a consumer's delete failed because there was no such consumer.
+fn consumer_absent(e: &jetstream::stream::ConsumerError) -> bool {
+    matches!(e.kind(), jetstream::stream::ConsumerErrorKind::JetStream(js)
+        if js.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND)
+}
+
 /// Decodes an event's payload; a failure names the log position.
 pub fn decode<E: framecart_domain::upcast::Upcast>(
     event: &LoggedEvent,
@@ -541,7 +547,15 @@ impl ProjectionRunner {
     async fn recreate_consumer(&self, applied: u64) -> Result<consumer::PullConsumer, ProjectionError> {
         let stream = self.js.get_stream(self.ns.stream_name()).await.map_err(nats)?;
         let name = self.consumer_name();
-        let _ = stream.delete_consumer(&name).await; // absent is fine
+        // The last leader's consumer goes first. Only its absence is fine: a delete that
+        // failed otherwise (timed out while the stream's leader moved) left it there, and
+        // creating over it would fail ("deliver policy can not be updated") or, worse,
+        // read on from where it stood. The runner starts over and deletes again.
+        match stream.delete_consumer(&name).await {
+            Ok(_) => {}
+            Err(e) if consumer_absent(&e) => {}
+            Err(e) => return Err(ProjectionError::Nats(format!("deleting the consumer {name}: {e}"))),
+        }
         let deliver_policy = if applied == 0 {
             consumer::DeliverPolicy::All
         } else {
