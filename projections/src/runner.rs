@@ -566,8 +566,10 @@ impl ProjectionRunner {
             several if several_filters(&self.js) => (String::new(), several),
             _ => (self.projection.filter_subject(&self.ns), Vec::new()),
         };
+        // Created, never taken over: should the old one be there still (a delete that
+        // answered before the cluster applied it), this fails and the runner starts over.
         stream
-            .create_consumer(consumer::pull::Config {
+            .create_consumer_strict(consumer::pull::Config {
                 durable_name: Some(name),
                 description: Some(format!("projection {}", self.projection.name())),
                 filter_subject,

@@ -280,3 +280,66 @@ async fn a_rebuild_indexes_the_view_after_the_replay_even_across_a_crash() {
     assert_eq!(index_definitions(&app).await, indexes_before);
     assert_eq!(clicks_view(&app).await, view_before);
 }
+
+/// A JetStream API on `prefix` that passes every request to this NATS's own, replies
+/// going straight back to the asker, except consumer deletes: those are dropped, so they
+/// time out, as they do while a cluster moves the stream's leader.
+async fn api_without_consumer_deletes(prefix: String) -> tokio::task::JoinHandle<()> {
+    use futures::StreamExt as _;
+    let client = async_nats::connect(framecart_tests::nats_url()).await.expect("NATS");
+    let mut requests = client.subscribe(format!("{prefix}.>")).await.expect("subscribe");
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let api = request.subject.as_str().trim_start_matches(&prefix).trim_start_matches('.');
+            if api.starts_with("CONSUMER.DELETE.") {
+                continue;
+            }
+            let Some(reply) = request.reply else { continue };
+            let subject = format!("$JS.API.{api}");
+            client.publish_with_reply(subject, reply, request.payload).await.expect("passed on");
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_runner_that_cannot_delete_the_last_consumer_never_reads_on_from_it() {
+    let app = TestApp::spawn_bare(&[framecart_api::Role::Api, framecart_api::Role::Relay]).await;
+    post_mixed_clicks(&app, 12).await;
+    let clicks = || -> Arc<dyn projections::runner::Projection> {
+        Arc::new(projections::clicks::ClicksProjection::new(Arc::new(projections::personal::KeyReader::new(
+            framecart_tests::test_master_key(),
+        ))))
+    };
+    let runner = |js: async_nats::jetstream::Context| {
+        ProjectionRunner::new(app.running.state.pool.clone(), js, app.namespace.namespace.clone(), clicks())
+    };
+    framecart_tests::eventually("the relay to log every event", Duration::from_secs(20), || async {
+        let stored = u64::try_from(app.count("SELECT count(*) FROM events").await).unwrap_or(0);
+        (app.stream_len().await == stored).then_some(())
+    })
+    .await;
+    runner(app.jetstream.clone()).rebuild(&|_, _| {}).await.expect("a rebuild");
+    assert_eq!(app.count("SELECT count(*) FROM clicks_view").await, 12);
+
+    // The next rebuild's runner cannot delete the consumer the first one left, which has
+    // acknowledged the whole log, and which it would create with the same settings.
+    let prefix = format!("{}.api", app.namespace.namespace.as_str());
+    let proxy = api_without_consumer_deletes(prefix.clone()).await;
+    let client = async_nats::connect(framecart_tests::nats_url()).await.expect("NATS");
+    let js =
+        async_nats::jetstream::ContextBuilder::new().api_prefix(prefix).timeout(Duration::from_secs(1)).build(client);
+    let rebuilt = tokio::time::timeout(Duration::from_secs(30), runner(js).rebuild(&|_, _| {})).await;
+    let rows = app.count("SELECT count(*) FROM clicks_view").await;
+    match rebuilt {
+        // Taking the old consumer over, it would find nothing pending and end with an
+        // empty view.
+        Ok(Ok(())) => assert_eq!(rows, 12, "a rebuild said it was done with {rows} of the 12 clicks"),
+        Ok(Err(e)) => assert!(e.to_string().contains("deleting the consumer"), "{e}"),
+        Err(_) => panic!("the rebuild neither ended nor failed"),
+    }
+    proxy.abort();
+
+    // Once deletes go through, the next rebuild applies the whole log.
+    runner(app.jetstream.clone()).rebuild(&|_, _| {}).await.expect("a rebuild");
+    assert_eq!(app.count("SELECT count(*) FROM clicks_view").await, 12);
+}
