@@ -63,13 +63,20 @@ fn holds_everything(status: &serde_json::Value, instance: &str) -> bool {
     relay && projections.iter().all(|p| holders(p).0.starts_with(&prefix))
 }
 
+/// The node leading the stream. Asked again while the cluster answers with an error: a
+/// node that just came back makes the JetStream API time out for a moment while the
+/// cluster settles its leaders.
 async fn stream_leader(s: &ScaleOut) -> String {
     let client = async_nats::connect(s.nats_url()).await.expect("NATS");
     let js = async_nats::jetstream::new(client);
-    let mut stream = js.get_stream(format!("{}_EVENTS", NAMESPACE.to_uppercase())).await.expect("the stream");
-    let info = stream.info().await.expect("stream info");
-    assert_eq!(info.config.num_replicas, 3, "the stream has three replicas");
-    info.cluster.as_ref().and_then(|c| c.leader.clone()).expect("the stream has a leader")
+    let name = format!("{}_EVENTS", NAMESPACE.to_uppercase());
+    eventually_or_say("the stream's leader", Duration::from_secs(60), || async {
+        let mut stream = js.get_stream(&name).await.map_err(|e| format!("the stream: {e}"))?;
+        let info = stream.info().await.map_err(|e| format!("stream info: {e}"))?;
+        assert_eq!(info.config.num_replicas, 3, "the stream has three replicas");
+        info.cluster.as_ref().and_then(|c| c.leader.clone()).ok_or_else(|| "no leader yet".to_owned())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
