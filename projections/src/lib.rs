@@ -8,7 +8,9 @@
 //!   the same transaction as its view, and skips anything at or below it. The durable
 //!   consumer is only a cursor: every time a runner takes over it recreates it at the
 //!   stored sequence + 1, so a lost ack or a lost asynchronous commit re-delivers rather
-//!   than skips.
+//!   than skips. It deletes the last leader's consumer first and creates its own strictly:
+//!   a delete that fails (other than "no such consumer") or a consumer still there makes
+//!   it start over, never read on from where the old one stood.
 //! - One applier per projection: a session advisory lock elects it. Standbys (other
 //!   processes with the projection) wait on the lock itself, so `pg_locks` shows who
 //!   holds and who waits, and the first waiter takes over when the holder's session ends.
