@@ -445,6 +445,7 @@ async fn throughput(target: &Target, args: &Args, anchor: Option<f64>) -> anyhow
 async fn lag(target: &Target, client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     let before = progress::log_end(&target.db).await?;
     let progress = Progress::start(target.db.clone(), SAMPLE_EVERY);
+    let cpu_before = target.cpu();
     let total = args.rate * args.lag_duration;
     let limit = Arc::new(Semaphore::new(512));
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
@@ -486,6 +487,19 @@ async fn lag(target: &Target, client: &reqwest::Client, args: &Args) -> anyhow::
         ms(hist.value_at_quantile(0.99)),
         failed.load(Ordering::Relaxed)
     );
+    // The same clicks offered to every build: CPU figures that compare across runs better
+    // than full speed's, whose rate (and so whose batching) differs from run to run.
+    if let (Some(before), Some(after)) = (cpu_before, target.cpu()) {
+        let per_click = |i: usize| (after[i] - before[i]) * 1e6 / total.max(1) as f64;
+        println!(
+            "CPU per click at this rate until every view caught up: {:.0} µs (framecart {:.0}, Postgres {:.0}, \
+             NATS {:.0})",
+            (0..3).map(per_click).sum::<f64>(),
+            per_click(0),
+            per_click(1),
+            per_click(2)
+        );
+    }
     println!("lag from commit to applied (sampled every {} ms):", SAMPLE_EVERY.as_millis());
     progress::print_lags(&progress.lags(&target.db, before).await?);
     Ok(())
