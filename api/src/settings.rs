@@ -233,6 +233,15 @@ pub struct Settings {
     #[arg(long, env = "FRAMECART_WRITE_BATCHING", default_value_t = true, action = ArgAction::Set)]
     pub write_batching: bool,
 
+    /// How many transactions of batched commands are committed at once. One by default:
+    /// each batch then takes every command that arrived while the last one committed. On
+    /// 2 cores at full speed, one writer answered with a p99 of 37-43 ms where four gave
+    /// 45-54 ms, at the same throughput. More may help where Postgres has cores to spare,
+    /// or where batches often conflict (a conflicting batch is committed again one command
+    /// at a time, and one writer waits for that).
+    #[arg(long, env = "FRAMECART_STORE_WRITERS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub store_writers: u8,
+
     /// How often commands store an aggregate's snapshot, so that a load reads the snapshot
     /// and the events after it: `auto` (each aggregate type's interval: 100 events, 10 for
     /// a detection run's batches), a number of events, or `off` (every load folds the
@@ -334,6 +343,7 @@ impl fmt::Debug for Settings {
             .field("namespace", &self.namespace)
             .field("db_max_connections", &self.db_max_connections)
             .field("write_batching", &self.write_batching)
+            .field("store_writers", &self.store_writers)
             .field("snapshot_every", &self.snapshot_every)
             .field("relay_lag_bound_secs", &self.relay_lag_bound_secs)
             .field("stream_replicas", &self.stream_replicas)
@@ -569,6 +579,23 @@ mod tests {
         assert_eq!(http.rate_clicks.to_string(), DEFAULT_RATE_CLICKS);
         assert_eq!(http.rate_signin.to_string(), DEFAULT_RATE_SIGNIN);
         assert_eq!(parsed.video.max_video_pixels, VideoSettings::default().max_video_pixels);
+    }
+
+    #[test]
+    fn one_store_writer_by_default_and_a_count_out_of_range_is_refused() {
+        use clap::Parser;
+        #[derive(Debug, clap::Parser)]
+        struct Store {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let parse = |args: &[&str]| Store::try_parse_from(std::iter::once("framecart").chain(args.iter().copied()));
+        assert_eq!(parse(&[]).expect("defaults").settings.store_writers, 1);
+        assert_eq!(parse(&["--store-writers", "4"]).expect("four").settings.store_writers, 4);
+        for bad in ["0", "65", "-1", "many"] {
+            let refused = parse(&[&format!("--store-writers={bad}")]).expect_err(bad).to_string();
+            assert!(refused.contains("--store-writers"), "{refused}");
+        }
     }
 
     #[test]

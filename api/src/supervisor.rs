@@ -204,8 +204,11 @@ impl Running {
             None => None,
         };
         let addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
-        let write_mode =
-            if settings.write_batching { WriteMode::Batched { writers: 4 } } else { WriteMode::PerCommand };
+        let write_mode = if settings.write_batching {
+            WriteMode::Batched { writers: usize::from(settings.store_writers) }
+        } else {
+            WriteMode::PerCommand
+        };
         let fake_secret =
             payments.fake_secret.clone().map_or_else(|| Uuid::new_v4().as_bytes().to_vec(), String::into_bytes);
         let webhook_url = payments.fake_webhook_url.clone().unwrap_or_else(|| {

@@ -380,6 +380,7 @@ pub fn serve_settings(database: &TestDatabase, namespace: &TestNamespace, media:
         namespace: namespace.namespace.clone(),
         db_max_connections: 8,
         write_batching: true,
+        store_writers: 1,
         snapshot_every: SnapshotPolicy::default(),
         relay_lag_bound_secs: framecart_api::settings::DEFAULT_RELAY_LAG_BOUND_SECS,
         stream_replicas: 1,
