@@ -3,9 +3,10 @@
 //! postgres-es appends each command's events in a transaction of its own, one INSERT per
 //! event. At thousands of small commands a second (clicks) the commit, not the work, is
 //! the cost: Postgres manages 300–600 single-row commits a second on one connection. So
-//! appends from concurrent commands are queued to a few writer tasks, and each writer
-//! commits everything waiting as one transaction with one multi-row INSERT. A command is
-//! still answered only after its own events are committed.
+//! appends from concurrent commands are queued to writer tasks (`serve` runs one unless
+//! told otherwise), and each writer commits everything waiting as one transaction with
+//! one multi-row INSERT. A command is still answered only after its own events are
+//! committed.
 //!
 //! Loads are grouped the same way: every command first loads its aggregate, and a click is
 //! a new aggregate whose load finds nothing; one round trip per command would cost as
