@@ -235,10 +235,11 @@ pub struct Settings {
 
     /// How many transactions of batched commands are committed at once. One by default:
     /// each batch then takes every command that arrived while the last one committed. On
-    /// 2 cores at full speed, one writer answered with a p99 of 37-43 ms where four gave
-    /// 45-54 ms, at the same throughput. More may help where Postgres has cores to spare,
-    /// or where batches often conflict (a conflicting batch is committed again one command
-    /// at a time, and one writer waits for that).
+    /// 2 cores at full speed, one writer gave the throughput and CPU per click of four,
+    /// and a p99 as low or lower (37-43 ms against 45-54 ms, alternated; after pgbench had
+    /// just run, 41-71 ms against 48-73 ms). More may help where Postgres has cores to
+    /// spare, or where batches often conflict (a conflicting batch is committed again one
+    /// command at a time, and one writer waits for that).
     #[arg(long, env = "FRAMECART_STORE_WRITERS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=64))]
     pub store_writers: u8,
 
