@@ -305,19 +305,14 @@ async fn api_without_consumer_deletes(prefix: String) -> tokio::task::JoinHandle
 async fn a_runner_that_cannot_delete_the_last_consumer_never_reads_on_from_it() {
     let app = TestApp::spawn_bare(&[framecart_api::Role::Api, framecart_api::Role::Relay]).await;
     post_mixed_clicks(&app, 12).await;
-    let clicks = || -> Arc<dyn projections::runner::Projection> {
-        Arc::new(projections::clicks::ClicksProjection::new(Arc::new(projections::personal::KeyReader::new(
-            framecart_tests::test_master_key(),
-        ))))
-    };
+    let clicks = projections::all(&app.view_settings())
+        .into_iter()
+        .find(|p| p.name() == "clicks")
+        .expect("the clicks projection");
     let runner = |js: async_nats::jetstream::Context| {
-        ProjectionRunner::new(app.running.state.pool.clone(), js, app.namespace.namespace.clone(), clicks())
+        ProjectionRunner::new(app.running.state.pool.clone(), js, app.namespace.namespace.clone(), clicks.clone())
     };
-    framecart_tests::eventually("the relay to log every event", Duration::from_secs(20), || async {
-        let stored = u64::try_from(app.count("SELECT count(*) FROM events").await).unwrap_or(0);
-        (app.stream_len().await == stored).then_some(())
-    })
-    .await;
+    app.wait_for_log().await;
     runner(app.jetstream.clone()).rebuild(&|_, _| {}).await.expect("a rebuild");
     assert_eq!(app.count("SELECT count(*) FROM clicks_view").await, 12);
 
