@@ -275,6 +275,7 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM clicks_view").fetch_one(&db).await?;
     postgres_alone(&db, events).await?;
+    log_alone(&installation, events).await?;
     let dirty: i64 = sqlx::query_scalar("SELECT count(*) FROM client_files_dirty").fetch_one(&db).await?;
     let written = std::fs::read_dir(installation.media_dir().join("client_files"))?.count();
     println!("after the rebuilds: {rows} rows in clicks_view, {written} client files on disk, {dirty} waiting");
@@ -353,6 +354,82 @@ async fn postgres_alone(db: &PgPool, events: i64) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The other floor under the rebuild rate: NATS delivering the log, and its messages read,
+/// with nothing decoded or written. First as a projection's runner reads it (a durable
+/// pull consumer, batches of [`REBUILD_BATCH`], one ack a batch), then through an ordered
+/// consumer (no acks, as an auditor's replay reads it). CPU seconds of NATS and of this
+/// reader are printed beside the time: the two share the machine's cores with everything
+/// else a rebuild does.
+async fn log_alone(installation: &Installation, events: i64) -> anyhow::Result<()> {
+    use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy};
+    use futures::StreamExt;
+    let js = installation.jetstream().await?;
+    let stream = js.get_stream(format!("{}_EVENTS", installation.namespace.to_uppercase())).await?;
+    let last = stream.cached_info().state.last_sequence;
+    let nats_cpu = || installation.cpu()[2];
+    let own_cpu = || framecart_tests::installation::cpu_seconds(std::process::id());
+    let mut timed = Vec::new();
+    for ordered in [false, true] {
+        let (nats_before, own_before, start) = (nats_cpu(), own_cpu(), Instant::now());
+        let mut read = 0u64;
+        let mut bytes = 0usize;
+        if ordered {
+            let consumer = stream
+                .create_consumer(consumer::pull::OrderedConfig {
+                    deliver_policy: DeliverPolicy::All,
+                    ..Default::default()
+                })
+                .await?;
+            let mut messages = consumer.messages().await?;
+            while read < last {
+                let message = messages.next().await.ok_or_else(|| anyhow::anyhow!("the ordered consumer ended"))??;
+                bytes += message.payload.len();
+                read = message.info().map_err(|e| anyhow::anyhow!("{e}"))?.stream_sequence;
+            }
+        } else {
+            let consumer = stream
+                .create_consumer(consumer::pull::Config {
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::All,
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                })
+                .await?;
+            let mut chunks =
+                consumer.stream().max_messages_per_batch(REBUILD_BATCH).messages().await?.ready_chunks(REBUILD_BATCH);
+            while read < last {
+                let chunk = chunks.next().await.ok_or_else(|| anyhow::anyhow!("the pull consumer ended"))?;
+                let mut last_message = None;
+                for message in chunk {
+                    let message = message?;
+                    bytes += message.payload.len();
+                    read = message.info().map_err(|e| anyhow::anyhow!("{e}"))?.stream_sequence;
+                    last_message = Some(message);
+                }
+                if let Some(message) = last_message {
+                    message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+            }
+        }
+        timed.push((start.elapsed().as_secs_f64(), nats_cpu() - nats_before, own_cpu() - own_before, bytes));
+    }
+    for ((secs, nats, own, bytes), how) in timed.into_iter().zip([
+        "as a runner reads it (pull consumer, batches of 5,000, an ack a batch)",
+        "through an ordered consumer (no acks)",
+    ]) {
+        println!(
+            "the log alone, its {events} messages ({:.0} MB of payload) read {how}, nothing decoded: {secs:.2} s \
+             ({:.0} events/s at most); CPU: NATS {nats:.2} s, the reader {own:.2} s",
+            bytes as f64 / 1e6,
+            events as f64 / secs,
+        );
+    }
+    Ok(())
+}
+
+/// The batch a projection's runner reads while it catches up (`BATCH` in the runner).
+const REBUILD_BATCH: usize = 5000;
 
 /// One click posted; its latency in microseconds, or `None` if it was not accepted.
 async fn post_click(url: &str, client: &reqwest::Client, workload: Workload, i: u64) -> Option<u64> {
