@@ -17,7 +17,8 @@
 //!    after the clicks are committed);
 //! 4. how fast the relay restores a lost stream (every event so far) from the store;
 //! 5. how fast `framecart projections rebuild clicks` and `framecart replay --rebuild`
-//!    rebuild from a log of `--rebuild-events` clicks, while `serve` runs.
+//!    rebuild from a log of `--rebuild-events` clicks, while `serve` runs, and the floors
+//!    under them: Postgres alone writing the view's rows, the log alone being read.
 //!
 //! Phases 3 to 5 need an installation of the bench's own.
 //!
