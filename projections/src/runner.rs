@@ -161,7 +161,8 @@ const BATCH: usize = 5000;
 const LINGER: Duration = Duration::from_millis(50);
 /// The rate of messages, a second, from which batches linger.
 const LINGER_FROM: f64 = 1000.0;
-/// A batch this large is applied at once.
+/// A batch this large is applied at once, and after one with this many messages still
+/// to come (catching up, a rebuild) the next does not linger.
 const LINGER_BELOW: usize = 500;
 
 /// When a lingering batch of `messages`, the first read at `since`, is applied.
@@ -511,8 +512,10 @@ impl ProjectionRunner {
                     }
                     let Some(fetched) = slot.take() else { continue };
                     let fetched = fetched?;
-                    // The rate the messages of this batch came at decides whether the next lingers.
-                    lingering = lingers(fetched.messages, last_taken.elapsed());
+                    // The rate the messages of this batch came at decides whether the next
+                    // lingers; catching up (a large backlog behind it), it never does.
+                    let backlog = fetched.ack.info().map_or(0, |info| info.pending);
+                    lingering = backlog < LINGER_BELOW as u64 && lingers(fetched.messages, last_taken.elapsed());
                     last_taken = tokio::time::Instant::now();
                     let started = std::time::Instant::now();
                     let applied = fetched.events.len();
