@@ -152,7 +152,7 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Most messages applied in one transaction. Live, a batch is what has arrived (the
 /// stream's messages are taken as they are ready); catching up, it is this many: a rebuild
 /// of `clicks` from 100k events took 8.1 s with 500, 5.3 s with 5,000.
-const BATCH: usize = 5000;
+pub const BATCH: usize = 5000;
 /// How long a batch waits for more messages before it is applied, while messages come
 /// at [`LINGER_FROM`] a second or more. Each batch costs a transaction, a checkpoint
 /// update and an ack whatever its size: at 2,000 clicks/s, waiting 50 ms cut the CPU a
@@ -517,8 +517,8 @@ impl ProjectionRunner {
                     let fetched = fetched?;
                     // The rate the messages of this batch came at decides whether the next
                     // lingers; catching up (a large backlog behind it), it never does.
-                    let backlog = fetched.ack.info().map_or(0, |info| info.pending);
-                    lingering = lingers(fetched.messages, last_taken.elapsed(), backlog);
+                    let pending = fetched.ack.info().ok().map(|info| info.pending);
+                    lingering = lingers(fetched.messages, last_taken.elapsed(), pending.unwrap_or(0));
                     last_taken = tokio::time::Instant::now();
                     let started = std::time::Instant::now();
                     let applied = fetched.events.len();
@@ -532,7 +532,7 @@ impl ProjectionRunner {
                         skipped = None;
                     }
                     // Caught up with the log: the rebuild's indexes are built now.
-                    if deferred && fetched.ack.info().is_ok_and(|info| info.pending == 0) {
+                    if deferred && pending == Some(0) {
                         self.build_deferred(conn, generation).await?;
                         deferred = false;
                     }

@@ -118,6 +118,11 @@ impl Installation {
         [framecart, postgres, nats]
     }
 
+    /// The installation's stream (`Namespace::stream_name`).
+    pub fn stream_name(&self) -> String {
+        framecart_api::domain::log::Namespace::parse(&self.namespace).expect("a valid namespace").stream_name()
+    }
+
     /// The installation's JetStream.
     pub async fn jetstream(&self) -> anyhow::Result<async_nats::jetstream::Context> {
         Ok(async_nats::jetstream::new(async_nats::connect(self.nats.url()).await?))

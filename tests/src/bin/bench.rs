@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use framecart_api::commands::keys::Keyring;
 use framecart_api::domain::personal::{Personal, Subject};
+use framecart_api::projections::runner::BATCH;
 use framecart_tests::anchor::Pgbench;
 use framecart_tests::installation::{Installation, nats_server, nats_version};
 use framecart_tests::progress::{self, Progress};
@@ -358,7 +359,7 @@ async fn postgres_alone(db: &PgPool, events: i64) -> anyhow::Result<()> {
 
 /// The other floor under the rebuild rate: NATS delivering the log, and its messages read,
 /// with nothing decoded or written. First as a projection's runner reads it (a durable
-/// pull consumer, batches of [`REBUILD_BATCH`], one ack a batch), then through an ordered
+/// pull consumer, batches of [`BATCH`], one ack a batch), then through an ordered
 /// consumer (no acks, as an auditor's replay reads it). CPU seconds of NATS and of this
 /// reader are printed beside the time: the two share the machine's cores with everything
 /// else a rebuild does.
@@ -366,7 +367,7 @@ async fn log_alone(installation: &Installation, events: i64) -> anyhow::Result<(
     use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy};
     use futures::StreamExt;
     let js = installation.jetstream().await?;
-    let stream = js.get_stream(format!("{}_EVENTS", installation.namespace.to_uppercase())).await?;
+    let stream = js.get_stream(installation.stream_name()).await?;
     let last = stream.cached_info().state.last_sequence;
     let nats_cpu = || installation.cpu()[2];
     let own_cpu = || framecart_tests::installation::cpu_seconds(std::process::id());
@@ -397,8 +398,7 @@ async fn log_alone(installation: &Installation, events: i64) -> anyhow::Result<(
                     ..Default::default()
                 })
                 .await?;
-            let mut chunks =
-                consumer.stream().max_messages_per_batch(REBUILD_BATCH).messages().await?.ready_chunks(REBUILD_BATCH);
+            let mut chunks = consumer.stream().max_messages_per_batch(BATCH).messages().await?.ready_chunks(BATCH);
             while read < last {
                 let chunk = chunks.next().await.ok_or_else(|| anyhow::anyhow!("the pull consumer ended"))?;
                 let mut last_message = None;
@@ -415,10 +415,10 @@ async fn log_alone(installation: &Installation, events: i64) -> anyhow::Result<(
         }
         timed.push((start.elapsed().as_secs_f64(), nats_cpu() - nats_before, own_cpu() - own_before, bytes));
     }
-    for ((secs, nats, own, bytes), how) in timed.into_iter().zip([
-        "as a runner reads it (pull consumer, batches of 5,000, an ack a batch)",
-        "through an ordered consumer (no acks)",
-    ]) {
+    let as_a_runner = format!("as a runner reads it (pull consumer, batches of {BATCH}, an ack a batch)");
+    for ((secs, nats, own, bytes), how) in
+        timed.into_iter().zip([as_a_runner.as_str(), "through an ordered consumer (no acks)"])
+    {
         println!(
             "the log alone, its {events} messages ({:.0} MB of payload) read {how}, nothing decoded: {secs:.2} s \
              ({:.0} events/s at most); CPU: NATS {nats:.2} s, the reader {own:.2} s",
@@ -428,9 +428,6 @@ async fn log_alone(installation: &Installation, events: i64) -> anyhow::Result<(
     }
     Ok(())
 }
-
-/// The batch a projection's runner reads while it catches up (`BATCH` in the runner).
-const REBUILD_BATCH: usize = 5000;
 
 /// One click posted; its latency in microseconds, or `None` if it was not accepted.
 async fn post_click(url: &str, client: &reqwest::Client, workload: Workload, i: u64) -> Option<u64> {
@@ -631,7 +628,7 @@ async fn relay(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     // The NATS store is lost: the relay republishes every recorded event from Postgres.
     installation.kill(1);
     let js = installation.jetstream().await?;
-    let stream_name = format!("{}_EVENTS", installation.namespace.to_uppercase());
+    let stream_name = installation.stream_name();
     js.delete_stream(&stream_name).await?;
     let start = Instant::now();
     installation.add("relay").await?;
