@@ -589,13 +589,39 @@ pub fn oversized_video(width: u32, height: u32) -> Vec<u8> {
 
 /// A full click body as the extension sends it.
 pub fn click_body(click_id: Uuid, video: &str, x: f64, y: f64, t: f64) -> serde_json::Value {
-    serde_json::json!({
-        "clickId": click_id,
-        "videoId": video,
-        "x": x,
-        "y": y,
-        "timestamp": t,
-        "player": {"width": 800, "height": 600},
-        "video": {"width": 1280, "height": 720},
-    })
+    serde_json::to_value(ClickBody::new(click_id, video, x, y, t)).expect("a click body is JSON")
+}
+
+/// A full click body as the extension sends it, to serialise straight into a request.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClickBody<'a> {
+    click_id: Uuid,
+    video_id: &'a str,
+    x: f64,
+    y: f64,
+    timestamp: f64,
+    player: Size,
+    video: Size,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Size {
+    width: u32,
+    height: u32,
+}
+
+impl<'a> ClickBody<'a> {
+    /// A click in an 800×600 player of a 1280×720 video.
+    pub fn new(click_id: Uuid, video: &'a str, x: f64, y: f64, t: f64) -> Self {
+        Self {
+            click_id,
+            video_id: video,
+            x,
+            y,
+            timestamp: t,
+            player: Size { width: 800, height: 600 },
+            video: Size { width: 1280, height: 720 },
+        }
+    }
 }

@@ -33,7 +33,7 @@ use framecart_api::commands::keys::Keyring;
 use framecart_api::domain::personal::{Personal, Subject};
 use framecart_api::projections::runner::BATCH;
 use framecart_tests::anchor::Pgbench;
-use framecart_tests::installation::{Installation, nats_server, nats_version};
+use framecart_tests::installation::{Installation, cpu_seconds, nats_server, nats_version};
 use framecart_tests::progress::{self, Progress};
 use framecart_tests::workload::{Workload, full_speed, histogram};
 use framecart_tests::{eventually, faults};
@@ -453,6 +453,7 @@ async fn throughput(target: &Target, args: &Args, anchor: Option<f64>) -> anyhow
     let before_log = progress::log_end(&target.db).await?;
     let progress = Progress::start(target.db.clone(), SAMPLE_EVERY);
     let cpu_before = target.cpu();
+    let generator_before = cpu_seconds(std::process::id());
     let start = Instant::now();
     let loaded = full_speed(
         std::slice::from_ref(&target.base_url),
@@ -464,6 +465,7 @@ async fn throughput(target: &Target, args: &Args, anchor: Option<f64>) -> anyhow
     let (hist, failed) = (&loaded.latencies, loaded.failed());
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_window = target.cpu();
+    let generator = cpu_seconds(std::process::id()) - generator_before;
     let ended = progress::db_now(&target.db).await?;
     let acked = hist.len();
     let rate = acked as f64 / elapsed;
@@ -479,6 +481,10 @@ async fn throughput(target: &Target, args: &Args, anchor: Option<f64>) -> anyhow
         ms(hist.value_at_quantile(0.99)),
         ms(hist.value_at_quantile(0.999)),
         ms(hist.max())
+    );
+    println!(
+        "CPU per acknowledged click of the load generator (this bench, on the same cores): {:.0} µs",
+        generator * 1e6 / acked.max(1) as f64
     );
     progress.settle(&target.db).await?;
     if let (Some(before), Some(window), Some(after)) = (cpu_before, cpu_window, target.cpu()) {
