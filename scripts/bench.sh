@@ -9,11 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 export FRAMECART_NATS_SERVER="${FRAMECART_NATS_SERVER:-$(scripts/nats-server.sh)}"
-# The server under measurement is the release build; the load generator is built as the
-# test suite builds everything (its dependencies optimised, its own code not).
+# The server under measurement and the load generator are release builds: the generator
+# shares the cores with what it measures (as a test build it cost twice the CPU a click).
 cargo build --release --locked -p framecart-api --bin framecart
-cargo build --locked --workspace --all-targets
+cargo build --release --locked -p framecart-tests --bins
 # `--bin framecart-bench-scale` first runs that bench instead (scripts/bench-scale.sh).
 bench=framecart-bench
 if [ "${1:-}" = --bin ]; then bench="$2"; shift 2; fi
-FRAMECART_BIN="${FRAMECART_BIN:-$CARGO_TARGET_DIR/release/framecart}" exec "$CARGO_TARGET_DIR/debug/$bench" "$@"
+FRAMECART_BIN="${FRAMECART_BIN:-$CARGO_TARGET_DIR/release/framecart}" exec "$CARGO_TARGET_DIR/release/$bench" "$@"
