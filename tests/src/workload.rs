@@ -130,7 +130,7 @@ pub async fn full_speed(urls: &[String], connections: usize, workload: Workload,
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let deadline = Instant::now() + duration;
     let workers = (0..connections).map(|i| {
-        let authority = authority(&urls[i % urls.len()]);
+        let endpoint = Endpoint::of(&urls[i % urls.len()]);
         async move {
             let mut latencies = histogram();
             let mut answers: BTreeMap<Option<u16>, u64> = BTreeMap::new();
@@ -138,7 +138,7 @@ pub async fn full_speed(urls: &[String], connections: usize, workload: Workload,
             while Instant::now() < deadline {
                 let (address, body) = workload.request(NEXT.fetch_add(1, Ordering::Relaxed));
                 let sent = Instant::now();
-                let status = post_click(&mut connection, &authority, &address, body).await;
+                let status = post_click(&mut connection, &endpoint, &address, body).await;
                 if status == Some(202) {
                     latencies.record(sent.elapsed().as_micros() as u64).expect("record");
                 }
@@ -164,23 +164,38 @@ pub async fn full_speed(urls: &[String], connections: usize, workload: Workload,
 /// A connection of the load: where its requests go.
 type Connection = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-/// `127.0.0.1:8000` of `http://127.0.0.1:8000`.
-fn authority(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split('/').next().unwrap_or(rest).to_owned()
+/// Where a server's clicks go: the host and port to connect to, and the path of
+/// `/api/v1/clicks` under the server's URL (`http://host:port` or `http://host/prefix`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Endpoint {
+    authority: String,
+    path: String,
+}
+
+impl Endpoint {
+    fn of(url: &str) -> Self {
+        let url = reqwest::Url::parse(url).unwrap_or_else(|e| panic!("{url:?}: not a server's URL ({e})"));
+        let host = url.host_str().unwrap_or_else(|| panic!("{url}: no host"));
+        let port = url.port_or_known_default().unwrap_or(80);
+        Self {
+            authority: format!("{host}:{port}"),
+            path: format!("{}/api/v1/clicks", url.path().trim_end_matches('/')),
+        }
+    }
 }
 
 /// Posts one click on `connection` (opened first when there is none, or it closed); its
-/// status, or `None` when no answer came within 10 s (the connection is then dropped).
-async fn post_click(connection: &mut Option<Connection>, authority: &str, address: &str, body: Bytes) -> Option<u16> {
+/// status, or `None` when the connection failed or no answer came within 10 s (the
+/// connection is then dropped).
+async fn post_click(connection: &mut Option<Connection>, to: &Endpoint, address: &str, body: Bytes) -> Option<u16> {
     let answer = tokio::time::timeout(Duration::from_secs(10), async {
         if connection.as_ref().is_none_or(Connection::is_closed) {
-            *connection = Some(connect(authority).await?);
+            *connection = Some(connect(&to.authority).await?);
         }
         let sender = connection.as_mut()?;
         sender.ready().await.ok()?;
-        let request = hyper::Request::post("/api/v1/clicks")
-            .header(hyper::header::HOST, authority)
+        let request = hyper::Request::post(&to.path)
+            .header(hyper::header::HOST, &to.authority)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header("x-forwarded-for", address)
             .body(Full::new(body))
@@ -241,9 +256,10 @@ mod tests {
     }
 
     #[test]
-    fn the_authority_is_the_host_and_port_of_a_url() {
-        assert_eq!(authority("http://127.0.0.1:8000"), "127.0.0.1:8000");
-        assert_eq!(authority("http://127.0.0.1:8000/"), "127.0.0.1:8000");
-        assert_eq!(authority("127.0.0.1:8000"), "127.0.0.1:8000");
+    fn clicks_go_to_the_host_port_and_path_of_the_servers_url() {
+        let endpoint = |authority: &str, path: &str| Endpoint { authority: authority.into(), path: path.into() };
+        assert_eq!(Endpoint::of("http://127.0.0.1:8000"), endpoint("127.0.0.1:8000", "/api/v1/clicks"));
+        assert_eq!(Endpoint::of("http://127.0.0.1:8000/"), endpoint("127.0.0.1:8000", "/api/v1/clicks"));
+        assert_eq!(Endpoint::of("http://shop.test/framecart/"), endpoint("shop.test:80", "/framecart/api/v1/clicks"));
     }
 }
