@@ -129,12 +129,14 @@ pub async fn settle(db: &sqlx::PgPool) {
                 .await
                 .map_err(|e| e.to_string())?;
             let settled = events == logged && judged == recorded && owed == 0 && file_rows == recorded && dirty == 0;
-            settled.then_some(events).ok_or_else(|| {
-                format!(
-                    "{events} events, {logged} logged, {recorded} clicks recorded, {judged} judged, {owed} verdicts \
-                     owed, {file_rows} client-file rows, {dirty} client files waiting"
-                )
-            })
+            if settled {
+                return Ok(events);
+            }
+            let unjudged = if judged < recorded { unjudged(db).await } else { String::new() };
+            Err(format!(
+                "{events} events, {logged} logged, {recorded} clicks recorded, {judged} judged, {owed} verdicts owed, \
+                 {file_rows} client-file rows, {dirty} client files waiting{unjudged}"
+            ))
         })
         .await;
         if events == last_events {
@@ -142,6 +144,31 @@ pub async fn settle(db: &sqlx::PgPool) {
         }
         last_events = events;
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Which recorded clicks the matcher has not taken in, at which log positions, and where
+/// its checkpoint stands: a click below the checkpoint was skipped, one above it waits.
+async fn unjudged(db: &sqlx::PgPool) -> String {
+    type Unjudged = (String, Option<i64>, Option<i64>);
+    let rows: Result<Vec<Unjudged>, _> = sqlx::query_as(
+        "SELECT e.aggregate_id, l.log_position,
+                (SELECT last_sequence FROM projection_checkpoints WHERE name = 'matcher')
+         FROM events e LEFT JOIN event_log l USING (global_position)
+         WHERE e.aggregate_type = 'click' AND e.event_type = 'ClickRecorded'
+           AND NOT EXISTS (SELECT 1 FROM matcher_clicks m WHERE m.click_id::text = e.aggregate_id)
+         ORDER BY e.global_position LIMIT 5",
+    )
+    .fetch_all(db)
+    .await;
+    match rows {
+        Ok(rows) => {
+            let checkpoint = rows.first().and_then(|(_, _, c)| *c);
+            let clicks: Vec<String> =
+                rows.iter().map(|(id, position, _)| format!("{id} at log position {position:?}")).collect();
+            format!("; not judged: {} (the matcher's checkpoint: {checkpoint:?})", clicks.join(", "))
+        }
+        Err(e) => format!("; the clicks not judged could not be read: {e}"),
     }
 }
 
