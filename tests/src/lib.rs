@@ -259,9 +259,17 @@ impl TestApp {
         stream.info().await.expect("stream info").state.messages
     }
 
+    /// The message at `sequence`. A message missing says what the stream then holds, so a
+    /// stream at the wrong sequences tells itself from a read that failed.
     pub async fn stream_message(&self, sequence: u64) -> async_nats::jetstream::message::StreamMessage {
-        let stream = self.jetstream.get_stream(self.namespace.namespace.stream_name()).await.expect("the stream");
-        stream.direct_get(sequence).await.expect("a message at that sequence")
+        let mut stream = self.jetstream.get_stream(self.namespace.namespace.stream_name()).await.expect("the stream");
+        match stream.direct_get(sequence).await {
+            Ok(message) => message,
+            Err(e) => {
+                let state = stream.info().await.map(|info| format!("{:?}", info.state));
+                panic!("no message at sequence {sequence} ({e}); the stream now: {state:?}")
+            }
+        }
     }
 
     /// Waits until every click event is in the `clicks` view.

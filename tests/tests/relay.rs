@@ -282,17 +282,8 @@ const DIRECT_GET_HEADERS: [&str; 4] = ["Nats-Stream", "Nats-Sequence", "Nats-Tim
 
 async fn stored_messages(app: &TestApp) -> Vec<Stored> {
     let mut messages = Vec::new();
-    let mut stream = app.jetstream.get_stream(app.namespace.namespace.stream_name()).await.expect("the stream");
     for sequence in 1..=app.stream_len().await {
-        // A message missing where the count says it is: say what the stream holds, so a
-        // restore at the wrong sequences tells itself from a read that failed.
-        let message = match stream.direct_get(sequence).await {
-            Ok(message) => message,
-            Err(e) => {
-                let state = stream.info().await.map(|info| format!("{:?}", info.state));
-                panic!("no message at sequence {sequence} ({e}); the stream now: {state:?}")
-            }
-        };
+        let message = app.stream_message(sequence).await;
         let headers = message
             .headers
             .iter()

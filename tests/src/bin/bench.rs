@@ -370,7 +370,7 @@ async fn log_alone(installation: &Installation, events: i64) -> anyhow::Result<(
     let stream = js.get_stream(installation.stream_name()).await?;
     let last = stream.cached_info().state.last_sequence;
     let nats_cpu = || installation.cpu()[2];
-    let own_cpu = || framecart_tests::installation::cpu_seconds(std::process::id());
+    let own_cpu = || cpu_seconds(std::process::id());
     let mut timed = Vec::new();
     for ordered in [false, true] {
         let (nats_before, own_before, start) = (nats_cpu(), own_cpu(), Instant::now());
