@@ -570,7 +570,8 @@ impl DirtyFiles {
 
     /// [`Self::mark`] for many files at once, each with the log position of a click that
     /// is not in it yet: a file's mark keeps the oldest such position until it is
-    /// written (the table needs a `first_position bigint` column).
+    /// written (the table needs a `first_position bigint` column). Marks are taken in
+    /// file-name order, so batches marking the same files take them in one order.
     pub async fn mark_all(
         &self,
         tx: &mut PgConnection,
@@ -584,7 +585,7 @@ impl DirtyFiles {
         sqlx::query(&format!(
             "INSERT INTO {table} (file_name, first_position)
              SELECT file_name, min(log_position) FROM unnest($1::text[], $2::bigint[]) AS m (file_name, log_position)
-             GROUP BY file_name
+             GROUP BY file_name ORDER BY file_name
              ON CONFLICT (file_name) DO UPDATE SET version = {table}.version + 1"
         ))
         .bind(file_names)
@@ -634,7 +635,10 @@ impl DirtyFiles {
         .await
     }
 
-    /// [`Self::written`] for many files in one statement.
+    /// [`Self::written`] for many files in one statement. A mark that a batch holds is
+    /// skipped, not waited for: that batch is marking the file again (its version will
+    /// not match), and a clearing that waited while holding other marks the batch wants
+    /// next would deadlock with it.
     pub async fn written_all(&self, pool: &PgPool, written: &[(String, i64)]) -> Result<(), sqlx::Error> {
         if written.is_empty() {
             return Ok(());
@@ -642,8 +646,11 @@ impl DirtyFiles {
         let (names, versions): (Vec<&str>, Vec<i64>) = written.iter().map(|(n, v)| (n.as_str(), *v)).unzip();
         let table = self.table;
         sqlx::query(&format!(
-            "DELETE FROM {table} d USING unnest($1::text[], $2::bigint[]) AS w (file_name, version)
-             WHERE d.file_name = w.file_name AND d.version = w.version"
+            "DELETE FROM {table} WHERE file_name IN (
+                 SELECT d.file_name FROM {table} d
+                 JOIN unnest($1::text[], $2::bigint[]) AS w (file_name, version)
+                   ON d.file_name = w.file_name AND d.version = w.version
+                 FOR UPDATE OF d SKIP LOCKED)"
         ))
         .bind(&names)
         .bind(&versions)

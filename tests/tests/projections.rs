@@ -224,6 +224,73 @@ async fn marked_files_are_taken_oldest_first_and_keep_their_oldest_click() {
     }
 }
 
+/// The writer's clearing of written marks never waits for a batch that marks files
+/// again, so the two cannot deadlock. (They did: the batch held one mark and wanted
+/// another that the clearing held while it waited for the first. Postgres broke the
+/// cycle after its `deadlock_timeout`, a second, by failing one of them, and the failed
+/// side started over: under load, a second's stall of every view behind the relay.)
+#[tokio::test]
+async fn clearing_written_marks_never_waits_for_a_batch_marking_them_again() {
+    use framecart_api::projections::files::DirtyFiles;
+    let app = TestApp::spawn_bare(&[framecart_api::Role::Api]).await;
+    let dirty = DirtyFiles { table: "client_files_dirty" };
+    let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+    // Marked in this order, so the clearing below meets a.json first, however it is planned.
+    let mut conn = app.db.acquire().await.expect("a connection");
+    dirty.mark_all(&mut conn, &names(&["a.json"]), &[1]).await.expect("mark a");
+    dirty.mark_all(&mut conn, &names(&["b.json"]), &[2]).await.expect("mark b");
+    drop(conn);
+    let written = dirty.some_pending(&app.db, 10).await.expect("pending");
+    let mut by_name = written.clone();
+    by_name.sort();
+    assert_eq!(by_name.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a.json", "b.json"]);
+
+    // A batch marks b.json again and holds it.
+    let mut batch = app.db.begin().await.expect("a batch");
+    let batch_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *batch).await.expect("pid");
+    dirty.mark_all(&mut batch, &names(&["b.json"]), &[3]).await.expect("mark b again");
+
+    // The writer clears both files' marks meanwhile.
+    let clearing = tokio::spawn({
+        let (db, written) = (app.db.clone(), by_name.clone());
+        async move { dirty.written_all(&db, &written).await }
+    });
+    // Until it is done, or waits for the batch.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)))",
+        )
+        .bind(batch_pid)
+        .fetch_one(&app.db)
+        .await
+        .expect("waiters");
+        if waiting || clearing.is_finished() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the clearing neither ended nor waited");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The batch marks a.json too, and commits.
+    let marked = dirty.mark_all(&mut batch, &names(&["a.json"]), &[4]).await;
+    let committed = match marked {
+        Ok(()) => batch.commit().await,
+        Err(e) => Err(e),
+    };
+    let cleared = tokio::time::timeout(Duration::from_secs(10), clearing).await.expect("the clearing ends");
+    assert!(committed.is_ok(), "the batch failed: {committed:?}");
+    assert!(cleared.as_ref().is_ok_and(Result::is_ok), "the clearing failed: {cleared:?}");
+
+    // Both files got a click after the writer read them: both are still marked, a.json
+    // from its new click on, b.json from its first.
+    let mut left = dirty.some_pending(&app.db, 10).await.expect("pending");
+    left.sort();
+    assert_eq!(left.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a.json", "b.json"], "{left:?}");
+    let b_before = by_name[1].1;
+    assert!(left[1].1 > b_before, "b.json's mark was bumped, not cleared: {left:?}");
+    assert_eq!(dirty.waiting_since(&app.db).await.expect("since"), Some(1), "b.json waits since 2");
+}
+
 /// Every index of the test's schema, by name, with its definition.
 async fn index_definitions(app: &TestApp) -> Vec<(String, String)> {
     sqlx::query_as("SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1")
