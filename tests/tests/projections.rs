@@ -258,13 +258,12 @@ async fn clearing_written_marks_never_waits_for_a_batch_marking_them_again() {
     // Until it is done, or waits for the batch.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)))",
-        )
-        .bind(batch_pid)
-        .fetch_one(&app.db)
-        .await
-        .expect("waiters");
+        let waiting: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)))")
+                .bind(batch_pid)
+                .fetch_one(&app.db)
+                .await
+                .expect("waiters");
         if waiting || clearing.is_finished() {
             break;
         }
