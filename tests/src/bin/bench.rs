@@ -13,6 +13,8 @@
 //!    acknowledged click is stored, logged and projected (zero loss);
 //! 2. at a fixed rate: each view's and the client files' lag from commit to applied,
 //!    p50 and p99 (see [`framecart_tests::progress`]);
+//!    after each of these two phases, the deadlocks Postgres broke in the database (none
+//!    should occur);
 //! 3. how fast the relay publishes a backlog (a second installation whose relay starts
 //!    after the clicks are committed);
 //! 4. how fast the relay restores a lost stream (every event so far) from the store;
@@ -451,6 +453,7 @@ async fn throughput(target: &Target, args: &Args, anchor: Option<f64>) -> anyhow
     let before_events = target.count("SELECT count(*) FROM events").await;
     let before_view = target.count("SELECT count(*) FROM clicks_view").await;
     let before_log = progress::log_end(&target.db).await?;
+    let deadlocks_before = deadlocks(&target.db).await?;
     let progress = Progress::start(target.db.clone(), SAMPLE_EVERY);
     let cpu_before = target.cpu();
     let generator_before = cpu_seconds(std::process::id());
@@ -520,11 +523,28 @@ async fn throughput(target: &Target, args: &Args, anchor: Option<f64>) -> anyhow
         "zero loss: stored {stored}, logged {logged}, projected {projected} of {acked} acknowledged -> {}",
         if stored == acked && projected == acked && logged == acked { "OK" } else { "LOSS" }
     );
+    print_deadlocks(&target.db, deadlocks_before).await
+}
+
+/// Deadlocks Postgres broke in the database so far (`pg_stat_database`).
+async fn deadlocks(db: &PgPool) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        .fetch_one(db)
+        .await?)
+}
+
+/// Each deadlock stalls the transactions in it for `deadlock_timeout` (a second) and fails
+/// one of them, whose process starts over: under load, a stall of every view behind the
+/// relay. The writers of the views and files take their locks so that none should occur.
+async fn print_deadlocks(db: &PgPool, before: i64) -> anyhow::Result<()> {
+    let n = deadlocks(db).await? - before;
+    println!("deadlocks in the database in this phase: {n} -> {}", if n == 0 { "OK" } else { "DEADLOCKS" });
     Ok(())
 }
 
 async fn lag(target: &Target, client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     let before = progress::log_end(&target.db).await?;
+    let deadlocks_before = deadlocks(&target.db).await?;
     let progress = Progress::start(target.db.clone(), SAMPLE_EVERY);
     let cpu_before = target.cpu();
     let total = args.rate * args.lag_duration;
@@ -583,7 +603,7 @@ async fn lag(target: &Target, client: &reqwest::Client, args: &Args) -> anyhow::
     }
     println!("lag from commit to applied (sampled every {} ms):", SAMPLE_EVERY.as_millis());
     progress::print_lags(&progress.lags(&target.db, before).await?);
-    Ok(())
+    print_deadlocks(&target.db, deadlocks_before).await
 }
 
 /// The relay's phases, on an installation of their own (an `api` process, and a relay in a
