@@ -637,8 +637,9 @@ impl DirtyFiles {
 
     /// [`Self::written`] for many files in one statement. A mark that a batch holds is
     /// skipped, not waited for: that batch is marking the file again (its version will
-    /// not match), and a clearing that waited while holding other marks the batch wants
-    /// next would deadlock with it.
+    /// not match; should it roll back instead, the mark stays and the file is written once
+    /// more), and a clearing that waited while holding other marks the batch wants next
+    /// would deadlock with it.
     pub async fn written_all(&self, pool: &PgPool, written: &[(String, i64)]) -> Result<(), sqlx::Error> {
         if written.is_empty() {
             return Ok(());
