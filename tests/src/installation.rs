@@ -113,7 +113,7 @@ impl Installation {
     /// CPU seconds so far of framecart, Postgres (every process of the server) and NATS.
     pub fn cpu(&self) -> [f64; 3] {
         let framecart = self.servers.iter().map(|s| cpu_seconds(s.process.child.id())).sum();
-        let postgres = processes_named("postgres").into_iter().map(cpu_seconds).sum();
+        let postgres = postgres_cpu_seconds();
         let nats = self.nats.pid().map_or(0.0, cpu_seconds);
         [framecart, postgres, nats]
     }
@@ -176,12 +176,43 @@ fn ticks_per_second() -> f64 {
 
 /// User and system CPU seconds of a process (0 once it is gone).
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    let Some((_, rest)) = stat.rsplit_once(") ") else { return 0.0 };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     // After the name: state is field 3, utime 14, stime 15.
-    (ticks(11) + ticks(12)) / ticks_per_second()
+    stat_seconds(pid, [11, 12])
+}
+
+/// User and system CPU seconds of the children of a process that it waited for (a
+/// command run to its end).
+pub fn children_cpu_seconds(pid: u32) -> f64 {
+    // cutime 16, cstime 17.
+    stat_seconds(pid, [13, 14])
+}
+
+/// The sum of two tick counts of `/proc/<pid>/stat`, numbered from its state, in seconds.
+fn stat_seconds(pid: u32, fields_after_name: [usize; 2]) -> f64 {
+    let ticks = |i: usize| stat_field(pid, i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    fields_after_name.into_iter().map(ticks).sum::<f64>() / ticks_per_second()
+}
+
+/// The CPU seconds of the Postgres server: its processes', and those of the backends that
+/// have exited (the postmaster waited for them), so that connections that end in between
+/// two readings (a command's) still count.
+pub fn postgres_cpu_seconds() -> f64 {
+    let postgres = processes_named("postgres");
+    let parent = |pid: u32| stat_field(pid, 1).and_then(|ppid| ppid.parse::<u32>().ok());
+    postgres
+        .iter()
+        .map(|&pid| {
+            let postmaster = parent(pid).is_none_or(|ppid| !postgres.contains(&ppid));
+            cpu_seconds(pid) + if postmaster { children_cpu_seconds(pid) } else { 0.0 }
+        })
+        .sum()
+}
+
+/// One field of `/proc/<pid>/stat`, numbered from its state (0).
+fn stat_field(pid: u32, field_after_name: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(field_after_name).map(str::to_owned)
 }
 
 /// The processes whose command name is `name`.

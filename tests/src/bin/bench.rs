@@ -35,7 +35,7 @@ use framecart_api::commands::keys::Keyring;
 use framecart_api::domain::personal::{Personal, Subject};
 use framecart_api::projections::runner::BATCH;
 use framecart_tests::anchor::Pgbench;
-use framecart_tests::installation::{Installation, cpu_seconds, nats_server, nats_version};
+use framecart_tests::installation::{Installation, children_cpu_seconds, cpu_seconds, nats_server, nats_version};
 use framecart_tests::progress::{self, Progress};
 use framecart_tests::workload::{Workload, full_speed, histogram};
 use framecart_tests::{eventually, faults};
@@ -252,17 +252,21 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     let commands =
         [&["projections", "rebuild", "users"][..], &["projections", "rebuild", "clicks"], &["replay", "--rebuild"]];
     for command in commands {
+        let before = cpu_with_commands(&installation);
         let secs = timed(&installation, command)?;
+        let after = cpu_with_commands(&installation);
+        let cpu = cpu_split(before, after);
         if command.last() == Some(&"users") {
             println!(
-                "framecart {}: {secs:.2} s from start to exit (a rebuild's cost besides the replay)",
+                "framecart {}: {secs:.2} s from start to exit (a rebuild's cost besides the replay); {cpu}",
                 command.join(" ")
             );
         } else {
             println!(
-                "framecart {}: {secs:.2} s from start to exit, {:.0} events/s",
+                "framecart {}: {secs:.2} s from start to exit, {:.0} events/s; {cpu}, {:.1} µs an event",
                 command.join(" "),
-                events as f64 / secs
+                events as f64 / secs,
+                (0..4).map(|i| after[i] - before[i]).sum::<f64>() * 1e6 / events.max(1) as f64
             );
         }
     }
@@ -271,10 +275,12 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     // (Moved aside, and deleted after: deleting 50k files would load the disk while timed.)
     let aside = installation.media_dir().join("client_files.before");
     std::fs::rename(installation.media_dir().join("client_files"), &aside)?;
+    let before = cpu_with_commands(&installation);
     let secs = timed(&installation, &["replay", "--rebuild"])?;
+    let cpu = cpu_split(before, cpu_with_commands(&installation));
     std::fs::remove_dir_all(aside)?;
     println!(
-        "framecart replay --rebuild into an empty client files folder: {secs:.2} s from start to exit, {:.0} events/s",
+        "framecart replay --rebuild into an empty client files folder: {secs:.2} s from start to exit, {:.0} events/s; {cpu}",
         events as f64 / secs
     );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM clicks_view").fetch_one(&db).await?;
@@ -286,6 +292,22 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     keep_log(&installation, "rebuild")?;
     installation.stop().await;
     Ok(())
+}
+
+/// The CPU the installation's processes and the command took between two readings of
+/// [`cpu_with_commands`].
+fn cpu_split(before: [f64; 4], after: [f64; 4]) -> String {
+    let [framecart, postgres, nats, command] = [0, 1, 2, 3].map(|i| after[i] - before[i]);
+    format!(
+        "CPU {:.2} s (serve {framecart:.2}, the command {command:.2}, Postgres {postgres:.2}, NATS {nats:.2})",
+        framecart + postgres + nats + command
+    )
+}
+
+/// [`Installation::cpu`], and the CPU of the commands this bench ran to their end.
+fn cpu_with_commands(installation: &Installation) -> [f64; 4] {
+    let [framecart, postgres, nats] = installation.cpu();
+    [framecart, postgres, nats, children_cpu_seconds(std::process::id())]
 }
 
 /// Seconds from the start of `framecart <command>` to its exit; an error if it fails.
