@@ -485,6 +485,29 @@ impl NewClicks {
     }
 }
 
+/// Forgets the debts of `clicks` that are still due at the position each was settled for.
+/// A debt that the matcher's batch holds is skipped, not waited for: that batch owes the
+/// click again (a video's run completed, a link changed), so the debt is due later and
+/// stays; should the batch roll back instead, the verdict is decided once more, and the
+/// aggregate records only verdicts that change something. Waiting while holding other
+/// debts the batch wants next would deadlock with it: both would stall for Postgres's
+/// `deadlock_timeout`, holding back the relay, and one would fail.
+pub async fn forget_settled(pool: &PgPool, clicks: &[Uuid], due_positions: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM matcher_pending WHERE click_id IN (
+             SELECT p.click_id FROM matcher_pending p
+             JOIN UNNEST($1::uuid[], $2::bigint[]) AS s (click_id, due_position)
+               ON p.click_id = s.click_id AND p.due_position = s.due_position
+             FOR UPDATE OF p SKIP LOCKED)",
+    )
+    .bind(clicks)
+    .bind(due_positions)
+    .persistent(false)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Owes every click of a video a verdict as of `position`.
 async fn owe(
     tx: &mut PgConnection,
@@ -549,15 +572,7 @@ impl Settler {
                 Err(e) => return Err(ProjectionError::Internal(format!("recording verdicts: {e}"))),
             }
         }
-        sqlx::query(
-            "DELETE FROM matcher_pending p USING UNNEST($1::uuid[], $2::bigint[]) AS s(click_id, due_position)
-             WHERE p.click_id = s.click_id AND p.due_position = s.due_position",
-        )
-        .bind(ids)
-        .bind(positions)
-        .persistent(false)
-        .execute(pool)
-        .await?;
+        forget_settled(pool, ids, positions).await?;
         Ok(())
     }
 

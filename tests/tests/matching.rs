@@ -300,3 +300,62 @@ async fn products_are_created_searched_changed_and_retired() {
     let (status, _) = app.get("/api/v1/products/NOPE").await;
     assert_eq!(status, 404);
 }
+
+/// The settler's clearing of settled debts never waits for the matcher's batch that owes
+/// the same clicks again (a video's run completed, a link changed), so the two cannot
+/// deadlock: both would stall for a second, holding back the relay, and one would fail.
+#[tokio::test]
+async fn forgetting_settled_debts_never_waits_for_a_batch_owing_them_again() {
+    use framecart_api::processes::matcher::forget_settled;
+    // No matcher runs: the test alone owes and forgets.
+    let app = TestApp::spawn_bare(&[framecart_api::Role::Api]).await;
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    // Owed in this order, so the clearing below meets a first, however it is planned.
+    let owe = "INSERT INTO matcher_pending (click_id, due_position, barrier_position, cause_event_id, correlation_id)
+               VALUES ($1, $2, $2, gen_random_uuid(), '')
+               ON CONFLICT (click_id) DO UPDATE SET due_position = EXCLUDED.due_position";
+    for (click, position) in [(a, 1_i64), (b, 2)] {
+        sqlx::query(owe).bind(click).bind(position).execute(&app.db).await.expect("owe");
+    }
+
+    // The matcher's batch owes b again, and holds it.
+    let mut batch = app.db.begin().await.expect("a batch");
+    let batch_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *batch).await.expect("pid");
+    sqlx::query(owe).bind(b).bind(3_i64).execute(&mut *batch).await.expect("owe b again");
+
+    // The settler forgets both debts meanwhile: until it is done, or waits for the batch.
+    let forgetting = tokio::spawn({
+        let db = app.db.clone();
+        async move { forget_settled(&db, &[a, b], &[1, 2]).await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)))")
+                .bind(batch_pid)
+                .fetch_one(&app.db)
+                .await
+                .expect("waiters");
+        if waiting || forgetting.is_finished() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the clearing neither ended nor waited");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The batch owes a again too, and commits.
+    let owed = sqlx::query(owe).bind(a).bind(4_i64).execute(&mut *batch).await;
+    let committed = match owed {
+        Ok(_) => batch.commit().await,
+        Err(e) => Err(e),
+    };
+    let forgotten = tokio::time::timeout(Duration::from_secs(10), forgetting).await.expect("the clearing ends");
+    assert!(committed.is_ok(), "the batch failed: {committed:?}");
+    assert!(forgotten.as_ref().is_ok_and(Result::is_ok), "the clearing failed: {forgotten:?}");
+
+    // Both clicks are owed again, from the batch's positions.
+    let left: Vec<(Uuid, i64)> = sqlx::query_as("SELECT click_id, due_position FROM matcher_pending ORDER BY click_id")
+        .fetch_all(&app.db)
+        .await
+        .expect("debts");
+    assert_eq!(left, [(a, 4), (b, 3)]);
+}
