@@ -495,6 +495,21 @@ pub fn init_logs() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
+/// Waits until `task` has ended, or waits for a lock that the session `pid` holds (a
+/// transaction a test keeps open); panics after 10 s of neither, naming `what`.
+pub async fn ended_or_blocked_by<T>(db: &sqlx::PgPool, pid: i32, task: &tokio::task::JoinHandle<T>, what: &str) {
+    eventually(&format!("{what} to end, or wait for session {pid}"), Duration::from_secs(10), || async {
+        let waiting: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)))")
+                .bind(pid)
+                .fetch_one(db)
+                .await
+                .expect("waiters");
+        (waiting || task.is_finished()).then_some(())
+    })
+    .await;
+}
+
 /// Polls `check` until it yields a value, or panics after `limit` naming `what`.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
 where

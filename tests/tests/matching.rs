@@ -328,20 +328,7 @@ async fn forgetting_settled_debts_never_waits_for_a_batch_owing_them_again() {
         let db = app.db.clone();
         async move { forget_settled(&db, &[a, b], &[1, 2]).await }
     });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let waiting: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)))")
-                .bind(batch_pid)
-                .fetch_one(&app.db)
-                .await
-                .expect("waiters");
-        if waiting || forgetting.is_finished() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the clearing neither ended nor waited");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    framecart_tests::ended_or_blocked_by(&app.db, batch_pid, &forgetting, "the clearing").await;
     // The batch owes a again too, and commits.
     let owed = sqlx::query(owe).bind(a).bind(4_i64).execute(&mut *batch).await;
     let committed = match owed {

@@ -255,21 +255,7 @@ async fn clearing_written_marks_never_waits_for_a_batch_marking_them_again() {
         let (db, written) = (app.db.clone(), by_name.clone());
         async move { dirty.written_all(&db, &written).await }
     });
-    // Until it is done, or waits for the batch.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let waiting: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)))")
-                .bind(batch_pid)
-                .fetch_one(&app.db)
-                .await
-                .expect("waiters");
-        if waiting || clearing.is_finished() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the clearing neither ended nor waited");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    framecart_tests::ended_or_blocked_by(&app.db, batch_pid, &clearing, "the clearing").await;
     // The batch marks a.json too, and commits.
     let marked = dirty.mark_all(&mut batch, &names(&["a.json"]), &[4]).await;
     let committed = match marked {
