@@ -176,43 +176,52 @@ fn ticks_per_second() -> f64 {
 
 /// User and system CPU seconds of a process (0 once it is gone).
 pub fn cpu_seconds(pid: u32) -> f64 {
-    // After the name: state is field 3, utime 14, stime 15.
-    stat_seconds(pid, [11, 12])
+    Stat::of(pid).map_or(0.0, |stat| stat.cpu_seconds)
 }
 
 /// User and system CPU seconds of the children of a process that it waited for (a
 /// command run to its end).
 pub fn children_cpu_seconds(pid: u32) -> f64 {
-    // cutime 16, cstime 17.
-    stat_seconds(pid, [13, 14])
-}
-
-/// The sum of two tick counts of `/proc/<pid>/stat`, numbered from its state, in seconds.
-fn stat_seconds(pid: u32, fields_after_name: [usize; 2]) -> f64 {
-    let ticks = |i: usize| stat_field(pid, i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    fields_after_name.into_iter().map(ticks).sum::<f64>() / ticks_per_second()
+    Stat::of(pid).map_or(0.0, |stat| stat.children_cpu_seconds)
 }
 
 /// The CPU seconds of the Postgres server: its processes', and those of the backends that
 /// have exited (the postmaster waited for them), so that connections that end in between
 /// two readings (a command's) still count.
 pub fn postgres_cpu_seconds() -> f64 {
-    let postgres = processes_named("postgres");
-    let parent = |pid: u32| stat_field(pid, 1).and_then(|ppid| ppid.parse::<u32>().ok());
+    let postgres: Vec<(u32, Stat)> =
+        processes_named("postgres").into_iter().filter_map(|pid| Some((pid, Stat::of(pid)?))).collect();
     postgres
         .iter()
-        .map(|&pid| {
-            let postmaster = parent(pid).is_none_or(|ppid| !postgres.contains(&ppid));
-            cpu_seconds(pid) + if postmaster { children_cpu_seconds(pid) } else { 0.0 }
+        .map(|(_, stat)| {
+            let postmaster = !postgres.iter().any(|(pid, _)| *pid == stat.parent);
+            stat.cpu_seconds + if postmaster { stat.children_cpu_seconds } else { 0.0 }
         })
         .sum()
 }
 
-/// One field of `/proc/<pid>/stat`, numbered from its state (0).
-fn stat_field(pid: u32, field_after_name: usize) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(") ")?;
-    rest.split_whitespace().nth(field_after_name).map(str::to_owned)
+/// What the bench reads of `/proc/<pid>/stat`, read once.
+struct Stat {
+    parent: u32,
+    /// utime + stime.
+    cpu_seconds: f64,
+    /// cutime + cstime: the children it waited for.
+    children_cpu_seconds: f64,
+}
+
+impl Stat {
+    fn of(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (_, rest) = stat.rsplit_once(") ")?;
+        // Numbered from the state (field 3): ppid 4, utime 14, stime 15, cutime 16, cstime 17.
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        Some(Self {
+            parent: fields.get(1)?.parse().ok()?,
+            cpu_seconds: (ticks(11) + ticks(12)) / ticks_per_second(),
+            children_cpu_seconds: (ticks(13) + ticks(14)) / ticks_per_second(),
+        })
+    }
 }
 
 /// The processes whose command name is `name`.
