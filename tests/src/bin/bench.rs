@@ -254,8 +254,7 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     for command in commands {
         let before = cpu_with_commands(&installation);
         let secs = timed(&installation, command)?;
-        let after = cpu_with_commands(&installation);
-        let cpu = cpu_split(before, after);
+        let cpu = CpuSpent::between(before, cpu_with_commands(&installation));
         if command.last() == Some(&"users") {
             println!(
                 "framecart {}: {secs:.2} s from start to exit (a rebuild's cost besides the replay); {cpu}",
@@ -266,7 +265,7 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
                 "framecart {}: {secs:.2} s from start to exit, {:.0} events/s; {cpu}, {:.1} µs an event",
                 command.join(" "),
                 events as f64 / secs,
-                (0..4).map(|i| after[i] - before[i]).sum::<f64>() * 1e6 / events.max(1) as f64
+                cpu.total() * 1e6 / events.max(1) as f64
             );
         }
     }
@@ -277,7 +276,7 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     std::fs::rename(installation.media_dir().join("client_files"), &aside)?;
     let before = cpu_with_commands(&installation);
     let secs = timed(&installation, &["replay", "--rebuild"])?;
-    let cpu = cpu_split(before, cpu_with_commands(&installation));
+    let cpu = CpuSpent::between(before, cpu_with_commands(&installation));
     std::fs::remove_dir_all(aside)?;
     println!(
         "framecart replay --rebuild into an empty client files folder: {secs:.2} s from start to exit, {:.0} events/s; {cpu}",
@@ -294,14 +293,29 @@ async fn rebuild(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The CPU the installation's processes and the command took between two readings of
-/// [`cpu_with_commands`].
-fn cpu_split(before: [f64; 4], after: [f64; 4]) -> String {
-    let [framecart, postgres, nats, command] = [0, 1, 2, 3].map(|i| after[i] - before[i]);
-    format!(
-        "CPU {:.2} s (serve {framecart:.2}, the command {command:.2}, Postgres {postgres:.2}, NATS {nats:.2})",
-        framecart + postgres + nats + command
-    )
+/// The CPU seconds the installation's processes and the command took between two readings
+/// of [`cpu_with_commands`]: serve, Postgres, NATS, the command.
+struct CpuSpent([f64; 4]);
+
+impl CpuSpent {
+    fn between(before: [f64; 4], after: [f64; 4]) -> Self {
+        Self([0, 1, 2, 3].map(|i| after[i] - before[i]))
+    }
+
+    fn total(&self) -> f64 {
+        self.0.iter().sum()
+    }
+}
+
+impl std::fmt::Display for CpuSpent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [framecart, postgres, nats, command] = self.0;
+        write!(
+            f,
+            "CPU {:.2} s (serve {framecart:.2}, the command {command:.2}, Postgres {postgres:.2}, NATS {nats:.2})",
+            self.total()
+        )
+    }
 }
 
 /// [`Installation::cpu`], and the CPU of the commands this bench ran to their end.
