@@ -2,11 +2,16 @@
 //! `nats-server` of its own (any version: `FRAMECART_NATS_SERVER`), and real `framecart
 //! serve` processes ([`crate::cluster::framecart_bin`]: `FRAMECART_BIN`, a release build in the bench
 //! scripts), each with the roles it is given. It can read the CPU time every process of
-//! the installation used, from `/proc`.
+//! the installation used, from `/proc`; the Postgres backends of the bench's own queries
+//! (its progress samples, its waits for the installation to settle) are counted apart.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
 
 use uuid::Uuid;
 
@@ -25,7 +30,9 @@ pub struct Server {
 pub struct Installation {
     pub servers: Vec<Server>,
     pub nats: Nats,
+    /// The bench's own connections: its queries are not the load's.
     pub db: sqlx::PgPool,
+    own_backends: OwnBackends,
     pub namespace: String,
     pub database: TestDatabase,
     pub dir: tempfile::TempDir,
@@ -38,8 +45,20 @@ impl Installation {
         let database = TestDatabase::create().await?;
         let nats = Nats::start_with(&dir.path().join("nats"), nats_bin).await;
         let namespace = format!("bench{}", &Uuid::new_v4().simple().to_string()[..8]);
-        let db = sqlx::PgPool::connect(&database.url).await?;
-        let mut installation = Self { servers: Vec::new(), nats, db, namespace, database, dir };
+        let own_backends = OwnBackends::default();
+        let recorded = own_backends.clone();
+        let db = PgPoolOptions::new()
+            .after_connect(move |conn, _| {
+                let recorded = recorded.clone();
+                Box::pin(async move {
+                    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await?;
+                    recorded.add(pid.unsigned_abs());
+                    Ok(())
+                })
+            })
+            .connect(&database.url)
+            .await?;
+        let mut installation = Self { servers: Vec::new(), nats, db, own_backends, namespace, database, dir };
         for roles in roles {
             installation.add(roles).await?;
         }
@@ -110,12 +129,23 @@ impl Installation {
             .collect()
     }
 
-    /// CPU seconds so far of framecart, Postgres (every process of the server) and NATS.
+    /// CPU seconds so far of framecart, Postgres (every process of the server, less the
+    /// backends of the bench's own queries: [`Self::own_queries_cpu`]) and NATS.
     pub fn cpu(&self) -> [f64; 3] {
         let framecart = self.servers.iter().map(|s| cpu_seconds(s.process.child.id())).sum();
-        let postgres = postgres_cpu_seconds();
+        let postgres = postgres_cpu_seconds() - self.own_queries_cpu();
         let nats = self.nats.pid().map_or(0.0, cpu_seconds);
         [framecart, postgres, nats]
+    }
+
+    /// CPU seconds so far of the Postgres backends serving the bench's own pool ([`Self::db`]).
+    pub fn own_queries_cpu(&self) -> f64 {
+        self.own_backends.cpu_seconds()
+    }
+
+    /// CPU seconds so far of each `framecart serve` process, with its roles.
+    pub fn process_cpu(&self) -> Vec<(&'static str, f64)> {
+        self.servers.iter().map(|s| (s.roles, cpu_seconds(s.process.child.id()))).collect()
     }
 
     /// The installation's stream (`Namespace::stream_name`).
@@ -183,6 +213,32 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 /// command run to its end).
 pub fn children_cpu_seconds(pid: u32) -> f64 {
     Stat::of(pid).map_or(0.0, |stat| stat.children_cpu_seconds)
+}
+
+/// The Postgres backends of a pool, by process id, each with the CPU it had used when last
+/// read. One that ended keeps its last reading: its CPU is then in the postmaster's reaped
+/// children ([`postgres_cpu_seconds`]), and is taken out of the server's figure still (up to
+/// what it used after that reading).
+#[derive(Clone, Default)]
+struct OwnBackends(Arc<Mutex<HashMap<u32, f64>>>);
+
+impl OwnBackends {
+    fn add(&self, pid: u32) {
+        self.0.lock().expect("own backends").insert(pid, cpu_seconds(pid));
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        let mut backends = self.0.lock().expect("own backends");
+        backends
+            .iter_mut()
+            .map(|(pid, last)| {
+                if let Some(stat) = Stat::of(*pid) {
+                    *last = stat.cpu_seconds;
+                }
+                *last
+            })
+            .sum()
+    }
 }
 
 /// The CPU seconds of the Postgres server: its processes', and those of the backends that

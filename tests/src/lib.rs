@@ -524,7 +524,9 @@ where
 }
 
 /// [`eventually`], where `check` says why it is not there yet: the panic after `limit`
-/// gives the last answer (the counts that were still off, say).
+/// gives the last answer (the counts that were still off, say). It pauses 20 ms between
+/// checks, or as long as the last check took if that was longer: a slow check (counting a
+/// big table) never keeps a core busy against what it waits for.
 pub async fn eventually_or_say<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -532,6 +534,7 @@ where
 {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
+        let started = tokio::time::Instant::now();
         let why = match check().await {
             Ok(value) => return value,
             Err(why) => why,
@@ -541,7 +544,7 @@ where
             "timed out waiting for {what}{}",
             if why.is_empty() { String::new() } else { format!(": {why}") }
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(started.elapsed().max(Duration::from_millis(20))).await;
     }
 }
 

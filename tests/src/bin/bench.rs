@@ -84,6 +84,11 @@ struct Args {
     /// The external server's database, to check what was stored and to watch its views.
     #[arg(long)]
     database_url: Option<String>,
+    /// The own installation's `framecart serve` processes, each given by its roles
+    /// (`FRAMECART_ROLES`), e.g. `--processes api relay projections,processes`: the CPU a
+    /// click is then also printed for each process. One process with every role by default.
+    #[arg(long, num_args = 1.., default_value = "all")]
+    processes: Vec<String>,
 }
 
 impl Args {
@@ -111,6 +116,29 @@ impl Target {
     /// CPU seconds so far of framecart, Postgres and NATS (own installation only).
     fn cpu(&self) -> Option<[f64; 3]> {
         self.installation.as_ref().map(Installation::cpu)
+    }
+
+    /// CPU seconds so far of the Postgres backends of the bench's own queries, which
+    /// [`Self::cpu`] leaves out (own installation only).
+    fn own_queries_cpu(&self) -> Option<f64> {
+        self.installation.as_ref().map(Installation::own_queries_cpu)
+    }
+
+    /// Prints what the bench's own queries cost Postgres since `before`, a click.
+    fn print_own_queries(&self, before: Option<f64>, clicks: u64) {
+        if let (Some(before), Some(after)) = (before, self.own_queries_cpu()) {
+            println!(
+                "… not counted there: Postgres's CPU for this bench's own queries (its progress samples, its \
+                 waits for the installation to settle): {:.0} µs a click",
+                (after - before) * 1e6 / clicks.max(1) as f64
+            );
+        }
+    }
+
+    /// CPU seconds so far of each `framecart serve` process, with its roles (own
+    /// installation only).
+    fn process_cpu(&self) -> Vec<(&'static str, f64)> {
+        self.installation.as_ref().map(Installation::process_cpu).unwrap_or_default()
     }
 }
 
@@ -140,9 +168,12 @@ async fn main() -> anyhow::Result<()> {
             installation: None,
         },
         _ => {
-            let installation = Installation::start(&nats_server(), &["all"]).await?;
+            // The processes live as long as the bench: their roles too.
+            let processes: Vec<&'static str> = args.processes.iter().map(|r| &*r.clone().leak()).collect();
+            let installation = Installation::start(&nats_server(), &processes).await?;
             println!(
-                "framecart-bench: own installation: one `framecart serve` with every role ({}), NATS {}",
+                "framecart-bench: own installation: `framecart serve` with roles {} ({}), NATS {}",
+                processes.join(" | "),
                 framecart_tests::cluster::framecart_bin().display(),
                 nats_version(&nats_server())
             );
@@ -492,6 +523,8 @@ async fn throughput(target: &Target, args: &Args, anchor: Option<f64>) -> anyhow
     let deadlocks_before = deadlocks(&target.db).await?;
     let progress = Progress::start(target.db.clone(), SAMPLE_EVERY);
     let cpu_before = target.cpu();
+    let own_before = target.own_queries_cpu();
+    let processes_before = target.process_cpu();
     let generator_before = cpu_seconds(std::process::id());
     let start = Instant::now();
     let loaded = full_speed(
@@ -539,6 +572,14 @@ async fn throughput(target: &Target, args: &Args, anchor: Option<f64>) -> anyhow
             total(window)
         );
     }
+    let processes = target.process_cpu();
+    if processes.len() > 1 {
+        let each = processes.iter().zip(&processes_before).map(|((roles, after), (_, before))| {
+            format!("{roles} {:.0}", (after - before) * 1e6 / acked.max(1) as f64)
+        });
+        println!("… framecart's, by process (roles µs): {}", each.collect::<Vec<_>>().join(", "));
+    }
+    target.print_own_queries(own_before, acked as u64);
     println!("keeping up at full speed: how far behind each view was when the load stopped, and when it caught up");
     println!("{:<14} {:>10} {:>10} {:>10}", "view", "behind", "caught up", "keeps up");
     for c in progress.catch_up(ended) {
@@ -583,6 +624,7 @@ async fn lag(target: &Target, client: &reqwest::Client, args: &Args) -> anyhow::
     let deadlocks_before = deadlocks(&target.db).await?;
     let progress = Progress::start(target.db.clone(), SAMPLE_EVERY);
     let cpu_before = target.cpu();
+    let own_before = target.own_queries_cpu();
     let total = args.rate * args.lag_duration;
     let limit = Arc::new(Semaphore::new(512));
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
@@ -637,6 +679,7 @@ async fn lag(target: &Target, client: &reqwest::Client, args: &Args) -> anyhow::
             per_click(2)
         );
     }
+    target.print_own_queries(own_before, total);
     println!("lag from commit to applied (sampled every {} ms):", SAMPLE_EVERY.as_millis());
     progress::print_lags(&progress.lags(&target.db, before).await?);
     print_deadlocks(&target.db, deadlocks_before).await
