@@ -579,7 +579,7 @@ async fn throughput(target: &Target, args: &Args, anchor: Option<f64>) -> anyhow
         });
         println!("… framecart's, by process (roles µs): {}", each.collect::<Vec<_>>().join(", "));
     }
-    target.print_own_queries(own_before, acked as u64);
+    target.print_own_queries(own_before, acked);
     println!("keeping up at full speed: how far behind each view was when the load stopped, and when it caught up");
     println!("{:<14} {:>10} {:>10} {:>10}", "view", "behind", "caught up", "keeps up");
     for c in progress.catch_up(ended) {
