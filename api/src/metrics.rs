@@ -12,7 +12,9 @@
 //!   (tests do).
 //!
 //! - **This process's relay**: `framecart_relay_restoring` is 1 while it republishes
-//!   events the stream lost.
+//!   events the stream lost; `framecart_relay_held_back_seconds` is how long committed
+//!   events have waited behind a transaction still open in the cluster (the leader's log
+//!   names it).
 //!
 //! Served at `GET /metrics` to staff, and without authentication on
 //! `FRAMECART_METRICS_BIND` when set (a separate address, for a scraper on a private
@@ -90,6 +92,8 @@ async fn render(app: &App) -> Response {
     // This process's own relay: known without reading anything.
     let restoring = app.relay.state() == framecart_commands::relay::RelayState::Restoring;
     metrics::gauge!("framecart_relay_restoring", "namespace" => ns.clone()).set(if restoring { 1.0 } else { 0.0 });
+    let held_back = app.relay.held_back_seconds.load(std::sync::atomic::Ordering::Relaxed);
+    metrics::gauge!("framecart_relay_held_back_seconds", "namespace" => ns.clone()).set(held_back as f64);
     if let Err(e) = observe(app, &ns).await {
         // A scrape during an outage still answers with what is counted in-process.
         tracing::debug!(error = %e, "metrics: the installation's state could not be read");

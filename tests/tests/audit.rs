@@ -324,6 +324,7 @@ async fn a_stored_event_with_no_log_position_is_reported_by_verify_once_past_the
     let ns = app.namespace.namespace.as_str();
     assert!(metrics.contains(&format!("framecart_relay_unrelayed_events{{namespace=\"{ns}\"}} 1")), "{metrics}");
     assert!(metrics.contains(&format!("framecart_relay_restoring{{namespace=\"{ns}\"}} 0")), "{metrics}");
+    assert!(metrics.contains(&format!("framecart_relay_held_back_seconds{{namespace=\"{ns}\"}} 0")), "{metrics}");
 
     // The relay comes back and logs it: everything holds again.
     app.running.start_relay();

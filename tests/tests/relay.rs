@@ -163,6 +163,52 @@ async fn a_transaction_that_commits_late_is_relayed_in_its_place() {
 }
 
 #[tokio::test]
+async fn a_relay_held_back_by_an_open_transaction_says_which_and_goes_on_when_it_ends() {
+    use framecart_api::commands::relay::tail;
+    use sqlx::postgres::PgConnectOptions;
+
+    let app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
+    post_clicks(&app, 2).await;
+    wait_until_relayed(&app).await;
+    let stats = app.running.relay_stats().expect("stats");
+    assert_eq!(stats.held_back_seconds.load(Ordering::Relaxed), 0);
+
+    // A session of some other program takes a transaction id and is left open; clicks are
+    // committed after it.
+    let options: PgConnectOptions = app.database.url.parse().expect("url");
+    let mut forgotten =
+        sqlx::PgConnection::connect_with(&options.application_name("a forgotten session")).await.expect("connection");
+    let mut tx = forgotten.begin().await.expect("tx");
+    let xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text").fetch_one(&mut *tx).await.expect("xid");
+    post_clicks(&app, 3).await;
+
+    // The relay cannot read them, and counts how long they have waited.
+    eventually("the relay to count the seconds it is held back", Duration::from_secs(20), || async {
+        (stats.held_back_seconds.load(Ordering::Relaxed) >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(app.stream_len().await, 2, "nothing after the open transaction is published");
+    // What it names in its warning, the oldest open transaction of the server (tests beside
+    // this one may hold older ones): that session's among them.
+    let mut conn = sqlx::PgConnection::connect(&app.database.url).await.expect("connection");
+    let open = tail::open_transactions(&mut conn, 1000).await.expect("query");
+    let open = open.into_iter().find(|open| open.xid == xid).expect("the forgotten session's transaction");
+    assert_eq!(open.application_name.as_deref(), Some("a forgotten session"));
+    assert_eq!(open.state.as_deref(), Some("idle in transaction"));
+    let said = open.to_string();
+    assert!(said.contains("a forgotten session") && said.contains("SELECT pg_current_xact_id()"), "{said}");
+
+    // It ends: the relay goes on, and stops counting.
+    tx.rollback().await.expect("rollback");
+    wait_until_relayed(&app).await;
+    assert_log_is_exact(&app).await;
+    eventually("the relay to stop counting", Duration::from_secs(10), || async {
+        (stats.held_back_seconds.load(Ordering::Relaxed) == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_event_tables_are_append_only() {
     let app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
     post_clicks(&app, 1).await;

@@ -73,6 +73,11 @@ pub struct RelayConfig {
     pub committed: Option<Arc<tokio::sync::Notify>>,
     /// Replicas of the stream when the relay has to create it again.
     pub replicas: usize,
+    /// How long committed events may wait behind a transaction still open somewhere in the
+    /// cluster before the leader warns, naming it (and again as often while they wait):
+    /// the relay reads only below the oldest open transaction, so one left open holds
+    /// back the stream and every view, with nothing failing.
+    pub held_back_warning: Duration,
 }
 
 impl Default for RelayConfig {
@@ -85,6 +90,7 @@ impl Default for RelayConfig {
             standby_poll: Duration::from_millis(500),
             committed: None,
             replicas: 1,
+            held_back_warning: Duration::from_secs(10),
         }
     }
 }
@@ -111,6 +117,59 @@ pub struct RelayStats {
     pub restores: AtomicU64,
     /// Attempts to lead that failed since the last one that worked (0 while it works).
     pub failures: AtomicU64,
+    /// Seconds the leader's committed events have waited behind a transaction still open
+    /// (0 while none waits), as of its last check.
+    pub held_back_seconds: AtomicU64,
+}
+
+/// Committed events that an idle leader cannot read yet: a transaction that began before
+/// they committed is still open somewhere in the cluster.
+#[derive(Default)]
+struct HeldBack {
+    /// When the leader first found them waiting.
+    since: Option<tokio::time::Instant>,
+    /// When it last warned.
+    warned: Option<tokio::time::Instant>,
+}
+
+impl HeldBack {
+    /// Looks again (an idle leader, every `stream_check`): warns, naming the oldest open
+    /// transaction, once events have waited `warning`, and every `warning` after that.
+    async fn check(
+        &mut self,
+        conn: &mut PgConnection,
+        cursor: tail::CommitCursor,
+        warning: Duration,
+        stats: &RelayStats,
+    ) -> Result<(), RelayError> {
+        if !tail::any_after(conn, cursor).await? {
+            self.over(stats);
+            return Ok(());
+        }
+        let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
+        stats.held_back_seconds.store(since.elapsed().as_secs(), Ordering::Relaxed);
+        if since.elapsed() >= warning && self.warned.is_none_or(|warned| warned.elapsed() >= warning) {
+            let holder = match tail::open_transactions(conn, 1).await?.first() {
+                Some(open) => open.to_string(),
+                None => "no transaction is open any more".to_owned(),
+            };
+            tracing::warn!(
+                seconds = since.elapsed().as_secs(),
+                %holder,
+                "relay held back: committed events wait behind a transaction still open, and so does every view"
+            );
+            self.warned = Some(tokio::time::Instant::now());
+        }
+        Ok(())
+    }
+
+    /// The events are readable again.
+    fn over(&mut self, stats: &RelayStats) {
+        if self.since.take().is_some() {
+            self.warned = None;
+            stats.held_back_seconds.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What a process's relay is doing, as `/readyz` and `framecart projections status` say.
@@ -160,6 +219,7 @@ impl RelayStats {
         self.running.store(0, Ordering::Relaxed);
         self.leading.store(0, Ordering::Relaxed);
         self.restoring.store(0, Ordering::Relaxed);
+        self.held_back_seconds.store(0, Ordering::Relaxed);
     }
 }
 
@@ -295,6 +355,7 @@ impl Relay {
         let mut at = self.resume(conn).await?;
         self.stats.failures.store(0, Ordering::Relaxed);
         let mut checked = tokio::time::Instant::now();
+        let mut held_back = HeldBack::default();
         // Reading, publishing and recording overlap: while JetStream stores one batch, the
         // next is read from the store and published behind it (each message still names
         // the sequence it must land at), then the first batch's acks are awaited and it is
@@ -322,6 +383,7 @@ impl Relay {
                 }
                 if checked.elapsed() >= self.config.stream_check {
                     self.check_stream(at.log_position).await?;
+                    held_back.check(conn, at.cursor, self.config.held_back_warning, &self.stats).await?;
                     checked = tokio::time::Instant::now();
                 }
                 let committed = async {
@@ -337,6 +399,7 @@ impl Relay {
                 }
                 continue;
             }
+            held_back.over(&self.stats);
             let sent = self.send(&mut at, &events).await?;
             if let Some(batch) = in_flight.replace(sent) {
                 self.record_when_acked(conn, batch).await?;

@@ -75,6 +75,67 @@ pub async fn any_after(conn: &mut PgConnection, after: CommitCursor) -> Result<b
         .await
 }
 
+/// The transactions that hold the relay back, oldest first, at most `limit`: those with a
+/// transaction id, in any database of the cluster (`pg_snapshot_xmin` is cluster-wide),
+/// prepared ones included. The first is the one the relay waits for.
+pub async fn open_transactions(conn: &mut PgConnection, limit: i64) -> Result<Vec<OpenTransaction>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM (
+             SELECT backend_xid::text AS xid, pid, datname::text AS database,
+                    application_name, state, query,
+                    extract(epoch FROM clock_timestamp() - xact_start)::float8 AS seconds
+             FROM pg_stat_activity WHERE backend_xid IS NOT NULL
+             UNION ALL
+             SELECT transaction::text, NULL, database::text, 'prepared transaction ' || gid, 'prepared', NULL,
+                    extract(epoch FROM clock_timestamp() - prepared)::float8
+             FROM pg_prepared_xacts
+         ) open
+         ORDER BY age(xid::xid) DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// A transaction still open, as Postgres reports it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenTransaction {
+    pub xid: String,
+    /// The session's process (`None`: a prepared transaction, which has none).
+    pub pid: Option<i32>,
+    pub database: Option<String>,
+    pub application_name: Option<String>,
+    /// `active`, `idle in transaction`, `prepared`, …
+    pub state: Option<String>,
+    /// Its last statement (only shown to a role allowed to see it).
+    pub query: Option<String>,
+    /// Since it began.
+    pub seconds: Option<f64>,
+}
+
+impl std::fmt::Display for OpenTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let or = |value: &Option<String>| value.clone().unwrap_or_else(|| "?".to_owned());
+        write!(f, "transaction {} ", self.xid)?;
+        if let Some(pid) = self.pid {
+            write!(f, "of process {pid} ")?;
+        }
+        write!(
+            f,
+            "({:?}, database {}, {}) open for {:.0} s",
+            or(&self.application_name),
+            or(&self.database),
+            or(&self.state),
+            self.seconds.unwrap_or_default()
+        )?;
+        if let Some(query) = &self.query {
+            let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+            write!(f, ", last statement: {}", query.chars().take(200).collect::<String>())?;
+        }
+        Ok(())
+    }
+}
+
 /// The last log position the relay recorded.
 pub async fn last_logged(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
     let last: i64 = sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM event_log").fetch_one(conn).await?;
