@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-
 use uuid::Uuid;
 
 pub use crate::cluster::nats_server;

@@ -344,6 +344,7 @@ impl Relay {
         let result = self.lead(&mut conn, shutdown).await;
         self.stats.leading.store(0, Ordering::Relaxed);
         self.stats.restoring.store(0, Ordering::Relaxed);
+        self.stats.held_back_seconds.store(0, Ordering::Relaxed);
         let _ = conn.close().await; // releases the lock
         result
     }
