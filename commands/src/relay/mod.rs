@@ -146,15 +146,15 @@ impl HeldBack {
             self.over(stats);
             return Ok(());
         }
-        let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
-        stats.held_back_seconds.store(since.elapsed().as_secs(), Ordering::Relaxed);
-        if since.elapsed() >= warning && self.warned.is_none_or(|warned| warned.elapsed() >= warning) {
+        let waited = self.since.get_or_insert_with(tokio::time::Instant::now).elapsed();
+        stats.held_back_seconds.store(waited.as_secs(), Ordering::Relaxed);
+        if waited >= warning && self.warned.is_none_or(|warned| warned.elapsed() >= warning) {
             let holder = match tail::open_transactions(conn, 1).await?.first() {
                 Some(open) => open.to_string(),
                 None => "no transaction is open any more".to_owned(),
             };
             tracing::warn!(
-                seconds = since.elapsed().as_secs(),
+                seconds = waited.as_secs(),
                 %holder,
                 "relay held back: committed events wait behind a transaction still open, and so does every view"
             );
