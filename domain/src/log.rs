@@ -6,7 +6,7 @@
 //! consumer's name starts with the namespace, so two installations (or two tests) on one
 //! server never see each other's events.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -138,9 +138,40 @@ impl LoggedEvent {
     }
 }
 
+/// The stored metadata as string pairs, as the log carries them. Our commands write an
+/// object of strings; a row written by hand may hold any JSON: other values are kept as
+/// their JSON text, and anything but an object under the key `metadata`, so that no
+/// stored row stops the log.
+pub fn metadata_map(stored: &str) -> BTreeMap<String, String> {
+    use serde_json::Value;
+    match serde_json::from_str::<Value>(stored) {
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .map(|(key, value)| match value {
+                Value::String(s) => (key, s),
+                other => (key, other.to_string()),
+            })
+            .collect(),
+        Ok(other) => BTreeMap::from([("metadata".to_owned(), other.to_string())]),
+        Err(_) => BTreeMap::from([("metadata".to_owned(), stored.to_owned())]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_stored_metadata_makes_string_pairs() {
+        let ours = metadata_map(r#"{"actor":"user:1","correlation_id":"c"}"#);
+        assert_eq!(ours.get("actor").map(String::as_str), Some("user:1"));
+        let by_hand = metadata_map(r#"{"n":5,"nested":{"a":[1]},"none":null}"#);
+        assert_eq!(by_hand.get("n").map(String::as_str), Some("5"));
+        assert_eq!(by_hand.get("nested").map(String::as_str), Some(r#"{"a":[1]}"#));
+        assert_eq!(by_hand.get("none").map(String::as_str), Some("null"));
+        assert_eq!(metadata_map("[1,2]").get("metadata").map(String::as_str), Some("[1,2]"));
+        assert_eq!(metadata_map("not json").get("metadata").map(String::as_str), Some("not json"));
+    }
 
     #[test]
     fn names_follow_the_namespace() {

@@ -33,6 +33,7 @@ pub mod orders;
 pub mod personal;
 pub mod products;
 pub mod quarantine;
+pub mod recorded;
 pub mod runner;
 pub mod tracks;
 pub mod users;

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::indexes;
+use crate::{indexes, recorded};
 use crate::quarantine::{self, SetAside};
 
 /// One read model fed from the log.
@@ -216,7 +216,7 @@ impl<'m> Raw<'m> {
 
 /// A message of a batch as the applier gets it: read as an event at its log position, or
 /// set aside because it could not be read.
-type Read = Result<(LoggedEvent, i64), Box<SetAside>>;
+pub(crate) type Read = Result<(LoggedEvent, i64), Box<SetAside>>;
 
 /// A batch as the reader hands it to the applier: the messages this projection applies,
 /// already read, the position of the batch's last message, and that message, whose ack
@@ -423,7 +423,17 @@ impl ProjectionRunner {
         // Indexes a rebuild dropped (this generation's, or one a crash interrupted).
         let mut deferred = indexes::deferred(&mut *conn, name).await? > 0;
         self.projection.after_commit(&self.pool).await?;
-        let consumer = self.recreate_consumer(u64::try_from(applied).unwrap_or(0)).await?;
+        let mut consumer = self.recreate_consumer(applied).await?;
+        if consumer.cached_info().num_pending >= recorded::FROM_STORE_ABOVE {
+            // A long backlog (a rebuild, a long stop): from the store, then the stream.
+            let caught_up = self.catch_up_from_store(conn, shutdown, generation, applied).await?;
+            if shutdown.is_cancelled() {
+                return Ok(Ended::Shutdown);
+            }
+            if caught_up > applied {
+                consumer = self.recreate_consumer(caught_up).await?;
+            }
+        }
         // Said only once the consumer of this generation exists: a rebuild that waits for
         // it then reads that consumer, not the one it replaced. (A rebuild requested in
         // between is caught by the generation check of the next batch.)
@@ -555,6 +565,81 @@ impl ProjectionRunner {
         }
     }
 
+    /// Applies the backlog from the store's record of the log ([`recorded`]) while it is
+    /// at least [`recorded::FROM_STORE_ABOVE`] positions long, reading each batch while
+    /// the one before is applied; returns the position applied last, from which the
+    /// stream delivers the rest.
+    async fn catch_up_from_store(
+        &self,
+        conn: &mut PgConnection,
+        shutdown: &CancellationToken,
+        generation: i64,
+        mut applied: i64,
+    ) -> Result<i64, ProjectionError> {
+        let mut end = recorded::recorded_end(&self.pool).await?;
+        let name = self.projection.name();
+        let (from, started) = (applied, std::time::Instant::now());
+        let filter = recorded::StoreFilter::of(&self.ns, self.projection.as_ref());
+        let mut reader = self.pool.acquire().await?;
+        let limit = i64::try_from(BATCH).unwrap_or(i64::MAX);
+        let mut batch =
+            recorded::read(&mut reader, &self.ns, self.projection.as_ref(), &filter, applied, limit).await?;
+        loop {
+            if batch.positions == 0 || shutdown.is_cancelled() {
+                break;
+            }
+            let (last, ends) = (batch.last, batch.ends);
+            let more = !ends && last < end;
+            let (positions, applying) = (batch.positions, batch.events.len());
+            let apply = async {
+                let started = std::time::Instant::now();
+                self.apply_batch(conn, generation, batch.events, last).await.map(|()| started.elapsed())
+            };
+            let read_next = async {
+                let started = std::time::Instant::now();
+                if more {
+                    recorded::read(&mut reader, &self.ns, self.projection.as_ref(), &filter, last, limit)
+                        .await
+                        .map(|next| (Some(next), started.elapsed()))
+                } else {
+                    Ok((None, started.elapsed()))
+                }
+            };
+            let (applied_in, next) = tokio::join!(apply, read_next);
+            let (applied_in, (next, read_in)) = (applied_in?, next?);
+            tracing::debug!(
+                projection = name,
+                positions,
+                applied = applying,
+                applied_ms = applied_in.as_millis() as u64,
+                next_read_ms = read_in.as_millis() as u64,
+                "batch from the store"
+            );
+            applied = last;
+            self.projection.after_commit(&self.pool).await?;
+            batch = match next {
+                Some(next) => next,
+                None if ends => break,
+                None => {
+                    // Events recorded meanwhile: on while the backlog is long.
+                    end = recorded::recorded_end(&self.pool).await?;
+                    if u64::try_from(end - applied).unwrap_or(0) < recorded::FROM_STORE_ABOVE {
+                        break;
+                    }
+                    recorded::read(&mut reader, &self.ns, self.projection.as_ref(), &filter, applied, limit).await?
+                }
+            };
+        }
+        tracing::info!(
+            projection = name,
+            from,
+            to = applied,
+            ms = started.elapsed().as_millis() as u64,
+            "caught up from the store's record of the log; the stream delivers the rest"
+        );
+        Ok(applied)
+    }
+
     /// Builds the indexes a rebuild deferred, holding the checkpoint (a rebuild requested
     /// meanwhile makes this applier start over instead).
     async fn build_deferred(&self, conn: &mut PgConnection, generation: i64) -> Result<(), ProjectionError> {
@@ -591,7 +676,8 @@ impl ProjectionRunner {
     /// The consumer is only a cursor; the checkpoint in Postgres is the truth. Recreating
     /// it at the checkpoint + 1 means nothing applied is lost and nothing is skipped,
     /// whatever acks or asynchronous commits a crash lost.
-    async fn recreate_consumer(&self, applied: u64) -> Result<consumer::PullConsumer, ProjectionError> {
+    async fn recreate_consumer(&self, applied: i64) -> Result<consumer::PullConsumer, ProjectionError> {
+        let applied = u64::try_from(applied).unwrap_or(0);
         let stream = self.js.get_stream(self.ns.stream_name()).await.map_err(nats)?;
         let name = self.consumer_name();
         // The last leader's consumer goes first. Only its absence is fine: a delete that

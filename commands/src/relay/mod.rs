@@ -42,7 +42,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage as Publish};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use framecart_domain::log::{self as layout, LoggedEvent, Namespace, is_subject_token};
+use framecart_domain::log::{self as layout, LoggedEvent, Namespace, is_subject_token, metadata_map};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -633,24 +633,6 @@ fn hashed_fields(event: &StoredEvent) -> HashedFields<'_> {
     }
 }
 
-/// The stored metadata as string pairs. Our commands write an object of strings; a row
-/// written by hand may hold any JSON: other values are kept as their JSON text, and
-/// anything but an object under the key `metadata`, so that no stored row stops the log.
-fn metadata_map(stored: &str) -> BTreeMap<String, String> {
-    use serde_json::Value;
-    match serde_json::from_str::<Value>(stored) {
-        Ok(Value::Object(map)) => map
-            .into_iter()
-            .map(|(key, value)| match value {
-                Value::String(s) => (key, s),
-                other => (key, other.to_string()),
-            })
-            .collect(),
-        Ok(other) => BTreeMap::from([("metadata".to_owned(), other.to_string())]),
-        Err(_) => BTreeMap::from([("metadata".to_owned(), stored.to_owned())]),
-    }
-}
-
 /// A header value for a stored text: as it is, or, if it holds a control character (a
 /// line break would end the header), its JSON string form, which has none.
 fn header_value(s: &str) -> std::borrow::Cow<'_, str> {
@@ -705,14 +687,7 @@ mod tests {
     }
 
     #[test]
-    fn any_stored_metadata_makes_string_pairs() {
-        let ours = metadata_map(r#"{"actor":"user:1","correlation_id":"c"}"#);
-        assert_eq!(ours.get("actor").map(String::as_str), Some("user:1"));
-        let by_hand = metadata_map(r#"{"n":5,"nested":{"a":[1]},"none":null}"#);
-        assert_eq!(by_hand.get("n").map(String::as_str), Some("5"));
-        assert_eq!(by_hand.get("nested").map(String::as_str), Some(r#"{"a":[1]}"#));
-        assert_eq!(by_hand.get("none").map(String::as_str), Some("null"));
-        assert_eq!(metadata_map("[1,2]").get("metadata").map(String::as_str), Some("[1,2]"));
+    fn any_stored_text_makes_a_header_value() {
         assert_eq!(header_value("ProductCreated"), "ProductCreated");
         assert_eq!(header_value("a\r\nb"), "\"a\\r\\nb\"");
     }
