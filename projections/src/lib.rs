@@ -3,7 +3,11 @@
 //!
 //! # Architecture invariants
 //!
-//! - Imports `domain` and no other workspace crate; reads events only from the log.
+//! - Imports `domain` and no other workspace crate; reads events only from the log: the
+//!   stream, or, for a backlog of 10k messages or more (a rebuild, a long stop), the
+//!   store's record of it (`event_log` joined with `events`: the rows the relay restores
+//!   the stream from, at the same positions), as far as that holds what was recorded, then
+//!   the stream ([`recorded`]).
 //! - Exactly-once in effect: a projection stores the stream sequence it applied last in
 //!   the same transaction as its view, and skips anything at or below it. The durable
 //!   consumer is only a cursor: every time a runner takes over it recreates it at the
@@ -26,6 +30,7 @@
 pub mod analytics;
 pub mod clicks;
 pub mod client_files;
+pub mod copy;
 pub mod detections;
 pub mod files;
 pub mod indexes;

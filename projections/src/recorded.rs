@@ -48,7 +48,8 @@ impl StoreFilter {
         let mut filter = Self::default();
         let prefix = format!("{}.events.", ns.as_str());
         for subject in projection.filter_subjects(ns) {
-            let tokens: Vec<&str> = subject.strip_prefix(&prefix).map(|rest| rest.split('.').collect()).unwrap_or_default();
+            let tokens: Vec<&str> =
+                subject.strip_prefix(&prefix).map(|rest| rest.split('.').collect()).unwrap_or_default();
             let exact = |i: usize| tokens.get(i).filter(|t| !matches!(**t, "*" | ">") && !tokens[..i].contains(&">"));
             match (exact(0), exact(2)) {
                 (_, Some(event_type)) => filter.event_types.push((*event_type).to_owned()),

@@ -75,6 +75,100 @@ async fn a_rebuild_with_no_server_running_applies_the_log_itself() {
     assert_eq!(media_files(&app.media_dir().join("client_files")), files_before);
 }
 
+/// A rebuild applies thousands of clicks at a time, copied (`COPY … FROM STDIN (FORMAT
+/// binary)`) rather than inserted: every column must come out as the live path, which
+/// inserts a few rows at a time, wrote it. A second `ClickRecorded` for one click (written
+/// by hand: the aggregate never writes one) fails the copy; the batch is then applied
+/// event by event, and the first is kept, as live.
+#[tokio::test]
+async fn a_rebuild_copies_clicks_in_bulk_into_the_view_the_live_path_wrote() {
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
+    post_mixed_clicks(&app, 150).await;
+    app.wait_for_clicks_view().await;
+    app.wait_for_log().await;
+    let view_before = clicks_view(&app).await;
+    app.running.kill_projections().await;
+    let clicks = Arc::new(projections::clicks::ClicksProjection::new(Arc::new(projections::personal::KeyReader::new(
+        framecart_tests::test_master_key(),
+    ))));
+    let rebuild = || async {
+        // From the store: the whole log in one batch (the stream may deliver a few at a time).
+        let runner = ProjectionRunner::new(
+            app.running.state.pool.clone(),
+            app.running.state.jetstream.clone(),
+            app.namespace.namespace.clone(),
+            clicks.clone(),
+        )
+        .catching_up_from_store_above(1);
+        runner.rebuild(&|_, _| {}).await.expect("rebuild");
+        assert!(runner.caught_up_from_store() >= 150, "the log, read from the store");
+    };
+    rebuild().await;
+    assert_eq!(clicks_view(&app).await, view_before);
+
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT aggregate_type, aggregate_id, sequence + 1, event_type, event_version, payload, metadata
+         FROM events WHERE event_type = 'ClickRecorded' ORDER BY global_position OFFSET 70 LIMIT 1",
+    )
+    .execute(&app.db)
+    .await
+    .expect("a second ClickRecorded for one click");
+    app.wait_for_log().await;
+    rebuild().await;
+    assert_eq!(clicks_view(&app).await, view_before);
+    let set_aside = app.count("SELECT count(*) FROM projection_quarantine WHERE projection = 'clicks'").await;
+    assert_eq!(set_aside, 0, "nothing set aside");
+}
+
+/// A long backlog is read from the store's record of the log (`event_log` joined with
+/// `events`), then from the stream: the store is read only as far as it holds what was
+/// recorded. Here the stored event at one position is not the one recorded there (its id
+/// changed by hand), so the catch-up stops before it and the stream delivers the rest.
+#[tokio::test]
+async fn a_long_backlog_is_caught_up_from_the_store_as_far_as_it_holds_what_was_logged() {
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
+    post_mixed_clicks(&app, 24).await;
+    app.wait_for_clicks_view().await;
+    app.wait_for_log().await;
+    let view_before = clicks_view(&app).await;
+    app.running.kill_projections().await;
+
+    let (changed, last): (i64, i64) = sqlx::query_as(
+        "SELECT l.log_position, (SELECT max(log_position) FROM event_log)
+         FROM event_log l JOIN events e USING (global_position)
+         WHERE e.event_type = 'ClickRecorded' ORDER BY l.log_position OFFSET 12 LIMIT 1",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("a click in the middle of the log");
+    let mut tx = app.db.begin().await.expect("a transaction");
+    for statement in [
+        "ALTER TABLE events DISABLE TRIGGER events_append_only",
+        "UPDATE events SET event_id = gen_random_uuid()
+         WHERE global_position = (SELECT global_position FROM event_log WHERE log_position = $1)",
+        "ALTER TABLE events ENABLE TRIGGER events_append_only",
+    ] {
+        sqlx::query(statement).bind(changed).execute(&mut *tx).await.expect(statement);
+    }
+    tx.commit().await.expect("commit");
+
+    let runner = ProjectionRunner::new(
+        app.running.state.pool.clone(),
+        app.running.state.jetstream.clone(),
+        app.namespace.namespace.clone(),
+        Arc::new(projections::clicks::ClicksProjection::new(Arc::new(projections::personal::KeyReader::new(
+            framecart_tests::test_master_key(),
+        )))),
+    )
+    .catching_up_from_store_above(1);
+    runner.rebuild(&|_, _| {}).await.expect("rebuild");
+    assert!(changed > 1 && changed < last, "{changed} of {last}");
+    assert_eq!(runner.caught_up_from_store(), changed - 1, "from the store up to the changed event");
+    // Every click once, the changed one as the stream carries it (its logged id).
+    assert_eq!(clicks_view(&app).await, view_before);
+}
+
 #[tokio::test]
 async fn killed_projections_resume_without_loss_or_duplicates() {
     let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
