@@ -16,6 +16,18 @@ async fn clicks_view(app: &TestApp) -> Vec<serde_json::Value> {
         .expect("the view")
 }
 
+/// A runner of the `clicks` projection in the test's own process.
+fn clicks_runner(app: &TestApp) -> ProjectionRunner {
+    ProjectionRunner::new(
+        app.running.state.pool.clone(),
+        app.running.state.jetstream.clone(),
+        app.namespace.namespace.clone(),
+        Arc::new(projections::clicks::ClicksProjection::new(Arc::new(projections::personal::KeyReader::new(
+            framecart_tests::test_master_key(),
+        )))),
+    )
+}
+
 async fn post_mixed_clicks(app: &TestApp, n: usize) {
     for i in 0..n {
         let mut body =
@@ -61,14 +73,7 @@ async fn a_rebuild_with_no_server_running_applies_the_log_itself() {
     let files_before = media_files(&app.media_dir().join("client_files"));
     app.running.kill_projections().await;
 
-    let runner = ProjectionRunner::new(
-        app.running.state.pool.clone(),
-        app.running.state.jetstream.clone(),
-        app.namespace.namespace.clone(),
-        Arc::new(projections::clicks::ClicksProjection::new(Arc::new(projections::personal::KeyReader::new(
-            framecart_tests::test_master_key(),
-        )))),
-    );
+    let runner = clicks_runner(&app);
     let progress = std::sync::Mutex::new(Vec::new());
     runner.rebuild(&|applied, last| progress.lock().expect("lock").push((applied, last))).await.expect("rebuild");
     assert_eq!(clicks_view(&app).await, view_before);
@@ -88,18 +93,9 @@ async fn a_rebuild_copies_clicks_in_bulk_into_the_view_the_live_path_wrote() {
     app.wait_for_log().await;
     let view_before = clicks_view(&app).await;
     app.running.kill_projections().await;
-    let clicks = Arc::new(projections::clicks::ClicksProjection::new(Arc::new(projections::personal::KeyReader::new(
-        framecart_tests::test_master_key(),
-    ))));
     let rebuild = || async {
         // From the store: the whole log in one batch (the stream may deliver a few at a time).
-        let runner = ProjectionRunner::new(
-            app.running.state.pool.clone(),
-            app.running.state.jetstream.clone(),
-            app.namespace.namespace.clone(),
-            clicks.clone(),
-        )
-        .catching_up_from_store_above(1);
+        let runner = clicks_runner(&app).catching_up_from_store_above(1);
         runner.rebuild(&|_, _| {}).await.expect("rebuild");
         assert!(runner.caught_up_from_store() >= 150, "the log, read from the store");
     };
@@ -153,15 +149,7 @@ async fn a_long_backlog_is_caught_up_from_the_store_as_far_as_it_holds_what_was_
     }
     tx.commit().await.expect("commit");
 
-    let runner = ProjectionRunner::new(
-        app.running.state.pool.clone(),
-        app.running.state.jetstream.clone(),
-        app.namespace.namespace.clone(),
-        Arc::new(projections::clicks::ClicksProjection::new(Arc::new(projections::personal::KeyReader::new(
-            framecart_tests::test_master_key(),
-        )))),
-    )
-    .catching_up_from_store_above(1);
+    let runner = clicks_runner(&app).catching_up_from_store_above(1);
     runner.rebuild(&|_, _| {}).await.expect("rebuild");
     assert!(changed > 1 && changed < last, "{changed} of {last}");
     assert_eq!(runner.caught_up_from_store(), changed - 1, "from the store up to the changed event");
