@@ -43,21 +43,26 @@ pub struct StoreFilter {
 
 impl StoreFilter {
     /// The filter of `projection`'s subjects. A subject outside the namespace lets
-    /// everything through.
-    pub fn of(ns: &Namespace, projection: &dyn Projection) -> Self {
+    /// everything through. `None` when a subject names one aggregate (its id), which
+    /// [`Projection::wants`] cannot tell from the others: such a projection reads the
+    /// stream only.
+    pub fn of(ns: &Namespace, projection: &dyn Projection) -> Option<Self> {
         let mut filter = Self::default();
         let prefix = format!("{}.events.", ns.as_str());
         for subject in projection.filter_subjects(ns) {
             let tokens: Vec<&str> =
                 subject.strip_prefix(&prefix).map(|rest| rest.split('.').collect()).unwrap_or_default();
             let exact = |i: usize| tokens.get(i).filter(|t| !matches!(**t, "*" | ">") && !tokens[..i].contains(&">"));
+            if exact(1).is_some() {
+                return None;
+            }
             match (exact(0), exact(2)) {
                 (_, Some(event_type)) => filter.event_types.push((*event_type).to_owned()),
                 (Some(aggregate_type), None) => filter.aggregate_types.push((*aggregate_type).to_owned()),
                 (None, None) => filter.everything = true,
             }
         }
-        filter
+        Some(filter)
     }
 }
 
@@ -251,11 +256,13 @@ mod tests {
             "elsewhere.>".to_owned(),
             "shop.events.*.*.VideoUploaded".to_owned(),
         ]);
-        let filter = StoreFilter::of(&ns, &projection);
+        let filter = StoreFilter::of(&ns, &projection).expect("no subject of one aggregate");
         assert_eq!(filter.aggregate_types, vec!["click".to_owned()]);
         assert_eq!(filter.event_types, vec!["PersonalDataErased".to_owned(), "VideoUploaded".to_owned()]);
         assert!(filter.everything, "`shop.events.>` and a subject of another namespace let everything through");
         let narrow = StoreFilter::of(&ns, &Subjects(vec![ns.aggregate_subject("user")]));
-        assert_eq!(narrow, StoreFilter { aggregate_types: vec!["user".to_owned()], ..StoreFilter::default() });
+        assert_eq!(narrow, Some(StoreFilter { aggregate_types: vec!["user".to_owned()], ..StoreFilter::default() }));
+        let one = Subjects(vec![ns.aggregate_subject("user"), ns.event_subject("click", "c1", "ClickRecorded")]);
+        assert_eq!(StoreFilter::of(&ns, &one), None, "one aggregate's events: the stream only");
     }
 }

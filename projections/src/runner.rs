@@ -451,9 +451,11 @@ impl ProjectionRunner {
         let mut deferred = indexes::deferred(&mut *conn, name).await? > 0;
         self.projection.after_commit(&self.pool).await?;
         let mut consumer = self.recreate_consumer(applied).await?;
-        if consumer.cached_info().num_pending >= self.from_store_above {
+        if consumer.cached_info().num_pending >= self.from_store_above
+            && let Some(filter) = recorded::StoreFilter::of(&self.ns, self.projection.as_ref())
+        {
             // A long backlog (a rebuild, a long stop): from the store, then the stream.
-            let caught_up = self.catch_up_from_store(conn, shutdown, generation, applied).await?;
+            let caught_up = self.catch_up_from_store(conn, shutdown, generation, applied, &filter).await?;
             if shutdown.is_cancelled() {
                 return Ok(Ended::Shutdown);
             }
@@ -602,15 +604,14 @@ impl ProjectionRunner {
         shutdown: &CancellationToken,
         generation: i64,
         mut applied: i64,
+        filter: &recorded::StoreFilter,
     ) -> Result<i64, ProjectionError> {
         let mut end = recorded::recorded_end(&self.pool).await?;
         let name = self.projection.name();
         let (from, started) = (applied, std::time::Instant::now());
-        let filter = recorded::StoreFilter::of(&self.ns, self.projection.as_ref());
         let mut reader = self.pool.acquire().await?;
         let limit = i64::try_from(BATCH).unwrap_or(i64::MAX);
-        let mut batch =
-            recorded::read(&mut reader, &self.ns, self.projection.as_ref(), &filter, applied, limit).await?;
+        let mut batch = recorded::read(&mut reader, &self.ns, self.projection.as_ref(), filter, applied, limit).await?;
         loop {
             if batch.positions == 0 || shutdown.is_cancelled() {
                 break;
@@ -625,7 +626,7 @@ impl ProjectionRunner {
             let read_next = async {
                 let started = std::time::Instant::now();
                 if more {
-                    recorded::read(&mut reader, &self.ns, self.projection.as_ref(), &filter, last, limit)
+                    recorded::read(&mut reader, &self.ns, self.projection.as_ref(), filter, last, limit)
                         .await
                         .map(|next| (Some(next), started.elapsed()))
                 } else {
@@ -654,7 +655,7 @@ impl ProjectionRunner {
                     if u64::try_from(end - applied).unwrap_or(0) < self.from_store_above {
                         break;
                     }
-                    recorded::read(&mut reader, &self.ns, self.projection.as_ref(), &filter, applied, limit).await?
+                    recorded::read(&mut reader, &self.ns, self.projection.as_ref(), filter, applied, limit).await?
                 }
             };
         }
