@@ -20,7 +20,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::quarantine::SetAside;
-use crate::runner::{Projection, Read};
+use crate::runner::{Projection, Read, undecodable};
 
 /// The backlog, in messages its consumer would deliver, from which a runner catches up
 /// from the store, and, in log positions, while it goes on doing so. A projection that
@@ -87,22 +87,23 @@ struct Row {
     log_position: i64,
     logged_id: Uuid,
     hash: String,
-    event_id: Option<Uuid>,
-    global_position: Option<i64>,
-    aggregate_type: Option<String>,
-    aggregate_id: Option<String>,
-    sequence: Option<i64>,
-    event_type: Option<String>,
-    event_version: Option<String>,
-    recorded_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Only for the events the filter lets through.
+    event_id: Uuid,
+    global_position: i64,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    /// Only for the events the filter lets through (taken when read).
     payload: Option<String>,
     metadata: Option<String>,
 }
 
 /// The recorded events after `after`, up to `after + limit`, in log order, with the
 /// bodies of those `filter` lets through and `projection` applies. Stops short at the
-/// first position not recorded, or recorded for another event than the stored one.
+/// first position not recorded (or whose event is not in the store), or recorded for
+/// another event than the stored one.
 pub(crate) async fn read(
     conn: &mut PgConnection,
     ns: &Namespace,
@@ -117,7 +118,7 @@ pub(crate) async fn read(
                 CASE WHEN f.wanted THEN e.payload::text END AS payload,
                 CASE WHEN f.wanted THEN e.metadata::text END AS metadata
          FROM event_log l
-         LEFT JOIN events e ON e.global_position = l.global_position
+         JOIN events e ON e.global_position = l.global_position
          CROSS JOIN LATERAL (
              SELECT $5 OR e.aggregate_type = ANY($3::text[]) OR e.event_type = ANY($4::text[]) AS wanted
          ) f
@@ -132,18 +133,18 @@ pub(crate) async fn read(
     .fetch_all(conn)
     .await?;
     let mut batch = RecordedBatch { events: Vec::with_capacity(rows.len()), positions: 0, last: after, ends: false };
-    for row in rows {
-        let log_position = row.log_position;
-        let Some(event) = row.event(log_position == batch.last + 1) else {
+    for mut row in rows {
+        // A position missing (no record, or no stored event) or a record of another event.
+        if row.log_position != batch.last + 1 || row.event_id != row.logged_id {
             batch.ends = true;
             break;
-        };
-        batch.last = log_position;
+        }
+        batch.last = row.log_position;
         batch.positions += 1;
-        if let Some((event, payload, metadata)) = event
-            && projection.wants(&event.aggregate_type, &event.event_type)
+        if let (Some(payload), Some(metadata)) = (row.payload.take(), row.metadata.take())
+            && projection.wants(&row.aggregate_type, &row.event_type)
         {
-            batch.events.push(logged(ns, event, payload, metadata));
+            batch.events.push(row.logged(ns, payload, &metadata));
         }
     }
     if i64::try_from(batch.positions).unwrap_or(i64::MAX) < limit {
@@ -152,69 +153,34 @@ pub(crate) async fn read(
     Ok(batch)
 }
 
-/// A stored event's columns, before its body is read.
-struct Stored {
-    log_position: i64,
-    event_id: Uuid,
-    global_position: i64,
-    aggregate_type: String,
-    aggregate_id: String,
-    sequence: i64,
-    event_type: String,
-    event_version: String,
-    recorded_at: chrono::DateTime<chrono::Utc>,
-    hash: String,
-}
-
 impl Row {
-    /// The recorded event, with its body when it was read (`Some(None)`: not one the
-    /// projection applies); `None` when the store cannot be read on from here.
-    #[allow(clippy::type_complexity)]
-    fn event(self, in_order: bool) -> Option<Option<(Stored, String, String)>> {
-        let stored = Stored {
-            log_position: self.log_position,
-            event_id: self.event_id.filter(|id| in_order && *id == self.logged_id)?,
-            global_position: self.global_position?,
-            aggregate_type: self.aggregate_type?,
-            aggregate_id: self.aggregate_id?,
-            sequence: self.sequence?,
-            event_type: self.event_type?,
-            event_version: self.event_version?,
-            recorded_at: self.recorded_at?,
-            hash: self.hash,
-        };
-        Some(match (self.payload, self.metadata) {
-            (Some(payload), Some(metadata)) => Some((stored, payload, metadata)),
-            _ => None,
-        })
-    }
-}
-
-/// The event as the stream carries it ([`LoggedEvent`]), or set aside as the stream's
-/// message would be when its body cannot be read.
-fn logged(ns: &Namespace, stored: Stored, payload: String, metadata: String) -> Read {
-    let log_position = stored.log_position;
-    match serde_json::value::RawValue::from_string(payload) {
-        Ok(payload) => Ok((
-            LoggedEvent {
-                event_id: stored.event_id,
-                global_position: stored.global_position,
-                aggregate_type: stored.aggregate_type,
-                aggregate_id: stored.aggregate_id,
-                sequence: stored.sequence,
-                event_type: stored.event_type,
-                event_version: stored.event_version,
-                payload,
-                metadata: metadata_map(&metadata).into_iter().collect(),
-                recorded_at: stored.recorded_at,
-                hash: stored.hash,
-            },
-            log_position,
-        )),
-        Err(e) => {
-            let subject = ns.event_subject(&stored.aggregate_type, &stored.aggregate_id, &stored.event_type);
-            let error = format!("event at log position {log_position} cannot be read: {e}");
-            Err(Box::new(SetAside::unreadable(ns, &subject, Some(&stored.event_id.to_string()), log_position, &error)))
+    /// The event as the stream carries it ([`LoggedEvent`]), or set aside as the stream's
+    /// message would be when its body cannot be read.
+    fn logged(self, ns: &Namespace, payload: String, metadata: &str) -> Read {
+        let log_position = self.log_position;
+        match serde_json::value::RawValue::from_string(payload) {
+            Ok(payload) => Ok((
+                LoggedEvent {
+                    event_id: self.event_id,
+                    global_position: self.global_position,
+                    aggregate_type: self.aggregate_type,
+                    aggregate_id: self.aggregate_id,
+                    sequence: self.sequence,
+                    event_type: self.event_type,
+                    event_version: self.event_version,
+                    payload,
+                    metadata: metadata_map(metadata).into_iter().collect(),
+                    recorded_at: self.recorded_at,
+                    hash: self.hash,
+                },
+                log_position,
+            )),
+            Err(e) => {
+                let subject = ns.event_subject(&self.aggregate_type, &self.aggregate_id, &self.event_type);
+                let error = undecodable(log_position, e);
+                let event_id = self.event_id.to_string();
+                Err(Box::new(SetAside::unreadable(ns, &subject, Some(&event_id), log_position, &error)))
+            }
         }
     }
 }

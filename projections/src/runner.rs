@@ -140,7 +140,7 @@ pub fn decode<E: framecart_domain::upcast::Upcast>(
 }
 
 /// What cannot be read at a log position.
-fn undecodable(log_position: i64, reason: impl std::fmt::Display) -> ProjectionError {
+pub(crate) fn undecodable(log_position: i64, reason: impl std::fmt::Display) -> ProjectionError {
     ProjectionError::Decode { position: u64::try_from(log_position).unwrap_or(0), reason: reason.to_string() }
 }
 
