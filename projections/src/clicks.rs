@@ -145,6 +145,16 @@ fn decode_chunk<'e>(
     Ok(clicks)
 }
 
+/// The columns of `clicks_view` that a recorded click fills, in the order both
+/// [`NewRows::insert`] and [`NewRows::copy`] write them.
+macro_rules! new_row_columns {
+    () => {
+        "click_id, log_position, event_id, video_id, video_id_reported, user_id, viewer, client_ip, viewer_cookie,
+         x, y, media_time, player_width, player_height, video_width, video_height,
+         frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at, signed_in, subject"
+    };
+}
+
 /// Recorded clicks as columns, for one multi-row insert.
 #[derive(Default)]
 struct NewRows {
@@ -220,19 +230,17 @@ impl NewRows {
         if self.click_id.len() >= COPY_FROM {
             return self.copy(tx).await;
         }
-        sqlx::query(
-            "INSERT INTO clicks_view (click_id, log_position, event_id, video_id, video_id_reported,
-                 user_id, viewer, client_ip, viewer_cookie, x, y, media_time,
-                 player_width, player_height, video_width, video_height,
-                 frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at, signed_in,
-                 subject)
+        sqlx::query(concat!(
+            "INSERT INTO clicks_view (",
+            new_row_columns!(),
+            ")
              SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
                  $7::text[], $8::text[], $9::text[], $10::float8[], $11::float8[], $12::float8[],
                  $13::float8[], $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[],
                  $19::float8[], $20::float8[], $21::bool[], $22::bool[], $23::timestamptz[], $24::timestamptz[],
                  $25::bool[], $26::text[])
-             ON CONFLICT (click_id) DO NOTHING",
-        )
+             ON CONFLICT (click_id) DO NOTHING"
+        ))
         .bind(&self.click_id)
         .bind(&self.log_position)
         .bind(&self.event_id)
@@ -264,7 +272,7 @@ impl NewRows {
         Ok(())
     }
 
-    /// Copies the rows (`COPY`), each click's columns in the order of [`Self::insert`]'s. A
+    /// Copies the rows (`COPY`), each click's columns in the order of `new_row_columns!`. A
     /// click already in the view (a second `ClickRecorded` for one click id, which the
     /// aggregate never writes) fails the copy as a unique violation: the batch is then
     /// applied an event at a time, each inserted with `ON CONFLICT DO NOTHING`.
@@ -299,22 +307,13 @@ impl NewRows {
                 .bool(self.signed_in[i])
                 .text_or_null(self.subject[i].as_deref());
         }
-        rows.copy(
-            tx,
-            "COPY clicks_view (click_id, log_position, event_id, video_id, video_id_reported,
-                 user_id, viewer, client_ip, viewer_cookie, x, y, media_time,
-                 player_width, player_height, video_width, video_height,
-                 frame_x, frame_y, frame_u, frame_v, on_black_band, during_ad, received_at, recorded_at, signed_in,
-                 subject)
-             FROM STDIN (FORMAT binary)",
-        )
-        .await?;
+        rows.copy(tx, concat!("COPY clicks_view (", new_row_columns!(), ") FROM STDIN (FORMAT binary)")).await?;
         Ok(())
     }
 }
 
 /// From this many rows, a chunk of clicks is copied rather than inserted: a rebuild or a
-/// catch-up, where Postgres's share of a click's cost halves (see [`crate::copy`]). Live
+/// catch-up, where Postgres writes the rows in about 40 % less time (see [`crate::copy`]). Live
 /// batches are smaller, and a copy costs a round trip more.
 const COPY_FROM: usize = 100;
 
