@@ -595,9 +595,10 @@ impl ProjectionRunner {
     }
 
     /// Applies the backlog from the store's record of the log ([`recorded`]) while it is
-    /// at least [`Self::catching_up_from_store_above`] positions long, reading each batch while
-    /// the one before is applied; returns the position applied last, from which the
-    /// stream delivers the rest.
+    /// at least [`Self::catching_up_from_store_above`] positions long; returns the position
+    /// applied last, from which the stream delivers the rest. The batches are read on a
+    /// task of their own ([`recorded::read_ahead`]), so reading one (Postgres, and the
+    /// rows parsed here) takes the other core while this one applies the last.
     async fn catch_up_from_store(
         &self,
         conn: &mut PgConnection,
@@ -606,58 +607,42 @@ impl ProjectionRunner {
         mut applied: i64,
         filter: &recorded::StoreFilter,
     ) -> Result<i64, ProjectionError> {
-        let mut end = recorded::recorded_end(&self.pool).await?;
         let name = self.projection.name();
         let (from, started) = (applied, std::time::Instant::now());
-        let mut reader = self.pool.acquire().await?;
-        let limit = i64::try_from(BATCH).unwrap_or(i64::MAX);
-        let mut batch = recorded::read(&mut reader, &self.ns, self.projection.as_ref(), filter, applied, limit).await?;
+        let (batches, mut read) = tokio::sync::mpsc::channel(1);
+        let _reader = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(recorded::read_ahead(
+            recorded::ReadAhead {
+                pool: self.pool.clone(),
+                ns: self.ns.clone(),
+                projection: Arc::clone(&self.projection),
+                filter: filter.clone(),
+                limit: i64::try_from(BATCH).unwrap_or(i64::MAX),
+                while_behind: self.from_store_above,
+            },
+            applied,
+            batches,
+        )));
         loop {
-            if batch.positions == 0 || shutdown.is_cancelled() {
+            let waiting = std::time::Instant::now();
+            let Some(batch) = read.recv().await else { break };
+            let batch = batch?;
+            if shutdown.is_cancelled() {
                 break;
             }
-            let (last, ends) = (batch.last, batch.ends);
-            let more = !ends && last < end;
-            let (positions, applying) = (batch.positions, batch.events.len());
-            let apply = async {
-                let started = std::time::Instant::now();
-                self.apply_batch(conn, generation, batch.events, last).await.map(|()| started.elapsed())
-            };
-            let read_next = async {
-                let started = std::time::Instant::now();
-                if more {
-                    recorded::read(&mut reader, &self.ns, self.projection.as_ref(), filter, last, limit)
-                        .await
-                        .map(|next| (Some(next), started.elapsed()))
-                } else {
-                    Ok((None, started.elapsed()))
-                }
-            };
-            let (applied_in, next) = tokio::join!(apply, read_next);
-            let (applied_in, (next, read_in)) = (applied_in?, next?);
+            let (waited, applying) = (waiting.elapsed(), std::time::Instant::now());
+            let (positions, events, last) = (batch.positions, batch.events.len(), batch.last);
+            self.apply_batch(conn, generation, batch.events, last).await?;
             tracing::debug!(
                 projection = name,
                 positions,
-                applied = applying,
-                applied_ms = applied_in.as_millis() as u64,
-                next_read_ms = read_in.as_millis() as u64,
+                applied = events,
+                applied_ms = applying.elapsed().as_millis() as u64,
+                waited_ms = waited.as_millis() as u64,
                 "batch from the store"
             );
             applied = last;
             self.caught_up_from_store.store(last, std::sync::atomic::Ordering::Relaxed);
             self.projection.after_commit(&self.pool).await?;
-            batch = match next {
-                Some(next) => next,
-                None if ends => break,
-                None => {
-                    // Events recorded meanwhile: on while the backlog is long.
-                    end = recorded::recorded_end(&self.pool).await?;
-                    if u64::try_from(end - applied).unwrap_or(0) < self.from_store_above {
-                        break;
-                    }
-                    recorded::read(&mut reader, &self.ns, self.projection.as_ref(), filter, applied, limit).await?
-                }
-            };
         }
         tracing::info!(
             projection = name,
@@ -669,22 +654,28 @@ impl ProjectionRunner {
         Ok(applied)
     }
 
-    /// Builds the indexes a rebuild deferred, holding the checkpoint (a rebuild requested
-    /// meanwhile makes this applier start over instead).
+    /// Builds the indexes a rebuild deferred, all at once, each in a transaction of its own
+    /// on a connection of its own that holds the checkpoint (shared with the others, so a
+    /// rebuild requested meanwhile waits, and this applier then starts over).
     async fn build_deferred(&self, conn: &mut PgConnection, generation: i64) -> Result<(), ProjectionError> {
         let name = self.projection.name();
         let started = std::time::Instant::now();
-        let mut tx = conn.begin().await?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT generation FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
-        if current != generation {
-            return Err(ProjectionError::Rebuilt);
-        }
-        let built = indexes::build(&mut tx, name).await?;
-        tx.commit().await?;
+        let waiting = indexes::deferred_names(&mut *conn, name).await?;
+        let builds = waiting.iter().map(|index| async move {
+            let mut tx = self.pool.begin().await?;
+            let current: i64 =
+                sqlx::query_scalar("SELECT generation FROM projection_checkpoints WHERE name = $1 FOR SHARE")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if current != generation {
+                return Err(ProjectionError::Rebuilt);
+            }
+            let built = indexes::build(&mut tx, name, index).await?;
+            tx.commit().await?;
+            Ok::<_, ProjectionError>(built)
+        });
+        let built = futures::future::try_join_all(builds).await?.into_iter().filter(|built| *built).count();
         tracing::info!(projection = name, built, ms = started.elapsed().as_millis() as u64, "deferred indexes built");
         Ok(())
     }

@@ -157,6 +157,52 @@ async fn a_long_backlog_is_caught_up_from_the_store_as_far_as_it_holds_what_was_
     assert_eq!(clicks_view(&app).await, view_before);
 }
 
+/// A batch from the store reads its own events, each by its index, whatever the store
+/// holds besides and whether Postgres has statistics on it or not: as a plain join ordered
+/// by position, each batch scanned the whole of `events` once it had them (a rebuild's cost
+/// grew with the square of the store), and sorted its wide rows on disk before.
+#[tokio::test]
+async fn a_batch_from_the_store_reads_only_its_own_events() {
+    let database = framecart_tests::TestDatabase::create().await.expect("a database");
+    let db = sqlx::PgPool::connect(&database.url).await.expect("a pool");
+    framecart_api::commands::db::migrate(&db).await.expect("migrations");
+    for statement in [
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'click', i::text, 1, 'ClickRecorded', '2.0', json_build_object('pad', repeat('x', 600)), '{}'
+         FROM generate_series(1, 50000) i",
+        "INSERT INTO event_log (log_position, global_position, event_id, hash)
+         SELECT global_position, global_position, event_id, '' FROM events",
+    ] {
+        sqlx::query(statement).execute(&db).await.expect(statement);
+    }
+    for statistics in [false, true] {
+        if statistics {
+            sqlx::query("ANALYZE events, event_log").execute(&db).await.expect("analyze");
+        }
+        let plan: serde_json::Value =
+            sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {}", projections::recorded::READ))
+                .bind(20_000_i64)
+                .bind(5_000_i64)
+                .bind(vec!["click".to_owned()])
+                .bind(vec!["PersonalDataErased".to_owned()])
+                .bind(false)
+                .fetch_one(&db)
+                .await
+                .expect("the plan");
+        let mut nodes = vec![&plan[0]["Plan"]];
+        let mut kinds = Vec::new();
+        while let Some(node) = nodes.pop() {
+            kinds.push((node["Node Type"].as_str().unwrap_or(""), node["Relation Name"].as_str().unwrap_or("")));
+            nodes.extend(node["Plans"].as_array().into_iter().flatten());
+        }
+        let said = format!("statistics: {statistics}, plan: {kinds:?}");
+        assert!(!kinds.contains(&("Seq Scan", "events")), "scans the whole store; {said}");
+        assert!(kinds.contains(&("Index Scan", "events")), "looks each event up by its index; {said}");
+        assert!(!kinds.iter().any(|(kind, _)| ["Sort", "Gather", "Gather Merge"].contains(kind)), "{said}");
+    }
+    db.close().await;
+}
+
 #[tokio::test]
 async fn killed_projections_resume_without_loss_or_duplicates() {
     let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
