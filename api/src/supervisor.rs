@@ -27,6 +27,7 @@ use framecart_commands::relay::{Relay, RelayConfig, RelayStats};
 use framecart_commands::store::WriteMode;
 use framecart_commands::{Commands, db, stream};
 use framecart_processes::{DetectorWorker, WorkerConfig};
+use framecart_projections::notices::RebuildNotices;
 use framecart_projections::{Projection, ProjectionRunner};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -381,13 +382,19 @@ impl Running {
                 self.background.child_token(),
             )));
         }
+        if consumers.is_empty() {
+            return;
+        }
+        let (notices, listening) = RebuildNotices::listen(self.state.pool.clone(), self.background.child_token());
+        self.projections.push(tokio::spawn(listening));
         for projection in consumers {
             let runner = ProjectionRunner::new(
                 self.state.pool.clone(),
                 self.state.jetstream.clone(),
                 self.state.settings.namespace.clone(),
                 projection,
-            );
+            )
+            .hearing_rebuilds(&notices);
             self.projections.push(tokio::spawn(runner.run(self.background.child_token())));
         }
     }

@@ -34,6 +34,7 @@ pub mod copy;
 pub mod detections;
 pub mod files;
 pub mod indexes;
+pub mod notices;
 pub mod orders;
 pub mod personal;
 pub mod products;

@@ -12,7 +12,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::quarantine::{self, SetAside};
-use crate::{indexes, recorded};
+use crate::{indexes, notices, recorded};
 
 /// One read model fed from the log.
 #[async_trait]
@@ -198,6 +198,10 @@ pub struct ProjectionRunner {
     from_store_above: u64,
     /// The last log position it applied from the store (0: none yet).
     caught_up_from_store: std::sync::atomic::AtomicI64,
+    /// Rebuild requests as this process hears them ([`notices`]), beside its own checks.
+    notices: Option<notices::RebuildNotices>,
+    /// How often it checks for a rebuild while it leads ([`CHECK_EVERY`]).
+    check_every: Duration,
 }
 
 /// One message of the log as the runner reads it: from a consumer's batch, or fetched
@@ -339,7 +343,24 @@ impl ProjectionRunner {
             projection,
             from_store_above: recorded::FROM_STORE_ABOVE,
             caught_up_from_store: std::sync::atomic::AtomicI64::new(0),
+            notices: None,
+            check_every: CHECK_EVERY,
         }
+    }
+
+    /// Hears rebuild requests from `notices` as they are made, beside its own checks.
+    #[must_use]
+    pub fn hearing_rebuilds(mut self, notices: &notices::RebuildNotices) -> Self {
+        self.notices = Some(notices.clone());
+        self
+    }
+
+    /// Checks for a rebuild (and the rest of its periodic work) every `every` instead
+    /// of every [`CHECK_EVERY`].
+    #[must_use]
+    pub fn checking_every(mut self, every: Duration) -> Self {
+        self.check_every = every;
+        self
     }
 
     /// Catches up from the store from a backlog of `messages` (the default is
@@ -492,8 +513,9 @@ impl ProjectionRunner {
             Arc::clone(&self.projection),
             Arc::clone(&slot),
         )));
-        let mut tick = tokio::time::interval(CHECK_EVERY);
+        let mut tick = tokio::time::interval(self.check_every);
         let mut ticks: u32 = 0;
+        let mut heard = self.notices.as_ref().map(notices::RebuildNotices::subscribe);
         // Events only counted past, not yet in the checkpoint, and when to save them.
         let mut skipped: Option<(i64, tokio::time::Instant)> = None;
         // Whether batches wait for more messages ([`LINGER`]), and when the last was taken.
@@ -513,12 +535,14 @@ impl ProjectionRunner {
                 () = save_skipped => {
                     self.save_skipped(conn, generation, skipped.take()).await?;
                 }
+                notice = notices::next(&mut heard) => {
+                    // Another projection's rebuild, or (`None`) perhaps this one's.
+                    if notice.is_none_or(|projection| projection == name) && rebuilt_since(conn, name, generation).await? {
+                        return Err(ProjectionError::Rebuilt);
+                    }
+                }
                 _ = tick.tick() => {
-                    let now: i64 = sqlx::query_scalar("SELECT generation FROM projection_checkpoints WHERE name = $1")
-                        .bind(name)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    if now != generation {
+                    if rebuilt_since(conn, name, generation).await? {
                         return Err(ProjectionError::Rebuilt);
                     }
                     // Work owed from earlier batches (files, commands) is retried here too.
@@ -1074,6 +1098,15 @@ fn several_filters(js: &jetstream::Context) -> bool {
     several
 }
 
+/// Whether `projection` has a generation newer than `generation` (a rebuild requested).
+async fn rebuilt_since(conn: &mut PgConnection, projection: &str, generation: i64) -> Result<bool, ProjectionError> {
+    let now: i64 = sqlx::query_scalar("SELECT generation FROM projection_checkpoints WHERE name = $1")
+        .bind(projection)
+        .fetch_one(conn)
+        .await?;
+    Ok(now != generation)
+}
+
 /// Starts a new generation: empties the views and resets the checkpoint, atomically with
 /// respect to the running applier (it holds the checkpoint row while it applies).
 pub async fn request_rebuild(pool: &PgPool, projection: &dyn Projection) -> Result<i64, ProjectionError> {
@@ -1100,6 +1133,8 @@ pub async fn request_rebuild(pool: &PgPool, projection: &dyn Projection) -> Resu
     .bind(name)
     .fetch_one(&mut *tx)
     .await?;
+    // Heard by the runners of every process as this commits ([`notices`]).
+    sqlx::query("SELECT pg_notify($1, $2)").bind(notices::CHANNEL).bind(name).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(generation)
 }

@@ -203,6 +203,46 @@ async fn a_batch_from_the_store_reads_only_its_own_events() {
     db.close().await;
 }
 
+/// A runner hears a rebuild requested elsewhere as it is committed, not at its next
+/// periodic check: here the check comes once an hour, and the rebuild is done in seconds.
+#[tokio::test]
+async fn a_rebuild_request_is_heard_as_it_is_made() {
+    let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
+    post_mixed_clicks(&app, 12).await;
+    app.wait_for_clicks_view().await;
+    app.running.kill_projections().await;
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (notices, listening) =
+        projections::notices::RebuildNotices::listen(app.running.state.pool.clone(), shutdown.clone());
+    let listening = tokio::spawn(listening);
+    let runner = clicks_runner(&app).hearing_rebuilds(&notices).checking_every(Duration::from_secs(3600));
+    let running = tokio::spawn(runner.run(shutdown.clone()));
+    framecart_tests::eventually("the runner leads", Duration::from_secs(20), || async {
+        let leads: Option<bool> = sqlx::query_scalar(
+            "SELECT leader_generation = generation FROM projection_checkpoints WHERE name = 'clicks'",
+        )
+        .fetch_optional(&app.db)
+        .await
+        .expect("the checkpoint");
+        leads.filter(|leads| *leads)
+    })
+    .await;
+    // A click it applies: it is past its first check, which comes at once.
+    post_mixed_clicks(&app, 1).await;
+    app.wait_for_clicks_view().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let view_before = clicks_view(&app).await;
+    assert_eq!(view_before.len(), 13);
+
+    let rebuilt = tokio::time::timeout(Duration::from_secs(30), clicks_runner(&app).rebuild(&|_, _| {})).await;
+    assert!(matches!(rebuilt, Ok(Ok(()))), "the leading runner never heard the rebuild: {rebuilt:?}");
+    assert_eq!(clicks_view(&app).await, view_before);
+    shutdown.cancel();
+    running.await.expect("the runner ends");
+    listening.await.expect("the listener ends");
+}
+
 #[tokio::test]
 async fn killed_projections_resume_without_loss_or_duplicates() {
     let mut app = TestApp::spawn_bare(&[framecart_api::Role::All]).await;
