@@ -929,12 +929,22 @@ impl ProjectionRunner {
     /// When a server runs it, the server notices the new generation and replays; this call
     /// waits until it has caught up. `progress` hears `(applied, stream_last)` now and then.
     pub async fn rebuild(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<(), ProjectionError> {
-        let generation = request_rebuild(&self.pool, self.projection.as_ref()).await?;
+        // Whether a server applies it is asked before the request: a server's runner hears
+        // the request at once and lets go of the lock for a moment while it starts over,
+        // and this command would then take it (in two of three bench runs) and replay the
+        // projection itself, on its own cores' share, while the server stood by.
         let mut conn = self.pool.acquire().await?.detach();
         let elected: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
             .bind(self.lock_key())
             .fetch_one(&mut conn)
             .await?;
+        let generation = match request_rebuild(&self.pool, self.projection.as_ref()).await {
+            Ok(generation) => generation,
+            Err(e) => {
+                let _ = conn.close().await;
+                return Err(e);
+            }
+        };
         if elected {
             let never = CancellationToken::new();
             let result = tokio::select! {

@@ -235,8 +235,11 @@ async fn a_rebuild_request_is_heard_as_it_is_made() {
     let view_before = clicks_view(&app).await;
     assert_eq!(view_before.len(), 13);
 
-    let rebuilt = tokio::time::timeout(Duration::from_secs(30), clicks_runner(&app).rebuild(&|_, _| {})).await;
+    // Were the command to apply it itself, it would catch up from the store.
+    let command = clicks_runner(&app).catching_up_from_store_above(1);
+    let rebuilt = tokio::time::timeout(Duration::from_secs(30), command.rebuild(&|_, _| {})).await;
     assert!(matches!(rebuilt, Ok(Ok(()))), "the leading runner never heard the rebuild: {rebuilt:?}");
+    assert_eq!(command.caught_up_from_store(), 0, "the command replayed it, not the runner that leads");
     assert_eq!(clicks_view(&app).await, view_before);
     shutdown.cancel();
     running.await.expect("the runner ends");
