@@ -4,7 +4,8 @@
 //! # Architecture invariants
 //!
 //! - Imports `domain` and no other workspace crate; reads events only from the log: the
-//!   stream, or, for a backlog of 10k messages or more (a rebuild, a long stop), the
+//!   stream, or, for a backlog of 10k events or more that it applies (a rebuild, a long
+//!   stop; estimated from a sample of the store's record), the
 //!   store's record of it (`event_log` joined with `events`: the rows the relay restores
 //!   the stream from, at the same positions), as far as that holds what was recorded, then
 //!   the stream ([`recorded`]).

@@ -363,11 +363,11 @@ impl ProjectionRunner {
         self
     }
 
-    /// Catches up from the store from a backlog of `messages` (the default is
-    /// [`recorded::FROM_STORE_ABOVE`]; `u64::MAX`: never).
+    /// Catches up from the store from a backlog of about `events` it applies (the default
+    /// is [`recorded::FROM_STORE_ABOVE`]; `u64::MAX`: never).
     #[must_use]
-    pub fn catching_up_from_store_above(mut self, messages: u64) -> Self {
-        self.from_store_above = messages;
+    pub fn catching_up_from_store_above(mut self, events: u64) -> Self {
+        self.from_store_above = events;
         self
     }
 
