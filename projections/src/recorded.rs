@@ -67,9 +67,7 @@ impl StoreFilter {
         }
         Some(filter)
     }
-}
 
-impl StoreFilter {
     /// Whether an event of this aggregate and event type passes.
     fn lets_through(&self, aggregate_type: &str, event_type: &str) -> bool {
         self.everything

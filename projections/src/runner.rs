@@ -721,9 +721,6 @@ impl ProjectionRunner {
         }
     }
 
-    /// The consumer is only a cursor; the checkpoint in Postgres is the truth. Recreating
-    /// it at the checkpoint + 1 means nothing applied is lost and nothing is skipped,
-    /// whatever acks or asynchronous commits a crash lost.
     /// Deletes the last leader's consumer; returns the stream. Only its absence is fine: a
     /// delete that failed otherwise (timed out while the stream's leader moved) left it
     /// there, and creating over it would fail ("deliver policy can not be updated") or,
@@ -738,6 +735,9 @@ impl ProjectionRunner {
         }
     }
 
+    /// The consumer is only a cursor; the checkpoint in Postgres is the truth. Recreating
+    /// it at the checkpoint + 1 means nothing applied is lost and nothing is skipped,
+    /// whatever acks or asynchronous commits a crash lost.
     async fn recreate_consumer(&self, applied: i64) -> Result<consumer::PullConsumer, ProjectionError> {
         let applied = u64::try_from(applied).unwrap_or(0);
         let stream = self.delete_consumer().await?;
